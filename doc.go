@@ -1,0 +1,39 @@
+// Package opskit is an embeddable Go SDK for the automation a small platform
+// team writes around GitLab, a help desk and a fleet of Linux machines.
+//
+// This package holds no code. Import the packages below into your own
+// internal tools, compose their typed APIs in your own main packages, and
+// test those mains with the in-memory fakes that opskit ships beside each
+// package (the *test subpackages, like net/http/httptest).
+//
+//   - [github.com/opskit/opskit/release]: stream release.tgz with its metadata
+//     from a build server to a release API that verifies the checksum, stores
+//     the release atomically and runs a release hook; fetch a file only when
+//     its checksum differs.
+//   - [github.com/opskit/opskit/gitlabx]: a GitLab webhook service that warns
+//     on merge requests whose branches carry different versions and moves
+//     issues through workflow labels; a create-or-comment issue reporter.
+//   - [github.com/opskit/opskit/gitlabx/gitlabtest]: a stateful in-memory
+//     GitLab REST v4 server and webhook sender for tests.
+//   - [github.com/opskit/opskit/freshdesk]: a Freshdesk API v2 client and a
+//     bridge that escalates a ticket to a GitLab issue without duplicates.
+//   - [github.com/opskit/opskit/freshdesk/freshdesktest]: an in-memory
+//     Freshdesk API v2 server for tests.
+//   - [github.com/opskit/opskit/racelog]: a streaming parser for Go
+//     race-detector reports in application logs, with stable fingerprints.
+//   - [github.com/opskit/opskit/semtag]: the next semantic-version tag, from
+//     GitLab tags or a local git repository.
+//   - [github.com/opskit/opskit/fleet]: local, SSH and expect command
+//     executors, fan-out over many hosts, discovery and file push.
+//   - [github.com/opskit/opskit/fleet/agent]: a small host agent for system
+//     stats and supervised package installs, reached over SSH.
+//   - [github.com/opskit/opskit/fleet/fleettest]: an in-process SSH server and
+//     a recording executor for tests.
+//   - [github.com/opskit/opskit/workflow]: a canary rollout runner with an
+//     exact failure budget, an EndState and a resumable journal.
+//
+// The programs under examples/ are thin mains, one per job; examples/tour
+// runs all of it end to end against the fakes:
+//
+//	go run github.com/opskit/opskit/examples/tour@latest
+package opskit

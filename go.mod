@@ -1,0 +1,3 @@
+module github.com/opskit/opskit
+
+go 1.26.0
