@@ -1,0 +1,45 @@
+// Package workflow runs canary rollouts over many targets: it checks global
+// preconditions, runs a few canaries one at a time, soaks, runs the rest
+// with bounded concurrency under an exact failure budget, checks
+// postconditions, and reports an EndState.
+//
+// Each target's work is a state machine of named StateFn states. Every
+// transition goes to an append-only, fsync'd JSON-lines Journal, so after a
+// crash of the controlling process Runner.Resume skips the targets that
+// succeeded and restarts the others at the state they were in, and
+// Runner.RetryFailed reruns only the failed ones from the state they failed in.
+//
+// The shortest useful program:
+//
+//	j, err := workflow.OpenJournal("rollout.journal")
+//	if err != nil {
+//		return err
+//	}
+//	defer j.Close()
+//	var targets []workflow.Target
+//	for _, host := range hosts {
+//		targets = append(targets, workflow.Target{Name: host, States: []workflow.State{
+//			{Name: "stop", Fn: workflow.Cmd(exec, host, "systemctl stop app", workflow.Goto("start"))},
+//			{Name: "start", Fn: workflow.Cmd(exec, host, "systemctl start app", nil)},
+//		}})
+//	}
+//	r := workflow.Runner{Concurrency: 10, CanaryNum: 1, Soak: time.Minute, MaxFailures: 2, Journal: j}
+//	report, err := r.Run(ctx, targets) // after a crash: r.Resume(ctx, targets)
+//	fmt.Println(report.State)          // ESSuccess, ESCanaryFailure, ESMaxFailures, ...
+//
+// The failure budget is exact: with MaxFailures set to n, the (n+1)th
+// failure trips it and no target starts afterwards, whatever the
+// concurrency. Targets already running then drain, or are canceled when
+// CancelInFlight is set.
+//
+// # Testing
+//
+// Targets are plain functions, so tests need no fake of this package: build
+// targets whose states record their calls, and drive timing (soak, per-target
+// timeouts, cancellation) inside testing/synctest bubbles as this package's
+// own tests do. For states that run commands, the Executor interface is
+// satisfied by the recording executor of package
+// github.com/opskit/opskit/fleet/fleettest through a one-line adapter; this
+// package's example_test.go and examples/rollout use their own in-memory
+// executors.
+package workflow

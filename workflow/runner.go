@@ -1,0 +1,633 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Check is a named global precondition or postcondition.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Runner runs a rollout over many targets: preconditions, canaries one at a
+// time, a soak, the rest with bounded concurrency under a failure budget,
+// then postconditions. The zero value runs one target at a time, tolerates
+// no failure and has no canaries. A Runner may be reused but not run
+// concurrently with itself.
+type Runner struct {
+	// Concurrency is how many non-canary targets run at once; 0 means 1.
+	Concurrency int
+	// CanaryNum is how many of the targets to run go first, one at a
+	// time. Any canary failure ends the rollout with ESCanaryFailure before
+	// a non-canary target starts.
+	CanaryNum int
+	// Soak is a pause after the canary phase (only when a canary ran and
+	// targets remain). It ends early, with ESCanceled, when ctx is canceled.
+	Soak time.Duration
+	// MaxFailures is how many failed targets are tolerated. The next
+	// failure trips the budget: the rollout ends with ESMaxFailures and no
+	// target starts after it.
+	MaxFailures int
+	// CancelInFlight makes a tripped budget cancel the targets still
+	// running; by default they drain (run to their end).
+	CancelInFlight bool
+	// TargetTimeout bounds each target (checks, states and post-check);
+	// 0 means no bound. A target that runs out of time fails.
+	TargetTimeout time.Duration
+	// Preconditions run first, in order; a failure ends the rollout with
+	// ESPreconditionFailure before any target starts.
+	Preconditions []Check
+	// Postconditions run after every target ran within the budget; a
+	// failure ends the rollout with ESPostconditionFailure.
+	Postconditions []Check
+	// Gate, if set, is asked before each phase that will run targets or
+	// postconditions (canary, rollout, postcondition), for approvals or
+	// metrics. An error ends the rollout: before the canaries with
+	// ESPreconditionFailure, before the rollout with ESCanaryFailure,
+	// before the postconditions with ESPostconditionFailure.
+	Gate func(ctx context.Context, next Phase) error
+	// DryRun writes the plan to PlanOutput and runs nothing; the report's
+	// State is then ESUnknown.
+	DryRun bool
+	// PlanOutput receives the plan of a dry run; nil discards it.
+	PlanOutput io.Writer
+	// Journal, if set, receives every event, fsync'd, before the work it
+	// announces goes on. Resume and RetryFailed read it.
+	Journal *Journal
+	// OnEvent, if set, receives every event. Calls are serialized, so it
+	// need not be safe for concurrent use, but it should return quickly.
+	OnEvent func(Event)
+	// Logger receives failures and budget trips; nil discards.
+	Logger *slog.Logger
+}
+
+// Report is the outcome of a rollout. Target lists are in target order.
+type Report struct {
+	State EndState
+	// Succeeded lists the targets that ran to their end in this run.
+	Succeeded []string
+	// Failures lists the targets that failed, each with the state it
+	// failed in; within the budget they do not stop the rollout.
+	Failures []*TargetError
+	// Interrupted lists started targets stopped by cancellation.
+	Interrupted []string
+	// Skipped lists targets the journal shows need no run.
+	Skipped []string
+	// NotStarted lists targets that never started.
+	NotStarted []string
+}
+
+// Run runs the rollout over targets from their first state. If it ends
+// other than in ESSuccess, the error is a *RunError; the Report says what
+// happened to every target either way. Invalid settings or targets give an
+// error wrapping ErrInvalid.
+func (r *Runner) Run(ctx context.Context, targets []Target) (Report, error) {
+	return r.run(ctx, targets, nil)
+}
+
+// Resume continues the rollout recorded in r.Journal (typically after the
+// controlling process crashed or was stopped): targets that succeeded are
+// skipped, the others restart at the state they last entered, and targets
+// with no record start from the beginning. The canary phase, soak and
+// budget apply afresh to the targets that run.
+func (r *Runner) Resume(ctx context.Context, targets []Target) (Report, error) {
+	if r.Journal == nil {
+		return Report{}, ErrNoJournal
+	}
+	return r.run(ctx, targets, func(st TargetStatus, ok bool) (bool, string) {
+		if !ok {
+			return true, ""
+		}
+		return st.Status != StatusSucceeded, st.State
+	})
+}
+
+// RetryFailed reruns only the targets that r.Journal records as failed,
+// each from the state it failed in.
+func (r *Runner) RetryFailed(ctx context.Context, targets []Target) (Report, error) {
+	if r.Journal == nil {
+		return Report{}, ErrNoJournal
+	}
+	return r.run(ctx, targets, func(st TargetStatus, ok bool) (bool, string) {
+		return ok && st.Status == StatusFailed, st.State
+	})
+}
+
+type outcome int
+
+const (
+	notStarted outcome = iota
+	running
+	succeeded
+	failed
+	interrupted
+	skipped
+)
+
+type rollout struct {
+	r       *Runner
+	targets []Target
+	log     *slog.Logger
+	emitMu  sync.Mutex
+	quiet   bool // no journal and no callback: skip the event path
+
+	mu       sync.Mutex
+	outcome  []outcome
+	errs     []*TargetError
+	failures int
+	tripped  *TargetError
+	tripCh   chan struct{}
+
+	cancelPhase context.CancelFunc // cancels the rollout phase's targets
+}
+
+func (r *Runner) validate(targets []Target) error {
+	switch {
+	case r.Concurrency < 0:
+		return fmt.Errorf("%w: negative concurrency %d", ErrInvalid, r.Concurrency)
+	case r.CanaryNum < 0:
+		return fmt.Errorf("%w: negative canary count %d", ErrInvalid, r.CanaryNum)
+	case r.MaxFailures < 0:
+		return fmt.Errorf("%w: negative failure budget %d", ErrInvalid, r.MaxFailures)
+	case r.Soak < 0 || r.TargetTimeout < 0:
+		return fmt.Errorf("%w: negative duration", ErrInvalid)
+	}
+	seen := make(map[string]bool, len(targets))
+	for i, t := range targets {
+		if t.Name == "" {
+			return fmt.Errorf("%w: target %d has no name", ErrInvalid, i)
+		}
+		if seen[t.Name] {
+			return fmt.Errorf("%w: target %s appears twice", ErrInvalid, t.Name)
+		}
+		seen[t.Name] = true
+		if len(t.States) == 0 {
+			return fmt.Errorf("%w: target %s has no states", ErrInvalid, t.Name)
+		}
+		for j, s := range t.States {
+			switch {
+			case s.Name == "":
+				return fmt.Errorf("%w: target %s: state %d has no name", ErrInvalid, t.Name, j)
+			case s.Fn == nil:
+				return fmt.Errorf("%w: target %s: state %s has no function", ErrInvalid, t.Name, s.Name)
+			case s.Name == StatePreCheck || s.Name == StatePostCheck || s.Name == StateRollback:
+				return fmt.Errorf("%w: target %s: state name %s is reserved", ErrInvalid, t.Name, s.Name)
+			}
+			for _, o := range t.States[:j] {
+				if o.Name == s.Name {
+					return fmt.Errorf("%w: target %s: state %s appears twice", ErrInvalid, t.Name, s.Name)
+				}
+			}
+		}
+	}
+	for _, c := range slices.Concat(r.Preconditions, r.Postconditions) {
+		if c.Name == "" || c.Fn == nil {
+			return fmt.Errorf("%w: a check needs a name and a function", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// selectFn decides, from the journal, whether a target runs and where it
+// restarts. nil runs every target from its start.
+type selectFn func(st TargetStatus, ok bool) (run bool, at string)
+
+func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Report, error) {
+	if err := r.validate(targets); err != nil {
+		return Report{}, err
+	}
+	ro := &rollout{
+		r:       r,
+		targets: targets,
+		log:     r.Logger,
+		quiet:   r.Journal == nil && r.OnEvent == nil,
+		outcome: make([]outcome, len(targets)),
+		errs:    make([]*TargetError, len(targets)),
+		tripCh:  make(chan struct{}),
+	}
+	if ro.log == nil {
+		ro.log = slog.New(slog.DiscardHandler)
+	}
+	// Which targets run, and from which state.
+	startAt := make([]string, len(targets))
+	var todo, skip []int
+	for i, t := range targets {
+		if sel != nil {
+			st, ok := r.Journal.Status(t.Name)
+			run, at := sel(st, ok)
+			if !run {
+				ro.outcome[i] = skipped
+				skip = append(skip, i)
+				continue
+			}
+			startAt[i] = at
+		}
+		todo = append(todo, i)
+	}
+	ncan := min(r.CanaryNum, len(todo))
+	canaries, rest := todo[:ncan], todo[ncan:]
+
+	if r.DryRun {
+		if r.PlanOutput != nil {
+			r.writePlan(r.PlanOutput, targets, skip, canaries, rest, startAt)
+		}
+		return ro.report(ESUnknown), nil
+	}
+	for i := range targets {
+		if ro.outcome[i] == skipped {
+			if err := ro.emit(Event{Kind: EventSkip, Target: targets[i].Name}); err != nil {
+				return ro.end(ESUnknown, "", err)
+			}
+		}
+	}
+
+	// Preconditions.
+	if len(r.Preconditions) > 0 {
+		if err := ro.emit(Event{Kind: EventPhase, Phase: PhasePrecondition}); err != nil {
+			return ro.end(ESPreconditionFailure, PhasePrecondition, err)
+		}
+		for _, c := range r.Preconditions {
+			if err := c.Fn(ctx); err != nil {
+				if ctx.Err() != nil {
+					return ro.end(ESCanceled, PhasePrecondition, ctx.Err())
+				}
+				return ro.end(ESPreconditionFailure, PhasePrecondition, fmt.Errorf("precondition %s: %w", c.Name, err))
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return ro.end(ESCanceled, PhasePrecondition, err)
+	}
+
+	// Canaries, one at a time.
+	if len(canaries) > 0 {
+		if st, err := ro.gate(ctx, PhaseCanary, ESPreconditionFailure); err != nil {
+			return ro.end(st, PhaseCanary, err)
+		}
+		for _, i := range canaries {
+			switch ro.runTarget(ctx, ctx, i, PhaseCanary, startAt[i], false) {
+			case failed:
+				return ro.end(ESCanaryFailure, PhaseCanary, ro.errs[i])
+			case interrupted, notStarted:
+				return ro.end(ESCanceled, PhaseCanary, ctx.Err())
+			}
+		}
+		// Soak, once, when targets remain.
+		if r.Soak > 0 && len(rest) > 0 {
+			if err := ro.emit(Event{Kind: EventPhase, Phase: PhaseSoak}); err != nil {
+				return ro.end(ESCanaryFailure, PhaseSoak, err)
+			}
+			t := time.NewTimer(r.Soak)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ro.end(ESCanceled, PhaseSoak, ctx.Err())
+			case <-t.C:
+			}
+		}
+	}
+
+	// The rest, concurrently, under the budget.
+	if len(rest) > 0 {
+		if st, err := ro.gate(ctx, PhaseRollout, ESCanaryFailure); err != nil {
+			return ro.end(st, PhaseRollout, err)
+		}
+		ro.rollout(ctx, rest, startAt)
+		if ro.tripped != nil {
+			return ro.end(ESMaxFailures, PhaseRollout, ro.tripped)
+		}
+		if err := ctx.Err(); err != nil {
+			return ro.end(ESCanceled, PhaseRollout, err)
+		}
+	}
+
+	// Postconditions.
+	if len(r.Postconditions) > 0 {
+		if st, err := ro.gate(ctx, PhasePostcondition, ESPostconditionFailure); err != nil {
+			return ro.end(st, PhasePostcondition, err)
+		}
+		for _, c := range r.Postconditions {
+			if err := c.Fn(ctx); err != nil {
+				if ctx.Err() != nil {
+					return ro.end(ESCanceled, PhasePostcondition, ctx.Err())
+				}
+				return ro.end(ESPostconditionFailure, PhasePostcondition, fmt.Errorf("postcondition %s: %w", c.Name, err))
+			}
+		}
+	}
+	return ro.end(ESSuccess, "", nil)
+}
+
+// gate emits the phase event and asks the gate; on refusal it returns the
+// end state to report.
+func (ro *rollout) gate(ctx context.Context, next Phase, refused EndState) (EndState, error) {
+	if err := ro.emit(Event{Kind: EventPhase, Phase: next}); err != nil {
+		return refused, err
+	}
+	if ro.r.Gate == nil {
+		return 0, nil
+	}
+	if err := ro.r.Gate(ctx, next); err != nil {
+		if ctx.Err() != nil {
+			return ESCanceled, ctx.Err()
+		}
+		return refused, fmt.Errorf("gate refused the %s phase: %w", next, err)
+	}
+	return 0, nil
+}
+
+func (ro *rollout) rollout(ctx context.Context, idx []int, startAt []string) {
+	phaseCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ro.cancelPhase = cancel
+	sem := make(chan struct{}, max(ro.r.Concurrency, 1))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, i := range idx {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		case <-ro.tripCh:
+			return
+		}
+		ro.mu.Lock()
+		stop := ro.tripped != nil || ctx.Err() != nil
+		ro.mu.Unlock()
+		if stop {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ro.runTarget(ctx, phaseCtx, i, PhaseRollout, startAt[i], true)
+			<-sem
+		}()
+	}
+}
+
+// runTarget starts target i and runs it to its outcome. runCtx is the
+// rollout's context and ctx the phase's (canceled also by a trip with
+// CancelInFlight). The start decision, the start event, and the outcome
+// with its budget accounting are each made under ro.mu, so the journal
+// shows no start after the failure that trips the budget.
+func (ro *rollout) runTarget(runCtx, ctx context.Context, i int, phase Phase, at string, budget bool) outcome {
+	t := &ro.targets[i]
+	ro.mu.Lock()
+	if ro.tripped != nil || ctx.Err() != nil {
+		ro.mu.Unlock()
+		return notStarted
+	}
+	ro.outcome[i] = running
+	err := ro.emit(Event{Kind: EventStart, Phase: phase, Target: t.Name})
+	ro.mu.Unlock()
+
+	tr := &targetRun{ro: ro, t: t, phase: phase}
+	if err == nil {
+		tctx := ctx
+		if d := ro.r.TargetTimeout; d > 0 {
+			var cancel context.CancelFunc
+			tctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		err = tr.run(tctx, at)
+	}
+	res := succeeded
+	ev := Event{Kind: EventDone, Phase: phase, Target: t.Name}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		res = interrupted
+		ev = Event{Kind: EventInterrupted, Phase: phase, Target: t.Name, State: tr.cur, Err: err}
+	default:
+		res = failed
+		ev = Event{Kind: EventFail, Phase: phase, Target: t.Name, State: tr.cur, Err: err}
+	}
+
+	ro.mu.Lock()
+	if eerr := ro.emit(ev); eerr != nil && res == succeeded {
+		res, err = failed, eerr
+	}
+	ro.outcome[i] = res
+	trip, n := false, 0
+	if res == failed {
+		ro.errs[i] = &TargetError{Target: t.Name, Phase: phase, State: tr.cur, Err: err}
+		if budget {
+			ro.failures++
+			n = ro.failures
+			if trip = n > ro.r.MaxFailures && ro.tripped == nil; trip {
+				ro.tripped = ro.errs[i]
+				close(ro.tripCh)
+			}
+		}
+	}
+	ro.mu.Unlock()
+
+	if res != failed {
+		return res
+	}
+	ro.log.Warn("target failed", "target", t.Name, "state", tr.cur, "err", err)
+	if trip {
+		ro.log.Warn("failure budget tripped", "target", t.Name, "failures", n, "tolerated", ro.r.MaxFailures)
+		if ro.r.CancelInFlight && ro.cancelPhase != nil {
+			ro.cancelPhase()
+		}
+	}
+	if t.Rollback != nil {
+		rctx, rcancel := context.WithCancel(runCtx)
+		if d := ro.r.TargetTimeout; d > 0 {
+			rctx, rcancel = context.WithTimeout(runCtx, d)
+		}
+		rerr := runChain(rctx, t.Rollback)
+		rcancel()
+		ro.emit(Event{Kind: EventRollback, Phase: phase, Target: t.Name, State: StateRollback, Err: rerr})
+		if rerr != nil {
+			ro.log.Warn("rollback failed", "target", t.Name, "err", rerr)
+		}
+	}
+	return res
+}
+
+func runChain(ctx context.Context, fn StateFn) error {
+	for fn != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		if fn, err = fn(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// targetRun is one target's machine while it runs; Goto finds it in the
+// context.
+type targetRun struct {
+	ro    *rollout
+	t     *Target
+	phase Phase
+	cur   string
+}
+
+func (tr *targetRun) enter(name string) (StateFn, error) {
+	fn, ok := tr.t.state(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownState, name)
+	}
+	if err := tr.ro.emit(Event{Kind: EventState, Phase: tr.phase, Target: tr.t.Name, State: name}); err != nil {
+		return nil, err
+	}
+	tr.cur = name
+	return fn, nil
+}
+
+func (tr *targetRun) run(ctx context.Context, at string) error {
+	if tr.t.PreCheck != nil {
+		tr.cur = StatePreCheck
+		if err := tr.t.PreCheck(ctx); err != nil {
+			return err
+		}
+	}
+	if at != StatePostCheck {
+		if at == "" {
+			at = tr.t.States[0].Name
+		}
+		ctx = context.WithValue(ctx, runKey{}, tr)
+		fn, err := tr.enter(at)
+		if err != nil {
+			tr.cur = at
+			return err
+		}
+		if err := runChain(ctx, fn); err != nil {
+			return err
+		}
+	}
+	if tr.t.PostCheck != nil {
+		if err := tr.ro.emit(Event{Kind: EventState, Phase: tr.phase, Target: tr.t.Name, State: StatePostCheck}); err != nil {
+			return err
+		}
+		tr.cur = StatePostCheck
+		if err := tr.t.PostCheck(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emit journals ev (fsync'd) and hands it to OnEvent, one event at a time.
+func (ro *rollout) emit(ev Event) error {
+	if ro.quiet {
+		return nil
+	}
+	ev.Time = time.Now()
+	ro.emitMu.Lock()
+	defer ro.emitMu.Unlock()
+	if j := ro.r.Journal; j != nil {
+		if err := j.Append(recordOf(ev)); err != nil {
+			return err
+		}
+	}
+	if ro.r.OnEvent != nil {
+		ro.r.OnEvent(ev)
+	}
+	return nil
+}
+
+func (ro *rollout) end(st EndState, phase Phase, cause error) (Report, error) {
+	rep := ro.report(st)
+	ro.emit(Event{Kind: EventEnd, Phase: phase, State: st.String(), Err: cause})
+	if st == ESSuccess {
+		return rep, nil
+	}
+	if cause == nil {
+		cause = errors.New("rollout stopped")
+	}
+	return rep, &RunError{State: st, Phase: phase, Err: cause}
+}
+
+func (ro *rollout) report(st EndState) Report {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	rep := Report{State: st}
+	for i, o := range ro.outcome {
+		name := ro.targets[i].Name
+		switch o {
+		case notStarted:
+			rep.NotStarted = append(rep.NotStarted, name)
+		case succeeded:
+			rep.Succeeded = append(rep.Succeeded, name)
+		case failed:
+			rep.Failures = append(rep.Failures, ro.errs[i])
+		case interrupted, running:
+			rep.Interrupted = append(rep.Interrupted, name)
+		case skipped:
+			rep.Skipped = append(rep.Skipped, name)
+		}
+	}
+	return rep
+}
+
+func (r *Runner) writePlan(w io.Writer, targets []Target, skipped, canaries, rest []int, startAt []string) {
+	timeout := "none"
+	if r.TargetTimeout > 0 {
+		timeout = r.TargetTimeout.String()
+	}
+	onTrip := "drain"
+	if r.CancelInFlight {
+		onTrip = "are canceled"
+	}
+	fmt.Fprintf(w, "plan: %d targets to run (%d skipped), %d canaries, concurrency %d, %d failures tolerated, per-target timeout %s, in-flight targets %s on a trip\n",
+		len(canaries)+len(rest), len(skipped), len(canaries), max(r.Concurrency, 1), r.MaxFailures, timeout, onTrip)
+	names := func(cs []Check) string {
+		var s []string
+		for _, c := range cs {
+			s = append(s, c.Name)
+		}
+		return strings.Join(s, ", ")
+	}
+	line := func(i int) string {
+		t := &targets[i]
+		s := t.Name + ": " + stateNames(t)
+		if startAt[i] != "" {
+			s += " (resumes at " + startAt[i] + ")"
+		}
+		return s
+	}
+	if len(r.Preconditions) > 0 {
+		fmt.Fprintf(w, "preconditions: %s\n", names(r.Preconditions))
+	}
+	for _, i := range skipped {
+		fmt.Fprintf(w, "skip %s\n", targets[i].Name)
+	}
+	for n, i := range canaries {
+		fmt.Fprintf(w, "canary %d: %s\n", n+1, line(i))
+	}
+	if len(canaries) > 0 && r.Soak > 0 && len(rest) > 0 {
+		fmt.Fprintf(w, "soak %s\n", r.Soak)
+	}
+	for _, i := range rest {
+		fmt.Fprintf(w, "rollout: %s\n", line(i))
+	}
+	if len(r.Postconditions) > 0 {
+		fmt.Fprintf(w, "postconditions: %s\n", names(r.Postconditions))
+	}
+}
+
+// stateNames lists a target's states as "a → b → c".
+func stateNames(t *Target) string {
+	names := make([]string, len(t.States))
+	for i, s := range t.States {
+		names[i] = s.Name
+	}
+	return strings.Join(names, " → ")
+}

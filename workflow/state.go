@@ -1,0 +1,102 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// StateFn is one state of a target's state machine. It does the state's
+// work and returns the state to run next, or nil when the target is done.
+// A returned error fails the target in the current state.
+//
+// To move to another named state, return Goto(name): the runner then
+// journals the transition, so that a failure or a crash records that state
+// and Resume restarts there. A StateFn returned without Goto runs as a
+// continuation of the current state.
+type StateFn func(ctx context.Context) (StateFn, error)
+
+// State is a named StateFn.
+type State struct {
+	Name string
+	Fn   StateFn
+}
+
+// Names reserved for the runner's own steps; no State may use them.
+const (
+	StatePreCheck  = "precheck"
+	StatePostCheck = "postcheck"
+	StateRollback  = "rollback"
+)
+
+// Target is one unit of a rollout, such as a backend server, with its work
+// described as a state machine.
+type Target struct {
+	// Name identifies the target in events, the journal and the report.
+	// It must be unique and non-empty.
+	Name string
+	// States are the target's named states; States[0] is where a fresh
+	// target starts. At least one is required.
+	States []State
+	// PreCheck, if set, runs before the first state each time the target
+	// starts (also when resumed). An error fails the target without
+	// changing the state Resume restarts at.
+	PreCheck func(ctx context.Context) error
+	// PostCheck, if set, runs after the last state. An error fails the
+	// target in state "postcheck"; Resume then runs only the post-check.
+	PostCheck func(ctx context.Context) error
+	// Rollback, if set, runs after the target failed (not after it was
+	// canceled). Its error is reported beside the failure. Resume still
+	// restarts at the state that failed.
+	Rollback StateFn
+}
+
+func (t *Target) state(name string) (StateFn, bool) {
+	for _, s := range t.States {
+		if s.Name == name {
+			return s.Fn, true
+		}
+	}
+	return nil, false
+}
+
+// ErrNotInRunner is returned by a StateFn made by Goto when it is called
+// outside a Runner.
+var ErrNotInRunner = errors.New("workflow: goto called outside a runner")
+
+// ErrUnknownState is returned (wrapped in a *TargetError) when Goto or a
+// journal names a state the target does not define.
+var ErrUnknownState = errors.New("workflow: unknown state")
+
+type runKey struct{}
+
+// Goto returns a StateFn that moves the target to its state called name:
+// the runner journals the transition, emits an Event, and runs that state.
+func Goto(name string) StateFn {
+	return func(ctx context.Context) (StateFn, error) {
+		tr, ok := ctx.Value(runKey{}).(*targetRun)
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrNotInRunner, name)
+		}
+		return tr.enter(name)
+	}
+}
+
+// Executor runs cmd on host and returns its standard output. It is the one
+// method the workflow package needs from a command executor; package fleet's
+// executors provide it through a small adapter, and the example
+// examples/rollout shows one.
+type Executor interface {
+	Run(ctx context.Context, host, cmd string) ([]byte, error)
+}
+
+// Cmd returns a StateFn that runs cmd on host with e and then continues
+// with next (nil ends the machine). A failing command fails the state.
+func Cmd(e Executor, host, cmd string, next StateFn) StateFn {
+	return func(ctx context.Context) (StateFn, error) {
+		if _, err := e.Run(ctx, host, cmd); err != nil {
+			return nil, err
+		}
+		return next, nil
+	}
+}
