@@ -31,7 +31,10 @@ func TestRetryFailedResumesAtFailedState(t *testing.T) {
 	rec := newRecorder()
 	failing := true
 	flaky := workflow.Target{Name: "flaky", States: []workflow.State{
-		{Name: "a", Fn: func(context.Context) (workflow.StateFn, error) { rec.call("flaky", "a"); return workflow.Goto("b"), nil }},
+		{Name: "a", Fn: func(context.Context) (workflow.StateFn, error) {
+			rec.call("flaky", "a")
+			return workflow.Goto("b"), nil
+		}},
 		{Name: "b", Fn: func(context.Context) (workflow.StateFn, error) {
 			if failing {
 				return nil, errBoom
