@@ -1,0 +1,242 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// DefaultMaxOutput is the number of bytes of stdout and of stderr that a
+// Result keeps when Command.MaxOutput is zero: 1 MiB each.
+const DefaultMaxOutput = 1 << 20
+
+// Executor runs one command on one host. Local, SSH and fleettest.Recorder
+// implement it; fleettest.TestExecutor checks an implementation.
+type Executor interface {
+	// Run runs cmd and waits for it. It returns the Result even when the
+	// command exits non-zero, together with a *ExitError.
+	Run(ctx context.Context, cmd Command) (Result, error)
+}
+
+// Command is one command to run.
+//
+// Exactly one of Args and Shell is set. Args runs a program with
+// arguments and no shell (over SSH the arguments are quoted for the remote
+// POSIX shell, which sshd always uses). Shell is a shell command line run
+// by /bin/sh -c locally or by the login shell over SSH.
+type Command struct {
+	// Host names the target, "host" or "host:port". The local executor
+	// only copies it into the Result; Group.Run sets it per host.
+	Host string
+	// Args is the program and its arguments.
+	Args []string
+	// Shell is a command line for the shell; it is run only when Args is empty.
+	Shell string
+	// Stdin, if non-nil, is copied to the command's standard input.
+	// Group.Run refuses a Command with Stdin, which cannot be shared.
+	Stdin io.Reader
+	// MaxOutput caps the bytes of stdout and of stderr kept in the
+	// Result, each. 0 means DefaultMaxOutput; a negative value keeps nothing.
+	MaxOutput int
+	// PTY asks for a pseudo-terminal (SSH only).
+	PTY bool
+}
+
+// String returns the command line as a person would type it.
+func (c Command) String() string {
+	if len(c.Args) == 0 {
+		return c.Shell
+	}
+	return ShellQuote(c.Args...)
+}
+
+func (c Command) maxOutput() int {
+	switch {
+	case c.MaxOutput == 0:
+		return DefaultMaxOutput
+	case c.MaxOutput < 0:
+		return 0
+	}
+	return c.MaxOutput
+}
+
+func (c Command) validate() error {
+	if len(c.Args) == 0 && c.Shell == "" {
+		return ErrEmptyCommand
+	}
+	if len(c.Args) > 0 && c.Shell != "" {
+		return fmt.Errorf("%w: both Args and Shell are set", ErrEmptyCommand)
+	}
+	return nil
+}
+
+// Result is what a command did on one host.
+type Result struct {
+	Host string
+	// ExitCode is the exit status, or -1 when the command did not exit
+	// normally (killed by Signal, or never started).
+	ExitCode int
+	// Signal is the name of the signal that ended the command ("KILL"), or "".
+	Signal string
+	// Stdout and Stderr hold at most the first Command.MaxOutput bytes
+	// (DefaultMaxOutput by default) of each stream.
+	Stdout, Stderr []byte
+	// StdoutTruncated and StderrTruncated report that output was dropped
+	// beyond the cap.
+	StdoutTruncated, StderrTruncated bool
+	// Duration is the wall time from the start of Run to its end,
+	// including connecting.
+	Duration time.Duration
+}
+
+// OK reports whether the command exited with status 0.
+func (r Result) OK() bool { return r.ExitCode == 0 && r.Signal == "" }
+
+// Sentinel errors. Errors from executors wrap one of these in a
+// *HostError, so errors.Is(err, fleet.ErrUnreachable) works.
+var (
+	// ErrUnreachable: the host could not be reached (DNS, TCP, connection lost).
+	ErrUnreachable = errors.New("fleet: host unreachable")
+	// ErrAuth: the server refused every authentication method.
+	ErrAuth = errors.New("fleet: authentication failed")
+	// ErrHostKeyUnknown: the host has no entry in known_hosts.
+	ErrHostKeyUnknown = errors.New("fleet: host key unknown")
+	// ErrHostKeyChanged: known_hosts has keys for the host, none of which
+	// is the one it presented. This may be an attack.
+	ErrHostKeyChanged = errors.New("fleet: host key changed")
+	// ErrTimeout: the context's deadline passed (it also matches
+	// context.DeadlineExceeded).
+	ErrTimeout = errors.New("fleet: timeout")
+	// ErrEmptyCommand: a Command with neither Args nor Shell, or both.
+	ErrEmptyCommand = errors.New("fleet: empty command")
+	// ErrMissingProgram: the program to run is not installed.
+	ErrMissingProgram = errors.New("fleet: program not found")
+)
+
+// HostError is a failure to run a command on Host before it could exit:
+// Kind is one of the sentinel errors (ErrUnreachable, ErrAuth, ...), Err
+// the underlying cause. errors.Is matches both.
+type HostError struct {
+	Host string
+	Kind error
+	Err  error
+}
+
+func (e *HostError) Error() string {
+	msg := strings.TrimPrefix(e.Kind.Error(), "fleet: ")
+	if e.Err == nil {
+		return fmt.Sprintf("fleet: %s: %s", e.Host, msg)
+	}
+	return fmt.Sprintf("fleet: %s: %s: %v", e.Host, msg, e.Err)
+}
+
+// Unwrap returns Kind and Err.
+func (e *HostError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// ExitError reports a command that ran on Host and exited non-zero or was
+// killed by a signal.
+type ExitError struct {
+	Host   string
+	Code   int    // -1 when killed by a signal
+	Signal string // signal name, or ""
+	Stderr []byte // last 4 KiB of the kept stderr
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != "" {
+		return fmt.Sprintf("fleet: %s: killed by signal %s", e.Host, e.Signal)
+	}
+	return fmt.Sprintf("fleet: %s: exit status %d", e.Host, e.Code)
+}
+
+// MissingProgramsError lists programs that LookPath could not find.
+// It matches ErrMissingProgram.
+type MissingProgramsError struct {
+	Programs []string
+}
+
+func (e *MissingProgramsError) Error() string {
+	return "fleet: programs not found: " + strings.Join(e.Programs, ", ")
+}
+
+// Is reports whether target is ErrMissingProgram.
+func (e *MissingProgramsError) Is(target error) bool { return target == ErrMissingProgram }
+
+// ctxError turns a context error into a *HostError: ErrTimeout for a
+// deadline, the bare cancel cause otherwise.
+func ctxError(host string, ctx context.Context) error {
+	err := context.Cause(ctx)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			err = errors.Join(err, context.DeadlineExceeded)
+		}
+		return &HostError{Host: host, Kind: ErrTimeout, Err: err}
+	}
+	return &HostError{Host: host, Kind: context.Canceled, Err: err}
+}
+
+func exitError(r Result) error {
+	if r.OK() {
+		return nil
+	}
+	tail := r.Stderr
+	if len(tail) > 4096 {
+		tail = tail[len(tail)-4096:]
+	}
+	return &ExitError{Host: r.Host, Code: r.ExitCode, Signal: r.Signal, Stderr: tail}
+}
+
+// capWriter keeps the first max bytes written and counts the rest.
+type capWriter struct {
+	max       int
+	buf       []byte
+	truncated bool
+}
+
+func (w *capWriter) Write(p []byte) (int, error) {
+	room := w.max - len(w.buf)
+	if room >= len(p) {
+		w.buf = append(w.buf, p...)
+	} else {
+		if room > 0 {
+			w.buf = append(w.buf, p[:room]...)
+		}
+		w.truncated = true
+	}
+	return len(p), nil
+}
+
+// ShellQuote quotes args for a POSIX shell, so that the shell passes
+// each one to the program unchanged.
+func ShellQuote(args ...string) string {
+	var b strings.Builder
+	for i, a := range args {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if a != "" && strings.IndexFunc(a, needsQuote) < 0 {
+			b.WriteString(a)
+			continue
+		}
+		b.WriteByte('\'')
+		b.WriteString(strings.ReplaceAll(a, "'", `'\''`))
+		b.WriteByte('\'')
+	}
+	return b.String()
+}
+
+func needsQuote(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("-_./=:,+@%", r)
+}

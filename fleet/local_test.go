@@ -1,0 +1,42 @@
+package fleet_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/opskit/opskit/fleet"
+	"github.com/opskit/opskit/fleet/fleettest"
+)
+
+func TestLocalConformance(t *testing.T) {
+	fleettest.TestExecutor(t, func(t *testing.T) (fleet.Executor, string) {
+		return &fleet.Local{}, "localhost"
+	})
+}
+
+func TestLocalMissingPrograms(t *testing.T) {
+	var l fleet.Local
+	err := l.Check("sh", "opskit-no-such-program", "opskit-nor-this")
+	var me *fleet.MissingProgramsError
+	if !errors.As(err, &me) || !errors.Is(err, fleet.ErrMissingProgram) {
+		t.Fatalf("Check = %v; want *MissingProgramsError", err)
+	}
+	if len(me.Programs) != 2 || me.Programs[0] != "opskit-no-such-program" {
+		t.Errorf("missing = %q; want the two absent programs", me.Programs)
+	}
+	_, err = l.Run(t.Context(), fleet.Command{Args: []string{"opskit-no-such-program", "x"}})
+	if !errors.Is(err, fleet.ErrMissingProgram) {
+		t.Errorf("Run(missing program) = %v; want ErrMissingProgram", err)
+	}
+}
+
+func TestLocalNoShellUnlessAsked(t *testing.T) {
+	var l fleet.Local
+	res, err := l.Run(t.Context(), fleet.Command{Args: []string{"echo", "$HOME;", "`id`"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res.Stdout) != "$HOME; `id`\n" {
+		t.Errorf("Stdout = %q; want the arguments verbatim", res.Stdout)
+	}
+}

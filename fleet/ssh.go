@@ -1,0 +1,542 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// SSHConfig configures an SSH executor. The zero value of each optional
+// field selects the documented default; build it in one literal.
+type SSHConfig struct {
+	// User is the login name on every host ("user@host" in a host name
+	// overrides it).
+	User string
+	// Port is used for hosts given without a port; 0 means 22.
+	Port int
+
+	// KeyFiles are private key files (OpenSSH or PEM). A certificate
+	// beside a key (KEY-cert.pub, as OpenSSH names it) is offered with it.
+	KeyFiles []string
+	// Passphrase is asked for the passphrase of an encrypted key file.
+	// Nil means encrypted keys are an error.
+	Passphrase func(keyFile string) ([]byte, error)
+	// AgentSocket is the path of an ssh-agent socket (usually
+	// $SSH_AUTH_SOCK); "" uses no agent.
+	AgentSocket string
+	// Password, when set, is asked for a password for user@host.
+	Password func(user, host string) (string, error)
+	// KeyboardInteractive, when set, answers keyboard-interactive challenges.
+	KeyboardInteractive ssh.KeyboardInteractiveChallenge
+	// Auth are further authentication methods, tried after the above.
+	Auth []ssh.AuthMethod
+
+	// KnownHostsFiles are the known_hosts files to verify host keys
+	// against; nil means ~/.ssh/known_hosts. Files that do not exist are
+	// treated as empty. The host-key algorithms offered to each host are
+	// those of its known_hosts entries, so a host with an ed25519 entry
+	// is not reported as changed because it first offered ECDSA.
+	KnownHostsFiles []string
+	// AcceptNewHostKeys records the key of a host that has no entry yet
+	// in the first KnownHostsFiles file, under a file lock (OpenSSH's
+	// StrictHostKeyChecking=accept-new). A changed key is still refused.
+	AcceptNewHostKeys bool
+	// InsecureIgnoreHostKey skips host-key verification entirely. Anyone
+	// on the path can then read and change the traffic.
+	InsecureIgnoreHostKey bool
+	// HostKeyCallback, when set, replaces known_hosts verification.
+	HostKeyCallback ssh.HostKeyCallback
+
+	// Jump lists jump hosts ("[user@]host[:port]"), first hop first,
+	// like ssh -J. Each hop's key is verified like the target's, and
+	// each hop's connection is bounded by DialTimeout.
+	Jump []string
+	// DialTimeout bounds each hop's TCP connect, handshake and auth,
+	// within the caller's context; 0 means 10s.
+	DialTimeout time.Duration
+	// MaxSessions caps the sessions open at once on one connection
+	// (sshd's MaxSessions); 0 means 10.
+	MaxSessions int
+	// KeepAlive is the interval of keepalive@openssh.com requests on idle
+	// pooled connections; a connection that misses one is closed. 0 means
+	// 30s; negative disables keepalives.
+	KeepAlive time.Duration
+	// KeyExchanges, Ciphers and MACs, when set, restrict the algorithms.
+	KeyExchanges, Ciphers, MACs []string
+
+	// Logger receives connection events; nil discards.
+	Logger *slog.Logger
+}
+
+// SSH runs commands over SSH, keeping one pooled connection per host and
+// opening a session per command. It is safe for concurrent use.
+// The caller must call Close when finished.
+type SSH struct {
+	cfg     SSHConfig
+	log     *slog.Logger
+	auth    []ssh.AuthMethod // keys and agent
+	agentc  net.Conn
+	known   *knownHosts
+	jumps   []target
+	closeCh chan struct{}
+
+	mu     sync.Mutex
+	pool   map[string]*hostConn
+	closed bool
+}
+
+type target struct {
+	user, addr string
+}
+
+type hostConn struct {
+	lock     chan struct{} // held while dialling
+	sessions chan struct{}
+	client   *ssh.Client // guarded by lock
+	closers  []*ssh.Client
+}
+
+// NewSSH checks cfg, loads the key files and known_hosts files, and
+// connects to the agent socket. Nothing is dialled until Run.
+func NewSSH(cfg SSHConfig) (*SSH, error) {
+	if cfg.Port == 0 {
+		cfg.Port = 22
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = 10
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = 30 * time.Second
+	}
+	s := &SSH{cfg: cfg, log: logger(cfg.Logger), pool: map[string]*hostConn{}, closeCh: make(chan struct{})}
+	var signers []ssh.Signer
+	for _, f := range cfg.KeyFiles {
+		sg, err := loadKey(f, cfg.Passphrase)
+		if err != nil {
+			return nil, err
+		}
+		signers = append(signers, sg...)
+	}
+	if len(signers) > 0 {
+		s.auth = append(s.auth, ssh.PublicKeys(signers...))
+	}
+	if cfg.AgentSocket != "" {
+		c, err := net.Dial("unix", cfg.AgentSocket)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: ssh-agent: %w", err)
+		}
+		s.agentc = c
+		s.auth = append(s.auth, ssh.PublicKeysCallback(agent.NewClient(c).Signers))
+	}
+	if len(s.auth) == 0 && cfg.Password == nil && cfg.KeyboardInteractive == nil && len(cfg.Auth) == 0 {
+		s.closeAgent()
+		return nil, errors.New("fleet: ssh: no authentication method configured")
+	}
+	if !cfg.InsecureIgnoreHostKey && cfg.HostKeyCallback == nil {
+		files := cfg.KnownHostsFiles
+		if files == nil {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				s.closeAgent()
+				return nil, fmt.Errorf("fleet: ssh: known_hosts: %w", err)
+			}
+			files = []string{filepath.Join(home, ".ssh", "known_hosts")}
+		}
+		k, err := newKnownHosts(files)
+		if err != nil {
+			s.closeAgent()
+			return nil, err
+		}
+		s.known = k
+	}
+	for _, j := range cfg.Jump {
+		s.jumps = append(s.jumps, s.target(j))
+	}
+	return s, nil
+}
+
+func (s *SSH) closeAgent() {
+	if s.agentc != nil {
+		s.agentc.Close()
+	}
+}
+
+// loadKey reads a private key file and, when KEY-cert.pub exists, a
+// certificate signer for it too.
+func loadKey(path string, passphrase func(string) ([]byte, error)) ([]ssh.Signer, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: ssh key: %w", err)
+	}
+	sg, err := ssh.ParsePrivateKey(pem)
+	var missing *ssh.PassphraseMissingError
+	if errors.As(err, &missing) {
+		if passphrase == nil {
+			return nil, fmt.Errorf("fleet: ssh key %s: encrypted and no passphrase callback", path)
+		}
+		pw, perr := passphrase(path)
+		if perr != nil {
+			return nil, fmt.Errorf("fleet: ssh key %s: passphrase: %w", path, perr)
+		}
+		sg, err = ssh.ParsePrivateKeyWithPassphrase(pem, pw)
+		clear(pw)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fleet: ssh key %s: %v", path, err)
+	}
+	out := []ssh.Signer{sg}
+	if b, err := os.ReadFile(strings.TrimSuffix(path, ".pub") + "-cert.pub"); err == nil {
+		pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: ssh certificate for %s: %v", path, err)
+		}
+		cert, ok := pub.(*ssh.Certificate)
+		if !ok {
+			return nil, fmt.Errorf("fleet: ssh certificate for %s: not a certificate", path)
+		}
+		cs, err := ssh.NewCertSigner(cert, sg)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: ssh certificate for %s: %v", path, err)
+		}
+		out = []ssh.Signer{cs, sg}
+	}
+	return out, nil
+}
+
+// target parses "[user@]host[:port]".
+func (s *SSH) target(h string) target {
+	user := s.cfg.User
+	if i := strings.LastIndex(h, "@"); i >= 0 {
+		user, h = h[:i], h[i+1:]
+	}
+	if _, _, err := net.SplitHostPort(h); err != nil {
+		h = net.JoinHostPort(strings.Trim(h, "[]"), strconv.Itoa(s.cfg.Port))
+	}
+	return target{user: user, addr: h}
+}
+
+// Close closes every pooled connection and the agent connection. Runs in
+// flight fail.
+func (s *SSH) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closeCh)
+	pool := s.pool
+	s.pool = map[string]*hostConn{}
+	s.mu.Unlock()
+	for _, hc := range pool {
+		hc.lock <- struct{}{}
+		hc.closeLocked()
+		<-hc.lock
+	}
+	s.closeAgent()
+	return nil
+}
+
+func (hc *hostConn) closeLocked() {
+	if hc.client != nil {
+		hc.client.Close()
+		hc.client = nil
+	}
+	for i := len(hc.closers) - 1; i >= 0; i-- {
+		hc.closers[i].Close()
+	}
+	hc.closers = nil
+}
+
+func (s *SSH) entry(key string) (*hostConn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("fleet: ssh executor closed")
+	}
+	hc := s.pool[key]
+	if hc == nil {
+		hc = &hostConn{lock: make(chan struct{}, 1), sessions: make(chan struct{}, s.cfg.MaxSessions)}
+		s.pool[key] = hc
+	}
+	return hc, nil
+}
+
+// Client returns the pooled connection to host ("[user@]host[:port]"),
+// dialling it if needed, for what Run does not cover, such as
+// client.Dial("unix", path) to reach a socket on the host. The
+// connection belongs to s: do not close it.
+func (s *SSH) Client(ctx context.Context, host string) (*ssh.Client, error) {
+	t := s.target(host)
+	c, _, err := s.client(ctx, host, t)
+	return c, err
+}
+
+func (s *SSH) client(ctx context.Context, host string, t target) (*ssh.Client, *hostConn, error) {
+	hc, err := s.entry(t.user + "@" + t.addr)
+	if err != nil {
+		return nil, nil, &HostError{Host: host, Kind: ErrUnreachable, Err: err}
+	}
+	select {
+	case hc.lock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctxError(host, ctx)
+	}
+	defer func() { <-hc.lock }()
+	if hc.client != nil {
+		return hc.client, hc, nil
+	}
+	var via *ssh.Client
+	var chain []*ssh.Client
+	fail := func(err error) (*ssh.Client, *hostConn, error) {
+		for i := len(chain) - 1; i >= 0; i-- {
+			chain[i].Close()
+		}
+		return nil, nil, err
+	}
+	for _, hop := range append(append([]target(nil), s.jumps...), t) {
+		c, err := s.dial(ctx, host, hop, via)
+		if err != nil {
+			return fail(err)
+		}
+		chain = append(chain, c)
+		via = c
+	}
+	hc.client = via
+	hc.closers = chain[:len(chain)-1]
+	s.log.Debug("ssh connected", "host", host, "addr", t.addr, "hops", len(chain))
+	go s.watch(hc, via)
+	return via, hc, nil
+}
+
+// watch keeps a pooled connection alive and forgets it when it dies.
+func (s *SSH) watch(hc *hostConn, c *ssh.Client) {
+	dead := make(chan struct{})
+	go func() { c.Wait(); close(dead) }()
+	var tick <-chan time.Time
+	if s.cfg.KeepAlive > 0 {
+		t := time.NewTicker(s.cfg.KeepAlive)
+		defer t.Stop()
+		tick = t.C
+	}
+loop:
+	for {
+		select {
+		case <-dead:
+			break loop
+		case <-s.closeCh:
+			return
+		case <-tick:
+			reply := make(chan error, 1)
+			go func() { _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); reply <- err }()
+			select {
+			case err := <-reply:
+				if err == nil {
+					continue
+				}
+			case <-time.After(s.cfg.KeepAlive):
+			case <-dead:
+			}
+			s.log.Info("ssh keepalive failed; closing connection", "addr", c.RemoteAddr().String())
+			c.Close()
+			<-dead
+			break loop
+		}
+	}
+	s.forget(hc, c)
+}
+
+func (s *SSH) forget(hc *hostConn, c *ssh.Client) {
+	select {
+	case hc.lock <- struct{}{}:
+	case <-s.closeCh:
+		return
+	}
+	if hc.client == c {
+		hc.closeLocked()
+	}
+	<-hc.lock
+}
+
+// dial opens one hop: TCP (directly or through via), handshake and auth,
+// all bounded by ctx and DialTimeout; the connection is closed if the
+// context ends first.
+func (s *SSH) dial(ctx context.Context, host string, hop target, via *ssh.Client) (*ssh.Client, error) {
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	var conn net.Conn
+	var err error
+	if via == nil {
+		var d net.Dialer
+		conn, err = d.DialContext(hctx, "tcp", hop.addr)
+	} else {
+		conn, err = via.DialContext(hctx, "tcp", hop.addr)
+	}
+	if err != nil {
+		if hctx.Err() != nil {
+			return nil, s.dialCtxError(ctx, host, hop)
+		}
+		return nil, &HostError{Host: host, Kind: ErrUnreachable, Err: err}
+	}
+	stop := context.AfterFunc(hctx, func() { conn.Close() })
+	var hkErr error
+	cfg := &ssh.ClientConfig{
+		User: hop.user,
+		Auth: s.authFor(hop),
+		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+			hkErr = s.checkHostKey(hostname, remote, key)
+			return hkErr
+		},
+		HostKeyAlgorithms: s.hostKeyAlgorithms(hop.addr, conn.RemoteAddr()),
+		Config: ssh.Config{
+			KeyExchanges: s.cfg.KeyExchanges,
+			Ciphers:      s.cfg.Ciphers,
+			MACs:         s.cfg.MACs,
+		},
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(conn, hop.addr, cfg)
+	if !stop() {
+		if sc != nil {
+			sc.Close()
+		}
+		conn.Close()
+		return nil, s.dialCtxError(ctx, host, hop)
+	}
+	if err != nil {
+		conn.Close()
+		switch {
+		case hkErr != nil:
+			return nil, hkErr
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return nil, &HostError{Host: host, Kind: ErrAuth, Err: err}
+		}
+		return nil, &HostError{Host: host, Kind: ErrUnreachable, Err: err}
+	}
+	return ssh.NewClient(sc, chans, reqs), nil
+}
+
+func (s *SSH) dialCtxError(ctx context.Context, host string, hop target) error {
+	if ctx.Err() != nil {
+		return ctxError(host, ctx)
+	}
+	return &HostError{Host: host, Kind: ErrTimeout, Err: fmt.Errorf("connecting to %s took longer than %v: %w", hop.addr, s.cfg.DialTimeout, context.DeadlineExceeded)}
+}
+
+// authFor returns the auth methods for one hop, in order: keys and
+// agent, password, keyboard-interactive, then SSHConfig.Auth.
+func (s *SSH) authFor(hop target) []ssh.AuthMethod {
+	out := append([]ssh.AuthMethod(nil), s.auth...)
+	if s.cfg.Password != nil {
+		out = append(out, ssh.RetryableAuthMethod(ssh.PasswordCallback(func() (string, error) {
+			return s.cfg.Password(hop.user, hop.addr)
+		}), 1))
+	}
+	if s.cfg.KeyboardInteractive != nil {
+		out = append(out, ssh.KeyboardInteractive(s.cfg.KeyboardInteractive))
+	}
+	return append(out, s.cfg.Auth...)
+}
+
+// Run runs cmd on cmd.Host over the pooled connection. One deadline, the
+// context's, covers connecting, the handshake, auth and the command; when
+// ctx ends the session is closed. A non-zero exit is a *ExitError returned
+// with the Result; other failures are *HostError matching ErrUnreachable,
+// ErrAuth, ErrHostKeyUnknown, ErrHostKeyChanged, ErrTimeout or
+// context.Canceled.
+func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
+	start := time.Now()
+	res := Result{Host: cmd.Host, ExitCode: -1}
+	if err := cmd.validate(); err != nil {
+		return res, err
+	}
+	sess, release, err := s.session(ctx, cmd.Host)
+	if err != nil {
+		res.Duration = time.Since(start)
+		return res, err
+	}
+	defer release()
+	stop := context.AfterFunc(ctx, func() {
+		sess.Signal(ssh.SIGKILL)
+		sess.Close()
+	})
+	defer stop()
+	out := &capWriter{max: cmd.maxOutput()}
+	errw := &capWriter{max: cmd.maxOutput()}
+	sess.Stdout, sess.Stderr, sess.Stdin = out, errw, cmd.Stdin
+	if cmd.PTY {
+		if err := sess.RequestPty("xterm", 40, 120, ssh.TerminalModes{ssh.ECHO: 0}); err != nil {
+			res.Duration = time.Since(start)
+			return res, &HostError{Host: cmd.Host, Kind: ErrUnreachable, Err: err}
+		}
+	}
+	line := cmd.Shell
+	if len(cmd.Args) > 0 {
+		line = ShellQuote(cmd.Args...)
+	}
+	err = sess.Run(line)
+	res.Duration = time.Since(start)
+	res.Stdout, res.Stderr = out.buf, errw.buf
+	res.StdoutTruncated, res.StderrTruncated = out.truncated, errw.truncated
+	s.log.Debug("ssh command", "host", cmd.Host, "cmd", line, "err", err)
+	if ctx.Err() != nil {
+		return res, ctxError(cmd.Host, ctx)
+	}
+	var ee *ssh.ExitError
+	switch {
+	case err == nil:
+		res.ExitCode = 0
+		return res, nil
+	case errors.As(err, &ee):
+		res.ExitCode = ee.ExitStatus()
+		if ee.Signal() != "" {
+			res.ExitCode, res.Signal = -1, ee.Signal()
+		}
+		return res, exitError(res)
+	}
+	return res, &HostError{Host: cmd.Host, Kind: ErrUnreachable, Err: err}
+}
+
+// session opens a session on the pooled connection, holding one of the
+// host's MaxSessions slots until release. A pooled connection that died
+// is redialled once.
+func (s *SSH) session(ctx context.Context, host string) (*ssh.Session, func(), error) {
+	t := s.target(host)
+	for attempt := 0; ; attempt++ {
+		c, hc, err := s.client(ctx, host, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		select {
+		case hc.sessions <- struct{}{}:
+		case <-ctx.Done():
+			return nil, nil, ctxError(host, ctx)
+		}
+		release := func() { <-hc.sessions }
+		sess, err := c.NewSession()
+		if err == nil {
+			return sess, func() { sess.Close(); release() }, nil
+		}
+		release()
+		s.forget(hc, c)
+		if attempt > 0 || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctxError(host, ctx)
+			}
+			return nil, nil, &HostError{Host: host, Kind: ErrUnreachable, Err: err}
+		}
+	}
+}
