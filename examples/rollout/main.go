@@ -1,0 +1,279 @@
+// Command rollout upgrades a service on many backends behind a load
+// balancer, the talk's scenario: for each backend it removes it from the
+// pool, stops the job, copies the new binary (checksum verified), starts
+// it, checks it is reachable and adds it back, with canaries first, an
+// exact failure budget and a journal to resume from.
+//
+// Usage:
+//
+//	rollout -demo [-demo-corrupt N] [flags]
+//	rollout -config rollout.json -user U [-key F] [-known-hosts F] [-ssh-port 22] [flags]
+//
+// -demo starts 8 backends and a load balancer on loopback and runs the
+// whole rollout there. Without it, the JSON config (Concurrency, CanaryNum,
+// MaxFailures, Src, LB, Pattern, Backends, optional Dst) drives a real
+// rollout over SSH (package fleet), journaled to -journal; -resume
+// continues it after a crash, -retry-failed reruns only failed backends.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/opskit/opskit/fleet"
+	"github.com/opskit/opskit/workflow"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "rollout:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+type options struct {
+	demo           bool
+	demoCorrupt    int
+	config         string
+	journal        string
+	resume         bool
+	retryFailed    bool
+	dryRun         bool
+	soak           time.Duration
+	timeout        time.Duration
+	cancelInFlight bool
+	user           string
+	key            string
+	knownHosts     string
+	sshPort        int
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rollout", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.BoolVar(&o.demo, "demo", false, "run on 8 local backends and an in-process load balancer, on loopback")
+	fs.IntVar(&o.demoCorrupt, "demo-corrupt", 0, "with -demo, corrupt the copy to backend `N` (1-8), to show a tolerated failure")
+	fs.StringVar(&o.config, "config", "", "JSON config `file` (Concurrency, CanaryNum, MaxFailures, Src, LB, Pattern, Backends)")
+	fs.StringVar(&o.journal, "journal", "", "journal `file`; default rollout.journal, or a temporary file with -demo")
+	fs.BoolVar(&o.resume, "resume", false, "resume the rollout recorded in -journal: skip backends that succeeded, restart the others where they stopped")
+	fs.BoolVar(&o.retryFailed, "retry-failed", false, "rerun only the backends -journal records as failed, from the state they failed in")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
+	fs.DurationVar(&o.soak, "soak", 0, "pause after the canaries")
+	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "per-backend timeout")
+	fs.BoolVar(&o.cancelInFlight, "cancel-in-flight", false, "when the failure budget trips, cancel backends in progress instead of letting them finish")
+	fs.StringVar(&o.user, "user", "", "SSH user")
+	fs.StringVar(&o.key, "key", "", "SSH private key `file`")
+	fs.StringVar(&o.knownHosts, "known-hosts", "", "known_hosts `file`; default ~/.ssh/known_hosts")
+	fs.IntVar(&o.sshPort, "ssh-port", 22, "SSH port of the backends")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage:\n  rollout -demo [flags]\n  rollout -config FILE -user U [-key F] [-known-hosts F] [flags]\n\n"+
+			"Upgrades a service on many backends behind a load balancer, canaries first.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	usage := func(format string, a ...any) error {
+		fmt.Fprintf(stderr, "rollout: "+format+"\n", a...)
+		fs.Usage()
+		return errUsage
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usage("unexpected arguments %q", fs.Args())
+	case o.demo == (o.config != ""):
+		return usage("give exactly one of -demo and -config")
+	case o.resume && o.retryFailed:
+		return usage("-resume and -retry-failed exclude each other")
+	case !o.demo && o.user == "":
+		return usage("-user is required without -demo")
+	case o.demoCorrupt < 0 || o.demoCorrupt > 8:
+		return usage("-demo-corrupt must be between 1 and 8")
+	}
+
+	printJournal := !o.demo || o.journal != ""
+	hc := &http.Client{Timeout: 10 * time.Second}
+	var (
+		cfg  Config
+		exec workflow.Executor
+		push pusher
+		dm   *demo
+	)
+	if o.demo {
+		dir, err := os.MkdirTemp("", "rollout-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if dm, err = newDemo(dir, 8); err != nil {
+			return err
+		}
+		defer dm.Close()
+		src := filepath.Join(dir, "app-v2")
+		if err := os.WriteFile(src, []byte("app v2\n"), 0o755); err != nil {
+			return err
+		}
+		cfg = Config{Concurrency: 3, CanaryNum: 1, MaxFailures: 1, Src: src, LB: dm.lb.addr, Pattern: "app", Backends: dm.order, Dst: "/srv/app"}
+		if o.demoCorrupt > 0 {
+			dm.corrupt = dm.order[o.demoCorrupt-1]
+		}
+		if o.journal == "" {
+			o.journal = filepath.Join(dir, "rollout.journal")
+		}
+		fmt.Fprintf(stdout, "demo: %d backends running app v1 behind the load balancer at %s\n", len(dm.order), dm.lb.addr)
+		exec, push = dm, dm
+	} else {
+		var err error
+		if cfg, err = loadConfig(o.config); err != nil {
+			return err
+		}
+		auth := fleet.SSHConfig{User: o.user, Port: o.sshPort}
+		if o.key != "" {
+			auth.KeyFiles = []string{o.key}
+		}
+		if o.knownHosts != "" {
+			auth.KnownHostsFiles = []string{o.knownHosts}
+		}
+		if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" && o.key == "" {
+			auth.AgentSocket = sock
+		}
+		ssh, err := fleet.NewSSH(auth)
+		if err != nil {
+			return err
+		}
+		defer ssh.Close()
+		exec, push = fleetExec{ssh}, fleetPush{ssh}
+		if o.journal == "" {
+			o.journal = "rollout.journal"
+		}
+	}
+
+	p, err := newPlan(cfg, exec, push, hc)
+	if err != nil {
+		return err
+	}
+	if dm != nil {
+		dm.stopCmd, dm.startCmd = p.stopCmd, p.startCd
+		p.hostOf = func(backend string) string { return backend }
+	}
+	targets := make([]workflow.Target, len(cfg.Backends))
+	for i, b := range cfg.Backends {
+		targets[i] = p.target(b)
+	}
+
+	j, err := workflow.OpenJournal(o.journal)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	prog := &progress{w: stderr, tty: isTerminal(stderr), total: len(targets)}
+	r := workflow.Runner{
+		Concurrency:    cfg.Concurrency,
+		CanaryNum:      cfg.CanaryNum,
+		MaxFailures:    cfg.MaxFailures,
+		Soak:           o.soak,
+		TargetTimeout:  o.timeout,
+		CancelInFlight: o.cancelInFlight,
+		Preconditions: []workflow.Check{{Name: "load balancer answers", Fn: func(ctx context.Context) error {
+			_, err := p.lb.pool(ctx)
+			return err
+		}}},
+		Postconditions: []workflow.Check{{Name: "service answers through the load balancer", Fn: func(ctx context.Context) error {
+			_, err := get(ctx, hc, "http://"+cfg.LB+"/")
+			return err
+		}}},
+		DryRun:     o.dryRun,
+		PlanOutput: stdout,
+		Journal:    j,
+		OnEvent:    prog.event,
+	}
+	var rep workflow.Report
+	switch {
+	case o.resume:
+		rep, err = r.Resume(ctx, targets)
+	case o.retryFailed:
+		rep, err = r.RetryFailed(ctx, targets)
+	default:
+		rep, err = r.Run(ctx, targets)
+	}
+	if o.dryRun {
+		return err
+	}
+	for _, f := range rep.Failures {
+		fmt.Fprintf(stdout, "failed: %s in state %s: %v\n", f.Target, f.State, f.Err)
+	}
+	if pool, perr := p.lb.pool(ctx); perr == nil {
+		fmt.Fprintf(stdout, "pool: %d of %d backends in rotation\n", len(pool), len(cfg.Backends))
+		if dm != nil {
+			for _, b := range cfg.Backends {
+				in := "out of pool"
+				for _, m := range pool {
+					if m == b {
+						in = "in pool"
+					}
+				}
+				fmt.Fprintf(stdout, "  %s  %-11s  %s\n", b, in, dm.version(b))
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "end state: %s\n", rep.State)
+	if printJournal {
+		fmt.Fprintf(stdout, "journal: %s (-resume or -retry-failed continue from it)\n", o.journal)
+	}
+	return err
+}
+
+// fleetExec adapts a fleet SSH executor to workflow.Executor.
+type fleetExec struct{ ssh *fleet.SSH }
+
+func (e fleetExec) Run(ctx context.Context, host, cmd string) ([]byte, error) {
+	res, err := e.ssh.Run(ctx, fleet.Command{Host: host, Shell: cmd})
+	return res.Stdout, err
+}
+
+// fleetPush streams the file over SSH into a temporary file beside dst,
+// checks its SHA-256 on the backend, and only then renames it over dst.
+type fleetPush struct{ ssh *fleet.SSH }
+
+func (p fleetPush) Push(ctx context.Context, host, src, dst, sum string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tmp := fleet.ShellQuote(dst + ".rollout-new")
+	res, err := p.ssh.Run(ctx, fleet.Command{Host: host, Stdin: f,
+		Shell: "cat > " + tmp + " && sha256sum " + tmp})
+	if err != nil {
+		return err
+	}
+	got := string(res.Stdout)
+	if len(got) < 64 || got[:64] != sum {
+		p.ssh.Run(ctx, fleet.Command{Host: host, Shell: "rm -f " + tmp})
+		return fmt.Errorf("checksum mismatch on %s: got %.12s, want %.12s", host, got, sum)
+	}
+	_, err = p.ssh.Run(ctx, fleet.Command{Host: host, Shell: "chmod 755 " + tmp + " && mv -f " + tmp + " " + fleet.ShellQuote(dst)})
+	return err
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"flag"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/opskit/opskit/fleet/fleettest"
+)
+
+func TestDemo(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		args     []string
+		want     []string
+		wantErr  bool
+		progress string
+	}{
+		{
+			name:     "all backends upgraded",
+			args:     []string{"-demo"},
+			want:     []string{"pool: 8 of 8 backends in rotation", "end state: ESSuccess"},
+			progress: "done 8 | failed 0 | in flight 0 | remaining 0",
+		},
+		{
+			name:     "a corrupted copy is a tolerated failure",
+			args:     []string{"-demo", "-demo-corrupt", "4"},
+			want:     []string{"in state copy: checksum mismatch", "pool: 7 of 8 backends in rotation", "out of pool  down", "end state: ESSuccess"},
+			progress: "done 7 | failed 1 | in flight 0 | remaining 0",
+		},
+		{
+			name:    "a corrupted canary stops the rollout",
+			args:    []string{"-demo", "-demo-corrupt", "1"},
+			want:    []string{"pool: 7 of 8 backends in rotation", "end state: ESCanaryFailure"},
+			wantErr: true,
+		},
+		{
+			name: "dry run prints the plan",
+			args: []string{"-demo", "-dry-run"},
+			want: []string{"plan: 8 targets to run (0 skipped), 1 canaries, concurrency 3, 1 failures tolerated",
+				"preconditions: load balancer answers",
+				": remove-from-pool → stop → copy → start → check → add-to-pool"},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(t.Context(), tt.args, &out, &errb)
+			if tt.wantErr {
+				require.Error(t, err)
+			} else {
+				require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+			}
+			for _, w := range tt.want {
+				assert.Contains(t, out.String(), w)
+			}
+			if tt.progress != "" {
+				lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+				assert.Equal(t, tt.progress, lines[len(lines)-1], "last progress line")
+			}
+			if tt.name == "all backends upgraded" {
+				assert.Equal(t, 8, strings.Count(out.String(), "in pool      app v2"), out.String())
+			}
+		})
+	}
+}
+
+func TestFlags(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := run(t.Context(), []string{"-h"}, &out, &errb)
+	assert.ErrorIs(t, err, flag.ErrHelp)
+	assert.Contains(t, errb.String(), "Usage:")
+	for _, args := range [][]string{
+		{"-bogus"},
+		{},
+		{"-demo", "-config", "x.json"},
+		{"-demo", "extra"},
+		{"-demo", "-resume", "-retry-failed"},
+		{"-config", "x.json"},
+		{"-demo", "-demo-corrupt", "9"},
+	} {
+		err := run(t.Context(), args, &out, &errb)
+		assert.ErrorIs(t, err, errUsage, "run(%q)", args)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "app")
+	require.NoError(t, os.WriteFile(src, []byte("v2"), 0o755))
+	good := `"Concurrency":2,"CanaryNum":1,"MaxFailures":1,"Src":"` + src + `","LB":"lb:8081","Pattern":"app","Backends":["web1:8080","web2:8080"]`
+	c, err := parseConfig([]byte("{" + good + "}"))
+	require.NoError(t, err)
+	assert.Equal(t, "/usr/local/bin/app", c.Dst, "default Dst")
+
+	for _, tt := range []struct{ name, json, want string }{
+		{"not json", `{`, "unexpected EOF"},
+		{"unknown field", `{` + good + `,"Concurency":3}`, `unknown field "Concurency"`},
+		{"trailing data", `{` + good + `}{}`, "trailing data"},
+		{"zero concurrency", `{` + good + `,"Concurrency":0}`, "Concurrency must be at least 1"},
+		{"negative canaries", `{` + good + `,"CanaryNum":-1}`, "CanaryNum must not be negative"},
+		{"negative budget", `{` + good + `,"MaxFailures":-1}`, "MaxFailures must not be negative"},
+		{"no src", `{` + good + `,"Src":""}`, "Src (the new binary) is missing"},
+		{"missing src", `{` + good + `,"Src":"/nonexistent/app"}`, "no such file"},
+		{"src is a directory", `{` + good + `,"Src":"/tmp"}`, "not a regular file"},
+		{"no pattern", `{` + good + `,"Pattern":""}`, "Pattern"},
+		{"no backends", `{` + good + `,"Backends":[]}`, "Backends is empty"},
+		{"too many canaries", `{` + good + `,"CanaryNum":3}`, "CanaryNum 3 is more than the 2 backends"},
+		{"bad lb", `{` + good + `,"LB":"lb"}`, `LB "lb" is not host:port`},
+		{"bad backend", `{` + good + `,"Backends":["web1"]}`, `Backends[0] "web1" is not host:port`},
+		{"duplicate backend", `{` + good + `,"Backends":["web1:80","web1:80"]}`, "listed twice"},
+		{"relative dst", `{` + good + `,"Dst":"bin/app"}`, "not an absolute path"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig([]byte(tt.json))
+			require.ErrorIs(t, err, errConfig)
+			assert.ErrorContains(t, err, tt.want)
+		})
+	}
+	_, err = loadConfig(filepath.Join(t.TempDir(), "missing.json"))
+	assert.ErrorIs(t, err, errConfig)
+}
+
+// TestSSHPath runs the non-demo path against fleet's in-process SSH server:
+// the copy and checksum run for real through /bin/sh, stop and start drive
+// a local backend, and the load balancer is the demo's.
+func TestSSHPath(t *testing.T) {
+	dir := t.TempDir()
+	b := &demoBackend{dir: dir}
+	require.NoError(t, os.WriteFile(b.binary(), []byte("app v1\n"), 0o755))
+	require.NoError(t, b.start("127.0.0.1:0"))
+	t.Cleanup(b.stop)
+	lb, err := newDemoLB([]string{b.addr})
+	require.NoError(t, err)
+	t.Cleanup(func() { lb.srv.Close() })
+
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	sshPub, err := ssh.NewPublicKey(pub)
+	require.NoError(t, err)
+	blk, err := ssh.MarshalPrivateKey(priv, "")
+	require.NoError(t, err)
+	keyFile := filepath.Join(dir, "id_ed25519")
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(blk), 0o600))
+
+	srv := fleettest.NewServer(t, fleettest.Config{AuthorizedKeys: []ssh.PublicKey{sshPub},
+		Handler: func(ctx context.Context, s *fleettest.Session) int {
+			switch {
+			case strings.HasPrefix(s.Command, "pkill -f -- "):
+				b.stop()
+				return 0
+			case strings.HasPrefix(s.Command, "nohup "):
+				if err := b.start(b.addr); err != nil {
+					return 1
+				}
+				return 0
+			}
+			return fleettest.RunReal(ctx, s)
+		}})
+	kh := filepath.Join(dir, "known_hosts")
+	require.NoError(t, os.WriteFile(kh, []byte(srv.KnownHostsLine()), 0o600))
+	_, port, _ := net.SplitHostPort(srv.Addr())
+
+	src := filepath.Join(dir, "app-v2")
+	require.NoError(t, os.WriteFile(src, []byte("app v2\n"), 0o755))
+	cfg := `{"Concurrency":1,"CanaryNum":1,"MaxFailures":0,"Src":"` + src + `","LB":"` + lb.addr +
+		`","Pattern":"app","Backends":["` + b.addr + `"],"Dst":"` + b.binary() + `"}`
+	cfgFile := filepath.Join(dir, "rollout.json")
+	require.NoError(t, os.WriteFile(cfgFile, []byte(cfg), 0o600))
+
+	var out, errb bytes.Buffer
+	err = run(t.Context(), []string{"-config", cfgFile, "-user", "ops", "-key", keyFile, "-known-hosts", kh,
+		"-ssh-port", port, "-journal", filepath.Join(dir, "journal")}, &out, &errb)
+	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+	assert.Contains(t, out.String(), "end state: ESSuccess")
+	assert.Contains(t, out.String(), "pool: 1 of 1 backends in rotation")
+	got, err := os.ReadFile(b.binary())
+	require.NoError(t, err)
+	assert.Equal(t, "app v2\n", string(got), "the binary was replaced over SSH")
+	v, err := get(t.Context(), http.DefaultClient, "http://"+b.addr+"/")
+	require.NoError(t, err)
+	assert.Equal(t, "app v2", v, "the backend runs the new binary")
+	var cmds []string
+	for _, r := range srv.Commands() {
+		cmds = append(cmds, r.Command)
+	}
+	assert.Len(t, cmds, 4, "stop, copy with checksum, rename, start: %q", cmds)
+}
