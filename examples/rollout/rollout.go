@@ -26,10 +26,10 @@ type pusher interface {
 
 // plan holds what every backend's state machine needs.
 type plan struct {
-	exec    workflow.Executor
-	push    pusher
-	lb      lbClient
-	http    *http.Client
+	exec workflow.Executor
+	push pusher
+	lb   lbClient
+	http *http.Client
 	// hostOf names the host that runs a backend's commands; by default
 	// the host part of its address.
 	hostOf  func(backend string) string
