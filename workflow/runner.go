@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -122,7 +123,7 @@ func (r *Runner) RetryFailed(ctx context.Context, targets []Target) (Report, err
 	})
 }
 
-type outcome int
+type outcome uint8
 
 const (
 	notStarted outcome = iota
@@ -145,7 +146,10 @@ type rollout struct {
 	errs     []*TargetError
 	failures int
 	tripped  *TargetError
-	tripCh   chan struct{}
+
+	trip    atomic.Bool // set with tripped
+	startAt []string    // per target, where it starts; nil: all from the start
+	runs    []targetRun // per target, its machine while it runs
 
 	cancelPhase context.CancelFunc // cancels the rollout phase's targets
 }
@@ -161,15 +165,15 @@ func (r *Runner) validate(targets []Target) error {
 	case r.Soak < 0 || r.TargetTimeout < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalid)
 	}
-	seen := make(map[string]bool, len(targets))
+	seen := make(map[string]struct{}, len(targets))
 	for i, t := range targets {
 		if t.Name == "" {
 			return fmt.Errorf("%w: target %d has no name", ErrInvalid, i)
 		}
-		if seen[t.Name] {
+		if _, dup := seen[t.Name]; dup {
 			return fmt.Errorf("%w: target %s appears twice", ErrInvalid, t.Name)
 		}
-		seen[t.Name] = true
+		seen[t.Name] = struct{}{}
 		if len(t.States) == 0 {
 			return fmt.Errorf("%w: target %s has no states", ErrInvalid, t.Name)
 		}
@@ -212,14 +216,17 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 		quiet:   r.Journal == nil && r.OnEvent == nil,
 		outcome: make([]outcome, len(targets)),
 		errs:    make([]*TargetError, len(targets)),
-		tripCh:  make(chan struct{}),
+		runs:    make([]targetRun, len(targets)),
 	}
 	if ro.log == nil {
 		ro.log = slog.New(slog.DiscardHandler)
 	}
 	// Which targets run, and from which state.
-	startAt := make([]string, len(targets))
-	var todo, skip []int
+	todo := make([]int, 0, len(targets))
+	var skip []int
+	if sel != nil {
+		ro.startAt = make([]string, len(targets))
+	}
 	for i, t := range targets {
 		if sel != nil {
 			st, ok := r.Journal.Status(t.Name)
@@ -229,7 +236,7 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 				skip = append(skip, i)
 				continue
 			}
-			startAt[i] = at
+			ro.startAt[i] = at
 		}
 		todo = append(todo, i)
 	}
@@ -238,7 +245,7 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 
 	if r.DryRun {
 		if r.PlanOutput != nil {
-			r.writePlan(r.PlanOutput, targets, skip, canaries, rest, startAt)
+			r.writePlan(r.PlanOutput, targets, skip, canaries, rest, ro.at)
 		}
 		return ro.report(ESUnknown), nil
 	}
@@ -274,7 +281,7 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 			return ro.end(st, PhaseCanary, err)
 		}
 		for _, i := range canaries {
-			switch ro.runTarget(ctx, ctx, i, PhaseCanary, startAt[i], false) {
+			switch ro.runTarget(ctx, ctx, i, PhaseCanary, ro.at(i), false) {
 			case failed:
 				return ro.end(ESCanaryFailure, PhaseCanary, ro.errs[i])
 			case interrupted, notStarted:
@@ -301,7 +308,7 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 		if st, err := ro.gate(ctx, PhaseRollout, ESCanaryFailure); err != nil {
 			return ro.end(st, PhaseRollout, err)
 		}
-		ro.rollout(ctx, rest, startAt)
+		ro.rollout(ctx, rest)
 		if ro.tripped != nil {
 			return ro.end(ESMaxFailures, PhaseRollout, ro.tripped)
 		}
@@ -345,96 +352,145 @@ func (ro *rollout) gate(ctx context.Context, next Phase, refused EndState) (EndS
 	return 0, nil
 }
 
-func (ro *rollout) rollout(ctx context.Context, idx []int, startAt []string) {
+func (ro *rollout) rollout(ctx context.Context, idx []int) {
 	phaseCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ro.cancelPhase = cancel
-	sem := make(chan struct{}, max(ro.r.Concurrency, 1))
+	// A pool of workers takes targets from an unbuffered channel, so a
+	// target is handed over only when a worker is free, and no goroutine
+	// is created per target.
+	work := make(chan int)
+	n := min(max(ro.r.Concurrency, 1), len(idx))
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	for _, i := range idx {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		case <-ro.tripCh:
-			return
-		}
-		ro.mu.Lock()
-		stop := ro.tripped != nil || ctx.Err() != nil
-		ro.mu.Unlock()
-		if stop {
-			return
-		}
-		wg.Add(1)
+	wg.Add(n)
+	for range n {
 		go func() {
 			defer wg.Done()
-			ro.runTarget(ctx, phaseCtx, i, PhaseRollout, startAt[i], true)
-			<-sem
+			for i := range work {
+				ro.runTarget(ctx, phaseCtx, i, PhaseRollout, ro.at(i), true)
+			}
 		}()
 	}
+	for _, i := range idx {
+		// A cheap look; runTarget decides under ro.mu. After a trip or a
+		// cancel, the send below waits for a running target to end, which
+		// the final Wait would wait for anyway.
+		if ro.trip.Load() || ctx.Err() != nil {
+			break
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+}
+
+// at is where target i starts: "" for its first state.
+func (ro *rollout) at(i int) string {
+	if ro.startAt == nil {
+		return ""
+	}
+	return ro.startAt[i]
 }
 
 // runTarget starts target i and runs it to its outcome. runCtx is the
 // rollout's context and ctx the phase's (canceled also by a trip with
-// CancelInFlight). The start decision, the start event, and the outcome
-// with its budget accounting are each made under ro.mu, so the journal
-// shows no start after the failure that trips the budget.
+// CancelInFlight). The start decision with its start event, and the
+// outcome with its event and budget accounting, are each made under ro.mu,
+// so the journal shows no start after the failure that trips the budget.
+//
+// It runs on a goroutine per target, so its frame is kept small: event
+// building, logging and the failure path live in functions of their own.
 func (ro *rollout) runTarget(runCtx, ctx context.Context, i int, phase Phase, at string, budget bool) outcome {
-	t := &ro.targets[i]
-	ro.mu.Lock()
-	if ro.tripped != nil || ctx.Err() != nil {
-		ro.mu.Unlock()
+	if !ro.begin(ctx, i, phase) {
 		return notStarted
 	}
-	ro.outcome[i] = running
-	err := ro.emit(Event{Kind: EventStart, Phase: phase, Target: t.Name})
-	ro.mu.Unlock()
-
-	tr := &targetRun{ro: ro, t: t, phase: phase}
-	if err == nil {
-		tctx := ctx
-		if d := ro.r.TargetTimeout; d > 0 {
-			var cancel context.CancelFunc
-			tctx, cancel = context.WithTimeout(ctx, d)
-			defer cancel()
-		}
-		err = tr.run(tctx, at)
+	tr := &ro.runs[i] // one allocation for all targets
+	*tr = targetRun{Context: ctx, ro: ro, t: &ro.targets[i], phase: phase}
+	var err error
+	if d := ro.r.TargetTimeout; d > 0 {
+		err = tr.runWithTimeout(d, at)
+	} else {
+		err = tr.run(at)
 	}
 	res := succeeded
-	ev := Event{Kind: EventDone, Phase: phase, Target: t.Name}
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
 		res = interrupted
-		ev = Event{Kind: EventInterrupted, Phase: phase, Target: t.Name, State: tr.cur, Err: err}
 	default:
 		res = failed
-		ev = Event{Kind: EventFail, Phase: phase, Target: t.Name, State: tr.cur, Err: err}
 	}
+	return ro.finish(runCtx, i, tr, res, err, budget)
+}
 
+// begin decides whether target i starts and records the start.
+func (ro *rollout) begin(ctx context.Context, i int, phase Phase) bool {
 	ro.mu.Lock()
-	if eerr := ro.emit(ev); eerr != nil && res == succeeded {
-		res, err = failed, eerr
+	defer ro.mu.Unlock()
+	if ro.tripped != nil || ctx.Err() != nil {
+		return false
+	}
+	ro.outcome[i] = running
+	if ro.quiet {
+		return true
+	}
+	if err := ro.emit(Event{Kind: EventStart, Phase: phase, Target: ro.targets[i].Name}); err != nil {
+		ro.startErr(i, err)
+	}
+	return true
+}
+
+// startErr remembers a journal failure at start; finish fails the target with it.
+func (ro *rollout) startErr(i int, err error) {
+	ro.errs[i] = &TargetError{Target: ro.targets[i].Name, Err: err}
+}
+
+// finish records the outcome, counts it against the budget, and runs the
+// rollback of a failed target.
+//
+//go:noinline
+func (ro *rollout) finish(runCtx context.Context, i int, tr *targetRun, res outcome, err error, budget bool) outcome {
+	t := tr.t
+	ro.mu.Lock()
+	if te := ro.errs[i]; te != nil && res == succeeded { // the start event failed
+		res, err = failed, te.Err
+	}
+	if !ro.quiet {
+		ev := Event{Kind: EventDone, Phase: tr.phase, Target: t.Name}
+		switch res {
+		case interrupted:
+			ev = Event{Kind: EventInterrupted, Phase: tr.phase, Target: t.Name, State: tr.cur, Err: err}
+		case failed:
+			ev = Event{Kind: EventFail, Phase: tr.phase, Target: t.Name, State: tr.cur, Err: err}
+		}
+		if eerr := ro.emit(ev); eerr != nil && res == succeeded {
+			res, err = failed, eerr
+		}
 	}
 	ro.outcome[i] = res
 	trip, n := false, 0
 	if res == failed {
-		ro.errs[i] = &TargetError{Target: t.Name, Phase: phase, State: tr.cur, Err: err}
+		ro.errs[i] = &TargetError{Target: t.Name, Phase: tr.phase, State: tr.cur, Err: err}
 		if budget {
 			ro.failures++
 			n = ro.failures
 			if trip = n > ro.r.MaxFailures && ro.tripped == nil; trip {
 				ro.tripped = ro.errs[i]
-				close(ro.tripCh)
+				ro.trip.Store(true)
 			}
 		}
 	}
 	ro.mu.Unlock()
-
-	if res != failed {
-		return res
+	if res == failed {
+		ro.failed(runCtx, tr, err, trip, n)
 	}
+	return res
+}
+
+// failed logs a failure, cancels in-flight targets after a trip if asked,
+// and runs the target's rollback.
+func (ro *rollout) failed(runCtx context.Context, tr *targetRun, err error, trip bool, n int) {
+	t := tr.t
 	ro.log.Warn("target failed", "target", t.Name, "state", tr.cur, "err", err)
 	if trip {
 		ro.log.Warn("failure budget tripped", "target", t.Name, "failures", n, "tolerated", ro.r.MaxFailures)
@@ -442,19 +498,20 @@ func (ro *rollout) runTarget(runCtx, ctx context.Context, i int, phase Phase, at
 			ro.cancelPhase()
 		}
 	}
-	if t.Rollback != nil {
-		rctx, rcancel := context.WithCancel(runCtx)
-		if d := ro.r.TargetTimeout; d > 0 {
-			rctx, rcancel = context.WithTimeout(runCtx, d)
-		}
-		rerr := runChain(rctx, t.Rollback)
-		rcancel()
-		ro.emit(Event{Kind: EventRollback, Phase: phase, Target: t.Name, State: StateRollback, Err: rerr})
-		if rerr != nil {
-			ro.log.Warn("rollback failed", "target", t.Name, "err", rerr)
-		}
+	if t.Rollback == nil {
+		return
 	}
-	return res
+	rctx, rcancel := context.WithCancel(runCtx)
+	if d := ro.r.TargetTimeout; d > 0 {
+		rcancel()
+		rctx, rcancel = context.WithTimeout(runCtx, d)
+	}
+	rerr := runChain(rctx, t.Rollback)
+	rcancel()
+	ro.emit(Event{Kind: EventRollback, Phase: tr.phase, Target: t.Name, State: StateRollback, Err: rerr})
+	if rerr != nil {
+		ro.log.Warn("rollback failed", "target", t.Name, "err", rerr)
+	}
 }
 
 func runChain(ctx context.Context, fn StateFn) error {
@@ -470,13 +527,22 @@ func runChain(ctx context.Context, fn StateFn) error {
 	return nil
 }
 
-// targetRun is one target's machine while it runs; Goto finds it in the
-// context.
+// targetRun is one target's machine while it runs. It is the context its
+// states receive, so that Goto finds it without another allocation.
 type targetRun struct {
+	context.Context
 	ro    *rollout
 	t     *Target
 	phase Phase
 	cur   string
+}
+
+// Value returns tr for runKey, and asks the parent otherwise.
+func (tr *targetRun) Value(key any) any {
+	if _, ok := key.(runKey); ok {
+		return tr
+	}
+	return tr.Context.Value(key)
 }
 
 func (tr *targetRun) enter(name string) (StateFn, error) {
@@ -484,44 +550,63 @@ func (tr *targetRun) enter(name string) (StateFn, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownState, name)
 	}
-	if err := tr.ro.emit(Event{Kind: EventState, Phase: tr.phase, Target: tr.t.Name, State: name}); err != nil {
-		return nil, err
+	if !tr.ro.quiet {
+		if err := tr.ro.emitState(tr, name); err != nil {
+			return nil, err
+		}
 	}
 	tr.cur = name
 	return fn, nil
 }
 
-func (tr *targetRun) run(ctx context.Context, at string) error {
-	if tr.t.PreCheck != nil {
+func (tr *targetRun) runWithTimeout(d time.Duration, at string) error {
+	parent := tr.Context
+	ctx, cancel := context.WithTimeout(parent, d)
+	defer cancel()
+	tr.Context = ctx
+	err := tr.run(at)
+	tr.Context = parent
+	return err
+}
+
+// run runs the pre-check, the states from at, and the post-check.
+func (tr *targetRun) run(at string) error {
+	t := tr.t
+	if t.PreCheck != nil {
 		tr.cur = StatePreCheck
-		if err := tr.t.PreCheck(ctx); err != nil {
+		if err := t.PreCheck(tr.Context); err != nil {
 			return err
 		}
 	}
 	if at != StatePostCheck {
 		if at == "" {
-			at = tr.t.States[0].Name
+			at = t.States[0].Name
 		}
-		ctx = context.WithValue(ctx, runKey{}, tr)
 		fn, err := tr.enter(at)
 		if err != nil {
 			tr.cur = at
 			return err
 		}
-		if err := runChain(ctx, fn); err != nil {
+		if err := runChain(tr, fn); err != nil {
 			return err
 		}
 	}
-	if tr.t.PostCheck != nil {
-		if err := tr.ro.emit(Event{Kind: EventState, Phase: tr.phase, Target: tr.t.Name, State: StatePostCheck}); err != nil {
-			return err
+	if t.PostCheck != nil {
+		if !tr.ro.quiet {
+			if err := tr.ro.emitState(tr, StatePostCheck); err != nil {
+				return err
+			}
 		}
 		tr.cur = StatePostCheck
-		if err := tr.t.PostCheck(ctx); err != nil {
+		if err := t.PostCheck(tr.Context); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (ro *rollout) emitState(tr *targetRun, name string) error {
+	return ro.emit(Event{Kind: EventState, Phase: tr.phase, Target: tr.t.Name, State: name})
 }
 
 // emit journals ev (fsync'd) and hands it to OnEvent, one event at a time.
@@ -559,6 +644,13 @@ func (ro *rollout) report(st EndState) Report {
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
 	rep := Report{State: st}
+	var counts [skipped + 1]int
+	for _, o := range ro.outcome {
+		counts[o]++
+	}
+	if counts[succeeded] > 0 {
+		rep.Succeeded = make([]string, 0, counts[succeeded])
+	}
 	for i, o := range ro.outcome {
 		name := ro.targets[i].Name
 		switch o {
@@ -577,7 +669,7 @@ func (ro *rollout) report(st EndState) Report {
 	return rep
 }
 
-func (r *Runner) writePlan(w io.Writer, targets []Target, skipped, canaries, rest []int, startAt []string) {
+func (r *Runner) writePlan(w io.Writer, targets []Target, skipped, canaries, rest []int, startAt func(int) string) {
 	timeout := "none"
 	if r.TargetTimeout > 0 {
 		timeout = r.TargetTimeout.String()
@@ -598,8 +690,8 @@ func (r *Runner) writePlan(w io.Writer, targets []Target, skipped, canaries, res
 	line := func(i int) string {
 		t := &targets[i]
 		s := t.Name + ": " + stateNames(t)
-		if startAt[i] != "" {
-			s += " (resumes at " + startAt[i] + ")"
+		if at := startAt(i); at != "" {
+			s += " (resumes at " + at + ")"
 		}
 		return s
 	}
