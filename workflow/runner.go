@@ -678,8 +678,9 @@ func (r *Runner) writePlan(w io.Writer, targets []Target, skipped, canaries, res
 	if r.CancelInFlight {
 		onTrip = "are canceled"
 	}
-	fmt.Fprintf(w, "plan: %d targets to run (%d skipped), %d canaries, concurrency %d, %d failures tolerated, per-target timeout %s, in-flight targets %s on a trip\n",
-		len(canaries)+len(rest), len(skipped), len(canaries), max(r.Concurrency, 1), r.MaxFailures, timeout, onTrip)
+	fmt.Fprintf(w, "plan: %s to run (%d skipped), %s, concurrency %d, %s tolerated, per-target timeout %s, in-flight targets %s on a trip\n",
+		plural(len(canaries)+len(rest), "target", "targets"), len(skipped), plural(len(canaries), "canary", "canaries"),
+		max(r.Concurrency, 1), plural(r.MaxFailures, "failure", "failures"), timeout, onTrip)
 	names := func(cs []Check) string {
 		var s []string
 		for _, c := range cs {
@@ -722,4 +723,11 @@ func stateNames(t *Target) string {
 		names[i] = s.Name
 	}
 	return strings.Join(names, " → ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -482,7 +482,7 @@ func TestDryRunPrintsPlan(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, workflow.ESUnknown, rep.State)
 	assert.Empty(t, rec.calls, "a dry run runs no state")
-	assert.Equal(t, `plan: 4 targets to run (0 skipped), 1 canaries, concurrency 2, 1 failures tolerated, per-target timeout none, in-flight targets drain on a trip
+	assert.Equal(t, `plan: 4 targets to run (0 skipped), 1 canary, concurrency 2, 1 failure tolerated, per-target timeout none, in-flight targets drain on a trip
 preconditions: lb-healthy
 canary 1: web0: a → b → c
 soak 1m0s

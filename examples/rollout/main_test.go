@@ -50,7 +50,7 @@ func TestDemo(t *testing.T) {
 		{
 			name: "dry run prints the plan",
 			args: []string{"-demo", "-dry-run"},
-			want: []string{"plan: 8 targets to run (0 skipped), 1 canaries, concurrency 3, 1 failures tolerated",
+			want: []string{"plan: 8 targets to run (0 skipped), 1 canary, concurrency 3, 1 failure tolerated",
 				"preconditions: load balancer answers",
 				": remove-from-pool → stop → copy → start → check → add-to-pool"},
 		},
