@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -47,7 +48,9 @@ func crashTargets(dir string, block bool) []workflow.Target {
 					if name == "t4" {
 						fmt.Println("blocked") // both are in state b
 					}
-					select {} // until SIGKILL
+					for {
+						time.Sleep(time.Hour) // until SIGKILL; a timer, so the runtime sees no deadlock
+					}
 				}
 				if err := effect(name, state); err != nil {
 					return nil, err

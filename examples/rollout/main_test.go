@@ -196,4 +196,12 @@ func TestSSHPath(t *testing.T) {
 		cmds = append(cmds, r.Command)
 	}
 	assert.Len(t, cmds, 4, "stop, copy with checksum, rename, start: %q", cmds)
+
+	// Resuming a finished rollout touches nothing.
+	out.Reset()
+	err = run(t.Context(), []string{"-config", cfgFile, "-user", "ops", "-key", keyFile, "-known-hosts", kh,
+		"-ssh-port", port, "-journal", filepath.Join(dir, "journal"), "-resume"}, &out, &errb)
+	require.NoError(t, err)
+	assert.Contains(t, out.String(), "end state: ESSuccess")
+	assert.Len(t, srv.Commands(), 4, "-resume skipped the backend that succeeded")
 }
