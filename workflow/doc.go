@@ -34,12 +34,10 @@
 //
 // # Testing
 //
-// Targets are plain functions, so tests need no fake of this package: build
-// targets whose states record their calls, and drive timing (soak, per-target
-// timeouts, cancellation) inside testing/synctest bubbles as this package's
-// own tests do. For states that run commands, the Executor interface is
-// satisfied by the recording executor of package
-// github.com/opskit/opskit/fleet/fleettest through a one-line adapter; this
-// package's example_test.go and examples/rollout use their own in-memory
-// executors.
+// Package github.com/opskit/opskit/workflow/workflowtest has a recording
+// Executor with failure switches (workflowtest.NewRecorder) and
+// TestExecutor, which checks an Executor of your own. Targets are plain
+// functions, so tests can also build targets whose states record their
+// calls; drive timing (soak, per-target timeouts, cancellation) inside
+// testing/synctest bubbles, as this package's own tests do.
 package workflow

@@ -9,19 +9,8 @@ import (
 	"time"
 
 	"github.com/opskit/opskit/workflow"
+	"github.com/opskit/opskit/workflow/workflowtest"
 )
-
-// printExec is an in-memory workflow.Executor that prints each command and
-// fails those listed in fail.
-type printExec struct{ fail map[string]bool }
-
-func (e printExec) Run(ctx context.Context, host, cmd string) ([]byte, error) {
-	if e.fail[host+" "+cmd] {
-		return nil, errors.New("exit status 1")
-	}
-	fmt.Printf("%s: %s\n", host, cmd)
-	return nil, nil
-}
 
 func upgrade(ex workflow.Executor, host string) workflow.Target {
 	return workflow.Target{Name: host, States: []workflow.State{
@@ -30,15 +19,23 @@ func upgrade(ex workflow.Executor, host string) workflow.Target {
 	}}
 }
 
+func printCalls(rec *workflowtest.Recorder) {
+	for _, c := range rec.Calls() {
+		fmt.Printf("%s: %s\n", c.Host, c.Cmd)
+	}
+}
+
 // A canary first, then the rest; one failure is tolerated.
 func ExampleRunner() {
-	ex := printExec{fail: map[string]bool{"web3 systemctl start app": true}}
+	rec := workflowtest.NewRecorder()
+	rec.Fail("web3", "systemctl start app", errors.New("exit status 1"))
 	var targets []workflow.Target
 	for _, h := range []string{"web1", "web2", "web3", "web4"} {
-		targets = append(targets, upgrade(ex, h))
+		targets = append(targets, upgrade(rec, h))
 	}
 	r := workflow.Runner{Concurrency: 1, CanaryNum: 1, MaxFailures: 1}
 	rep, err := r.Run(context.Background(), targets)
+	printCalls(rec)
 	fmt.Println(rep.State, err)
 	for _, f := range rep.Failures {
 		fmt.Printf("%s failed in state %s: %v\n", f.Target, f.State, f.Err)
@@ -49,6 +46,7 @@ func ExampleRunner() {
 	// web2: systemctl stop app
 	// web2: systemctl start app
 	// web3: systemctl stop app
+	// web3: systemctl start app
 	// web4: systemctl stop app
 	// web4: systemctl start app
 	// ESSuccess <nil>
@@ -57,19 +55,23 @@ func ExampleRunner() {
 
 // The second failure trips a budget of one: nothing starts after it.
 func ExampleRunner_maxFailures() {
-	ex := printExec{fail: map[string]bool{"web1 systemctl stop app": true, "web2 systemctl stop app": true}}
+	rec := workflowtest.NewRecorder()
+	rec.Fail("web1", "systemctl stop app", errors.New("exit status 1"))
+	rec.Fail("web2", "systemctl stop app", errors.New("exit status 1"))
 	var targets []workflow.Target
 	for _, h := range []string{"web1", "web2", "web3"} {
-		targets = append(targets, upgrade(ex, h))
+		targets = append(targets, upgrade(rec, h))
 	}
 	r := workflow.Runner{Concurrency: 1, MaxFailures: 1}
 	rep, err := r.Run(context.Background(), targets)
 	fmt.Println(rep.State, rep.NotStarted)
 	var re *workflow.RunError
 	fmt.Println(errors.As(err, &re), err)
+	fmt.Println("commands run on web3:", rec.Count("web3", "systemctl stop app"))
 	// Output:
 	// ESMaxFailures [web3]
 	// true workflow: ESMaxFailures in rollout phase: target web2 failed in state stop: exit status 1
+	// commands run on web3: 0
 }
 
 // RetryFailed reruns a failed target from the state it failed in.
@@ -79,37 +81,39 @@ func ExampleRunner_RetryFailed() {
 	j, _ := workflow.OpenJournal(filepath.Join(dir, "journal"))
 	defer j.Close()
 
-	ex := printExec{fail: map[string]bool{"web2 systemctl start app": true}}
-	targets := []workflow.Target{upgrade(ex, "web1"), upgrade(ex, "web2")}
+	rec := workflowtest.NewRecorder()
+	rec.Fail("web2", "systemctl start app", errors.New("exit status 1"))
+	targets := []workflow.Target{upgrade(rec, "web1"), upgrade(rec, "web2")}
 	r := workflow.Runner{MaxFailures: 1, Journal: j}
 	rep, _ := r.Run(context.Background(), targets)
-	fmt.Println(rep.State, "failed:", rep.Failures[0].Target)
+	fmt.Println(rep.State, "failed:", rep.Failures[0].Target, "in", rep.Failures[0].State)
 
-	ex.fail = nil // fixed
-	targets = []workflow.Target{upgrade(ex, "web1"), upgrade(ex, "web2")}
+	rec.Fail("web2", "systemctl start app", nil) // fixed
 	rep, _ = r.RetryFailed(context.Background(), targets)
 	fmt.Println(rep.State, "skipped:", rep.Skipped)
+	printCalls(rec)
 	// Output:
+	// ESSuccess failed: web2 in start
+	// ESSuccess skipped: [web1]
 	// web1: systemctl stop app
 	// web1: systemctl start app
 	// web2: systemctl stop app
-	// ESSuccess failed: web2
 	// web2: systemctl start app
-	// ESSuccess skipped: [web1]
+	// web2: systemctl start app
 }
 
 // A dry run prints the plan and runs nothing.
 func ExampleRunner_dryRun() {
-	ex := printExec{}
-	targets := []workflow.Target{upgrade(ex, "web1"), upgrade(ex, "web2"), upgrade(ex, "web3")}
+	rec := workflowtest.NewRecorder()
+	targets := []workflow.Target{upgrade(rec, "web1"), upgrade(rec, "web2"), upgrade(rec, "web3")}
 	r := workflow.Runner{DryRun: true, PlanOutput: os.Stdout, Concurrency: 2, CanaryNum: 1, Soak: time.Minute}
 	rep, _ := r.Run(context.Background(), targets)
-	fmt.Println(rep.State)
+	fmt.Println(rep.State, len(rec.Calls()))
 	// Output:
 	// plan: 3 targets to run (0 skipped), 1 canary, concurrency 2, 0 failures tolerated, per-target timeout none, in-flight targets drain on a trip
 	// canary 1: web1: stop → start
 	// soak 1m0s
 	// rollout: web2: stop → start
 	// rollout: web3: stop → start
-	// ESUnknown
+	// ESUnknown 0
 }

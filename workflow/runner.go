@@ -262,13 +262,8 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 		if err := ro.emit(Event{Kind: EventPhase, Phase: PhasePrecondition}); err != nil {
 			return ro.end(ESPreconditionFailure, PhasePrecondition, err)
 		}
-		for _, c := range r.Preconditions {
-			if err := c.Fn(ctx); err != nil {
-				if ctx.Err() != nil {
-					return ro.end(ESCanceled, PhasePrecondition, ctx.Err())
-				}
-				return ro.end(ESPreconditionFailure, PhasePrecondition, fmt.Errorf("precondition %s: %w", c.Name, err))
-			}
+		if st, err := runChecks(ctx, r.Preconditions, ESPreconditionFailure); err != nil {
+			return ro.end(st, PhasePrecondition, err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -322,16 +317,25 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 		if st, err := ro.gate(ctx, PhasePostcondition, ESPostconditionFailure); err != nil {
 			return ro.end(st, PhasePostcondition, err)
 		}
-		for _, c := range r.Postconditions {
-			if err := c.Fn(ctx); err != nil {
-				if ctx.Err() != nil {
-					return ro.end(ESCanceled, PhasePostcondition, ctx.Err())
-				}
-				return ro.end(ESPostconditionFailure, PhasePostcondition, fmt.Errorf("postcondition %s: %w", c.Name, err))
-			}
+		if st, err := runChecks(ctx, r.Postconditions, ESPostconditionFailure); err != nil {
+			return ro.end(st, PhasePostcondition, err)
 		}
 	}
 	return ro.end(ESSuccess, "", nil)
+}
+
+// runChecks runs checks in order; on a failure it returns the end state
+// to report (failed, or ESCanceled when ctx ended).
+func runChecks(ctx context.Context, checks []Check, failed EndState) (EndState, error) {
+	for _, c := range checks {
+		if err := c.Fn(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ESCanceled, ctx.Err()
+			}
+			return failed, fmt.Errorf("check %s: %w", c.Name, err)
+		}
+	}
+	return 0, nil
 }
 
 // gate emits the phase event and asks the gate; on refusal it returns the
