@@ -154,8 +154,13 @@ type Journal struct {
 	err    error
 }
 
-// OpenJournal opens the journal at path, creating it if needed, and reads
-// what it already holds. A line torn by a crash at the end of the file is
+// ErrJournalLocked is returned by OpenJournal when another open Journal
+// (in this or another process) holds the file.
+var ErrJournalLocked = errors.New("workflow: journal in use by another rollout")
+
+// OpenJournal opens the journal at path, creating it if needed, locks it
+// against other controllers (ErrJournalLocked), and reads what it already
+// holds. A line torn by a crash at the end of the file is
 // cut off so that new records start on a line of their own. A corrupt line
 // elsewhere is a *JournalError.
 func OpenJournal(path string) (*Journal, error) {
@@ -164,6 +169,13 @@ func OpenJournal(path string) (*Journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("workflow: opening journal: %w", err)
+	}
+	if err := lockJournal(f); err != nil {
+		f.Close()
+		if errors.Is(err, ErrJournalLocked) {
+			return nil, fmt.Errorf("%w: %s", ErrJournalLocked, path)
+		}
+		return nil, fmt.Errorf("workflow: locking journal: %w", err)
 	}
 	j := &Journal{f: f, status: map[string]*TargetStatus{}}
 	good, err := decodeJournal(f, j.apply)

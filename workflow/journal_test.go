@@ -46,19 +46,22 @@ func TestRetryFailedResumesAtFailedState(t *testing.T) {
 	}}
 	targets := []workflow.Target{machine(rec, "t0", "", nil), flaky, machine(rec, "t2", "", nil)}
 
-	r := workflow.Runner{MaxFailures: 1, Journal: openJournal(t, path)}
+	j1 := openJournal(t, path)
+	r := workflow.Runner{MaxFailures: 1, Journal: j1}
 	rep, err := r.Run(t.Context(), targets)
 	require.NoError(t, err)
 	require.Len(t, rep.Failures, 1)
 	assert.Equal(t, "b", rep.Failures[0].State, "failure records the state it failed in")
+	require.NoError(t, j1.Close())
 
 	// A new process: reopen the journal and retry.
 	failing = false
-	st, ok := openJournal(t, path).Status("flaky")
+	j2 := openJournal(t, path)
+	st, ok := j2.Status("flaky")
 	require.True(t, ok)
 	assert.Equal(t, workflow.TargetStatus{Status: workflow.StatusFailed, State: "b", Err: "boom"}, st)
 
-	r2 := workflow.Runner{Journal: openJournal(t, path)}
+	r2 := workflow.Runner{Journal: j2}
 	rep, err = r2.RetryFailed(t.Context(), targets)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"flaky"}, rep.Succeeded)
@@ -96,10 +99,12 @@ func TestResumeAfterInterruption(t *testing.T) {
 	for _, n := range names("t", 5) {
 		targets = append(targets, mk(n))
 	}
-	r := workflow.Runner{CanaryNum: 1, Journal: openJournal(t, path)}
+	j1 := openJournal(t, path)
+	r := workflow.Runner{CanaryNum: 1, Journal: j1}
 	rep, err := r.Run(ctx, targets)
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, []string{"t2"}, rep.Interrupted)
+	require.NoError(t, j1.Close())
 
 	stop = false
 	r2 := workflow.Runner{CanaryNum: 1, Journal: openJournal(t, path)}
@@ -178,10 +183,44 @@ func TestOpenJournalCutsTornLine(t *testing.T) {
 	require.NoError(t, err, "journal after reopen:\n%s", b)
 	assert.Len(t, recs, 2, "the torn line is gone, the new record is whole")
 
+	_, err = workflow.OpenJournal(path)
+	assert.ErrorIs(t, err, workflow.ErrJournalLocked, "a second controller on an open journal")
+	require.NoError(t, j.Close())
+
 	require.NoError(t, os.WriteFile(path, []byte("garbage\n"), 0o644))
 	_, err = workflow.OpenJournal(path)
 	var je *workflow.JournalError
 	assert.ErrorAs(t, err, &je, "a corrupt journal is refused, not silently reset")
+}
+
+// TestJournalWriteFailure: a journal that cannot be written stops the
+// rollout before any target; one that fails mid-run fails the target
+// whose transition it could not record, before that state runs.
+func TestJournalWriteFailure(t *testing.T) {
+	rec := newRecorder()
+	targets := []workflow.Target{machine(rec, "t0", "", nil), machine(rec, "t1", "", nil)}
+	j := openJournal(t, filepath.Join(t.TempDir(), "journal"))
+	require.NoError(t, j.Close())
+	r := workflow.Runner{Journal: j}
+	rep, err := r.Run(t.Context(), targets)
+	assert.Equal(t, workflow.ESPreconditionFailure, rep.State)
+	assert.ErrorContains(t, err, "journal closed")
+	assert.Empty(t, rec.calls, "nothing ran")
+
+	// The disk fails while the canary is in state a.
+	j = openJournal(t, filepath.Join(t.TempDir(), "journal"))
+	targets[0].States[0].Fn = func(context.Context) (workflow.StateFn, error) {
+		j.Close()
+		return workflow.Goto("b"), nil
+	}
+	r = workflow.Runner{CanaryNum: 1, Journal: j}
+	rep, err = r.Run(t.Context(), targets)
+	assert.Equal(t, workflow.ESCanaryFailure, rep.State)
+	assert.ErrorContains(t, err, "journal closed")
+	require.Len(t, rep.Failures, 1)
+	assert.Equal(t, "a", rep.Failures[0].State, "the failure is in the last journaled state")
+	assert.Zero(t, rec.count("t0", "b"), "state b did not run unjournaled")
+	assert.Equal(t, []string{"t1"}, rep.NotStarted)
 }
 
 func sampleJournal() []byte {

@@ -257,11 +257,12 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 		}
 	}
 
-	// Preconditions.
+	// Preconditions. The phase event is always the first record, so a
+	// journal that cannot be written stops the rollout before any target.
+	if err := ro.emit(Event{Kind: EventPhase, Phase: PhasePrecondition}); err != nil {
+		return ro.end(ESPreconditionFailure, PhasePrecondition, err)
+	}
 	if len(r.Preconditions) > 0 {
-		if err := ro.emit(Event{Kind: EventPhase, Phase: PhasePrecondition}); err != nil {
-			return ro.end(ESPreconditionFailure, PhasePrecondition, err)
-		}
 		if st, err := runChecks(ctx, r.Preconditions, ESPreconditionFailure); err != nil {
 			return ro.end(st, PhasePrecondition, err)
 		}
@@ -405,15 +406,17 @@ func (ro *rollout) at(i int) string {
 // It runs on a goroutine per target, so its frame is kept small: event
 // building, logging and the failure path live in functions of their own.
 func (ro *rollout) runTarget(runCtx, ctx context.Context, i int, phase Phase, at string, budget bool) outcome {
-	if !ro.begin(ctx, i, phase) {
+	started, err := ro.begin(ctx, i, phase)
+	if !started {
 		return notStarted
 	}
 	tr := &ro.runs[i] // one allocation for all targets
 	*tr = targetRun{Context: ctx, ro: ro, t: &ro.targets[i], phase: phase}
-	var err error
-	if d := ro.r.TargetTimeout; d > 0 {
+	switch d := ro.r.TargetTimeout; {
+	case err != nil: // the start could not be journaled: run nothing
+	case d > 0:
 		err = tr.runWithTimeout(d, at)
-	} else {
+	default:
 		err = tr.run(at)
 	}
 	res := succeeded
@@ -427,26 +430,19 @@ func (ro *rollout) runTarget(runCtx, ctx context.Context, i int, phase Phase, at
 	return ro.finish(runCtx, i, tr, res, err, budget)
 }
 
-// begin decides whether target i starts and records the start.
-func (ro *rollout) begin(ctx context.Context, i int, phase Phase) bool {
+// begin decides whether target i starts and records the start. An error
+// means the start event could not be journaled.
+func (ro *rollout) begin(ctx context.Context, i int, phase Phase) (bool, error) {
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
 	if ro.tripped != nil || ctx.Err() != nil {
-		return false
+		return false, nil
 	}
 	ro.outcome[i] = running
 	if ro.quiet {
-		return true
+		return true, nil
 	}
-	if err := ro.emit(Event{Kind: EventStart, Phase: phase, Target: ro.targets[i].Name}); err != nil {
-		ro.startErr(i, err)
-	}
-	return true
-}
-
-// startErr remembers a journal failure at start; finish fails the target with it.
-func (ro *rollout) startErr(i int, err error) {
-	ro.errs[i] = &TargetError{Target: ro.targets[i].Name, Err: err}
+	return true, ro.emit(Event{Kind: EventStart, Phase: phase, Target: ro.targets[i].Name})
 }
 
 // finish records the outcome, counts it against the budget, and runs the
@@ -456,9 +452,6 @@ func (ro *rollout) startErr(i int, err error) {
 func (ro *rollout) finish(runCtx context.Context, i int, tr *targetRun, res outcome, err error, budget bool) outcome {
 	t := tr.t
 	ro.mu.Lock()
-	if te := ro.errs[i]; te != nil && res == succeeded { // the start event failed
-		res, err = failed, te.Err
-	}
 	if !ro.quiet {
 		ev := Event{Kind: EventDone, Phase: tr.phase, Target: t.Name}
 		switch res {

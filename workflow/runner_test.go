@@ -315,8 +315,8 @@ func TestSoak(t *testing.T) {
 			t0 := time.Now()
 			go func() { rep, err = r.Run(ctx, targets); close(done) }()
 			synctest.Wait()
-			require.Len(t, rec.kinds(workflow.EventPhase), 2, "canary and soak phases began")
-			assert.Equal(t, workflow.PhaseSoak, rec.kinds(workflow.EventPhase)[1].Phase)
+			require.Len(t, rec.kinds(workflow.EventPhase), 3, "precondition, canary and soak phases began")
+			assert.Equal(t, workflow.PhaseSoak, rec.kinds(workflow.EventPhase)[2].Phase)
 			time.Sleep(time.Minute) // fake time inside the bubble
 			cancel()
 			<-done
@@ -429,6 +429,7 @@ func TestEventsCarryTargetPhaseStateErrorTime(t *testing.T) {
 			got = append(got, s)
 		}
 		assert.Equal(t, []string{
+			"phase precondition  ",
 			"phase canary  ",
 			"start canary t0 ",
 			"state canary t0 a",
