@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "per-backend timeout")
 	fs.BoolVar(&o.cancelInFlight, "cancel-in-flight", false, "when the failure budget trips, cancel backends in progress instead of letting them finish")
 	fs.StringVar(&o.user, "user", "", "SSH user")
-	fs.StringVar(&o.key, "key", "", "SSH private key `file`")
+	fs.StringVar(&o.key, "key", "", "SSH private key `file` (passphrase, if any, from $ROLLOUT_KEY_PASSPHRASE; without -key, ssh-agent via $SSH_AUTH_SOCK)")
 	fs.StringVar(&o.knownHosts, "known-hosts", "", "known_hosts `file`; default ~/.ssh/known_hosts")
 	fs.IntVar(&o.sshPort, "ssh-port", 22, "SSH port of the backends")
 	fs.Usage = func() {
@@ -159,12 +159,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" && o.key == "" {
 			auth.AgentSocket = sock
 		}
-		ssh, err := fleet.NewSSH(auth)
-		if err != nil {
-			return err
+		if pass, ok := os.LookupEnv("ROLLOUT_KEY_PASSPHRASE"); ok {
+			auth.Passphrase = func(string) ([]byte, error) { return []byte(pass), nil }
 		}
-		defer ssh.Close()
-		exec, push = fleetExec{ssh}, fleetPush{ssh}
+		if !o.dryRun { // a dry run connects nowhere
+			ssh, err := fleet.NewSSH(auth)
+			if err != nil {
+				return err
+			}
+			defer ssh.Close()
+			exec, push = fleetExec{ssh}, fleetPush{ssh}
+		}
 		if o.journal == "" {
 			o.journal = "rollout.journal"
 		}
@@ -183,11 +188,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		targets[i] = p.target(b)
 	}
 
-	j, err := workflow.OpenJournal(o.journal)
-	if err != nil {
-		return err
+	// A plain dry run writes nothing, not even a journal.
+	var j *workflow.Journal
+	if !o.dryRun || o.resume || o.retryFailed {
+		if j, err = workflow.OpenJournal(o.journal); err != nil {
+			return err
+		}
+		defer j.Close()
 	}
-	defer j.Close()
 	prog := &progress{w: stderr, tty: isTerminal(stderr), total: len(targets)}
 	r := workflow.Runner{
 		Concurrency:    cfg.Concurrency,

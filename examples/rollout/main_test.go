@@ -221,3 +221,19 @@ func TestFleetExecAdapter(t *testing.T) {
 	t.Cleanup(func() { ex.Close() })
 	workflowtest.TestExecutor(t, fleetExec{ex}, srv.Addr())
 }
+
+func TestConfigDryRunWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "app")
+	require.NoError(t, os.WriteFile(src, []byte("v2"), 0o755))
+	cfgFile := filepath.Join(dir, "rollout.json")
+	require.NoError(t, os.WriteFile(cfgFile, []byte(`{"Concurrency":2,"CanaryNum":1,"MaxFailures":0,"Src":"`+src+
+		`","LB":"lb:8081","Pattern":"app","Backends":["web1:8080","web2:8080","web3:8080"]}`), 0o600))
+	journal := filepath.Join(dir, "journal")
+	var out, errb bytes.Buffer
+	err := run(t.Context(), []string{"-config", cfgFile, "-user", "ops", "-known-hosts", filepath.Join(dir, "kh"),
+		"-journal", journal, "-dry-run"}, &out, &errb)
+	require.NoError(t, err, errb.String())
+	assert.Contains(t, out.String(), "canary 1: web1:8080: remove-from-pool → stop → copy → start → check → add-to-pool\nrollout: web2:8080")
+	assert.NoFileExists(t, journal, "a dry run writes no journal")
+}
