@@ -52,3 +52,5 @@ func startAgent(t testing.TB, keyFile string) string {
 	}()
 	return sock
 }
+
+func splitHostPort(a string) (string, string, error) { return net.SplitHostPort(a) }
