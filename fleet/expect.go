@@ -285,7 +285,7 @@ func tail(s string, n int) string {
 // With neither Args nor Shell set it starts the login shell. The context
 // bounds only the start; each dialogue call takes its own.
 func (s *SSH) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
-	sess, release, err := s.session(ctx, cmd.Host)
+	sess, _, release, err := s.session(ctx, cmd.Host)
 	if err != nil {
 		return nil, err
 	}
