@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -194,14 +195,24 @@ func exitError(r Result) error {
 	return &ExitError{Host: r.Host, Code: r.ExitCode, Signal: r.Signal, Stderr: tail}
 }
 
-// capWriter keeps the first max bytes written and counts the rest.
+// capWriter keeps the first max bytes written and notes that more came.
 type capWriter struct {
+	mu        sync.Mutex
 	max       int
 	buf       []byte
 	truncated bool
 }
 
+// snapshot copies what was kept so far, while writes may still come.
+func (w *capWriter) snapshot() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]byte(nil), w.buf...)
+}
+
 func (w *capWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	room := w.max - len(w.buf)
 	if room >= len(p) {
 		w.buf = append(w.buf, p...)

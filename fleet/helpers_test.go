@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/pem"
 	"net"
 	"os"
 	"path/filepath"
@@ -51,4 +52,19 @@ func startAgent(t testing.TB, keyFile string) string {
 		}
 	}()
 	return sock
+}
+
+func splitHostPort(a string) (string, string, error) { return net.SplitHostPort(a) }
+
+// ecdsaKeyOf writes a new ECDSA P-256 private key in OpenSSH format to dir/name.
+func ecdsaKeyOf(t testing.TB, dir, name string) ssh.Signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	blk, err := ssh.MarshalPrivateKey(k, "")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(blk), 0o600))
+	sg, err := ssh.NewSignerFromKey(k)
+	require.NoError(t, err)
+	return sg
 }

@@ -463,31 +463,43 @@ func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
 	if err := cmd.validate(); err != nil {
 		return res, err
 	}
-	sess, release, err := s.session(ctx, cmd.Host)
+	sess, c, release, err := s.session(ctx, cmd.Host)
 	if err != nil {
 		res.Duration = time.Since(start)
 		return res, err
 	}
-	defer release()
-	stop := context.AfterFunc(ctx, func() {
-		sess.Signal(ssh.SIGKILL)
-		sess.Close()
-	})
-	defer stop()
 	out := &capWriter{max: cmd.maxOutput()}
 	errw := &capWriter{max: cmd.maxOutput()}
 	sess.Stdout, sess.Stderr, sess.Stdin = out, errw, cmd.Stdin
-	if cmd.PTY {
-		if err := sess.RequestPty("xterm", 40, 120, ssh.TerminalModes{ssh.ECHO: 0}); err != nil {
-			res.Duration = time.Since(start)
-			return res, &HostError{Host: cmd.Host, Kind: ErrUnreachable, Err: err}
-		}
-	}
 	line := cmd.Shell
 	if len(cmd.Args) > 0 {
 		line = ShellQuote(cmd.Args...)
 	}
-	err = sess.Run(line)
+	done := make(chan error, 1)
+	go func() {
+		if cmd.PTY {
+			if err := sess.RequestPty("xterm", 40, 120, ssh.TerminalModes{ssh.ECHO: 0}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- sess.Run(line)
+	}()
+	select {
+	case err = <-done:
+		release()
+	case <-ctx.Done():
+		// Kill the command and return now. sshd may keep the channel open
+		// until the command ends (it cannot signal it without privilege
+		// separation), so the session is reaped in the background, and the
+		// connection is dropped if that takes longer than 5s.
+		sess.Signal(ssh.SIGKILL)
+		sess.Close()
+		go s.reap(done, release, c)
+		res.Duration = time.Since(start)
+		res.Stdout, res.Stderr = out.snapshot(), errw.snapshot()
+		return res, ctxError(cmd.Host, ctx)
+	}
 	res.Duration = time.Since(start)
 	res.Stdout, res.Stderr = out.buf, errw.buf
 	res.StdoutTruncated, res.StderrTruncated = out.truncated, errw.truncated
@@ -510,33 +522,54 @@ func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
 	return res, &HostError{Host: cmd.Host, Kind: ErrUnreachable, Err: err}
 }
 
+// reap waits for a cancelled session to end, then frees its slot; after
+// 5s it closes the connection, which ends the session.
+func (s *SSH) reap(done <-chan error, release func(), c pooled) {
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.forget(c.hc, c.client)
+		<-done
+	}
+	release()
+}
+
+// pooled names a pooled connection.
+type pooled struct {
+	hc     *hostConn
+	client *ssh.Client
+}
+
 // session opens a session on the pooled connection, holding one of the
 // host's MaxSessions slots until release. A pooled connection that died
 // is redialled once.
-func (s *SSH) session(ctx context.Context, host string) (*ssh.Session, func(), error) {
+func (s *SSH) session(ctx context.Context, host string) (*ssh.Session, pooled, func(), error) {
 	t := s.target(host)
 	for attempt := 0; ; attempt++ {
 		c, hc, err := s.client(ctx, host, t)
 		if err != nil {
-			return nil, nil, err
+			return nil, pooled{}, nil, err
 		}
 		select {
 		case hc.sessions <- struct{}{}:
 		case <-ctx.Done():
-			return nil, nil, ctxError(host, ctx)
+			return nil, pooled{}, nil, ctxError(host, ctx)
 		}
 		release := func() { <-hc.sessions }
 		sess, err := c.NewSession()
 		if err == nil {
-			return sess, func() { sess.Close(); release() }, nil
+			var once sync.Once
+			return sess, pooled{hc, c}, func() { once.Do(func() { sess.Close(); release() }) }, nil
 		}
 		release()
 		s.forget(hc, c)
 		if attempt > 0 || ctx.Err() != nil {
 			if ctx.Err() != nil {
-				return nil, nil, ctxError(host, ctx)
+				return nil, pooled{}, nil, ctxError(host, ctx)
 			}
-			return nil, nil, &HostError{Host: host, Kind: ErrUnreachable, Err: err}
+			return nil, pooled{}, nil, &HostError{Host: host, Kind: ErrUnreachable, Err: err}
 		}
 	}
 }

@@ -261,27 +261,18 @@ func (e fleetExec) Run(ctx context.Context, host, cmd string) ([]byte, error) {
 	return res.Stdout, err
 }
 
-// fleetPush streams the file over SSH into a temporary file beside dst,
-// checks its SHA-256 on the backend, and only then renames it over dst.
+// fleetPush copies the binary with fleet.Push: streamed over SSH into a
+// temporary file beside dst, its SHA-256 checked on the backend, then
+// renamed over dst (skipped when dst already has that checksum).
 type fleetPush struct{ ssh *fleet.SSH }
 
 func (p fleetPush) Push(ctx context.Context, host, src, dst, sum string) error {
-	f, err := os.Open(src)
+	res, err := fleet.Push(ctx, p.ssh, host, src, dst, 0o755)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	tmp := fleet.ShellQuote(dst + ".rollout-new")
-	res, err := p.ssh.Run(ctx, fleet.Command{Host: host, Stdin: f,
-		Shell: "cat > " + tmp + " && sha256sum " + tmp})
-	if err != nil {
-		return err
+	if res.SHA256 != sum {
+		return fmt.Errorf("%s changed during the rollout: sha256 %.12s, planned %.12s", src, res.SHA256, sum)
 	}
-	got := string(res.Stdout)
-	if len(got) < 64 || got[:64] != sum {
-		p.ssh.Run(ctx, fleet.Command{Host: host, Shell: "rm -f " + tmp})
-		return fmt.Errorf("checksum mismatch on %s: got %.12s, want %.12s", host, got, sum)
-	}
-	_, err = p.ssh.Run(ctx, fleet.Command{Host: host, Shell: "chmod 755 " + tmp + " && mv -f " + tmp + " " + fleet.ShellQuote(dst)})
-	return err
+	return nil
 }

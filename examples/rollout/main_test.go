@@ -197,7 +197,7 @@ func TestSSHPath(t *testing.T) {
 	for _, r := range srv.Commands() {
 		cmds = append(cmds, r.Command)
 	}
-	assert.Len(t, cmds, 4, "stop, copy with checksum, rename, start: %q", cmds)
+	assert.Len(t, cmds, 4, "stop, checksum of dst, copy+check+rename, start: %q", cmds)
 
 	// Resuming a finished rollout touches nothing.
 	out.Reset()

@@ -1,0 +1,218 @@
+package fleet_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/opskit/opskit/fleet"
+	"github.com/opskit/opskit/fleet/fleettest"
+	"github.com/opskit/opskit/internal/testenv"
+)
+
+// sshd is a real OpenSSH server started for one test.
+type sshd struct {
+	addr       string
+	user       string
+	keyFile    string
+	knownHosts string // trusts the ed25519 host key only
+	dir        string
+}
+
+// startSSHD runs sshd -D -e -f cfg on 127.0.0.1 with a free port,
+// generated ed25519 and ECDSA host keys and an ed25519 user key, as the
+// test process's user.
+func startSSHD(t *testing.T) *sshd {
+	t.Helper()
+	bin := testenv.Tool(t, "sshd")
+	u, err := user.Current()
+	require.NoError(t, err)
+	if os.Geteuid() == 0 {
+		// sshd run as root insists on its privilege-separation directory,
+		// which the Debian service creates at start.
+		require.NoError(t, os.MkdirAll("/run/sshd", 0o755))
+	}
+	dir := t.TempDir()
+	writeKey := func(name string, key any) ssh.Signer {
+		blk, err := ssh.MarshalPrivateKey(key, "")
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(blk), 0o600))
+		sg, err := ssh.NewSignerFromKey(key)
+		require.NoError(t, err)
+		return sg
+	}
+	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
+	hostKey := writeKey("host_ed25519", hostPriv)
+	ecdsaKeyOf(t, dir, "host_ecdsa")
+	_, userPriv, _ := ed25519.GenerateKey(rand.Reader)
+	userKey := writeKey("id_ed25519", userPriv)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(userKey.PublicKey()), 0o600))
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cfg := fmt.Sprintf(`Port %d
+ListenAddress 127.0.0.1
+HostKey %[2]s/host_ed25519
+HostKey %[2]s/host_ecdsa
+PidFile none
+AuthorizedKeysFile %[2]s/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+AllowUsers %[3]s
+AllowTcpForwarding yes
+MaxStartups 100
+MaxSessions 20
+LogLevel INFO
+`, port, dir, u.Username)
+	cfgPath := filepath.Join(dir, "sshd_config")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
+
+	cmd := exec.Command(bin, "-D", "-e", "-f", cfgPath)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// sshd -e logs "Server listening on 127.0.0.1 port N." when ready.
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		var lines []string
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "Server listening on") {
+				ready <- nil
+				for sc.Scan() {
+					t.Log("sshd:", sc.Text())
+				}
+				return
+			}
+			lines = append(lines, sc.Text())
+		}
+		ready <- fmt.Errorf("sshd exited: %s", strings.Join(lines, "\n"))
+	}()
+	select {
+	case err := <-ready:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("sshd did not report listening within 15s")
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	kh := filepath.Join(dir, "known_hosts")
+	require.NoError(t, os.WriteFile(kh, []byte(knownLine(addr, hostKey.PublicKey())), 0o600))
+	return &sshd{addr: addr, user: u.Username, keyFile: filepath.Join(dir, "id_ed25519"), knownHosts: kh, dir: dir}
+}
+
+func (s *sshd) executor(t testing.TB, mod func(*fleet.SSHConfig)) *fleet.SSH {
+	t.Helper()
+	cfg := fleet.SSHConfig{User: s.user, KeyFiles: []string{s.keyFile}, KnownHostsFiles: []string{s.knownHosts}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ex, err := fleet.NewSSH(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { ex.Close() })
+	return ex
+}
+
+func TestSSHDIntegration(t *testing.T) {
+	s := startSSHD(t)
+
+	t.Run("conformance", func(t *testing.T) {
+		fleettest.TestExecutor(t, func(t *testing.T) (fleet.Executor, string) { return s.executor(t, nil), s.addr })
+	})
+	t.Run("exec, exit code and stderr", func(t *testing.T) {
+		ex := s.executor(t, nil)
+		res, err := ex.Run(t.Context(), fleet.Command{Host: s.addr, Shell: "echo out; echo err >&2; exit 7"})
+		var ee *fleet.ExitError
+		require.ErrorAs(t, err, &ee)
+		assert.Equal(t, 7, ee.Code)
+		assert.Equal(t, "out\n", string(res.Stdout))
+		assert.Equal(t, "err\n", string(res.Stderr))
+	})
+	t.Run("host key algorithms from known_hosts", func(t *testing.T) {
+		// sshd offers ECDSA and Ed25519 keys; known_hosts has only the
+		// Ed25519 one. Without derivation Go asks for ECDSA first and
+		// would report a changed key.
+		ex := s.executor(t, nil)
+		_, err := ex.Run(t.Context(), fleet.Command{Host: s.addr, Args: []string{"true"}})
+		require.NoError(t, err)
+	})
+	t.Run("changed host key detected", func(t *testing.T) {
+		other, _ := fleettest.NewSigner()
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		require.NoError(t, os.WriteFile(kh, []byte(knownLine(s.addr, other.PublicKey())), 0o600))
+		ex := s.executor(t, func(c *fleet.SSHConfig) { c.KnownHostsFiles = []string{kh}; c.AcceptNewHostKeys = true })
+		_, err := ex.Run(t.Context(), fleet.Command{Host: s.addr, Args: []string{"true"}})
+		require.ErrorIs(t, err, fleet.ErrHostKeyChanged)
+	})
+	t.Run("expect dialogue", func(t *testing.T) {
+		script, dir := fakeApt(t)
+		ex := s.executor(t, nil)
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		line := "FAKE_APT_DIR=" + fleet.ShellQuote(dir) + " " + fleet.ShellQuote(script, "install", "nginx")
+		out, err := fleet.AptGetInstall(ctx, ex, fleet.Command{Host: s.addr, Shell: line})
+		require.NoError(t, err, "transcript %q", out.Result.Stdout)
+		assert.True(t, out.Answered)
+		assert.Equal(t, []string{"nginx"}, out.Installed)
+		e, err := ex.Spawn(ctx, fleet.Command{Host: s.addr, Shell: "tty; printf 'name? '; read n; echo hello $n"})
+		require.NoError(t, err)
+		defer e.Close()
+		_, _, err = e.Expect(ctx, regexp.MustCompile(`/dev/pts/\d+`))
+		require.NoError(t, err, "the session has a pty")
+		require.NoError(t, e.Batch(ctx, fleet.Step{Expect: regexp.MustCompile(`name\? `)}, fleet.Step{Send: "ann\n"}, fleet.Step{Expect: regexp.MustCompile(`hello ann`)}))
+	})
+	t.Run("file push", func(t *testing.T) {
+		src := filepath.Join(t.TempDir(), "blob")
+		require.NoError(t, os.WriteFile(src, []byte(strings.Repeat("x", 1<<20)), 0o600))
+		dst := filepath.Join(t.TempDir(), "blob")
+		ex := s.executor(t, nil)
+		res, err := fleet.Push(t.Context(), ex, s.addr, src, dst, 0o640)
+		require.NoError(t, err)
+		assert.False(t, res.Skipped)
+		fi, err := os.Stat(dst)
+		require.NoError(t, err)
+		assert.Equal(t, int64(1<<20), fi.Size())
+		assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm())
+		res, err = fleet.Push(t.Context(), ex, s.addr, src, dst, 0o640)
+		require.NoError(t, err)
+		assert.True(t, res.Skipped)
+	})
+	t.Run("jump through the same sshd", func(t *testing.T) {
+		ex := s.executor(t, func(c *fleet.SSHConfig) { c.Jump = []string{s.addr, s.user + "@" + s.addr} })
+		res, err := ex.Run(t.Context(), fleet.Command{Host: s.addr, Args: []string{"echo", "via two hops"}})
+		require.NoError(t, err)
+		assert.Equal(t, "via two hops\n", string(res.Stdout))
+	})
+	t.Run("fan-out and pooled second command", func(t *testing.T) {
+		ex := s.executor(t, nil)
+		g := fleet.Group{Executor: ex, Concurrency: 10}
+		hosts := []string{s.addr, s.addr, s.addr}
+		sum, err := g.Run(t.Context(), hosts, fleet.Command{Args: []string{"uname", "-s"}})
+		require.NoError(t, err)
+		for _, r := range sum.Results {
+			assert.Equal(t, "Linux\n", string(r.Stdout))
+		}
+	})
+}
