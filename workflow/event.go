@@ -69,6 +69,7 @@ func (e *TargetError) msg() string {
 	return fmt.Sprintf("target %s failed in state %s: %v", e.Target, e.State, e.Err)
 }
 
+// Error says which target failed in which state, and why.
 func (e *TargetError) Error() string { return "workflow: " + e.msg() }
 
 // Unwrap returns the error the state returned.
@@ -85,6 +86,7 @@ type RunError struct {
 	Err   error
 }
 
+// Error names the end state, the phase and the cause.
 func (e *RunError) Error() string {
 	cause := e.Err.Error()
 	var te *TargetError

@@ -40,6 +40,7 @@ type JournalError struct {
 	Err  error
 }
 
+// Error names the line and what is wrong with it.
 func (e *JournalError) Error() string {
 	return fmt.Sprintf("workflow: journal line %d: %v", e.Line, e.Err)
 }
