@@ -403,7 +403,7 @@ func (ro *rollout) at(i int) string {
 // outcome with its event and budget accounting, are each made under ro.mu,
 // so the journal shows no start after the failure that trips the budget.
 //
-// It runs on a goroutine per target, so its frame is kept small: event
+// It runs on the pool's workers, so its fast path is kept small: event
 // building, logging and the failure path live in functions of their own.
 func (ro *rollout) runTarget(runCtx, ctx context.Context, i int, phase Phase, at string, budget bool) outcome {
 	started, err := ro.begin(ctx, i, phase)
@@ -556,14 +556,14 @@ func (tr *targetRun) enter(name string) (StateFn, error) {
 	return fn, nil
 }
 
+// runWithTimeout runs the target under its timeout. The states see tr
+// with the timeout's context inside; it is not swapped back afterwards, as
+// a state may have handed its context to a goroutine of its own.
 func (tr *targetRun) runWithTimeout(d time.Duration, at string) error {
-	parent := tr.Context
-	ctx, cancel := context.WithTimeout(parent, d)
+	ctx, cancel := context.WithTimeout(tr.Context, d)
 	defer cancel()
 	tr.Context = ctx
-	err := tr.run(at)
-	tr.Context = parent
-	return err
+	return tr.run(at)
 }
 
 // run runs the pre-check, the states from at, and the post-check.
