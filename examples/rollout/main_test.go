@@ -20,6 +20,7 @@ import (
 
 	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/fleet/fleettest"
+	"github.com/opskit/opskit/workflow"
 	"github.com/opskit/opskit/workflow/workflowtest"
 )
 
@@ -236,4 +237,28 @@ func TestConfigDryRunWritesNothing(t *testing.T) {
 	require.NoError(t, err, errb.String())
 	assert.Contains(t, out.String(), "canary 1: web1:8080: remove-from-pool → stop → copy → start → check → add-to-pool\nrollout: web2:8080")
 	assert.NoFileExists(t, journal, "a dry run writes no journal")
+}
+
+func TestProgressLine(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		var buf bytes.Buffer
+		p := &progress{w: &buf, tty: tty, total: 4}
+		for _, ev := range []workflow.Event{
+			{Kind: workflow.EventSkip, Target: "a"},
+			{Kind: workflow.EventStart, Target: "b"},
+			{Kind: workflow.EventState, Target: "b", State: "stop"}, // no change, no line
+			{Kind: workflow.EventStart, Target: "c"},
+			{Kind: workflow.EventFail, Target: "b"},
+			{Kind: workflow.EventEnd},
+		} {
+			p.event(ev)
+		}
+		assert.Equal(t, "done 1 | failed 1 | in flight 1 | remaining 1", p.line(), "tty=%v", tty)
+		if tty {
+			assert.Equal(t, 4, strings.Count(buf.String(), "\r\033[K"), "one redraw per change: %q", buf.String())
+			assert.True(t, strings.HasSuffix(buf.String(), "\n"), "the line ends when the rollout does")
+		} else {
+			assert.Equal(t, 4, strings.Count(buf.String(), "\n"), "one line per change: %q", buf.String())
+		}
+	}
 }
