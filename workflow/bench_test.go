@@ -57,7 +57,7 @@ func BenchmarkRollout10k(b *testing.B) {
 }
 
 // BenchmarkRolloutJournal is the same rollout with every transition
-// fsync'd to a journal (4 records per target), on 1,000 targets.
+// fsync'd to a journal (3 records per target), on 1,000 targets.
 func BenchmarkRolloutJournal(b *testing.B) {
 	const n = 1000
 	targets := make([]workflow.Target, n)
