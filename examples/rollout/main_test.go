@@ -262,3 +262,41 @@ func TestProgressLine(t *testing.T) {
 		}
 	}
 }
+
+func TestStopState(t *testing.T) {
+	assert.Equal(t, "[a]pp", notSelf("app"))
+	assert.Equal(t, "[/]usr/local/bin/app", notSelf("/usr/local/bin/app"))
+	assert.Equal(t, "^app$", notSelf("^app$"))
+
+	src := filepath.Join(t.TempDir(), "app")
+	require.NoError(t, os.WriteFile(src, []byte("v2"), 0o755))
+	for _, tt := range []struct {
+		name    string
+		err     error
+		wantErr bool
+	}{
+		{"stopped", nil, false},
+		{"was not running (pkill exit 1)", &fleet.ExitError{Host: "web1", Code: 1}, false},
+		{"pkill failed (exit 2)", &fleet.ExitError{Host: "web1", Code: 2}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := workflowtest.NewRecorder()
+			p, err := newPlan(Config{Src: src, LB: "lb:1", Pattern: "app", Dst: "/srv/app"}, rec, nil, http.DefaultClient)
+			require.NoError(t, err)
+			assert.Equal(t, "pkill -f -- '[a]pp'", p.stopCmd)
+			rec.Fail("web1", p.stopCmd, tt.err)
+			var stop workflow.StateFn
+			for _, s := range p.target("web1:8080").States {
+				if s.Name == stStop {
+					stop = s.Fn
+				}
+			}
+			_, err = stop(t.Context())
+			if tt.wantErr {
+				assert.Error(t, err)
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -51,9 +52,24 @@ func newPlan(c Config, exec workflow.Executor, push pusher, hc *http.Client) (*p
 		src:     c.Src,
 		sum:     sum,
 		dst:     c.Dst,
-		stopCmd: "pkill -f -- " + fleet.ShellQuote(c.Pattern) + " || true",
+		stopCmd: "pkill -f -- " + fleet.ShellQuote(notSelf(c.Pattern)),
 		startCd: "nohup " + fleet.ShellQuote(c.Dst) + " >/dev/null 2>&1 </dev/null &",
 	}, nil
+}
+
+// notSelf rewrites a pkill -f pattern so that it no longer matches the
+// command line that carries it ("app" becomes "[a]pp"): otherwise pkill
+// kills the remote shell running it. Patterns that start with a regular
+// expression operator are left as they are.
+func notSelf(pattern string) string {
+	if pattern == "" {
+		return pattern
+	}
+	c := pattern[0]
+	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '/' || c == '_' || c == '-' {
+		return "[" + pattern[:1] + "]" + pattern[1:]
+	}
+	return pattern
 }
 
 func fileSum(file string) (string, error) {
@@ -91,7 +107,13 @@ func (p *plan) target(backend string) workflow.Target {
 		{Name: stRemove, Fn: func(ctx context.Context) (workflow.StateFn, error) {
 			return workflow.Goto(stStop), p.lb.change(ctx, "remove", backend)
 		}},
-		{Name: stStop, Fn: workflow.Cmd(p.exec, host, p.stopCmd, workflow.Goto(stCopy))},
+		{Name: stStop, Fn: func(ctx context.Context) (workflow.StateFn, error) {
+			_, err := p.exec.Run(ctx, host, p.stopCmd)
+			if ee := (*fleet.ExitError)(nil); errors.As(err, &ee) && ee.Code == 1 {
+				err = nil // pkill: no process matched, the job is not running
+			}
+			return workflow.Goto(stCopy), err
+		}},
 		{Name: stCopy, Fn: func(ctx context.Context) (workflow.StateFn, error) {
 			return workflow.Goto(stStart), p.push.Push(ctx, host, p.src, p.dst, p.sum)
 		}},
