@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -770,4 +772,43 @@ func must2(b []byte, err error) []byte {
 		panic(errors.Join(errors.New("testdata"), err))
 	}
 	return b
+}
+
+func TestFileMetaDataByHEAD(t *testing.T) {
+	srv, c := newProject(t)
+	commit := srv.SetFile(7, "main", "pkg/VERSION", []byte("1.0.0\n"))
+	md, _, err := c.RepositoryFiles.GetFileMetaData(7, "pkg/VERSION", &gitlab.GetFileMetaDataOptions{Ref: gitlab.Ptr("main")})
+	require.NoError(t, err)
+	assert.Equal(t, "VERSION", md.FileName)
+	assert.Equal(t, "pkg/VERSION", md.FilePath)
+	assert.Equal(t, int64(6), md.Size)
+	assert.Equal(t, commit.SHA, md.CommitID)
+	assert.Equal(t, commit.SHA, md.LastCommitID)
+	_, _, err = c.RepositoryFiles.GetFileMetaData(7, "nope", &gitlab.GetFileMetaDataOptions{Ref: gitlab.Ptr("main")})
+	assert.ErrorIs(t, err, gitlab.ErrNotFound)
+}
+
+func TestLatencyDelaysEachCall(t *testing.T) {
+	srv, _ := newProject(t)
+	srv.SetLatency(2 * time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/api/v4/projects/7", nil)
+		req.Header.Set("Private-Token", srv.Token())
+		rec := httptest.NewRecorder()
+		done := make(chan struct{})
+		go func() {
+			srv.ServeHTTP(rec, req)
+			close(done)
+		}()
+		time.Sleep(2*time.Second - time.Nanosecond)
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("answered before the configured latency")
+		default:
+		}
+		time.Sleep(time.Nanosecond)
+		<-done
+		assert.Equal(t, http.StatusOK, rec.Code)
+	})
 }
