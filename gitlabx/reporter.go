@@ -364,9 +364,12 @@ func (r *IssueReporter) comment(ctx context.Context, rep Report, is *gitlab.Issu
 	fp := rep.Fingerprint
 	res := ReportResult{IID: is.IID, WebURL: is.WebURL, Fingerprint: fp}
 	runMark := reporterMarker("run", rep.RunID)
-	done, err := r.hasNote(ctx, is.IID, runMark)
-	if err != nil {
-		return res, err
+	done := strings.Contains(is.Description, runMark) // this run filed the issue
+	if !done {
+		var err error
+		if done, err = r.hasNote(ctx, is.IID, runMark); err != nil {
+			return res, err
+		}
 	}
 	if done {
 		res.Action = ReportUnchanged
@@ -457,6 +460,8 @@ const maxDescription = 900_000
 func issueDescription(rep Report, prev *gitlab.Issue) string {
 	var b strings.Builder
 	b.WriteString(reporterMarker("fingerprint", rep.Fingerprint))
+	b.WriteString(" ")
+	b.WriteString(reporterMarker("run", rep.RunID))
 	b.WriteString("\n")
 	b.WriteString(seenLine("First seen", rep))
 	b.WriteString("\n")

@@ -47,6 +47,7 @@ func TestReporterFilesIssue(t *testing.T) {
 	res, err := r.Report(t.Context(), gitlabx.Report{Title: "data race in cache"})
 	require.NoError(t, err)
 	assert.Equal(t, gitlabx.ReportCreated, res.Action)
+	assert.Len(t, res.Fingerprint, 16, "fingerprint derived from the title")
 	got := srv.Issues(project)
 	require.Len(t, got, 1, "Issues after Report")
 	assert.Equal(t, "data race in cache", got[0].Title)
@@ -77,6 +78,12 @@ func TestReporterLifecycle(t *testing.T) {
 	assert.Contains(t, is.Description, "```text\n==================\nWARNING: DATA RACE\n", "report text in a code block")
 	assert.Contains(t, is.Description, "First seen: 2 occurrences on `web1`, `web2` in `/var/log/app.log`.")
 	assert.Empty(t, srv.Notes(project, gitlabtest.IssueNoteable, is.IID), "a new issue gets no comment")
+
+	// A re-run of day 1 neither comments nor files again.
+	res, err = r.Report(ctx, raceReport("day1"))
+	require.NoError(t, err)
+	assert.Equal(t, gitlabx.ReportUnchanged, res.Action)
+	assert.Empty(t, srv.Notes(project, gitlabtest.IssueNoteable, is.IID), "a re-run of the filing run comments")
 
 	res, err = r.Report(ctx, raceReport("day2"))
 	require.NoError(t, err)
