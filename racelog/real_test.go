@@ -43,6 +43,7 @@ func racyModule(t testing.TB, dir string) string {
 func goCmd(t testing.TB, dir string, args ...string) *exec.Cmd {
 	t.Helper()
 	gobin := testenv.Tool(t, "go")
+	testenv.Tool(t, "gcc") // -race needs cgo
 	cmd := exec.CommandContext(t.Context(), gobin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off", "CGO_ENABLED=1", "GOTOOLCHAIN=local")
