@@ -2,7 +2,7 @@
 # Comparison run for racelog (issue 5): scan a 1 GiB log (ordinary lines with
 # a real race report every ~10 MiB) with examples/race-report -dry-run and
 # with grep -c -F 'WARNING: DATA RACE', side by side in one run, and print
-# the throughput ratio. Usage: scripts/bench-racelog.sh [SIZE_MIB] [RUNS]
+# the throughput ratio (grep runs with LC_ALL=C, its fastest setting). Usage: scripts/bench-racelog.sh [SIZE_MIB] [RUNS]
 set -euo pipefail
 size_mib=${1:-1024}
 runs=${2:-3}
@@ -36,7 +36,7 @@ now() { date +%s%N; }
 best_rl=0; best_grep=0
 for i in $(seq "$runs"); do
   t0=$(now); rl=$("$tmp/race-report" -dry-run "$tmp/big.log" | wc -l); t1=$(now)
-  g=$(grep -c -F 'WARNING: DATA RACE' "$tmp/big.log"); t2=$(now)
+  g=$(LC_ALL=C grep -c -F 'WARNING: DATA RACE' "$tmp/big.log"); t2=$(now)
   d_rl=$(( t1 - t0 )); d_grep=$(( t2 - t1 ))
   if [ "$best_rl" = 0 ] || [ "$d_rl" -lt "$best_rl" ]; then best_rl=$d_rl; fi
   if [ "$best_grep" = 0 ] || [ "$d_grep" -lt "$best_grep" ]; then best_grep=$d_grep; fi
