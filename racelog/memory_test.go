@@ -119,3 +119,23 @@ func TestGoTestJSONInterleaved(t *testing.T) {
 	assert.Equal(t, racelog.Frame{Func: "example.com/p.F()", File: "/p/p.go", Line: 3, PC: "+0x1c"}, r.Accesses[0].Frames[0], "a line split over two envelopes")
 	assert.Equal(t, "example.com/p.G()", r.Accesses[1].Frames[0].Func)
 }
+
+// TestLargeLineCap checks that a large MaxLineBytes costs memory only when
+// long lines come, and that such lines are then kept whole.
+func TestLargeLineCap(t *testing.T) {
+	cfg := racelog.Config{MaxLineBytes: 1 << 30}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	reps := scanAll(t, strings.NewReader("hello\n"), cfg)
+	runtime.ReadMemStats(&after)
+	assert.Empty(t, reps)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20), "a 1 GiB line cap must not be allocated up front")
+
+	long := "example.com/a.F" + strings.Repeat("x", 300<<10) + "()"
+	in := "WARNING: DATA RACE\nRead at 0x1 by goroutine 1:\n  " + long + "\n      /a.go:1 +0x1\n==================\n"
+	reps = scanAll(t, strings.NewReader(in), cfg)
+	require.Len(t, reps, 1)
+	assert.Equal(t, long, reps[0].Function, "a 300 KiB frame under a 1 GiB cap is kept whole")
+	assert.False(t, reps[0].Truncated)
+}

@@ -110,7 +110,7 @@ func NewScanner(r io.Reader, cfg Config) *Scanner {
 		cfg:    cfg,
 		marker: []byte(cfg.StartMarker),
 		endm:   []byte(cfg.EndMarker),
-		buf:    make([]byte, 16<<10+3*cfg.MaxLineBytes+len(cfg.StartMarker)),
+		buf:    make([]byte, 64<<10),
 		bol:    true,
 	}
 }
@@ -208,9 +208,12 @@ func (s *Scanner) fill() {
 		s.end = copy(s.buf, s.buf[s.start:s.end])
 		s.start = 0
 	}
-	// Grow towards readSize while the reader keeps filling the buffer:
-	// small inputs stay cheap, large logs get long stretches to search.
-	if max := readSize + 3*s.cfg.MaxLineBytes + len(s.marker); s.full && len(s.buf) < max {
+	// Grow towards readSize while the reader keeps filling the buffer, so
+	// that large logs get long stretches to search, or when a long line
+	// leaves little room.
+	// The buffer never needs more than readSize plus the two lines kept
+	// around a marker; it starts small so that short inputs stay cheap.
+	if max := readSize + 3*s.cfg.MaxLineBytes + len(s.marker); (s.full || len(s.buf)-s.end < 4<<10) && len(s.buf) < max {
 		nb := make([]byte, min(2*len(s.buf), max))
 		copy(nb, s.buf[:s.end])
 		s.buf = nb
