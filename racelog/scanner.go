@@ -138,6 +138,10 @@ func (s *Scanner) Err() error { return s.err }
 // Scan advances to the next report and reports whether there is one. It
 // returns false at the end of the input, on a read error and when ctx is
 // cancelled; Err tells which.
+//
+// A start marker followed by other text on its line is not a marker, and a
+// start marker followed by neither an access nor the end marker (a log line
+// that merely quotes it) is skipped, so that no issue is filed for it.
 func (s *Scanner) Scan(ctx context.Context) bool {
 	if s.done {
 		return false
