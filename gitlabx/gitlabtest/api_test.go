@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -811,4 +812,69 @@ func TestLatencyDelaysEachCall(t *testing.T) {
 		<-done
 		assert.Equal(t, http.StatusOK, rec.Code)
 	})
+}
+
+func TestCreateAndMergeMergeRequest(t *testing.T) {
+	srv, c := newProject(t)
+	srv.SetFile(7, "main", "VERSION", []byte("1.0.0\n"))
+	srv.SetFile(7, "12-fix", "VERSION", []byte("1.0.1\n"))
+	for i := range 6 {
+		srv.AddIssue(7, gitlabtest.Issue{Title: fmt.Sprint("issue ", i+1)})
+	}
+	mr, resp, err := c.MergeRequests.CreateMergeRequest(7, &gitlab.CreateMergeRequestOptions{
+		Title: gitlab.Ptr("Fix login"), SourceBranch: gitlab.Ptr("12-fix"), TargetBranch: gitlab.Ptr("main"),
+		Description: gitlab.Ptr("Closes #1, #2 and #3.\nFixes issue #5. Related to #6. closes #1"),
+		Labels:      &gitlab.LabelOptions{"backend"},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Equal(t, int64(1), mr.IID)
+	assert.Equal(t, srv.BotUser().ID, mr.Author.ID)
+
+	_, _, err = c.MergeRequests.CreateMergeRequest(7, &gitlab.CreateMergeRequestOptions{
+		Title: gitlab.Ptr("again"), SourceBranch: gitlab.Ptr("12-fix"), TargetBranch: gitlab.Ptr("main"),
+	})
+	var er *gitlab.ErrorResponse
+	require.ErrorAs(t, err, &er)
+	assert.Equal(t, http.StatusConflict, er.Response.StatusCode)
+	_, _, err = c.MergeRequests.CreateMergeRequest(7, &gitlab.CreateMergeRequestOptions{Title: gitlab.Ptr("x")})
+	require.ErrorAs(t, err, &er)
+	assert.Equal(t, http.StatusBadRequest, er.Response.StatusCode)
+	assert.Contains(t, er.Message, "source_branch is missing")
+
+	closes, _, err := c.MergeRequests.GetIssuesClosedOnMerge(7, mr.IID, nil)
+	require.NoError(t, err)
+	var iids []int64
+	for _, is := range closes {
+		iids = append(iids, is.IID)
+	}
+	assert.Equal(t, []int64{1, 2, 3, 5}, iids, "closes_issues follows GitLab's closing pattern")
+
+	merged, _, err := c.MergeRequests.AcceptMergeRequest(7, mr.IID, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "merged", merged.State)
+	assert.NotEmpty(t, merged.MergeCommitSHA)
+	b, _, err := c.RepositoryFiles.GetRawFile(7, "VERSION", &gitlab.GetRawFileOptions{Ref: gitlab.Ptr("main")})
+	require.NoError(t, err)
+	assert.Equal(t, "1.0.1\n", string(b), "the target branch has the source's tree after the merge")
+	main, _, err := c.Commits.GetCommit(7, "main", nil)
+	require.NoError(t, err)
+	assert.Len(t, main.ParentIDs, 2)
+
+	for _, is := range srv.Issues(7) {
+		want := "opened"
+		if slices.Contains([]int64{1, 2, 3, 5}, is.IID) {
+			want = "closed"
+		}
+		assert.Equal(t, want, is.State, "issue #%d after the merge", is.IID)
+	}
+	_, _, err = c.MergeRequests.AcceptMergeRequest(7, mr.IID, nil)
+	require.ErrorAs(t, err, &er)
+	assert.Equal(t, http.StatusMethodNotAllowed, er.Response.StatusCode, "merging twice")
+
+	other := srv.AddMergeRequest(7, gitlabtest.MergeRequest{Title: "o", SourceBranch: "12-fix", ClosesIssues: []int64{6}})
+	got := srv.MergeMergeRequest(7, other.IID)
+	assert.Equal(t, "merged", got.State)
+	is, _ := srv.Issue(7, 6)
+	assert.Equal(t, "closed", is.State)
 }

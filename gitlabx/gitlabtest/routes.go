@@ -391,11 +391,14 @@ func (s *Server) routeNotes(w http.ResponseWriter, a *apiRequest, p *project, m 
 
 func (s *Server) routeMRs(w http.ResponseWriter, a *apiRequest, p *project, m string, rest []string) {
 	if len(rest) == 0 {
-		if m != get {
+		switch m {
+		case get:
+			s.listMRs(w, a, p)
+		case post:
+			s.createMR(w, a, p)
+		default:
 			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
-			return
 		}
-		s.listMRs(w, a, p)
 		return
 	}
 	iid, ok := parseIID(rest[0])
@@ -412,8 +415,19 @@ func (s *Server) routeMRs(w http.ResponseWriter, a *apiRequest, p *project, m st
 		writeJSON(w, http.StatusOK, s.mrJSON(p, mr))
 	case len(rest) == 1 && m == put:
 		s.updateMR(w, a, p, mr)
+	case len(rest) == 2 && m == put && rest[1] == "merge":
+		if mr.State != "opened" || mr.Draft {
+			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+			return
+		}
+		if sha := a.get("sha"); sha != "" && sha != p.branches[mr.SourceBranch] {
+			writeError(w, http.StatusConflict, "SHA does not match HEAD of source branch: "+p.branches[mr.SourceBranch])
+			return
+		}
+		s.merge(p, mr)
+		writeJSON(w, http.StatusOK, s.mrJSON(p, mr))
 	case len(rest) == 2 && m == get && (rest[1] == "closes_issues" || rest[1] == "related_issues"):
-		iids := mr.ClosesIssues
+		iids := closesIssues(mr)
 		if rest[1] == "related_issues" {
 			iids = mr.RelatedIssues
 		}
@@ -471,6 +485,44 @@ func (s *Server) listMRs(w http.ResponseWriter, a *apiRequest, p *project) {
 		return out[i].ID > out[j].ID
 	})
 	writeList(s, w, a, out, func(mr *MergeRequest) any { return s.mrJSON(p, mr) })
+}
+
+func (s *Server) createMR(w http.ResponseWriter, a *apiRequest, p *project) {
+	var missing []string
+	for _, k := range []string{"source_branch", "target_branch", "title"} {
+		if strings.TrimSpace(a.get(k)) == "" {
+			missing = append(missing, k+" is missing")
+		}
+	}
+	if len(missing) > 0 {
+		writeParamError(w, strings.Join(missing, ", "))
+		return
+	}
+	src, dst := a.get("source_branch"), a.get("target_branch")
+	for _, x := range []string{src, dst} {
+		if _, ok := p.branches[x]; !ok {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"message": map[string]any{"source_branch": []string{"is invalid"}}})
+			return
+		}
+	}
+	for _, o := range p.mrs {
+		if o.State == "opened" && o.SourceBranch == src && o.TargetBranch == dst {
+			writeJSON(w, http.StatusConflict, map[string]any{"message": []string{fmt.Sprintf("Another open merge request already exists for this source branch: !%d", o.IID)}})
+			return
+		}
+	}
+	p.nextMR++
+	now := s.cfg.clock()
+	title := a.get("title")
+	mr := &MergeRequest{
+		ID: s.st.id(), IID: p.nextMR, ProjectID: p.ID, Title: title, Description: a.get("description"),
+		SourceBranch: src, TargetBranch: dst, State: "opened",
+		Draft:    strings.HasPrefix(strings.ToLower(title), "draft:") || strings.HasPrefix(strings.ToLower(title), "[draft]"),
+		Labels:   s.normalizeLabels(p, a.list("labels")),
+		AuthorID: a.user.ID, CreatedAt: now, UpdatedAt: now,
+	}
+	p.mrs = append(p.mrs, mr)
+	writeJSON(w, http.StatusCreated, s.mrJSON(p, mr))
 }
 
 func (s *Server) updateMR(w http.ResponseWriter, a *apiRequest, p *project, mr *MergeRequest) {

@@ -188,8 +188,10 @@ func fastBackoff(_, _ time.Duration, attempt int, _ *http.Response) time.Duratio
 func (s *Server) Close() { s.hs.Close() }
 
 // FailNext makes the next n API calls answer status with GitLab's error
-// body ({"message":"500 Internal Server Error"}). A 429 also carries
-// Retry-After (see SetRetryAfter). n <= 0 clears it.
+// body ({"message":"500 Internal Server Error"}). A 429 answers
+// {"message":"Retry later"} with Retry-After (see SetRetryAfter) but no
+// RateLimit-* headers, which would make client-go throttle the rest of the
+// test. n <= 0 clears it.
 func (s *Server) FailNext(n int, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -364,8 +366,6 @@ func (s *Server) writeInjected(w http.ResponseWriter, code int) {
 		ra := s.retryAft
 		s.mu.Unlock()
 		w.Header().Set("Retry-After", ra)
-		w.Header().Set("RateLimit-Limit", "600")
-		w.Header().Set("RateLimit-Remaining", "0")
 		writeError(w, code, "Retry later")
 		return
 	}

@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -74,6 +76,8 @@ type Note struct {
 // MergeRequest is a snapshot of a merge request. State is "opened",
 // "closed", "merged" or "locked". ClosesIssues and RelatedIssues hold issue
 // IIDs of the same project; they answer closes_issues and related_issues.
+// As in GitLab, closes_issues also lists the issues the description closes
+// with GitLab's default closing pattern ("Closes #12", "fixes #3, #4 and #5").
 type MergeRequest struct {
 	ID             int64
 	IID            int64
@@ -673,6 +677,83 @@ func (s *Server) mrSnapshot(p *project, m *MergeRequest) MergeRequest {
 		c.SHA = p.branches[c.SourceBranch]
 	}
 	return c
+}
+
+// closingRefs matches GitLab's default issue closing pattern, restricted to
+// same-project "#123" references.
+var (
+	closingRefs = regexp.MustCompile(`(?i)\b(?:clos(?:e[sd]?|ing)|fix(?:e[sd]|ing)?|resolv(?:e[sd]?|ing)|implement(?:s|ed|ing)?):? +((?:(?:issues? +)?#\d+(?: *,? +and +| *,? *)?)+)`)
+	issueRef    = regexp.MustCompile(`#(\d+)`)
+)
+
+// closesIssues returns the IIDs an MR closes on merge: the explicit list
+// plus references in its description, in order, without duplicates.
+func closesIssues(m *MergeRequest) []int64 {
+	out := slices.Clone(m.ClosesIssues)
+	for _, match := range closingRefs.FindAllStringSubmatch(m.Description, -1) {
+		for _, ref := range issueRef.FindAllStringSubmatch(match[1], -1) {
+			if n, err := strconv.ParseInt(ref[1], 10, 64); err == nil && !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// MergeMergeRequest merges merge request iid the way GitLab does: the
+// target branch gets a merge commit whose tree is the source branch's, the
+// MR becomes "merged", and the issues it closes (see MergeRequest) are
+// closed. It returns the merged MR.
+func (s *Server) MergeMergeRequest(project, iid int64) MergeRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.mustProject(project)
+	m := s.mrByIID(p, iid)
+	if m == nil {
+		panic(fmt.Sprintf("gitlabtest: no merge request !%d in project %d", iid, project))
+	}
+	s.merge(p, m)
+	return s.mrSnapshot(p, m)
+}
+
+// merge performs a merge; caller holds s.mu.
+func (s *Server) merge(p *project, m *MergeRequest) {
+	src := p.branches[m.SourceBranch]
+	if m.SHA == "" {
+		m.SHA = src
+	}
+	var parents []string
+	if t := p.branches[m.TargetBranch]; t != "" {
+		parents = append(parents, t)
+	}
+	if src != "" {
+		parents = append(parents, src)
+	}
+	files := map[string][]byte{}
+	if c := p.commits[src]; c != nil {
+		for k, v := range c.tree {
+			files[k] = v
+		}
+		if t := p.commits[p.branches[m.TargetBranch]]; t != nil {
+			for k := range t.tree {
+				if _, ok := c.tree[k]; !ok {
+					files[k] = nil
+				}
+			}
+		}
+	}
+	c := s.addCommit(p, m.TargetBranch, Commit{
+		Message: fmt.Sprintf("Merge branch '%s' into '%s'\n\n%s\n\nSee merge request %s!%d", m.SourceBranch, m.TargetBranch, m.Title, p.Path, m.IID),
+		Parents: parents,
+		Files:   files,
+	})
+	now := s.cfg.clock()
+	m.State, m.MergeCommitSHA, m.MergedAt, m.UpdatedAt = "merged", c.SHA, now, now
+	for _, iid := range closesIssues(m) {
+		if is := s.issueByIID(p, iid); is != nil && is.State == "opened" {
+			is.State, is.ClosedAt, is.UpdatedAt = "closed", now, now
+		}
+	}
 }
 
 // SetMergeRequest replaces the stored merge request with the same IID
