@@ -878,3 +878,26 @@ func TestCreateAndMergeMergeRequest(t *testing.T) {
 	is, _ := srv.Issue(7, 6)
 	assert.Equal(t, "closed", is.State)
 }
+
+func TestFailAfterApplyDuplicatesRetriedPOSTs(t *testing.T) {
+	srv, c := newProject(t)
+	srv.FailNextAfterApply(1, http.StatusBadGateway)
+	_, _, err := c.Issues.CreateIssue(7, &gitlab.CreateIssueOptions{Title: gitlab.Ptr("once")})
+	require.NoError(t, err, "client-go retried the 502 and the retry succeeded")
+	assert.Len(t, srv.Issues(7), 2, "the first attempt was applied although it answered 502: a duplicate")
+
+	nc := srv.Client(gitlab.WithoutRetries())
+	srv.FailAfterApplyWhen(func(r *http.Request) (int, bool) {
+		return http.StatusGatewayTimeout, r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/notes")
+	})
+	_, _, err = nc.Notes.CreateIssueNote(7, 1, &gitlab.CreateIssueNoteOptions{Body: gitlab.Ptr("n")})
+	var er *gitlab.ErrorResponse
+	require.ErrorAs(t, err, &er)
+	assert.Equal(t, http.StatusGatewayTimeout, er.Response.StatusCode)
+	assert.Len(t, srv.Notes(7, gitlabtest.IssueNoteable, 1), 1, "the note exists although the client saw 504")
+	reqs := srv.Requests()
+	assert.Equal(t, http.StatusGatewayTimeout, reqs[len(reqs)-1].Status)
+	srv.ClearFailures()
+	_, _, err = nc.Notes.CreateIssueNote(7, 1, &gitlab.CreateIssueNoteOptions{Body: gitlab.Ptr("n")})
+	require.NoError(t, err)
+}

@@ -71,8 +71,12 @@ type Server struct {
 	failN    int
 	failCode int
 	failWhen []func(*http.Request) (int, bool)
-	latency  time.Duration
-	retryAft string
+	// after-apply failures: the call changes state, then answers an error.
+	afterN    int
+	afterCode int
+	afterWhen []func(*http.Request) (int, bool)
+	latency   time.Duration
+	retryAft  string
 }
 
 // New starts a Server on 127.0.0.1. The caller must call Close.
@@ -226,6 +230,27 @@ func (s *Server) ClearFailures() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failN, s.failWhen = 0, nil
+	s.afterN, s.afterWhen = 0, nil
+}
+
+// FailNextAfterApply makes the next n authenticated API calls do their work
+// (an issue or note is created, labels change) and then answer status
+// anyway, as when a proxy times out after GitLab committed. This is the
+// case in which client-go's retries of a POST duplicate issues and notes.
+// n <= 0 clears it.
+func (s *Server) FailNextAfterApply(n int, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterN, s.afterCode = max(n, 0), status
+}
+
+// FailAfterApplyWhen is FailWhen for FailNextAfterApply: calls for which f
+// returns ok do their work and then answer status. f follows the same
+// rules as in FailWhen.
+func (s *Server) FailAfterApplyWhen(f func(r *http.Request) (status int, ok bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterWhen = append(s.afterWhen, f)
 }
 
 // SetLatency makes every API call wait d before it is answered (the wait
@@ -320,6 +345,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 	s.mu.Lock()
 	latency := s.latency
 	rules := append([]func(*http.Request) (int, bool)(nil), s.failWhen...)
+	afterRules := append([]func(*http.Request) (int, bool)(nil), s.afterWhen...)
 	s.mu.Unlock()
 	if latency > 0 {
 		t := time.NewTimer(latency)
@@ -355,8 +381,29 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeError(w, http.StatusUnauthorized, "401 Unauthorized")
 		return
 	}
+	after := 0
+	for _, f := range afterRules {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if code, ok := f(r); ok {
+			after = code
+			break
+		}
+	}
+	if after == 0 {
+		s.mu.Lock()
+		if s.afterN > 0 {
+			s.afterN--
+			after = s.afterCode
+		}
+		s.mu.Unlock()
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	req := &apiRequest{r: r, body: body, user: user, segs: splitPath(strings.TrimPrefix(r.URL.EscapedPath(), "/api/v4/"))}
+	if after != 0 {
+		s.route(httptest.NewRecorder(), req) // apply, and lose the answer
+		s.writeInjected(w, after)
+		return
+	}
 	s.route(w, req)
 }
 
