@@ -235,6 +235,7 @@ func (s *Server) createIssueAPI(w http.ResponseWriter, a *apiRequest, p *project
 		Confidential: a.boolParam("confidential"),
 		AuthorID:     a.user.ID,
 	})
+	s.fireIssue(p, is, a.user.ID, "open", nil)
 	writeJSON(w, http.StatusCreated, s.issueJSON(p, is))
 }
 
@@ -266,11 +267,18 @@ func (s *Server) updateIssue(w http.ResponseWriter, a *apiRequest, p *project, i
 		writeParamError(w, strings.Join(issueUpdateParams, ", ")+" are missing, at least one parameter must be provided")
 		return
 	}
+	if a.has("title") && strings.TrimSpace(a.get("title")) == "" {
+		writeParamError(w, "title is empty")
+		return
+	}
+	switch a.get("state_event") {
+	case "", "close", "reopen":
+	default:
+		writeParamError(w, "state_event does not have a valid value")
+		return
+	}
+	before := cloneIssue(is)
 	if a.has("title") {
-		if strings.TrimSpace(a.get("title")) == "" {
-			writeParamError(w, "title is empty")
-			return
-		}
 		is.Title = a.get("title")
 	}
 	if a.has("description") {
@@ -290,12 +298,15 @@ func (s *Server) updateIssue(w http.ResponseWriter, a *apiRequest, p *project, i
 		}
 	case "reopen":
 		is.State, is.ClosedAt = "opened", time.Time{}
-	case "":
-	default:
-		writeParamError(w, "state_event does not have a valid value")
-		return
 	}
 	is.UpdatedAt = now
+	if ch := s.issueChanges(p, &before, is); len(ch) > 0 {
+		action := "update"
+		if before.State != is.State {
+			action = map[string]string{"closed": "close", "opened": "reopen"}[is.State]
+		}
+		s.fireIssue(p, is, a.user.ID, action, ch)
+	}
 	writeJSON(w, http.StatusOK, s.issueJSON(p, is))
 }
 
@@ -341,6 +352,7 @@ func (s *Server) routeNotes(w http.ResponseWriter, a *apiRequest, p *project, m 
 				AuthorID: a.user.ID,
 				Internal: a.boolParam("internal") || a.boolParam("confidential"),
 			})
+			s.fireNote(p, n, a.user.ID, "create")
 			writeJSON(w, http.StatusCreated, s.noteJSON(n))
 		default:
 			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
@@ -374,6 +386,7 @@ func (s *Server) routeNotes(w http.ResponseWriter, a *apiRequest, p *project, m 
 			n.Body = a.get("body")
 		}
 		n.UpdatedAt = s.cfg.clock()
+		s.fireNote(p, n, a.user.ID, "update")
 		writeJSON(w, http.StatusOK, s.noteJSON(n))
 	case del:
 		if n.AuthorID != a.user.ID {
@@ -424,7 +437,7 @@ func (s *Server) routeMRs(w http.ResponseWriter, a *apiRequest, p *project, m st
 			writeError(w, http.StatusConflict, "SHA does not match HEAD of source branch: "+p.branches[mr.SourceBranch])
 			return
 		}
-		s.merge(p, mr)
+		s.merge(p, mr, a.user.ID)
 		writeJSON(w, http.StatusOK, s.mrJSON(p, mr))
 	case len(rest) == 2 && m == get && (rest[1] == "closes_issues" || rest[1] == "related_issues"):
 		iids := closesIssues(mr)
@@ -522,10 +535,12 @@ func (s *Server) createMR(w http.ResponseWriter, a *apiRequest, p *project) {
 		AuthorID: a.user.ID, CreatedAt: now, UpdatedAt: now,
 	}
 	p.mrs = append(p.mrs, mr)
+	s.fireMR(p, mr, a.user.ID, "open", nil)
 	writeJSON(w, http.StatusCreated, s.mrJSON(p, mr))
 }
 
 func (s *Server) updateMR(w http.ResponseWriter, a *apiRequest, p *project, mr *MergeRequest) {
+	before := s.mrSnapshot(p, mr)
 	if a.has("title") {
 		mr.Title = a.get("title")
 	}
@@ -549,6 +564,13 @@ func (s *Server) updateMR(w http.ResponseWriter, a *apiRequest, p *project, mr *
 		}
 	}
 	mr.UpdatedAt = s.cfg.clock()
+	if ch := s.mrChanges(p, &before, mr); len(ch) > 0 {
+		action := "update"
+		if before.State != mr.State {
+			action = map[string]string{"closed": "close", "opened": "reopen"}[mr.State]
+		}
+		s.fireMR(p, mr, a.user.ID, action, ch)
+	}
 	writeJSON(w, http.StatusOK, s.mrJSON(p, mr))
 }
 
@@ -1031,6 +1053,7 @@ func (s *Server) createTag(w http.ResponseWriter, a *apiRequest, p *project) {
 	}
 	t := newTag(name, c.SHA, a.get("message"), s.cfg.clock())
 	p.tags[name] = t
+	s.fireTag(p, t, a.user.ID)
 	writeJSON(w, http.StatusCreated, s.tagJSON(p, t))
 }
 

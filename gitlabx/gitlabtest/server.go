@@ -21,6 +21,12 @@ import (
 // chooses another one.
 const DefaultToken = "glpat-gitlabtest-bot-token"
 
+// DeveloperToken is the token of Developer(), the human user that seeded
+// issues, merge requests and notes belong to.
+const DeveloperToken = "glpat-gitlabtest-developer-token"
+
+const developerID = 2
+
 // DefaultMaxUploadSize is the largest markdown upload the server accepts
 // unless WithMaxUploadSize says otherwise (GitLab's default is 100 MiB; the
 // fake keeps it smaller so tests of the limit stay cheap).
@@ -77,6 +83,7 @@ type Server struct {
 	afterWhen []func(*http.Request) (int, bool)
 	latency   time.Duration
 	retryAft  string
+	hq        hookQueue
 }
 
 // New starts a Server on 127.0.0.1. The caller must call Close.
@@ -130,6 +137,11 @@ func newServer(opts ...Option) *Server {
 	s := &Server{cfg: cfg, users: map[string]User{cfg.token: cfg.bot}, retryAft: "1"}
 	s.st.init()
 	s.st.users[cfg.bot.ID] = cfg.bot
+	if cfg.bot.ID != developerID {
+		dev := User{ID: developerID, Username: "developer", Name: "Dev Eloper", Email: "developer@example.com"}
+		s.st.users[developerID] = dev
+		s.users[DeveloperToken] = dev
+	}
 	return s
 }
 
@@ -143,6 +155,29 @@ func (s *Server) Token() string { return s.cfg.token }
 // BotUser returns the user whose token Client uses.
 func (s *Server) BotUser() User { return s.cfg.bot }
 
+// Developer returns the human user (ID 2, "developer", token
+// DeveloperToken) who authors seeded issues, merge requests and notes, so
+// the events built from them are not the bot's own.
+func (s *Server) Developer() User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.users[developerID]
+}
+
+// ClientFor is Client authenticated with another token (see AddUser and
+// DeveloperToken).
+func (s *Server) ClientFor(token string, opts ...gitlab.ClientOptionFunc) *gitlab.Client {
+	all := append([]gitlab.ClientOptionFunc{
+		gitlab.WithBaseURL(s.URL() + "/api/v4"),
+		gitlab.WithCustomBackoff(fastBackoff),
+	}, opts...)
+	c, err := gitlab.NewClient(token, all...)
+	if err != nil {
+		panic("gitlabtest: " + err.Error())
+	}
+	return c
+}
+
 // AddUser registers another user and the token that authenticates as them,
 // so tests can act as someone other than the bot. A zero ID gets the next
 // free one; the stored user is returned.
@@ -151,6 +186,9 @@ func (s *Server) AddUser(u User, token string) User {
 	defer s.mu.Unlock()
 	if u.ID == 0 {
 		u.ID = int64(len(s.st.users)) + 100
+		for s.st.users[u.ID].ID != 0 {
+			u.ID++
+		}
 	}
 	if u.Username == "" {
 		u.Username = fmt.Sprintf("user%d", u.ID)
@@ -173,15 +211,7 @@ func (s *Server) AddUser(u User, token string) User {
 // It panics if client-go rejects an option, which only a programming error
 // can cause.
 func (s *Server) Client(opts ...gitlab.ClientOptionFunc) *gitlab.Client {
-	all := append([]gitlab.ClientOptionFunc{
-		gitlab.WithBaseURL(s.URL() + "/api/v4"),
-		gitlab.WithCustomBackoff(fastBackoff),
-	}, opts...)
-	c, err := gitlab.NewClient(s.Token(), all...)
-	if err != nil {
-		panic("gitlabtest: " + err.Error())
-	}
-	return c
+	return s.ClientFor(s.Token(), opts...)
 }
 
 func fastBackoff(_, _ time.Duration, attempt int, _ *http.Response) time.Duration {
@@ -189,7 +219,11 @@ func fastBackoff(_, _ time.Duration, attempt int, _ *http.Response) time.Duratio
 }
 
 // Close shuts the server down and blocks until outstanding requests finish.
-func (s *Server) Close() { s.hs.Close() }
+// Webhooks still queued (see AddHook) are dropped.
+func (s *Server) Close() {
+	s.hs.Close()
+	s.stopHooks()
+}
 
 // FailNext makes the next n API calls answer status with GitLab's error
 // body ({"message":"500 Internal Server Error"}). A 429 answers

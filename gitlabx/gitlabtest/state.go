@@ -43,7 +43,7 @@ type Issue struct {
 	Labels       []string
 	State        string
 	Confidential bool
-	AuthorID     int64 // 0 means the bot user
+	AuthorID     int64 // 0 means Developer() when seeded
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	ClosedAt     time.Time // zero while open
@@ -524,8 +524,9 @@ func (s *Server) Tags(project int64) []Tag {
 	return out
 }
 
-// AddIssue adds an issue and returns it with ID, IID and defaults filled in.
-// Labels missing from the project are created, as GitLab does.
+// AddIssue adds an issue and returns it with ID, IID and defaults filled in
+// (author Developer(), state "opened"). Labels missing from the project are
+// created, as GitLab does. Seeding fires no webhooks.
 func (s *Server) AddIssue(project int64, is Issue) Issue {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -547,7 +548,7 @@ func (s *Server) createIssue(p *project, is Issue) *Issue {
 		is.State = "opened"
 	}
 	if is.AuthorID == 0 {
-		is.AuthorID = s.cfg.bot.ID
+		is.AuthorID = developerID
 	}
 	now := s.cfg.clock()
 	if is.CreatedAt.IsZero() {
@@ -631,7 +632,8 @@ func (s *Server) Issue(project, iid int64) (Issue, bool) {
 }
 
 // AddMergeRequest adds a merge request and returns it with ID, IID and
-// defaults filled in (state "opened", target the default branch).
+// defaults filled in (author Developer(), state "opened", target the
+// default branch).
 func (s *Server) AddMergeRequest(project int64, mr MergeRequest) MergeRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -652,7 +654,7 @@ func (s *Server) AddMergeRequest(project int64, mr MergeRequest) MergeRequest {
 		mr.TargetBranch = p.DefaultBranch
 	}
 	if mr.AuthorID == 0 {
-		mr.AuthorID = s.cfg.bot.ID
+		mr.AuthorID = developerID
 	}
 	if mr.CreatedAt.IsZero() {
 		mr.CreatedAt = s.cfg.clock()
@@ -700,10 +702,11 @@ func closesIssues(m *MergeRequest) []int64 {
 	return out
 }
 
-// MergeMergeRequest merges merge request iid the way GitLab does: the
-// target branch gets a merge commit whose tree is the source branch's, the
-// MR becomes "merged", and the issues it closes (see MergeRequest) are
-// closed. It returns the merged MR.
+// MergeMergeRequest merges merge request iid the way GitLab does, as the
+// MR's author: the target branch gets a merge commit whose tree is the source
+// branch's, the MR becomes "merged", and the issues it closes (see
+// MergeRequest) are closed. Hooks (AddHook) get the MR's "merge" event and
+// each closed issue's "close" event. It returns the merged MR.
 func (s *Server) MergeMergeRequest(project, iid int64) MergeRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -712,12 +715,13 @@ func (s *Server) MergeMergeRequest(project, iid int64) MergeRequest {
 	if m == nil {
 		panic(fmt.Sprintf("gitlabtest: no merge request !%d in project %d", iid, project))
 	}
-	s.merge(p, m)
+	s.merge(p, m, m.AuthorID)
 	return s.mrSnapshot(p, m)
 }
 
-// merge performs a merge; caller holds s.mu.
-func (s *Server) merge(p *project, m *MergeRequest) {
+// merge performs a merge by user and fires its webhooks; caller holds s.mu.
+func (s *Server) merge(p *project, m *MergeRequest, user int64) {
+	before := s.mrSnapshot(p, m)
 	src := p.branches[m.SourceBranch]
 	if m.SHA == "" {
 		m.SHA = src
@@ -749,9 +753,12 @@ func (s *Server) merge(p *project, m *MergeRequest) {
 	})
 	now := s.cfg.clock()
 	m.State, m.MergeCommitSHA, m.MergedAt, m.UpdatedAt = "merged", c.SHA, now, now
+	s.fireMR(p, m, user, "merge", s.mrChanges(p, &before, m))
 	for _, iid := range closesIssues(m) {
 		if is := s.issueByIID(p, iid); is != nil && is.State == "opened" {
+			ib := cloneIssue(is)
 			is.State, is.ClosedAt, is.UpdatedAt = "closed", now, now
+			s.fireIssue(p, is, user, "close", s.issueChanges(p, &ib, is))
 		}
 	}
 }
@@ -785,8 +792,9 @@ func (s *Server) MergeRequests(project int64) []MergeRequest {
 	return out
 }
 
-// AddNote adds a note to an issue or merge request, as the bot unless
-// AuthorID is set, and returns it.
+// AddNote adds a note to an issue or merge request and returns it. The
+// author is Developer() unless AuthorID is set; seed the bot's own notes
+// with AuthorID: srv.BotUser().ID (only a note's author may edit it).
 func (s *Server) AddNote(project int64, kind NoteableKind, iid int64, n Note) Note {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -816,7 +824,7 @@ func (s *Server) createNote(p *project, kind NoteableKind, id, iid int64, n Note
 	n.ID = s.st.id()
 	n.Kind, n.NoteableID, n.NoteableIID, n.ProjectID = kind, id, iid, p.ID
 	if n.AuthorID == 0 {
-		n.AuthorID = s.cfg.bot.ID
+		n.AuthorID = developerID
 	}
 	if n.CreatedAt.IsZero() {
 		n.CreatedAt = s.cfg.clock()

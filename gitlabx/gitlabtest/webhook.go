@@ -256,9 +256,10 @@ func patchFixture(name string, top map[string]any, attrs map[string]any) ([]byte
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("gitlabtest: fixture %s: %w", name, err)
 	}
-	oa, _ := m["object_attributes"].(map[string]any)
-	for k, v := range attrs {
-		oa[k] = v
+	if oa, ok := m["object_attributes"].(map[string]any); ok {
+		for k, v := range attrs {
+			oa[k] = v
+		}
 	}
 	for k, v := range top {
 		old, ok1 := m[k].(map[string]any)
@@ -339,6 +340,11 @@ func (s *Server) MergeRequestEvent(project, iid int64, o EventOptions) ([]byte, 
 	if mr == nil {
 		return nil, fmt.Errorf("gitlabtest: no merge request !%d in project %d", iid, project)
 	}
+	return s.mrEvent(p, mr, o)
+}
+
+// mrEvent builds an MR payload; caller holds s.mu.
+func (s *Server) mrEvent(p *project, mr *MergeRequest, o EventOptions) ([]byte, error) {
 	if o.Action == "" {
 		o.Action = "open"
 	}
@@ -380,6 +386,11 @@ func (s *Server) IssueEvent(project, iid int64, o EventOptions) ([]byte, error) 
 	if is == nil {
 		return nil, fmt.Errorf("gitlabtest: no issue #%d in project %d", iid, project)
 	}
+	return s.issueEvent(p, is, o)
+}
+
+// issueEvent builds an issue payload; caller holds s.mu.
+func (s *Server) issueEvent(p *project, is *Issue, o EventOptions) ([]byte, error) {
 	if o.Action == "" {
 		o.Action = "open"
 	}
@@ -426,6 +437,12 @@ func (s *Server) NoteEvent(project int64, kind NoteableKind, iid, noteID int64, 
 	if n == nil {
 		return nil, fmt.Errorf("gitlabtest: no note %d on %s %d in project %d", noteID, kind, iid, project)
 	}
+	return s.noteEvent(p, n, o)
+}
+
+// noteEvent builds a note payload; caller holds s.mu.
+func (s *Server) noteEvent(p *project, n *Note, o EventOptions) ([]byte, error) {
+	kind, iid := n.Kind, n.NoteableIID
 	if o.Action == "" {
 		o.Action = "create"
 	}
