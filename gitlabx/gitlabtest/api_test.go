@@ -239,6 +239,19 @@ func TestPagination(t *testing.T) {
 	assert.Equal(t, "[]", string(body), "a page past the end is empty")
 	assert.Equal(t, "45", resp.Header.Get("X-Total"))
 
+	// Above 10,000 rows GitLab stops counting.
+	big := gitlabtest.NewServer(t)
+	big.AddProject(gitlabtest.Project{ID: 1})
+	c0 := big.SetFile(1, "main", "a", []byte("a"))
+	for i := range 10001 {
+		big.AddTag(1, gitlabtest.Tag{Name: fmt.Sprintf("v0.0.%d", i), Commit: c0.SHA})
+	}
+	resp, _ = rawGet(t, big, "projects/1/repository/tags?per_page=100")
+	assert.Empty(t, resp.Header.Values("X-Total"))
+	assert.Empty(t, resp.Header.Values("X-Total-Pages"))
+	assert.Equal(t, "2", resp.Header.Get("X-Next-Page"))
+	assert.NotContains(t, resp.Header.Get("Link"), `rel="last"`)
+
 	// client-go's own pagination helper walks every page.
 	n := 0
 	for is, err := range gitlab.Scan2(func(p gitlab.PaginationOptionFunc) ([]*gitlab.Issue, *gitlab.Response, error) {
@@ -455,7 +468,9 @@ func TestCommits(t *testing.T) {
 	page2, resp, err := c.Commits.ListCommits(7, &gitlab.ListCommitsOptions{ListOptions: gitlab.ListOptions{PerPage: 3, Page: 2}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{base.SHA}, shas(page2))
-	assert.Equal(t, int64(4), resp.TotalItems)
+	assert.Zero(t, resp.TotalItems, "GitLab sends no X-Total for commits")
+	assert.Zero(t, resp.NextPage)
+	assert.Equal(t, int64(1), resp.PreviousPage)
 
 	one, _, err := c.Commits.GetCommit(7, a.SHA, nil)
 	require.NoError(t, err)
@@ -900,4 +915,33 @@ func TestFailAfterApplyDuplicatesRetriedPOSTs(t *testing.T) {
 	srv.ClearFailures()
 	_, _, err = nc.Notes.CreateIssueNote(7, 1, &gitlab.CreateIssueNoteOptions{Body: gitlab.Ptr("n")})
 	require.NoError(t, err)
+}
+
+// TestLatencyIsConcurrent checks that injected latency delays calls side by
+// side instead of one after another, so hundreds of slow calls can be in
+// flight at once (the gitlabx Hooks benchmark relies on it).
+func TestLatencyIsConcurrent(t *testing.T) {
+	srv, _ := newProject(t)
+	srv.SetLatency(2 * time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		const n = 200
+		done := make(chan int, n)
+		for range n {
+			go func() {
+				req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/api/v4/projects/7/issues", strings.NewReader(`{"title":"t"}`))
+				req.Header.Set("Private-Token", srv.Token())
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				srv.ServeHTTP(rec, req)
+				done <- rec.Code
+			}()
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		require.Len(t, done, n, "all %d calls finish after one latency period", n)
+		for range n {
+			assert.Equal(t, http.StatusCreated, <-done)
+		}
+	})
+	assert.Len(t, srv.Issues(7), 200)
 }

@@ -855,7 +855,8 @@ func (s *Server) listCommits(w http.ResponseWriter, a *apiRequest, p *project) {
 		}
 		out = append(out, c)
 	}
-	writeList(s, w, a, out, func(c *commitObj) any { return s.commitJSON(p, c) })
+	// GitLab never counts commits: no X-Total, X-Total-Pages or rel="last".
+	writeListCounted(s, w, a, out, false, func(c *commitObj) any { return s.commitJSON(p, c) })
 }
 
 func (s *Server) compare(w http.ResponseWriter, a *apiRequest, p *project) {
