@@ -129,7 +129,7 @@ func TestListIssuesFilters(t *testing.T) {
 	srv, c := newProject(t)
 	srv.AddIssue(7, gitlabtest.Issue{Title: "Data race in cache", Description: "fingerprint=aaa", Labels: []string{"bug", "race"}})
 	srv.AddIssue(7, gitlabtest.Issue{Title: "Login broken", Description: "see race report", Labels: []string{"bug"}})
-	srv.AddIssue(7, gitlabtest.Issue{Title: "Old race", State: "closed", Labels: []string{"race"}})
+	third := srv.AddIssue(7, gitlabtest.Issue{Title: "Old race", State: "closed", Labels: []string{"race"}})
 	srv.AddIssue(7, gitlabtest.Issue{Title: "No labels"})
 
 	iids := func(is []*gitlab.Issue) []int64 {
@@ -157,6 +157,8 @@ func TestListIssuesFilters(t *testing.T) {
 		{"iids", gitlab.ListProjectIssuesOptions{IIDs: &[]int64{1, 3}}, []int64{3, 1}},
 		{"sort asc", gitlab.ListProjectIssuesOptions{Sort: gitlab.Ptr("asc")}, []int64{1, 2, 3, 4}},
 		{"order by title asc", gitlab.ListProjectIssuesOptions{OrderBy: gitlab.Ptr("title"), Sort: gitlab.Ptr("asc")}, []int64{1, 2, 4, 3}},
+		{"created_after", gitlab.ListProjectIssuesOptions{CreatedAfter: gitlab.Ptr(third.CreatedAt)}, []int64{4, 3}},
+		{"created_before", gitlab.ListProjectIssuesOptions{CreatedBefore: gitlab.Ptr(third.CreatedAt)}, []int64{3, 2, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, _, err := c.Issues.ListProjectIssues(7, &tc.opt)

@@ -142,7 +142,44 @@ func matchLabels(have []string, want []string) bool {
 	return true
 }
 
+// timeWindow reads created_after/created_before/updated_after/updated_before.
+func timeWindow(a *apiRequest) (func(created, updated time.Time) bool, error) {
+	var checks []func(c, u time.Time) bool
+	for _, k := range []string{"created_after", "created_before", "updated_after", "updated_before"} {
+		t, ok, err := a.timeParam(k)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		switch k {
+		case "created_after":
+			checks = append(checks, func(c, _ time.Time) bool { return !c.Before(t) })
+		case "created_before":
+			checks = append(checks, func(c, _ time.Time) bool { return !c.After(t) })
+		case "updated_after":
+			checks = append(checks, func(_, u time.Time) bool { return !u.Before(t) })
+		case "updated_before":
+			checks = append(checks, func(_, u time.Time) bool { return !u.After(t) })
+		}
+	}
+	return func(c, u time.Time) bool {
+		for _, f := range checks {
+			if !f(c, u) {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
 func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
+	inWindow, err := timeWindow(a)
+	if err != nil {
+		writeParamError(w, err.Error())
+		return
+	}
 	state := a.get("state")
 	labels := a.list("labels")
 	notLabels := a.list("not[labels]")
@@ -189,6 +226,9 @@ func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
 			continue
 		}
 		if a.has("confidential") && a.boolParam("confidential") != is.Confidential {
+			continue
+		}
+		if !inWindow(is.CreatedAt, is.UpdatedAt) {
 			continue
 		}
 		out = append(out, is)
@@ -459,6 +499,11 @@ func (s *Server) routeMRs(w http.ResponseWriter, a *apiRequest, p *project, m st
 }
 
 func (s *Server) listMRs(w http.ResponseWriter, a *apiRequest, p *project) {
+	inWindow, err := timeWindow(a)
+	if err != nil {
+		writeParamError(w, err.Error())
+		return
+	}
 	state := a.get("state")
 	labels := a.list("labels")
 	var iids []int64
@@ -486,6 +531,9 @@ func (s *Server) listMRs(w http.ResponseWriter, a *apiRequest, p *project) {
 			continue
 		}
 		if search != "" && !strings.Contains(strings.ToLower(mr.Title+"\n"+mr.Description), search) {
+			continue
+		}
+		if !inWindow(mr.CreatedAt, mr.UpdatedAt) {
 			continue
 		}
 		out = append(out, mr)
