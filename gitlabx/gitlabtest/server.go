@@ -22,7 +22,7 @@ import (
 const DefaultToken = "glpat-gitlabtest-bot-token"
 
 // DeveloperToken is the token of Developer(), the human user that seeded
-// issues, merge requests and notes belong to.
+// issues and merge requests belong to.
 const DeveloperToken = "glpat-gitlabtest-developer-token"
 
 const developerID = 2
@@ -156,8 +156,8 @@ func (s *Server) Token() string { return s.cfg.token }
 func (s *Server) BotUser() User { return s.cfg.bot }
 
 // Developer returns the human user (ID 2, "developer", token
-// DeveloperToken) who authors seeded issues, merge requests and notes, so
-// the events built from them are not the bot's own.
+// DeveloperToken) who authors seeded issues and merge requests, so the
+// events built from them are not the bot's own.
 func (s *Server) Developer() User {
 	s.mu.Lock()
 	defer s.mu.Unlock()

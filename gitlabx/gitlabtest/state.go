@@ -793,8 +793,9 @@ func (s *Server) MergeRequests(project int64) []MergeRequest {
 }
 
 // AddNote adds a note to an issue or merge request and returns it. The
-// author is Developer() unless AuthorID is set; seed the bot's own notes
-// with AuthorID: srv.BotUser().ID (only a note's author may edit it).
+// author is the bot unless AuthorID is set, since seeded notes are most
+// often the bot's own earlier comments (only a note's author may edit it);
+// seed a person's comment with AuthorID: srv.Developer().ID.
 func (s *Server) AddNote(project int64, kind NoteableKind, iid int64, n Note) Note {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -824,7 +825,7 @@ func (s *Server) createNote(p *project, kind NoteableKind, id, iid int64, n Note
 	n.ID = s.st.id()
 	n.Kind, n.NoteableID, n.NoteableIID, n.ProjectID = kind, id, iid, p.ID
 	if n.AuthorID == 0 {
-		n.AuthorID = developerID
+		n.AuthorID = s.cfg.bot.ID
 	}
 	if n.CreatedAt.IsZero() {
 		n.CreatedAt = s.cfg.clock()

@@ -222,7 +222,7 @@ func TestNoteEventsFromState(t *testing.T) {
 	assert.Equal(t, "on mr", mc.ObjectAttributes.Note)
 	assert.Equal(t, mr.IID, mc.MergeRequest.IID)
 	assert.Equal(t, "feature", mc.MergeRequest.SourceBranch)
-	assert.Equal(t, srv.Developer().ID, mc.User.ID, "seeded notes are the developer's")
+	assert.Equal(t, srv.BotUser().ID, mc.User.ID, "seeded notes are the bot's")
 
 	_, err = srv.NoteEvent(7, gitlabtest.IssueNoteable, 1, on.ID, gitlabtest.EventOptions{})
 	assert.Error(t, err, "the MR note is not on the issue")
