@@ -30,8 +30,9 @@
 // "Authorization: Bearer"); anything else answers 401
 // {"message":"401 Unauthorized"}. Token belongs to BotUser, the identity
 // Client uses. DeveloperToken belongs to Developer, the human who authors
-// seeded issues, merge requests and notes, so events built from them are
-// not the bot's own. AddUser adds further users; ClientFor acts as them.
+// seeded issues and merge requests, so events built from them are not the
+// bot's own; seeded notes are the bot's unless AuthorID says otherwise.
+// AddUser adds further users; ClientFor acts as them.
 //
 // State is seeded and inspected through typed methods (AddProject,
 // AddIssue, AddMergeRequest, SetFile, AddCommit, AddTag, Issues, Notes,
