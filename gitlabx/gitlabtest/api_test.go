@@ -551,14 +551,14 @@ func TestLabels(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusCreated, resp.StatusCode)
 	assert.Equal(t, "#ff0000", l.Color)
-	_, _, err = c.Labels.CreateLabel(7, &gitlab.CreateLabelOptions{Name: gitlab.Ptr("workflow::in review"), Color: gitlab.Ptr("#ff0000")})
+	_, _, err = c.Labels.CreateLabel(7, &gitlab.CreateLabelOptions{Name: gitlab.Ptr("workflow::In Review"), Color: gitlab.Ptr("#ff0000")})
 	var er *gitlab.ErrorResponse
 	require.ErrorAs(t, err, &er)
 	assert.Equal(t, http.StatusConflict, er.Response.StatusCode)
 	assert.Contains(t, er.Message, "Label already exists")
 
 	srv.AddIssue(7, gitlabtest.Issue{Title: "t", Labels: []string{"workflow::To Do"}})
-	_, _, err = c.Issues.UpdateIssue(7, 1, &gitlab.UpdateIssueOptions{AddLabels: &gitlab.LabelOptions{"Typo Label"}})
+	_, _, err = c.Issues.UpdateIssue(7, 1, &gitlab.UpdateIssueOptions{AddLabels: &gitlab.LabelOptions{"workflow::in review"}})
 	require.NoError(t, err)
 	list, _, err := c.Labels.ListLabels(7, nil)
 	require.NoError(t, err)
@@ -566,7 +566,8 @@ func TestLabels(t *testing.T) {
 	for _, x := range list {
 		names = append(names, x.Name)
 	}
-	assert.Equal(t, []string{"Typo Label", "workflow::In Review", "workflow::To Do"}, names, "add_labels creates a missing label, as GitLab does")
+	assert.Equal(t, []string{"workflow::In Review", "workflow::in review", "workflow::To Do"}, names,
+		"add_labels silently creates a misspelt label, as GitLab does (names are case-sensitive)")
 	one, _, err := c.Labels.GetLabel(7, "workflow::To Do")
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), one.OpenIssuesCount)

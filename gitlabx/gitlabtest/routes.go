@@ -296,7 +296,7 @@ func (s *Server) applyLabels(a *apiRequest, p *project, cur []string) ([]string,
 		asked = true
 		rm := a.list("remove_labels")
 		cur = slices.DeleteFunc(cur, func(l string) bool {
-			return slices.ContainsFunc(rm, func(r string) bool { return strings.EqualFold(r, l) })
+			return slices.ContainsFunc(rm, func(r string) bool { return r == l })
 		})
 	}
 	return cur, asked
@@ -644,7 +644,7 @@ func (s *Server) routeLabels(w http.ResponseWriter, a *apiRequest, p *project, m
 				return
 			}
 			for _, l := range p.labels {
-				if strings.EqualFold(l.Name, name) {
+				if l.Name == name {
 					writeError(w, http.StatusConflict, "Label already exists")
 					return
 				}

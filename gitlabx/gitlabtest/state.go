@@ -271,7 +271,7 @@ func (s *Server) AddLabel(project int64, name string) Label {
 
 func (s *Server) ensureLabel(p *project, name, color string) *Label {
 	for _, l := range p.labels {
-		if strings.EqualFold(l.Name, name) {
+		if l.Name == name {
 			return l
 		}
 	}
