@@ -117,9 +117,15 @@ func (a *apiRequest) timeParam(key string) (time.Time, bool, error) {
 	return time.Time{}, false, fmt.Errorf("%s is invalid", key)
 }
 
-// paginate writes GitLab's offset-pagination headers for n items and
-// returns the slice bounds of the requested page.
-func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi int) {
+// maxCounted is the size above which GitLab stops counting: it omits
+// X-Total, X-Total-Pages and the rel="last" link.
+const maxCounted = 10000
+
+// paginateCounted writes GitLab's offset-pagination headers for n items
+// and returns the slice bounds of the requested page. counted=false omits
+// the total headers, as GitLab does above maxCounted rows and always for
+// repository commits.
+func (s *Server) paginateCounted(w http.ResponseWriter, a *apiRequest, n int, counted bool) (lo, hi int) {
 	page, _ := strconv.Atoi(a.get("page"))
 	if page < 1 {
 		page = 1
@@ -139,8 +145,10 @@ func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi i
 	h := w.Header()
 	h.Set("X-Page", strconv.Itoa(page))
 	h.Set("X-Per-Page", strconv.Itoa(per))
-	h.Set("X-Total", strconv.Itoa(n))
-	h.Set("X-Total-Pages", strconv.Itoa(pages))
+	if counted {
+		h.Set("X-Total", strconv.Itoa(n))
+		h.Set("X-Total-Pages", strconv.Itoa(pages))
+	}
 	h.Set("X-Next-Page", "")
 	h.Set("X-Prev-Page", "")
 	link := func(p int, rel string) string {
@@ -159,7 +167,10 @@ func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi i
 		h.Set("X-Next-Page", strconv.Itoa(page+1))
 		links = append(links, link(page+1, "next"))
 	}
-	links = append(links, link(1, "first"), link(pages, "last"))
+	links = append(links, link(1, "first"))
+	if counted {
+		links = append(links, link(pages, "last"))
+	}
 	h.Set("Link", strings.Join(links, ", "))
 	lo = min((page-1)*per, n)
 	hi = min(lo+per, n)
@@ -167,7 +178,11 @@ func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi i
 }
 
 func writeList[T any](s *Server, w http.ResponseWriter, a *apiRequest, items []T, render func(T) any) {
-	lo, hi := s.paginate(w, a, len(items))
+	writeListCounted(s, w, a, items, len(items) <= maxCounted, render)
+}
+
+func writeListCounted[T any](s *Server, w http.ResponseWriter, a *apiRequest, items []T, counted bool, render func(T) any) {
+	lo, hi := s.paginateCounted(w, a, len(items), counted)
 	out := make([]any, 0, hi-lo)
 	for _, it := range items[lo:hi] {
 		out = append(out, render(it))

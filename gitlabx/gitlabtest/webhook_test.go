@@ -191,3 +191,39 @@ func TestEventsFromState(t *testing.T) {
 	_, err = srv.IssueEvent(99, 1, gitlabtest.EventOptions{})
 	assert.Error(t, err)
 }
+
+func TestNoteEventsFromState(t *testing.T) {
+	srv, _ := newProject(t)
+	srv.AddIssue(7, gitlabtest.Issue{Title: "bug"})
+	srv.SetFile(7, "feature", "a", []byte("a"))
+	mr := srv.AddMergeRequest(7, gitlabtest.MergeRequest{Title: "m", SourceBranch: "feature"})
+	in := srv.AddNote(7, gitlabtest.IssueNoteable, 1, gitlabtest.Note{Body: "on issue", Internal: true})
+	on := srv.AddNote(7, gitlabtest.MergeRequestNoteable, mr.IID, gitlabtest.Note{Body: "on mr"})
+
+	body, err := srv.NoteEvent(7, gitlabtest.IssueNoteable, 1, in.ID, gitlabtest.EventOptions{})
+	require.NoError(t, err)
+	ev, err := gitlab.ParseWebhook(gitlab.EventTypeNote, body)
+	require.NoError(t, err)
+	ic, ok := ev.(*gitlab.IssueCommentEvent)
+	require.True(t, ok, "%T", ev)
+	assert.Equal(t, "on issue", ic.ObjectAttributes.Note)
+	assert.Equal(t, in.ID, ic.ObjectAttributes.ID)
+	assert.Equal(t, int64(1), ic.Issue.IID)
+	assert.Equal(t, "bug", ic.Issue.Title)
+	assert.Equal(t, "confidential_note", ic.EventType)
+	assert.EqualValues(t, "create", ic.ObjectAttributes.Action)
+
+	body, err = srv.NoteEvent(7, gitlabtest.MergeRequestNoteable, mr.IID, on.ID, gitlabtest.EventOptions{Action: "update"})
+	require.NoError(t, err)
+	ev, err = gitlab.ParseWebhook(gitlab.EventTypeNote, body)
+	require.NoError(t, err)
+	mc, ok := ev.(*gitlab.MergeCommentEvent)
+	require.True(t, ok, "%T", ev)
+	assert.Equal(t, "on mr", mc.ObjectAttributes.Note)
+	assert.Equal(t, mr.IID, mc.MergeRequest.IID)
+	assert.Equal(t, "feature", mc.MergeRequest.SourceBranch)
+	assert.Equal(t, srv.BotUser().ID, mc.User.ID, "seeded notes are the bot's")
+
+	_, err = srv.NoteEvent(7, gitlabtest.IssueNoteable, 1, on.ID, gitlabtest.EventOptions{})
+	assert.Error(t, err, "the MR note is not on the issue")
+}
