@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -202,41 +198,21 @@ func TestReporterIgnoresIssuesWithoutMarker(t *testing.T) {
 	assert.Len(t, srv.Issues(project), 2)
 }
 
-// lossyProxy forwards to srv, but for requests that lose() picks it throws
-// the answer away after GitLab applied the request and answers 502, as a
-// proxy timing out does.
-func lossyProxy(t *testing.T, srv *gitlabtest.Server, lose func(*http.Request) bool) *gitlab.Client {
-	t.Helper()
-	target, err := url.Parse(srv.URL())
-	require.NoError(t, err)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	ps := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if lose(r) {
-			rp.ServeHTTP(httptest.NewRecorder(), r)
-			http.Error(w, `{"message":"502 Bad Gateway"}`, http.StatusBadGateway)
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(ps.Close)
-	// client-go's default retries stay on, with a fast back-off.
-	c, err := gitlab.NewClient(srv.Token(), gitlab.WithBaseURL(ps.URL+"/api/v4"),
-		gitlab.WithCustomBackoff(func(_, _ time.Duration, n int, _ *http.Response) time.Duration { return time.Millisecond }))
-	require.NoError(t, err)
-	return c
-}
-
-func loseFirst(method, suffix string) func(*http.Request) bool {
+// loseFirst makes the first call to method .../suffix apply and then answer
+// 502, as a proxy that timed out after GitLab committed does.
+func loseFirst(srv *gitlabtest.Server, method, suffix string) {
 	var n atomic.Int32
-	return func(r *http.Request) bool {
-		return r.Method == method && strings.HasSuffix(r.URL.Path, suffix) && n.Add(1) == 1
-	}
+	srv.FailAfterApplyWhen(func(r *http.Request) (int, bool) {
+		return http.StatusBadGateway, r.Method == method && strings.HasSuffix(r.URL.Path, suffix) && n.Add(1) == 1
+	})
 }
 
 func TestReporterNoDuplicatesUnderRetries(t *testing.T) {
 	t.Run("create answered 502 after it was applied", func(t *testing.T) {
 		srv := newServer(t)
-		r := gitlabx.NewReporter(lossyProxy(t, srv, loseFirst(http.MethodPost, "/issues")), project)
+		loseFirst(srv, http.MethodPost, "/issues")
+		// srv.Client keeps client-go's default retries (with a fast back-off).
+		r := gitlabx.NewReporter(srv.Client(), project)
 		res, err := r.Report(t.Context(), raceReport("day1"))
 		require.NoError(t, err)
 		assert.Equal(t, gitlabx.ReportCreated, res.Action)
@@ -246,7 +222,8 @@ func TestReporterNoDuplicatesUnderRetries(t *testing.T) {
 		srv := newServer(t)
 		first, err := gitlabx.NewReporter(srv.Client(), project).Report(t.Context(), raceReport("day1"))
 		require.NoError(t, err)
-		r := gitlabx.NewReporter(lossyProxy(t, srv, loseFirst(http.MethodPost, "/notes")), project)
+		loseFirst(srv, http.MethodPost, "/notes")
+		r := gitlabx.NewReporter(srv.Client(), project)
 		res, err := r.Report(t.Context(), raceReport(""))
 		require.NoError(t, err)
 		assert.Equal(t, gitlabx.ReportCommented, res.Action)
