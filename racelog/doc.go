@@ -29,8 +29,9 @@
 // as the line prefix: digits in it may change from line to line, everything
 // else must repeat. Lines of the report carry that prefix, which is stripped;
 // other lines (another program's, or ones that do not look like part of a
-// report) are interleaved noise and left out. go test -json output is
-// recognised by its envelopes, and only the output of the test that printed
+// report) are interleaved noise and left out. JSON envelopes are recognised
+// too: go test -json events, Docker's json-file entries and journalctl -o
+// json entries; only the output of the test, stream or process that printed
 // the marker belongs to the report. CRLF line ends, old reports without
 // addresses ("Read by goroutine 7:"), "[failed to restore the stack]" and
 // the "Found N data race(s)" and "race detected during execution of test"

@@ -96,6 +96,8 @@ func TestLogNoise(t *testing.T) {
 		{"syslog.log", plainTwo, "Nov 22 01:02:03 web1 app[4242]: "},
 		{"cri.log", readFirst, "2026-11-22T01:02:03.123455678Z stderr F "},
 		{"compose.log", readFirst, "app-1  | "},
+		{"docker.log", readFirst, ""},
+		{"journald.log", readFirst, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -373,12 +373,52 @@ func trimCR(b []byte) []byte {
 	return b
 }
 
-// testEvent is a go test -json envelope.
-type testEvent struct {
-	Action  string
-	Package string
-	Test    string
-	Output  *string
+// envelope is one JSON log line that carries a line of output: a go test
+// -json event ("Output"), a Docker json-file entry ("log") or a journald
+// export entry ("MESSAGE", from journalctl -o json).
+type envelope struct {
+	Package string  `json:"Package"`
+	Test    string  `json:"Test"`
+	Output  *string `json:"Output"`
+	Log     *string `json:"log"`
+	Stream  string  `json:"stream"`
+	Message *string `json:"MESSAGE"`
+	PID     string  `json:"_PID"`
+	Ident   string  `json:"SYSLOG_IDENTIFIER"`
+}
+
+// text returns the output the envelope carries.
+func (e *envelope) text() (string, bool) {
+	switch {
+	case e.Output != nil:
+		return *e.Output, true
+	case e.Log != nil:
+		return *e.Log, true
+	case e.Message != nil:
+		return *e.Message + "\n", true
+	}
+	return "", false
+}
+
+// source says which stream the output belongs to: only output of the source
+// that printed the start marker belongs to the report.
+func (e *envelope) source() string {
+	switch {
+	case e.Output != nil:
+		return "go test\x00" + e.Package + "\x00" + e.Test
+	case e.Log != nil:
+		return "docker\x00" + e.Stream
+	}
+	return "journald\x00" + e.Ident + "\x00" + e.PID
+}
+
+func decodeEnvelope(b []byte) (envelope, string, bool) {
+	var ev envelope
+	if json.Unmarshal(b, &ev) != nil {
+		return ev, "", false
+	}
+	text, ok := ev.text()
+	return ev, text, ok
 }
 
 // markerLine decides whether line (with the marker at byte m) starts a
@@ -399,11 +439,11 @@ func (s *Scanner) markerLine(line []byte, m int) (*reportState, bool) {
 	if j < 0 {
 		return nil, false
 	}
-	var ev testEvent
-	if json.Unmarshal(line[j:], &ev) != nil || ev.Output == nil {
+	ev, text, ok := decodeEnvelope(line[j:])
+	if !ok {
 		return nil, false
 	}
-	out := []byte(*ev.Output)
+	out := []byte(text)
 	k := bytes.Index(out, s.marker)
 	if k < 0 || len(bytes.TrimSpace(out[k+len(s.marker):])) != 0 {
 		return nil, false
@@ -417,7 +457,7 @@ func (s *Scanner) markerLine(line []byte, m int) (*reportState, bool) {
 		shapeTrim:     learnPrefix(bytes.TrimRight(inner, " \t")),
 		env:           true,
 		outer:         learnPrefix(outer),
-		pkg:           ev.Package,
+		source:        ev.source(),
 		test:          ev.Test,
 		markerContent: bytes.TrimRight(out[k:], "\r\n"),
 	}, true
@@ -431,7 +471,7 @@ type reportState struct {
 	shapeTrim     prefixShape
 	env           bool
 	outer         prefixShape
-	pkg, test     string
+	source, test  string
 	pending       []byte // partial go test -json Output
 	markerContent []byte
 
@@ -481,11 +521,11 @@ func (st *reportState) contentOf(raw []byte, s *Scanner) ([][]byte, bool) {
 	if n < 0 || n >= len(raw) || raw[n] != '{' {
 		return nil, false
 	}
-	var ev testEvent
-	if json.Unmarshal(raw[n:], &ev) != nil || ev.Output == nil || ev.Package != st.pkg || ev.Test != st.test {
+	ev, text, ok := decodeEnvelope(raw[n:])
+	if !ok || ev.source() != st.source {
 		return nil, false
 	}
-	buf := append(st.pending, *ev.Output...)
+	buf := append(st.pending, text...)
 	var out [][]byte
 	for {
 		i := bytes.IndexByte(buf, '\n')
