@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
 )
@@ -73,9 +74,7 @@ func TestDryRunJSON(t *testing.T) {
 			Text      string `json:"text"`
 			Log       string `json:"log"`
 		}
-		dec := json.NewDecoder(strings.NewReader(l))
-		dec.DisallowUnknownFields()
-		_ = json.Unmarshal([]byte(l), &obj)
+		require.NoError(t, json.Unmarshal([]byte(l), &obj), "line %d is one JSON object", i)
 		assert.True(t, strings.HasPrefix(obj.Title, "Race condition in "), "line %d title %q", i, obj.Title)
 		assert.NotEmpty(t, obj.Function)
 		assert.Len(t, obj.Fingerprint, 16)
@@ -140,4 +139,29 @@ func TestFileThroughGitLab(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "GITLAB_TOKEN")
 	assert.False(t, errors.Is(err, errUsage))
+}
+
+func TestCustomMarkersAndClosedPolicy(t *testing.T) {
+	out, _, err := runArgs(t, "", "-dry-run", "-start-marker", "###### RACE BEGIN", "-end-marker", "###### RACE END", testdata+"custom.log")
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(out, "Race condition in example.com/app/a.F()"), "custom markers:\n%s", out)
+	out, _, err = runArgs(t, "", "-dry-run", testdata+"custom.log")
+	require.NoError(t, err)
+	assert.Empty(t, out, "with the default markers custom.log has no complete report")
+
+	srv := gitlabtest.NewServer(t)
+	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+	t.Setenv("GITLAB_TOKEN", srv.Token())
+	base := []string{"-gitlab-url", srv.URL(), "-project", "7", "-on-closed", "new", "-labels", "bug, race"}
+	_, _, err = runArgs(t, "", append(base, "-run-id", "d1", testdata+"old.log")...)
+	require.NoError(t, err)
+	issues := srv.Issues(7)
+	require.Len(t, issues, 1)
+	assert.ElementsMatch(t, []string{"bug", "race"}, issues[0].Labels)
+	_, _, err = srv.Client().Issues.UpdateIssue(7, issues[0].IID, &gitlab.UpdateIssueOptions{StateEvent: gitlab.Ptr("close")})
+	require.NoError(t, err)
+	out, _, err = runArgs(t, "", append(base, "-run-id", "d2", testdata+"old.log")...)
+	require.NoError(t, err)
+	assert.Contains(t, out, "created #2")
+	assert.Len(t, srv.Issues(7), 2, "-on-closed new files a second issue")
 }
