@@ -673,19 +673,29 @@ func (st *reportState) line(c []byte) lineKind {
 		} else if isLocation(t) {
 			r.Location = string(t)
 			st.sect = 3
+		} else if st.sect != 0 && (fileLineShape(t) || funcShape(t) || string(t) == "[failed to restore the stack]") {
+			// A log shipper trimmed the indentation; the shape still tells
+			// a stack line from a foreign one.
+			return st.stackLine(t, t, fileLineShape(t))
 		} else {
 			return lineNoise
 		}
 		st.addText(t)
 		return lineReport
 	}
-	trim := bytes.TrimSpace(t)
+	return st.stackLine(t, bytes.TrimSpace(t), bytes.HasPrefix(t, []byte("      ")) || t[0] == '\t' && len(t) > 1 && t[1] == '\t')
+}
+
+// stackLine handles a line of a stack: "[failed to restore the stack]", a
+// file line (isFile) or a function line.
+func (st *reportState) stackLine(t, trim []byte, isFile bool) lineKind {
+	r := &st.s.rep
 	switch {
 	case string(trim) == "[failed to restore the stack]":
 		if st.sect == 1 {
 			r.Accesses[len(r.Accesses)-1].StackUnavailable = true
 		}
-	case bytes.HasPrefix(t, []byte("      ")) || t[0] == '\t' && len(t) > 1 && t[1] == '\t':
+	case isFile:
 		if fr := st.frames(); fr != nil && len(*fr) > 0 {
 			f := &(*fr)[len(*fr)-1]
 			f.File, f.Line, f.PC = parseFileLine(string(trim))
@@ -699,6 +709,17 @@ func (st *reportState) line(c []byte) lineKind {
 	}
 	st.addText(t)
 	return lineReport
+}
+
+// fileLineShape reports whether t looks like "/path/file.go:12 +0x1c".
+func fileLineShape(t []byte) bool {
+	_, line, _ := parseFileLine(string(bytes.TrimSpace(t)))
+	return line > 0
+}
+
+// funcShape reports whether t looks like "pkg.(*T).Method()".
+func funcShape(t []byte) bool {
+	return bytes.HasSuffix(t, []byte(")")) && !bytes.ContainsAny(t, " \t") && bytes.IndexByte(t, '.') > 0
 }
 
 // frames returns the frame list of the current section (nil for a location).
