@@ -34,10 +34,10 @@
 // json entries; only the output of the test, stream or process that printed
 // the marker belongs to the report. CRLF line ends, old reports without
 // addresses ("Read by goroutine 7:"), stacks whose indentation a log shipper
-// trimmed, "[failed to restore the stack]" and
-// the "Found N data race(s)" and "race detected during execution of test"
-// lines (which end a report whose end marker never came) are handled. The
-// markers are configurable with Config.
+// trimmed, "[failed to restore the stack]" and the "Found N data race(s)" and
+// "race detected during execution of test" lines (which end a report whose
+// end marker never came) are handled. The markers are configurable with
+// Config.
 //
 // # Speed and memory
 //
