@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 )
@@ -114,6 +116,10 @@ type IssueReporter struct {
 	// WriteAttempts caps the attempts of each write (create issue, reopen,
 	// add comment). 0 means 3.
 	WriteAttempts int
+	// RetryWait is the pause before a failed write is attempted again; it
+	// doubles with each attempt, and a 429's Retry-After (up to a minute)
+	// takes its place. 0 means 1s.
+	RetryWait time.Duration
 	// Logger receives one event per issue created, reopened or commented,
 	// and one per failed write. Nil discards.
 	Logger *slog.Logger
@@ -307,6 +313,30 @@ func mayRetryWrite(ctx context.Context, err error) bool {
 	return !errors.Is(err, gitlab.ErrNotFound)
 }
 
+// pause waits before write attempt+1 after err, or until ctx is done.
+func (r *IssueReporter) pause(ctx context.Context, attempt int, err error) error {
+	d := r.RetryWait
+	if d <= 0 {
+		d = time.Second
+	}
+	d <<= attempt - 1
+	var er *gitlab.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusTooManyRequests {
+		if secs, perr := strconv.Atoi(er.Response.Header.Get("Retry-After")); perr == nil && secs >= 0 {
+			d = min(time.Duration(secs)*time.Second, time.Minute)
+		}
+	}
+	r.logger().Info("waiting before the next write attempt", "attempt", attempt+1, "wait", d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (r *IssueReporter) create(ctx context.Context, rep Report, prev *gitlab.Issue) (ReportResult, error) {
 	fp := rep.Fingerprint
 	labels := gitlab.LabelOptions(r.labels())
@@ -339,6 +369,11 @@ func (r *IssueReporter) create(ctx context.Context, rep Report, prev *gitlab.Iss
 			r.logger().Info("issue created", "fingerprint", fp, "iid", is.IID, "url", is.WebURL)
 			return ReportResult{Action: ReportCreated, IID: is.IID, WebURL: is.WebURL, Fingerprint: fp}, nil
 		}
+		if attempt < r.attempts() {
+			if err := r.pause(ctx, attempt, err); err != nil {
+				return ReportResult{Fingerprint: fp}, fmt.Errorf("gitlabx: report %s: create issue: %w", fp, err)
+			}
+		}
 	}
 	return ReportResult{Fingerprint: fp}, lastErr
 }
@@ -353,7 +388,11 @@ func (r *IssueReporter) reopen(ctx context.Context, is *gitlab.Issue) error {
 			is.State = "opened"
 			return nil
 		}
-		if !mayRetryWrite(ctx, err) {
+		if !mayRetryWrite(ctx, err) || attempt == r.attempts() {
+			break
+		}
+		if perr := r.pause(ctx, attempt, err); perr != nil {
+			err = perr
 			break
 		}
 	}
@@ -396,6 +435,11 @@ func (r *IssueReporter) comment(ctx context.Context, rep Report, is *gitlab.Issu
 		if done {
 			res.Action = ReportCommented
 			return res, nil
+		}
+		if attempt < r.attempts() {
+			if err := r.pause(ctx, attempt, err); err != nil {
+				return res, fmt.Errorf("gitlabx: report %s: comment on issue %d: %w", fp, is.IID, err)
+			}
 		}
 	}
 	return res, lastErr

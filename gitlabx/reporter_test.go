@@ -3,10 +3,12 @@ package gitlabx_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -235,7 +237,9 @@ func TestReporterNoDuplicatesUnderRetries(t *testing.T) {
 		srv.FailWhen(func(r *http.Request) (int, bool) {
 			return http.StatusInternalServerError, r.Method == http.MethodPost && n.Add(1) == 1
 		})
-		res, err := gitlabx.NewReporter(srv.Client(), project).Report(t.Context(), raceReport("day1"))
+		r := gitlabx.NewReporter(srv.Client(), project)
+		r.RetryWait = time.Millisecond
+		res, err := r.Report(t.Context(), raceReport("day1"))
 		require.NoError(t, err)
 		assert.Equal(t, gitlabx.ReportCreated, res.Action)
 		assert.Len(t, srv.Issues(project), 1)
@@ -244,6 +248,7 @@ func TestReporterNoDuplicatesUnderRetries(t *testing.T) {
 		srv := newServer(t)
 		srv.FailWhen(func(r *http.Request) (int, bool) { return http.StatusServiceUnavailable, r.Method == http.MethodPost })
 		r := gitlabx.NewReporter(srv.Client(), project)
+		r.RetryWait = time.Millisecond
 		_, err := r.Report(t.Context(), raceReport("day1"))
 		var er *gitlab.ErrorResponse
 		require.ErrorAs(t, err, &er)
@@ -257,6 +262,33 @@ func TestReporterNoDuplicatesUnderRetries(t *testing.T) {
 		}
 		assert.Equal(t, 3, posts, "one POST per write attempt, no client-go retries on top")
 	})
+}
+
+// cancelOnWait cancels when the reporter logs that it waits before a retry.
+type cancelOnWait struct {
+	slog.Handler
+	cancel context.CancelFunc
+}
+
+func (h cancelOnWait) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h cancelOnWait) Handle(_ context.Context, rec slog.Record) error {
+	if strings.HasPrefix(rec.Message, "waiting before") {
+		h.cancel()
+	}
+	return nil
+}
+
+func TestReporterCancelDuringRetryWait(t *testing.T) {
+	srv := newServer(t)
+	srv.FailWhen(func(r *http.Request) (int, bool) { return http.StatusServiceUnavailable, r.Method == http.MethodPost })
+	ctx, cancel := context.WithCancel(t.Context())
+	r := gitlabx.NewReporter(srv.Client(), project)
+	r.RetryWait = time.Hour // a wait that ignored ctx would hang the test
+	r.Logger = slog.New(cancelOnWait{cancel: cancel})
+	_, err := r.Report(ctx, raceReport("day1"))
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Empty(t, srv.Issues(project))
 }
 
 func TestReporterBadInput(t *testing.T) {
