@@ -199,6 +199,14 @@ func (r *IssueReporter) Report(ctx context.Context, rep Report) (ReportResult, e
 	if err != nil {
 		return ReportResult{Fingerprint: fp}, err
 	}
+	if is != nil && is.State == "closed" {
+		// A re-run of the run that was already recorded on the closed issue
+		// neither reopens it nor files a new one.
+		seen, err := r.seen(ctx, is, rep.RunID)
+		if err != nil || seen {
+			return ReportResult{Action: ReportUnchanged, IID: is.IID, WebURL: is.WebURL, Fingerprint: fp}, err
+		}
+	}
 	switch {
 	case is == nil:
 		return r.create(ctx, rep, nil)
@@ -403,12 +411,9 @@ func (r *IssueReporter) comment(ctx context.Context, rep Report, is *gitlab.Issu
 	fp := rep.Fingerprint
 	res := ReportResult{IID: is.IID, WebURL: is.WebURL, Fingerprint: fp}
 	runMark := reporterMarker("run", rep.RunID)
-	done := strings.Contains(is.Description, runMark) // this run filed the issue
-	if !done {
-		var err error
-		if done, err = r.hasNote(ctx, is.IID, runMark); err != nil {
-			return res, err
-		}
+	done, err := r.seen(ctx, is, rep.RunID)
+	if err != nil {
+		return res, err
 	}
 	if done {
 		res.Action = ReportUnchanged
@@ -443,6 +448,16 @@ func (r *IssueReporter) comment(ctx context.Context, rep Report, is *gitlab.Issu
 		}
 	}
 	return res, lastErr
+}
+
+// seen reports whether the run was recorded on the issue: it filed the
+// issue, or commented on it.
+func (r *IssueReporter) seen(ctx context.Context, is *gitlab.Issue, runID string) (bool, error) {
+	mark := reporterMarker("run", runID)
+	if strings.Contains(is.Description, mark) {
+		return true, nil
+	}
+	return r.hasNote(ctx, is.IID, mark)
 }
 
 // hasNote reports whether the issue has a note containing mark.

@@ -132,7 +132,14 @@ func TestReporterClosedIssue(t *testing.T) {
 			require.NoError(t, err)
 			closeIssue(t, srv, first.IID)
 
-			res, err := r.Report(t.Context(), raceReport("day2"))
+			// A re-run of day 1 after the fix changes nothing.
+			res, err := r.Report(t.Context(), raceReport("day1"))
+			require.NoError(t, err)
+			assert.Equal(t, gitlabx.ReportUnchanged, res.Action)
+			require.Len(t, srv.Issues(project), 1)
+			assert.Equal(t, "closed", srv.Issues(project)[0].State, "a re-run reopened the issue")
+
+			res, err = r.Report(t.Context(), raceReport("day2"))
 			require.NoError(t, err)
 			assert.Equal(t, tt.wantAction, res.Action)
 			issues := srv.Issues(project)
