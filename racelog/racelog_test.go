@@ -278,3 +278,34 @@ func TestTitleAndFingerprintRules(t *testing.T) {
 		assert.Equal(t, want, racelog.IsStd(fn), "IsStd(%q)", fn)
 	}
 }
+
+// cancelAfter returns its parts one per Read and cancels when it hands out
+// the last but one.
+type cancelAfter struct {
+	parts  []string
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	if len(c.parts) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.parts[0])
+	c.parts = c.parts[1:]
+	if len(c.parts) == 1 {
+		c.cancel()
+	}
+	return n, nil
+}
+
+func TestCancelMidReport(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	in := &cancelAfter{cancel: cancel, parts: []string{
+		"==================\nWARNING: DATA RACE\nRead at 0x01 by goroutine 2:\n  a.F()\n",
+		"      /a.go:1 +0x1\n", // read inside the report; the context is cancelled here
+		"==================\n",
+	}}
+	reps, err := racelog.Parse(ctx, in)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Empty(t, reps, "a report cut by cancellation is not returned")
+}

@@ -154,10 +154,7 @@ func (s *Scanner) Scan(ctx context.Context) bool {
 		if err := ctx.Err(); err != nil {
 			return s.stop(err)
 		}
-		if ok, found := s.search(); !found {
-			if ok {
-				continue
-			}
+		if !s.search() {
 			return s.stop(nil)
 		}
 		if s.readReport(ctx) {
@@ -259,16 +256,16 @@ func (s *Scanner) advanceTo(p int) {
 }
 
 // search looks for the next start marker with bytes.Index over the whole
-// buffer. found means s.rep was begun and the marker line consumed; ok
-// means search should be called again (it skipped a false match).
-func (s *Scanner) search() (ok, found bool) {
+// buffer. It reports whether it found one; then s.rep and s.cur are begun
+// and the marker line is consumed. False means the end of the input.
+func (s *Scanner) search() bool {
 	for {
 		data := s.buf[s.start:s.end]
 		i := bytes.Index(data, s.marker)
 		if i < 0 {
 			if s.eof {
 				s.advanceTo(s.end)
-				return false, false
+				return false
 			}
 			s.keepTail()
 			s.fill()
@@ -321,7 +318,7 @@ func (s *Scanner) search() (ok, found bool) {
 		}
 		s.cur.addText(bytes.TrimRight(st.markerContent, " \t"))
 		s.advanceTo(next)
-		return true, true
+		return true
 	}
 }
 
@@ -626,6 +623,9 @@ loop:
 				}
 			}
 		}
+	}
+	if ctx.Err() != nil {
+		return false // Scan stops with the context's error
 	}
 	if complete {
 		st.addText(s.endm)
