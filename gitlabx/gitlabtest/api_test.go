@@ -762,6 +762,7 @@ func TestShapesMatchDocumentedExamples(t *testing.T) {
 		{"get_commit", "projects/7/repository/commits/" + c.SHA},
 		{"get_merge_request", "projects/7/merge_requests/1"},
 		{"issue_move", "projects/7/issues/1"},
+		{"get_user_bot", "user"},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
 			want := keys(t, must2(os.ReadFile(filepath.Join("testdata", "api", tc.fixture+".json"))))
