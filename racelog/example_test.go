@@ -76,3 +76,22 @@ func ExampleParse() {
 	//       /src/app/cache/cache.go:17 +0x44
 	// ==================
 }
+
+// The same race seen from either side, from other callers and another
+// build has one fingerprint; line numbers and paths take no part.
+func ExampleFingerprint() {
+	frame := func(fn, file string, line int) racelog.Frame { return racelog.Frame{Func: fn, File: file, Line: line} }
+	writeFirst := []racelog.Access{
+		{Kind: "Write", Frames: []racelog.Frame{frame("example.com/app/cache.(*Cache).Inc()", "/src/app/cache/cache.go", 15), frame("main.main.func1()", "/src/app/main.go", 20)}},
+		{Kind: "Previous read", Frames: []racelog.Frame{frame("example.com/app/cache.(*Cache).Get()", "/src/app/cache/cache.go", 18), frame("main.main()", "/src/app/main.go", 22)}},
+	}
+	readFirst := []racelog.Access{
+		{Kind: "Read", Frames: []racelog.Frame{frame("example.com/app/cache.(*Cache).Get()", "example.com/app/cache/cache.go", 19), frame("main.serve()", "example.com/app/main.go", 40)}},
+		{Kind: "Previous write", Frames: []racelog.Frame{frame("example.com/app/cache.(*Cache).Inc()", "example.com/app/cache/cache.go", 16), frame("main.main.func1()", "example.com/app/main.go", 21)}},
+	}
+	fmt.Println(racelog.Fingerprint(writeFirst) == racelog.Fingerprint(readFirst))
+	fmt.Println(racelog.TitleFunction(writeFirst), racelog.TitleFunction(readFirst))
+	// Output:
+	// true
+	// example.com/app/cache.(*Cache).Inc() example.com/app/cache.(*Cache).Get()
+}
