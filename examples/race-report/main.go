@@ -1,0 +1,324 @@
+// Command race-report finds Go race-detector reports in logs and files one
+// GitLab issue per race: a new issue the first time, a comment on it when
+// the race comes back. It is meant to run daily from cron or a systemd timer.
+//
+// Usage:
+//
+//	race-report [-dry-run] [-json] [GitLab flags] LOG...
+//
+// A LOG of "-" is standard input; gzip-compressed logs are recognised by
+// their content (app.log.1.gz works as it is).
+//
+// With -dry-run nothing is filed: each report is printed, with -json as one
+// JSON object per report (title, function, fingerprint, accesses, truncated,
+// text, and the log it came from).
+//
+// Without -dry-run the reports are grouped by fingerprint and each race is
+// filed through gitlabx.IssueReporter in the project named by -project on
+// -gitlab-url. The token is read from -token-file, or else from the
+// environment variable named by -token-env (GITLAB_TOKEN); it is never a
+// flag value. A re-run on the same day, host and logs adds no second comment
+// (see -run-id).
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/opskit/opskit/gitlabx"
+	"github.com/opskit/opskit/internal/secret"
+	"github.com/opskit/opskit/racelog"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "race-report:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+// config is what the flags say.
+type config struct {
+	dryRun, jsonOut, confidential bool
+	gitlabURL, project            string
+	tokenFile, tokenEnv           string
+	labels                        string
+	onClosed                      string
+	host, runID                   string
+	startMarker, endMarker        string
+	logs                          []string
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("race-report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	host, _ := os.Hostname()
+	fs.BoolVar(&c.dryRun, "dry-run", false, "print the reports; file nothing")
+	fs.BoolVar(&c.jsonOut, "json", false, "print JSON: one object per report (with -dry-run) or per filed race")
+	fs.StringVar(&c.gitlabURL, "gitlab-url", os.Getenv("GITLAB_URL"), "GitLab base `URL` (default $GITLAB_URL)")
+	fs.StringVar(&c.project, "project", os.Getenv("GITLAB_PROJECT"), "GitLab project `ID or path` (group/name) to file issues in (default $GITLAB_PROJECT)")
+	fs.StringVar(&c.tokenFile, "token-file", "", "read the GitLab token (api scope) from `FILE`")
+	fs.StringVar(&c.tokenEnv, "token-env", "GITLAB_TOKEN", "else read the GitLab token from this environment `variable`")
+	fs.StringVar(&c.labels, "labels", gitlabx.DefaultReportLabel, "comma-separated `labels` for new issues; they also narrow the lookup")
+	fs.StringVar(&c.onClosed, "on-closed", "reopen", "`mode` when the race's issue is closed: reopen it, or file a new one")
+	fs.BoolVar(&c.confidential, "confidential", false, "file new issues as confidential")
+	fs.StringVar(&c.host, "host", host, "host `name` the logs come from, listed in issues and comments")
+	fs.StringVar(&c.runID, "run-id", "", "`ID` of this run; a comment with the same ID is not added twice (default: UTC date, host and log paths)")
+	fs.StringVar(&c.startMarker, "start-marker", racelog.DefaultStartMarker, "line that starts a report")
+	fs.StringVar(&c.endMarker, "end-marker", racelog.DefaultEndMarker, "line that ends a report")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: race-report [-dry-run] [-json] [GitLab flags] LOG...\n\n"+
+			"Finds Go race-detector reports in LOGs (\"-\" is stdin, .gz is read compressed)\n"+
+			"and files one GitLab issue per race, or comments on the one already filed.\n"+
+			"The token comes from -token-file or $GITLAB_TOKEN, never from a flag value.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, errUsage
+	}
+	c.logs = fs.Args()
+	bad := func(msg string) (config, error) {
+		fmt.Fprintln(stderr, "race-report:", msg)
+		fs.Usage()
+		return c, errUsage
+	}
+	if len(c.logs) == 0 {
+		return bad("name at least one LOG (\"-\" for stdin)")
+	}
+	if c.onClosed != "reopen" && c.onClosed != "new" {
+		return bad(fmt.Sprintf("-on-closed %q: want reopen or new", c.onClosed))
+	}
+	if !c.dryRun && (c.gitlabURL == "" || c.project == "") {
+		return bad("need -gitlab-url and -project (or -dry-run)")
+	}
+	return c, nil
+}
+
+// found is one report and the log it came from.
+type found struct {
+	racelog.Report
+	Log string `json:"log"`
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	var token secret.String
+	if !c.dryRun {
+		if token, err = readToken(c); err != nil {
+			return err
+		}
+	}
+	var reports []found
+	enc := json.NewEncoder(stdout)
+	for _, name := range c.logs {
+		err := scan(ctx, name, stdin, c, func(r racelog.Report) error {
+			f := found{Report: r, Log: name}
+			if c.dryRun {
+				if c.jsonOut {
+					return enc.Encode(f)
+				}
+				_, err := fmt.Fprintf(stdout, "%s:%d: %s %s%s\n", name, r.Line, r.Fingerprint, r.Title, truncatedNote(r))
+				return err
+			}
+			reports = append(reports, f)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if c.dryRun {
+		return nil
+	}
+	client, err := gitlab.NewClient(token.Reveal(), gitlab.WithBaseURL(c.gitlabURL))
+	if err != nil {
+		return fmt.Errorf("gitlab client: %w", err)
+	}
+	return file(ctx, client, c, reports, stdout, stderr)
+}
+
+func truncatedNote(r racelog.Report) string {
+	if r.Truncated {
+		return " (truncated)"
+	}
+	return ""
+}
+
+func readToken(c config) (secret.String, error) {
+	if c.tokenFile != "" {
+		raw, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("token file: %w", err)
+		}
+		if t := strings.TrimSpace(string(raw)); t != "" {
+			return secret.String(t), nil
+		}
+		return "", fmt.Errorf("token file %s is empty", c.tokenFile)
+	}
+	if t := strings.TrimSpace(os.Getenv(c.tokenEnv)); t != "" {
+		return secret.String(t), nil
+	}
+	return "", fmt.Errorf("no GitLab token: set $%s or -token-file", c.tokenEnv)
+}
+
+// scan calls fn for each report in the log called name ("-" is stdin).
+func scan(ctx context.Context, name string, stdin io.Reader, c config, fn func(racelog.Report) error) error {
+	var r io.Reader = stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	s := racelog.NewScanner(r, racelog.Config{StartMarker: c.startMarker, EndMarker: c.endMarker})
+	for s.Scan(ctx) {
+		if err := fn(s.Report()); err != nil {
+			return err
+		}
+	}
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// race is one fingerprint's reports from every log.
+type race struct {
+	first found // the first complete report, else the first one
+	count int
+	logs  []string
+}
+
+// filed is what -json prints per race when filing.
+type filed struct {
+	Fingerprint string `json:"fingerprint"`
+	Title       string `json:"title"`
+	Occurrences int    `json:"occurrences"`
+	Action      string `json:"action"`
+	IID         int64  `json:"iid,omitempty"`
+	URL         string `json:"url,omitempty"`
+}
+
+func file(ctx context.Context, client *gitlab.Client, c config, reports []found, stdout, stderr io.Writer) error {
+	races := map[string]*race{}
+	var order []string
+	for _, f := range reports {
+		rc := races[f.Fingerprint]
+		if rc == nil {
+			rc = &race{first: f}
+			races[f.Fingerprint] = rc
+			order = append(order, f.Fingerprint)
+		} else if rc.first.Truncated && !f.Truncated {
+			rc.first = f
+		}
+		rc.count++
+		if !slices.Contains(rc.logs, f.Log) {
+			rc.logs = append(rc.logs, f.Log)
+		}
+	}
+	var project any = c.project
+	if id, err := strconv.ParseInt(c.project, 10, 64); err == nil {
+		project = id
+	}
+	rep := gitlabx.NewReporter(client, project)
+	rep.Labels = splitList(c.labels)
+	rep.Confidential = c.confidential
+	rep.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	if c.onClosed == "new" {
+		rep.OnClosed = gitlabx.FileNewAfterClosed
+	}
+	runID := cmp.Or(c.runID, defaultRunID(c))
+	var hosts []string
+	if c.host != "" {
+		hosts = []string{c.host}
+	}
+	enc := json.NewEncoder(stdout)
+	var errs []error
+	for _, fp := range order {
+		rc := races[fp]
+		res, err := rep.Report(ctx, gitlabx.Report{
+			Title:       rc.first.Title,
+			Fingerprint: fp,
+			Text:        rc.first.Text,
+			Occurrences: rc.count,
+			Hosts:       hosts,
+			LogFiles:    rc.logs,
+			RunID:       runID,
+		})
+		if err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		if c.jsonOut {
+			if err := enc.Encode(filed{fp, rc.first.Title, rc.count, string(res.Action), res.IID, res.WebURL}); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(stdout, "%s #%d %s (%d occurrences)\n", res.Action, res.IID, rc.first.Title, rc.count)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// defaultRunID names a run by UTC day, host and log paths, so that a re-run
+// of the daily job adds no second comment.
+func defaultRunID(c config) string {
+	h := sha256.New()
+	fmt.Fprintln(h, c.host)
+	for _, l := range c.logs {
+		if abs, err := filepath.Abs(l); err == nil && l != "-" {
+			l = abs
+		}
+		fmt.Fprintln(h, l)
+	}
+	return time.Now().UTC().Format("2006-01-02") + "-" + hex.EncodeToString(h.Sum(nil)[:6])
+}

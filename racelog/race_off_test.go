@@ -1,0 +1,6 @@
+//go:build !race
+
+package racelog_test
+
+// raceEnabled: under -race the flood tests use smaller streams.
+const raceEnabled = false
