@@ -43,12 +43,20 @@ func Markdown(src string) string {
 // the current prefixes (block quotes and list items).
 type mdWriter struct {
 	out    strings.Builder
-	para   strings.Builder // inline Markdown of the current paragraph; '\n' marks a hard break
+	para   buf // inline Markdown of the current paragraph; '\n' marks a hard break
 	stack  []prefix
 	tight  bool // the next block follows a list item without a blank line
 	wrote  bool // something was written, so the next block needs a separator
 	inLink int
 }
+
+// buf is an append-only byte buffer that can be cut back.
+type buf []byte
+
+func (b *buf) WriteString(s string) { *b = append(*b, s...) }
+func (b *buf) addByte(c byte)       { *b = append(*b, c) }
+func (b *buf) String() string       { return string(*b) }
+func (b *buf) Reset()               { *b = (*b)[:0] }
 
 type prefix struct {
 	first, rest string
@@ -90,7 +98,7 @@ func (m *mdWriter) node(n *html.Node) {
 	}
 	switch n.DataAtom {
 	case atom.Br:
-		m.para.WriteByte('\n')
+		m.para.addByte('\n')
 	case atom.Hr:
 		m.flush()
 		m.block([]string{"---"})
@@ -151,8 +159,6 @@ func (m *mdWriter) node(n *html.Node) {
 		m.wrapInline(n, "**")
 	case atom.I, atom.Em:
 		m.wrapInline(n, "_")
-	case atom.S, atom.Strike, atom.Del:
-		m.wrapInline(n, "~~")
 	case atom.Code, atom.Kbd, atom.Samp, atom.Tt:
 		m.para.WriteString(codeSpan(collapse(textContent(n))))
 	case atom.A:
@@ -179,23 +185,21 @@ func (m *mdWriter) children(n *html.Node) {
 // wrapInline renders n's children between delimiters, moving surrounding
 // spaces outside so that the emphasis stays valid Markdown.
 func (m *mdWriter) wrapInline(n *html.Node, delim string) {
-	saved := m.para.String()
-	m.para.Reset()
+	start := len(m.para)
 	m.children(n)
-	inner := m.para.String()
-	m.para.Reset()
-	m.para.WriteString(saved)
+	inner := string(m.para[start:])
+	m.para = m.para[:start]
 	trimmed := strings.TrimSpace(inner)
 	if trimmed == "" || strings.Contains(trimmed, "\n") {
 		m.para.WriteString(inner)
 		return
 	}
 	if strings.HasPrefix(inner, " ") {
-		m.para.WriteByte(' ')
+		m.para.addByte(' ')
 	}
 	m.para.WriteString(delim + trimmed + delim)
 	if strings.HasSuffix(inner, " ") {
-		m.para.WriteByte(' ')
+		m.para.addByte(' ')
 	}
 }
 
@@ -205,14 +209,12 @@ func (m *mdWriter) link(n *html.Node) {
 		m.children(n)
 		return
 	}
-	saved := m.para.String()
-	m.para.Reset()
+	start := len(m.para)
 	m.inLink++
 	m.children(n)
 	m.inLink--
-	text := strings.TrimSpace(strings.ReplaceAll(m.para.String(), "\n", " "))
-	m.para.Reset()
-	m.para.WriteString(saved)
+	text := strings.TrimSpace(strings.ReplaceAll(string(m.para[start:]), "\n", " "))
+	m.para = m.para[:start]
 	if text == "" {
 		text = escapeText(href)
 	}

@@ -371,19 +371,38 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	s.route(rec, r)
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Status: rec.status})
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone()})
+	rec := &recorder{ResponseWriter: w, s: s, i: len(s.requests) - 1}
 	s.mu.Unlock()
+	s.route(rec, r)
 }
 
+// recorder notes the status in the recorded request before the answer is
+// sent, so a client that has read the answer sees it in Requests.
 type recorder struct {
 	http.ResponseWriter
-	status int
+	s     *Server
+	i     int
+	wrote bool
 }
 
-func (r *recorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.wrote = true
+		r.s.mu.Lock()
+		r.s.requests[r.i].Status = code
+		r.s.mu.Unlock()
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.WriteHeader(http.StatusOK)
+	}
+	return r.ResponseWriter.Write(b)
+}
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -498,9 +517,9 @@ func (s *Server) updateTicket(w http.ResponseWriter, r *http.Request, id int64) 
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	t, ok := s.tickets[id]
 	if !ok {
+		s.mu.Unlock()
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
@@ -511,6 +530,7 @@ func (s *Server) updateTicket(w http.ResponseWriter, r *http.Request, id int64) 
 		}
 	}
 	if len(bad) > 0 {
+		s.mu.Unlock()
 		slices.SortFunc(bad, func(a, b freshdesk.FieldError) int { return strings.Compare(a.Field, b.Field) })
 		validation(w, bad...)
 		return
@@ -519,7 +539,9 @@ func (s *Server) updateTicket(w http.ResponseWriter, r *http.Request, id int64) 
 		t.CustomFields[k] = v
 	}
 	t.UpdatedAt = s.now().UTC().Truncate(time.Second)
-	writeJSON(w, http.StatusOK, s.ticketJSON(r, t))
+	m := s.ticketJSON(r, t)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, m)
 }
 
 func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, id int64) {
@@ -632,8 +654,11 @@ func (s *Server) createNote(w http.ResponseWriter, r *http.Request, id int64) {
 	c = s.addConversation(id, c)
 	m := s.convJSON(r, s.convs[id][slices.IndexFunc(s.convs[id], func(x *Conversation) bool { return x.ID == c.ID })])
 	s.mu.Unlock()
-	delete(m, "source")
-	delete(m, "category")
+	// The create-note answer carries fewer fields than a listed conversation.
+	for _, k := range []string{"source", "category", "to_emails", "from_email", "cc_emails", "bcc_emails",
+		"email_failure_count", "outgoing_failures", "last_edited_at", "last_edited_user_id"} {
+		delete(m, k)
+	}
 	m["notified_to"] = []string{}
 	w.Header().Set("Location", fmt.Sprintf("%s/api/v2/conversations/%d", origin(r), c.ID))
 	writeJSON(w, http.StatusCreated, m)
