@@ -152,7 +152,7 @@ func TestClientDecodesFixtures(t *testing.T) {
 func TestClientRequests(t *testing.T) {
 	fd := freshdesktest.NewServer(t)
 	tk := fd.AddTicket(freshdesktest.Ticket{Subject: "s", Description: "<p>d</p>",
-		Requester: freshdesktest.Contact{Name: "Jane Doe", Email: "jane@customer.example"},
+		Requester:    freshdesktest.Contact{Name: "Jane Doe", Email: "jane@customer.example"},
 		CustomFields: map[string]any{"cf_gitlab_issue": nil}})
 	for i := range 250 {
 		fd.AddConversation(tk.ID, freshdesktest.Conversation{Body: "<p>c</p>", CreatedAt: time.Unix(int64(1e9+i), 0)})
