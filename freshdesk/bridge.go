@@ -604,13 +604,18 @@ func (b *Bridge) uploadOnce(ctx context.Context, ticketID int64, a Attachment) (
 	}()
 	req, err := b.cfg.GitLab.NewRequest(http.MethodPost, "projects/"+b.pid+"/uploads", nil, writeOpts(ctx))
 	if err == nil {
-		sent := false
+		// retryablehttp calls the function once when the body is set, to
+		// probe for a length, and closes what it gets; then once per attempt.
+		calls := 0
 		err = req.SetBody(retryablehttp.ReaderFunc(func() (io.Reader, error) {
-			if sent {
-				return nil, errNoReplay
+			calls++
+			switch calls {
+			case 1:
+				return struct{ io.Reader }{strings.NewReader("")}, nil
+			case 2:
+				return pr, nil
 			}
-			sent = true
-			return pr, nil
+			return nil, errNoReplay
 		}))
 		req.Header.Set("Content-Type", mw.FormDataContentType())
 	}
