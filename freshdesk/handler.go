@@ -64,12 +64,12 @@ func (b *Bridge) serveEscalate(w http.ResponseWriter, r *http.Request) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || !secret.Equal(strings.TrimSpace(tok), string(b.cfg.Token)) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="freshdesk-bridge"`)
-		writeAnswer(w, http.StatusUnauthorized, escalateAnswer{Error: "missing or wrong bearer token"})
+		writeAnswer(w, http.StatusUnauthorized, errorAnswer{"missing or wrong bearer token"})
 		return
 	}
 	id, err := strconv.ParseInt(r.PathValue("ticketID"), 10, 64)
 	if err != nil || id <= 0 {
-		writeAnswer(w, http.StatusBadRequest, escalateAnswer{Error: "ticket id must be a positive integer"})
+		writeAnswer(w, http.StatusBadRequest, errorAnswer{"ticket id must be a positive integer"})
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), b.cfg.EscalateTimeout)
@@ -86,7 +86,11 @@ func (b *Bridge) serveEscalate(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func writeAnswer(w http.ResponseWriter, status int, v escalateAnswer) {
+type errorAnswer struct {
+	Error string `json:"error"`
+}
+
+func writeAnswer(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
