@@ -74,7 +74,8 @@ type BridgeConfig struct {
 // concurrent use; escalations of one ticket run one at a time.
 type Bridge struct {
 	cfg    BridgeConfig
-	pid    string // escaped project path segment
+	pid    string // escaped project path segment, for requests built here
+	proj   any    // the project as client-go's services take it
 	logger *slog.Logger
 	locks  keyedMutex
 }
@@ -124,7 +125,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Bridge{cfg: cfg, pid: pid, logger: l}, nil
+	return &Bridge{cfg: cfg, pid: pid, proj: cfg.Project, logger: l}, nil
 }
 
 // Escalate brings the GitLab issue of a ticket up to date, creating it on
@@ -241,7 +242,7 @@ func (b *Bridge) findIssue(ctx context.Context, t *Ticket) (*gitlab.Issue, error
 		if v, ok := t.CustomFields[b.cfg.CustomField].(string); ok {
 			if m := issueURLRE.FindStringSubmatch(v); m != nil {
 				iid, _ := strconv.ParseInt(m[1], 10, 64)
-				is, _, err := b.cfg.GitLab.Issues.GetIssue(b.pid, iid, gitlab.WithContext(ctx))
+				is, _, err := b.cfg.GitLab.Issues.GetIssue(b.proj, iid, gitlab.WithContext(ctx))
 				switch {
 				case err == nil && firstLine(is.Description) == marker:
 					return is, nil
@@ -259,7 +260,7 @@ func (b *Bridge) findIssue(ctx context.Context, t *Ticket) (*gitlab.Issue, error
 		Sort:        gitlab.Ptr("asc"),
 	}
 	for {
-		issues, resp, err := b.cfg.GitLab.Issues.ListProjectIssues(b.pid, opt, gitlab.WithContext(ctx))
+		issues, resp, err := b.cfg.GitLab.Issues.ListProjectIssues(b.proj, opt, gitlab.WithContext(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -281,7 +282,7 @@ func (b *Bridge) copiedConversations(ctx context.Context, iid int64) (map[int64]
 	done := map[int64]bool{}
 	opt := &gitlab.ListIssueNotesOptions{ListOptions: gitlab.ListOptions{PerPage: 100}}
 	for {
-		notes, resp, err := b.cfg.GitLab.Notes.ListIssueNotes(b.pid, iid, opt, gitlab.WithContext(ctx))
+		notes, resp, err := b.cfg.GitLab.Notes.ListIssueNotes(b.proj, iid, opt, gitlab.WithContext(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -346,7 +347,7 @@ func (b *Bridge) createIssue(ctx context.Context, t *Ticket) (*gitlab.Issue, int
 	if len(b.cfg.Labels) > 0 {
 		opt.Labels = gitlab.Ptr(gitlab.LabelOptions(b.cfg.Labels))
 	}
-	is, _, err := b.cfg.GitLab.Issues.CreateIssue(b.pid, opt, writeOpts(ctx)...)
+	is, _, err := b.cfg.GitLab.Issues.CreateIssue(b.proj, opt, writeOpts(ctx)...)
 	if err != nil {
 		return nil, copied, err
 	}
@@ -447,7 +448,7 @@ func (b *Bridge) copyConversations(ctx context.Context, t *Ticket, iid int64, to
 		if c.Private {
 			opt.Internal = gitlab.Ptr(true)
 		}
-		if _, _, err := b.cfg.GitLab.Notes.CreateIssueNote(b.pid, iid, opt, writeOpts(ctx)...); err != nil {
+		if _, _, err := b.cfg.GitLab.Notes.CreateIssueNote(b.proj, iid, opt, writeOpts(ctx)...); err != nil {
 			return notes, files, fmt.Errorf("copy conversation %d: %w", c.ID, err)
 		}
 		notes++

@@ -158,7 +158,8 @@ func TestEscalateCopiesTicket(t *testing.T) {
 }
 
 func TestEscalateAgainAddsOnlyWhatIsNew(t *testing.T) {
-	e := newEnv(t, envOpt{})
+	// The project by path this time (by ID elsewhere).
+	e := newEnv(t, envOpt{bridge: func(c *freshdesk.BridgeConfig) { c.Project = "acme/exporter" }})
 	_, err := e.b.Escalate(t.Context(), e.ticket)
 	require.NoError(t, err)
 
