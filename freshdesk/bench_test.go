@@ -1,0 +1,120 @@
+package freshdesk_test
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"runtime/metrics"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/opskit/opskit/freshdesk"
+	"github.com/opskit/opskit/freshdesk/freshdesktest"
+	"github.com/opskit/opskit/gitlabx/gitlabtest"
+)
+
+// Speed run of issue 7: a ticket with 300 conversations and 50 attachments
+// (10 MiB in all), both fakes answering every call after 20 ms.
+const (
+	benchConversations = 300
+	benchAttachments   = 50
+	benchTotalBytes    = 10 << 20
+	benchLatency       = 20 * time.Millisecond
+)
+
+func BenchmarkEscalate(b *testing.B) {
+	for _, parallel := range []int{1, 4, 8} {
+		b.Run(fmt.Sprintf("parallel=%d", parallel), func(b *testing.B) {
+			benchEscalate(b, parallel)
+		})
+	}
+}
+
+func benchEscalate(b *testing.B, parallel int) {
+	b.ReportAllocs()
+	b.SetBytes(benchTotalBytes)
+	var peakSum, transientSum float64
+	for range b.N {
+		b.StopTimer()
+		fd := freshdesktest.New()
+		gl := gitlabtest.New()
+		gl.AddProject(gitlabtest.Project{ID: 7, Path: "acme/exporter"})
+		tk := fd.AddTicket(freshdesktest.Ticket{Subject: "speed run", Description: "<p>300 conversations, 50 attachments</p>"})
+		size := benchTotalBytes / benchAttachments
+		every := benchConversations / benchAttachments
+		for i := range benchConversations {
+			c := freshdesktest.Conversation{Body: fmt.Sprintf("<p>conversation %d</p>", i), Incoming: i%2 == 0, CreatedAt: time.Unix(int64(1e9+i), 0)}
+			if i%every == 0 {
+				c.Attachments = []freshdesktest.Attachment{{Name: fmt.Sprintf("file-%d.bin", i), Content: bytes.Repeat([]byte{byte(i)}, size)}}
+			}
+			fd.AddConversation(tk.ID, c)
+		}
+		fd.SetLatency(benchLatency)
+		gl.SetLatency(benchLatency)
+		br, err := freshdesk.NewBridge(freshdesk.BridgeConfig{Freshdesk: fd.Client(), GitLab: gl.Client(), Project: 7,
+			FreshdeskURL: "https://acme.freshdesk.com", Parallel: parallel})
+		if err != nil {
+			b.Fatal(err)
+		}
+		base := heapAfterGC()
+		stop := sampleHeap()
+		b.StartTimer()
+		esc, err := br.Escalate(b.Context(), tk.ID)
+		b.StopTimer()
+		peak := stop()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if esc.NotesAdded != benchConversations || esc.AttachmentsCopied != benchAttachments {
+			b.Fatalf("escalation = %+v; want %d notes and %d attachments", esc, benchConversations, benchAttachments)
+		}
+		retained := heapAfterGC() // what the fakes keep: uploads, recorded request bodies, notes
+		peakSum += float64(peak-base) / (1 << 20)
+		transientSum += float64(peak-retained) / (1 << 20)
+		fd.Close()
+		gl.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(peakSum/float64(b.N), "peak-heap-MiB")
+	b.ReportMetric(transientSum/float64(b.N), "transient-heap-MiB")
+}
+
+func heapAfterGC() uint64 {
+	runtime.GC()
+	return heapNow()
+}
+
+func heapNow() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// sampleHeap samples the live heap every millisecond until the returned
+// function is called, which returns the highest value seen.
+func sampleHeap() func() uint64 {
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			if h := heapNow(); h > peak.Load() {
+				peak.Store(h)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-finished
+		return peak.Load()
+	}
+}
