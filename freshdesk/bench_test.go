@@ -26,12 +26,23 @@ const (
 func BenchmarkEscalate(b *testing.B) {
 	for _, parallel := range []int{1, 4, 8} {
 		b.Run(fmt.Sprintf("parallel=%d", parallel), func(b *testing.B) {
-			benchEscalate(b, parallel)
+			benchEscalate(b, benchConversations, parallel)
 		})
 	}
 }
 
-func benchEscalate(b *testing.B, parallel int) {
+// BenchmarkEscalateAttachments is the same load with the 50 attachments on
+// 10 conversations, so that copying files, not writing notes in order,
+// dominates: this is where the bound on parallel copies shows.
+func BenchmarkEscalateAttachments(b *testing.B) {
+	for _, parallel := range []int{1, 4, 8} {
+		b.Run(fmt.Sprintf("parallel=%d", parallel), func(b *testing.B) {
+			benchEscalate(b, 10, parallel)
+		})
+	}
+}
+
+func benchEscalate(b *testing.B, conversations, parallel int) {
 	b.ReportAllocs()
 	b.SetBytes(benchTotalBytes)
 	var peakSum, transientSum float64
@@ -42,11 +53,17 @@ func benchEscalate(b *testing.B, parallel int) {
 		gl.AddProject(gitlabtest.Project{ID: 7, Path: "acme/exporter"})
 		tk := fd.AddTicket(freshdesktest.Ticket{Subject: "speed run", Description: "<p>300 conversations, 50 attachments</p>"})
 		size := benchTotalBytes / benchAttachments
-		every := benchConversations / benchAttachments
-		for i := range benchConversations {
+		perConv := benchAttachments / conversations
+		if perConv == 0 {
+			perConv = 1
+		}
+		every := max(conversations/benchAttachments, 1)
+		for i := range conversations {
 			c := freshdesktest.Conversation{Body: fmt.Sprintf("<p>conversation %d</p>", i), Incoming: i%2 == 0, CreatedAt: time.Unix(int64(1e9+i), 0)}
 			if i%every == 0 {
-				c.Attachments = []freshdesktest.Attachment{{Name: fmt.Sprintf("file-%d.bin", i), Content: bytes.Repeat([]byte{byte(i)}, size)}}
+				for j := range perConv {
+					c.Attachments = append(c.Attachments, freshdesktest.Attachment{Name: fmt.Sprintf("file-%d-%d.bin", i, j), Content: bytes.Repeat([]byte{byte(i + j)}, size)})
+				}
 			}
 			fd.AddConversation(tk.ID, c)
 		}
@@ -66,8 +83,8 @@ func benchEscalate(b *testing.B, parallel int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if esc.NotesAdded != benchConversations || esc.AttachmentsCopied != benchAttachments {
-			b.Fatalf("escalation = %+v; want %d notes and %d attachments", esc, benchConversations, benchAttachments)
+		if esc.NotesAdded != conversations || esc.AttachmentsCopied != benchAttachments {
+			b.Fatalf("escalation = %+v; want %d notes and %d attachments", esc, conversations, benchAttachments)
 		}
 		retained := heapAfterGC() // what the fakes keep: uploads, recorded request bodies, notes
 		peakSum += float64(peak-base) / (1 << 20)
