@@ -18,6 +18,10 @@ func nextLink(header string) string {
 			return ""
 		}
 		target := strings.TrimSpace(s[lt+1 : lt+1+gt])
+		if strings.IndexByte(target, '<') >= 0 { // "<a<b>": the target starts at the last '<'
+			s = s[lt+1:]
+			continue
+		}
 		rest := s[lt+1+gt+1:]
 		// The parameters run to the next entry, which starts at a '<'
 		// after a ','; a quoted parameter value may itself hold either.

@@ -48,6 +48,9 @@ type mdWriter struct {
 	tight  bool // the next block follows a list item without a blank line
 	wrote  bool // something was written, so the next block needs a separator
 	inLink int
+	// flushes counts paragraph flushes, so inline wrappers notice that a
+	// block inside them ended the paragraph they started in.
+	flushes int
 }
 
 // buf is an append-only byte buffer that can be cut back.
@@ -185,8 +188,11 @@ func (m *mdWriter) children(n *html.Node) {
 // wrapInline renders n's children between delimiters, moving surrounding
 // spaces outside so that the emphasis stays valid Markdown.
 func (m *mdWriter) wrapInline(n *html.Node, delim string) {
-	start := len(m.para)
+	start, gen := len(m.para), m.flushes
 	m.children(n)
+	if m.flushes != gen { // a block inside flushed the paragraph: no emphasis across blocks
+		return
+	}
 	inner := string(m.para[start:])
 	m.para = m.para[:start]
 	trimmed := strings.TrimSpace(inner)
@@ -209,10 +215,13 @@ func (m *mdWriter) link(n *html.Node) {
 		m.children(n)
 		return
 	}
-	start := len(m.para)
+	start, gen := len(m.para), m.flushes
 	m.inLink++
 	m.children(n)
 	m.inLink--
+	if m.flushes != gen { // a block inside the link flushed the paragraph: keep its text only
+		return
+	}
 	text := strings.TrimSpace(strings.ReplaceAll(string(m.para[start:]), "\n", " "))
 	m.para = m.para[:start]
 	if text == "" {
@@ -293,6 +302,7 @@ func (m *mdWriter) codeBlock(code string) {
 // flush writes the pending paragraph, if any, as one block.
 func (m *mdWriter) flush() {
 	p := normalize(m.para.String())
+	m.flushes++
 	m.para.Reset()
 	var lines []string
 	for l := range strings.SplitSeq(p, "\n") {

@@ -31,6 +31,8 @@ func TestMarkdownReadable(t *testing.T) {
 		{"table", `<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>`, "| a | b |\n| --- | --- |\n| 1 | 2 |"},
 		{"rule", `<p>a</p><hr><p>b</p>`, "a\n\n---\n\nb"},
 		{"empty", ``, ""},
+		{"block inside bold", `abc<b>x<ul><li>y</li></ul>zzzzzzzz</b>`, "abcx\n\n- y\n\nzzzzzzzz"},
+		{"block inside link", `<a href="https://e.example/">x<p>y</p>z</a>`, "x\n\ny\n\nz"},
 		{"plain text", `just text`, "just text"},
 	}
 	for _, tt := range tests {
