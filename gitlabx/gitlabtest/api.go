@@ -213,6 +213,28 @@ func (s *Server) userJSON(id int64) map[string]any {
 	}
 }
 
+// currentUserJSON is GET /user: the public fields plus what a user sees of
+// themselves.
+func (s *Server) currentUserJSON(u User) map[string]any {
+	m := s.userJSON(u.ID)
+	created := ts(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	for k, v := range map[string]any{
+		"email": u.Email, "commit_email": u.Email, "public_email": nil, "bot": u.Bot,
+		"created_at": created, "confirmed_at": created, "last_sign_in_at": nil, "current_sign_in_at": nil,
+		"last_activity_on": nil, "bio": "", "location": "", "skype": "", "linkedin": "", "twitter": "",
+		"discord": "", "website_url": "", "organization": "", "job_title": "", "pronouns": nil,
+		"work_information": nil, "followers": 0, "following": 0, "local_time": nil, "is_followed": false,
+		"theme_id": 1, "color_scheme_id": 1, "projects_limit": 100000, "can_create_group": !u.Bot,
+		"can_create_project": !u.Bot, "two_factor_enabled": false, "external": false,
+		"private_profile": false, "is_admin": false, "note": nil, "namespace_id": u.ID, "identities": []any{},
+		"created_by": nil, "highest_role": 30, "sign_in_count": 0, "current_sign_in_ip": nil,
+		"last_sign_in_ip": nil, "email_reset_offered_at": nil,
+	} {
+		m[k] = v
+	}
+	return m
+}
+
 func (s *Server) projectJSON(p *project) map[string]any {
 	ns := "group"
 	if i := strings.LastIndex(p.Path, "/"); i >= 0 {
@@ -244,8 +266,8 @@ func (s *Server) issueJSON(p *project, is *Issue) map[string]any {
 	labels := append([]string{}, is.Labels...)
 	ref := fmt.Sprintf("#%d", is.IID)
 	var closedBy any
-	if is.State == "closed" {
-		closedBy = s.userJSON(s.cfg.bot.ID)
+	if is.State == "closed" && is.ClosedByID != 0 {
+		closedBy = s.userJSON(is.ClosedByID)
 	}
 	return map[string]any{
 		"id":                   is.ID,

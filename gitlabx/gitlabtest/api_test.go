@@ -762,6 +762,7 @@ func TestShapesMatchDocumentedExamples(t *testing.T) {
 		{"get_commit", "projects/7/repository/commits/" + c.SHA},
 		{"get_merge_request", "projects/7/merge_requests/1"},
 		{"issue_move", "projects/7/issues/1"},
+		{"get_user_bot", "user"},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
 			want := keys(t, must2(os.ReadFile(filepath.Join("testdata", "api", tc.fixture+".json"))))
@@ -947,4 +948,22 @@ func TestLatencyIsConcurrent(t *testing.T) {
 		}
 	})
 	assert.Len(t, srv.Issues(7), 200)
+}
+
+func TestCloseEndsLatencyWaits(t *testing.T) {
+	srv := gitlabtest.New()
+	srv.AddProject(gitlabtest.Project{ID: 7})
+	srv.SetLatency(time.Hour)
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		req := httptest.NewRequestWithContext(context.Background(), http.MethodGet, "/api/v4/projects/7", nil)
+		req.Header.Set("Private-Token", srv.Token())
+		srv.ServeHTTP(rec, req) // waits out the hour unless Close ends it
+		close(done)
+	}()
+	srv.Close()
+	srv.Close() // a second Close is harmless
+	<-done
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 }

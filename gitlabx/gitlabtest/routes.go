@@ -34,11 +34,8 @@ func (s *Server) route(w http.ResponseWriter, a *apiRequest) {
 	}
 	if len(segs) == 1 && segs[0] == "user" && m == get {
 		s.mu.Lock()
-		u := s.userJSON(a.user.ID)
+		u := s.currentUserJSON(a.user)
 		s.mu.Unlock()
-		u["email"] = a.user.Email
-		u["bot"] = a.user.Bot
-		u["created_at"] = ts(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		writeJSON(w, http.StatusOK, u)
 		return
 	}
@@ -334,10 +331,10 @@ func (s *Server) updateIssue(w http.ResponseWriter, a *apiRequest, p *project, i
 	switch a.get("state_event") {
 	case "close":
 		if is.State != "closed" {
-			is.State, is.ClosedAt = "closed", now
+			is.State, is.ClosedAt, is.ClosedByID = "closed", now, a.user.ID
 		}
 	case "reopen":
-		is.State, is.ClosedAt = "opened", time.Time{}
+		is.State, is.ClosedAt, is.ClosedByID = "opened", time.Time{}, 0
 	}
 	is.UpdatedAt = now
 	if ch := s.issueChanges(p, &before, is); len(ch) > 0 {

@@ -47,6 +47,7 @@ type Issue struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	ClosedAt     time.Time // zero while open
+	ClosedByID   int64     // who closed it; 0 while open
 }
 
 // NoteableKind says what a note is attached to.
@@ -560,6 +561,9 @@ func (s *Server) createIssue(p *project, is Issue) *Issue {
 	if is.State == "closed" && is.ClosedAt.IsZero() {
 		is.ClosedAt = is.UpdatedAt
 	}
+	if is.State == "closed" && is.ClosedByID == 0 {
+		is.ClosedByID = is.AuthorID
+	}
 	is.Labels = s.normalizeLabels(p, is.Labels)
 	ip := &is
 	p.issues = append(p.issues, ip)
@@ -757,7 +761,7 @@ func (s *Server) merge(p *project, m *MergeRequest, user int64) {
 	for _, iid := range closesIssues(m) {
 		if is := s.issueByIID(p, iid); is != nil && is.State == "opened" {
 			ib := cloneIssue(is)
-			is.State, is.ClosedAt, is.UpdatedAt = "closed", now, now
+			is.State, is.ClosedAt, is.UpdatedAt, is.ClosedByID = "closed", now, now, user
 			s.fireIssue(p, is, user, "close", s.issueChanges(p, &ib, is))
 		}
 	}
