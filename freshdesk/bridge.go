@@ -426,7 +426,10 @@ func (b *Bridge) copyConversations(ctx context.Context, t *Ticket, iid int64, to
 		_ = g.Wait()
 	}()
 
-	authors := b.authors(t)
+	authors, err := b.authors(ctx, t, todo)
+	if err != nil {
+		return 0, 0, err
+	}
 	for i, c := range todo {
 		var mds []string
 		for _, p := range results[i] {
@@ -456,13 +459,35 @@ func (b *Bridge) copyConversations(ctx context.Context, t *Ticket, iid int64, to
 	return notes, files, nil
 }
 
-// authors maps the user IDs the bridge can name without extra calls.
-func (b *Bridge) authors(t *Ticket) map[int64]string {
+// authors names the writers of the conversations: the requester from the
+// ticket, agents (the authors of outgoing replies and notes) looked up once
+// each. An agent who cannot be looked up (deleted, or the API key may not
+// read agents) is named by user ID; only a cancelled context is an error.
+func (b *Bridge) authors(ctx context.Context, t *Ticket, convs []Conversation) (map[int64]string, error) {
 	m := map[int64]string{}
 	if r := t.Requester; r != nil {
 		m[r.ID] = person(r.Name, r.Email)
 	}
-	return m
+	for _, c := range convs {
+		if c.Incoming || c.UserID == 0 {
+			continue
+		}
+		if _, ok := m[c.UserID]; ok {
+			continue
+		}
+		a, err := b.cfg.Freshdesk.Agent(ctx, c.UserID)
+		switch {
+		case err == nil:
+			m[c.UserID] = person(a.Name, a.Email)
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		default:
+			b.logger.LogAttrs(ctx, slog.LevelInfo, "agent not looked up, naming by id",
+				slog.Int64("user", c.UserID), slog.String("err", err.Error()))
+			m[c.UserID] = ""
+		}
+	}
+	return m, nil
 }
 
 func (b *Bridge) noteBody(c Conversation, authors map[int64]string, files []string) string {

@@ -50,6 +50,7 @@ func newEnv(t *testing.T, o envOpt) *env {
 		CreatedAt:    time.Date(2026, 3, 2, 8, 14, 3, 0, time.UTC),
 	})
 	e.ticket = tk.ID
+	e.fd.AddAgent(freshdesktest.Agent{ID: 48000000101, Name: "Sam Support", Email: "sam@acme.example"})
 	base := time.Date(2026, 3, 2, 8, 40, 11, 0, time.UTC)
 	e.fd.AddConversation(tk.ID, freshdesktest.Conversation{Body: "<div>Here is a screenshot of the error dialog.</div>", Incoming: true,
 		UserID: 48000000001, FromEmail: "jane.doe@customer.example", CreatedAt: base,
@@ -120,8 +121,21 @@ func (e *env) linkNotes() int {
 
 func TestEscalateCopiesTicket(t *testing.T) {
 	e := newEnv(t, envOpt{})
+	var uploadLengths []int64
+	var mu sync.Mutex
+	e.gl.FailWhen(func(r *http.Request) (int, bool) {
+		if strings.HasSuffix(r.URL.Path, "/uploads") {
+			mu.Lock()
+			uploadLengths = append(uploadLengths, r.ContentLength)
+			mu.Unlock()
+		}
+		return 0, false
+	})
 	esc, err := e.b.Escalate(t.Context(), e.ticket)
 	require.NoError(t, err)
+	mu.Lock()
+	assert.Equal(t, []int64{-1}, uploadLengths, "the upload is streamed (chunked), not buffered to learn its length")
+	mu.Unlock()
 	is := e.issues()
 	require.Len(t, is, 1)
 	assert.Equal(t, freshdesk.Escalation{IssueURL: e.gl.URL() + "/acme/exporter/-/issues/1", IssueIID: 1, Created: true, NotesAdded: 3, AttachmentsCopied: 1}, esc)
@@ -139,7 +153,8 @@ func TestEscalateCopiesTicket(t *testing.T) {
 	assert.Contains(t, notes[0].Body, "**Jane Doe** (jane.doe\\@customer.example) wrote on 2026-03-02 08:40 UTC")
 	assert.False(t, notes[0].Internal)
 	assert.True(t, notes[1].Internal, "a private Freshdesk note becomes an internal GitLab note")
-	assert.Contains(t, notes[1].Body, "added a private note")
+	assert.Contains(t, notes[1].Body, "**Sam Support** (sam\\@acme.example) added a private note on 2026-03-02 09:40 UTC")
+	assert.Contains(t, notes[2].Body, "**Sam Support** (sam\\@acme.example) replied on")
 	assert.False(t, notes[2].Internal)
 
 	ups := e.gl.Uploads(project)
@@ -173,12 +188,14 @@ func TestEscalateAgainAddsOnlyWhatIsNew(t *testing.T) {
 
 	e.fd.AddConversation(e.ticket, freshdesktest.Conversation{Body: "<p>It happens again tonight.</p>", Incoming: true,
 		UserID: 48000000001, FromEmail: "jane.doe@customer.example"})
+	e.fd.AddConversation(e.ticket, freshdesktest.Conversation{Body: "<p>Looking.</p>", Private: true, UserID: 555, Source: 2})
 	esc, err = e.b.Escalate(t.Context(), e.ticket)
 	require.NoError(t, err)
-	assert.Equal(t, 1, esc.NotesAdded)
+	assert.Equal(t, 2, esc.NotesAdded)
 	notes := e.notes(t)
-	require.Len(t, notes, 4)
+	require.Len(t, notes, 5)
 	assert.Contains(t, notes[3].Body, "It happens again tonight.")
+	assert.Contains(t, notes[4].Body, "**agent 555** added a private note", "an agent the API cannot name is named by ID")
 	assert.Equal(t, e.conversationIDs(t), e.copied(t))
 	assert.Equal(t, 1, e.linkNotes(), "still one link note")
 	assert.Len(t, e.gl.Uploads(project), 1, "no attachment uploaded twice")

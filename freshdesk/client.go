@@ -126,6 +126,16 @@ func (c *Client) Ticket(ctx context.Context, id int64) (*Ticket, error) {
 	return &t, nil
 }
 
+// Agent returns an agent by user ID. An ID that is not an agent's gives an
+// error matching ErrNotFound.
+func (c *Client) Agent(ctx context.Context, id int64) (*Agent, error) {
+	var a Agent
+	if _, err := c.do(ctx, http.MethodGet, c.endpoint(fmt.Sprintf("agents/%d", id), nil), nil, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
 // Conversations returns every conversation of a ticket, oldest first as
 // Freshdesk orders them, fetching 100 per page and following the Link header
 // until it is absent. It refuses to follow a Link to another host.

@@ -165,6 +165,13 @@ func TestClientRequests(t *testing.T) {
 	require.NotNil(t, got.Requester)
 	assert.Equal(t, "Jane Doe", got.Requester.Name)
 
+	fd.AddAgent(freshdesktest.Agent{ID: 101, Name: "Sam Support", Email: "sam@acme.example"})
+	ag, err := c.Agent(ctx, 101)
+	require.NoError(t, err)
+	assert.Equal(t, freshdesk.Agent{ID: 101, Name: "Sam Support", Email: "sam@acme.example"}, *ag)
+	_, err = c.Agent(ctx, 102)
+	assert.ErrorIs(t, err, freshdesk.ErrNotFound)
+
 	convs, err := c.Conversations(ctx, tk.ID)
 	require.NoError(t, err)
 	assert.Len(t, convs, 250, "all three pages")

@@ -82,3 +82,27 @@ func (a *Attachment) UnmarshalJSON(b []byte) error {
 	}
 	return nil
 }
+
+// Agent is a help-desk agent (GET /api/v2/agents/{id}); Name and Email come
+// from its "contact" object.
+type Agent struct {
+	ID    int64
+	Name  string
+	Email string
+}
+
+// UnmarshalJSON decodes an agent with its nested contact.
+func (a *Agent) UnmarshalJSON(b []byte) error {
+	var v struct {
+		ID      int64 `json:"id"`
+		Contact struct {
+			Name  string `json:"name"`
+			Email string `json:"email"`
+		} `json:"contact"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*a = Agent{ID: v.ID, Name: v.Contact.Name, Email: v.Contact.Email}
+	return nil
+}

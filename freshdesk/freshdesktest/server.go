@@ -65,6 +65,13 @@ type Attachment struct {
 	Content     []byte
 }
 
+// Agent is a help-desk agent held by the fake.
+type Agent struct {
+	ID    int64
+	Name  string
+	Email string
+}
+
 // Ticket is a ticket held by the fake.
 type Ticket struct {
 	ID           int64 // 0 assigns one
@@ -117,6 +124,7 @@ type Server struct {
 	tickets   map[int64]*Ticket
 	convs     map[int64][]*Conversation
 	files     map[int64]*Attachment
+	agents    map[int64]Agent
 	nextID    int64
 	nextConv  int64
 	nextFile  int64
@@ -144,6 +152,7 @@ func New(opts ...Option) *Server {
 		tickets:   map[int64]*Ticket{},
 		convs:     map[int64][]*Conversation{},
 		files:     map[int64]*Attachment{},
+		agents:    map[int64]Agent{},
 		nextID:    4711,
 		nextConv:  48009000001,
 		nextFile:  48001234567,
@@ -223,6 +232,14 @@ func (s *Server) AddTicket(t Ticket) Ticket {
 	cp := t
 	s.tickets[t.ID] = &cp
 	return cloneTicket(&cp)
+}
+
+// AddAgent stores an agent, served at GET /api/v2/agents/{id}.
+func (s *Server) AddAgent(a Agent) Agent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.agents[a.ID] = a
+	return a
 }
 
 // AddConversation stores a conversation on a ticket (which must exist) and
@@ -452,6 +469,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Freshdesk-API-Version", "latest=2; requested=2")
 
 	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/api/v2/"), "/"), "/")
+	if len(parts) == 2 && parts[0] == "agents" && r.Method == http.MethodGet {
+		s.getAgent(w, parts[1])
+		return
+	}
 	if len(parts) < 2 || parts[0] != "tickets" {
 		writeJSON(w, http.StatusNotFound, map[string]string{"code": "invalid_path", "message": "This API request is not supported"})
 		return
@@ -473,6 +494,24 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"code": "method_not_allowed", "message": "Method not allowed"})
 	}
+}
+
+func (s *Server) getAgent(w http.ResponseWriter, id string) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	s.mu.Lock()
+	a, ok := s.agents[n]
+	s.mu.Unlock()
+	if err != nil || !ok {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	at := s.now().UTC().Truncate(time.Second)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"available": true, "occasional": false, "id": a.ID, "signature": nil, "ticket_scope": 1,
+		"created_at": at, "updated_at": at, "type": "support_agent",
+		"contact": map[string]any{"active": true, "email": a.Email, "job_title": nil, "language": "en",
+			"mobile": nil, "name": a.Name, "phone": nil, "time_zone": "UTC", "created_at": at, "updated_at": at},
+	})
 }
 
 func (s *Server) rateHeaders(w http.ResponseWriter, remaining int) {
