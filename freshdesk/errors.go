@@ -47,6 +47,7 @@ type APIError struct {
 	Errors      []FieldError
 }
 
+// Error describes the call, the status and Freshdesk's codes and messages.
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "freshdesk: %s %s: %d %s", e.Method, e.Path, e.StatusCode, strings.ToLower(http.StatusText(e.StatusCode)))
@@ -95,6 +96,7 @@ type RateLimitError struct {
 	RetryAfter time.Duration
 }
 
+// Error says which call was rate limited and for how long.
 func (e *RateLimitError) Error() string {
 	return fmt.Sprintf("freshdesk: %s: rate limited, retry after %s", e.Path, e.RetryAfter)
 }

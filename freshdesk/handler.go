@@ -75,10 +75,11 @@ func (b *Bridge) serveEscalate(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), b.cfg.EscalateTimeout)
 	defer cancel()
 	esc, err := b.Escalate(ctx, id)
+	var ae *APIError
 	switch {
 	case err == nil:
 		writeAnswer(w, http.StatusOK, escalateAnswer{Escalation: esc})
-	case errors.Is(err, ErrNotFound) && esc.IssueURL == "":
+	case errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound && strings.HasSuffix(ae.Path, "/tickets/"+strconv.FormatInt(id, 10)):
 		writeAnswer(w, http.StatusNotFound, escalateAnswer{Escalation: esc, Error: err.Error()})
 	default:
 		b.logger.Error("escalation failed", "ticket", id, "err", err)
