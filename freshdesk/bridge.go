@@ -244,7 +244,9 @@ func (b *Bridge) findIssue(ctx context.Context, t *Ticket) (*gitlab.Issue, error
 				iid, _ := strconv.ParseInt(m[1], 10, 64)
 				is, _, err := b.cfg.GitLab.Issues.GetIssue(b.proj, iid, gitlab.WithContext(ctx))
 				switch {
-				case err == nil && firstLine(is.Description) == marker:
+				case err == nil && (firstLine(is.Description) == marker || is.WebURL == v):
+					// The field is written only by the bridge; trust it even
+					// if someone edited the marker out of the description.
 					return is, nil
 				case err != nil && !errors.Is(err, gitlab.ErrNotFound):
 					return nil, err

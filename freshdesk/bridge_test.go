@@ -17,6 +17,7 @@ import (
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	gitlab "gitlab.com/gitlab-org/api/client-go"
 )
 
 const project = 7
@@ -418,4 +419,20 @@ func TestNewBridgeConfig(t *testing.T) {
 	}
 	_, err := freshdesk.NewBridge(freshdesk.BridgeConfig{Freshdesk: c, GitLab: e.gl.Client(), Project: "acme/exporter", FreshdeskURL: "https://a"})
 	assert.NoError(t, err)
+}
+
+func TestEscalateFindsIssueByCustomField(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	esc, err := e.b.Escalate(t.Context(), e.ticket)
+	require.NoError(t, err)
+	// A developer rewrites the description, marker and all.
+	_, _, err = e.gl.Client().Issues.UpdateIssue(project, esc.IssueIID, &gitlab.UpdateIssueOptions{Description: gitlab.Ptr("rewritten")})
+	require.NoError(t, err)
+	e.fd.AddConversation(e.ticket, freshdesktest.Conversation{Body: "<p>more</p>", Incoming: true, UserID: 48000000001})
+
+	again, err := e.b.Escalate(t.Context(), e.ticket)
+	require.NoError(t, err)
+	assert.False(t, again.Created, "found through cf_gitlab_issue")
+	assert.Equal(t, 1, again.NotesAdded)
+	assert.Len(t, e.issues(), 1)
 }
