@@ -233,6 +233,13 @@ func retryOnlyRateLimited(ctx context.Context, resp *http.Response, err error) (
 	return false, err
 }
 
+func neverRetry(ctx context.Context, _ *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	return false, err
+}
+
 var issueURLRE = regexp.MustCompile(`/issues/([0-9]+)/?$`)
 
 // findIssue returns the ticket's issue, or nil if there is none yet.
@@ -630,7 +637,10 @@ func (b *Bridge) uploadOnce(ctx context.Context, ticketID int64, a Attachment) (
 		pw.CloseWithError(err)
 		copied <- err
 	}()
-	req, err := b.cfg.GitLab.NewRequest(http.MethodPost, "projects/"+b.pid+"/uploads", nil, writeOpts(ctx))
+	// Never retried by client-go: the streamed body cannot be sent twice.
+	// copyAttachment starts over (download included) after a 429.
+	req, err := b.cfg.GitLab.NewRequest(http.MethodPost, "projects/"+b.pid+"/uploads", nil,
+		[]gitlab.RequestOptionFunc{gitlab.WithContext(ctx), gitlab.WithRequestRetry(neverRetry)})
 	if err == nil {
 		// retryablehttp calls the function once when the body is set, to
 		// probe for a length, and closes what it gets; then once per attempt.

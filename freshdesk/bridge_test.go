@@ -301,6 +301,24 @@ func TestEscalateRateLimitBursts(t *testing.T) {
 		"each Freshdesk 429 waited out for its Retry-After")
 }
 
+func TestEscalateUploadRateLimited(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	var n atomic.Int32
+	e.gl.FailWhen(func(r *http.Request) (int, bool) {
+		if strings.HasSuffix(r.URL.Path, "/uploads") && n.Add(1) <= 2 {
+			return http.StatusTooManyRequests, true
+		}
+		return 0, false
+	})
+	esc, err := e.b.Escalate(t.Context(), e.ticket)
+	require.NoError(t, err)
+	assert.Equal(t, 1, esc.AttachmentsCopied)
+	ups := e.gl.Uploads(project)
+	require.Len(t, ups, 1, "the upload was started over, once it was accepted")
+	assert.Equal(t, e.png, ups[0].Content)
+	assert.Equal(t, int32(3), n.Load())
+}
+
 func TestEscalateClearErrors(t *testing.T) {
 	tests := []struct {
 		name   string
