@@ -289,7 +289,9 @@ func (c *Client) CreateNote(ctx context.Context, ticketID int64, n Note) (*Conve
 		}
 		body = func() (io.Reader, string, error) { return bytes.NewReader(b), "application/json", nil }
 	} else {
-		body = multipartNote(n)
+		var finish func()
+		body, finish = multipartNote(n)
+		defer finish() // the files are not read after CreateNote returns
 	}
 	var cv Conversation
 	if _, err := c.do(ctx, http.MethodPost, u, body, &cv); err != nil {
@@ -299,13 +301,25 @@ func (c *Client) CreateNote(ctx context.Context, ticketID int64, n Note) (*Conve
 }
 
 // multipartNote returns a body function that streams the note as a
-// multipart form through a pipe. Each call after the first seeks the files
-// back to their start, or fails if one cannot seek.
-func multipartNote(n Note) func() (io.Reader, string, error) {
+// multipart form through a pipe, and a function that stops the last writer.
+// Each call after the first seeks the files back to their start, or fails if
+// one cannot seek.
+func multipartNote(n Note) (body func() (io.Reader, string, error), finish func()) {
 	calls := 0
-	return func() (io.Reader, string, error) {
+	var prev *io.PipeReader
+	var prevDone chan struct{}
+	finish = func() {
+		if prev != nil {
+			prev.CloseWithError(errNotReplayable)
+			<-prevDone
+		}
+	}
+	body = func() (io.Reader, string, error) {
 		calls++
 		if calls > 1 {
+			// Stop the previous attempt's writer before touching the files.
+			prev.CloseWithError(errNotReplayable)
+			<-prevDone
 			for _, f := range n.Attachments {
 				s, ok := f.Content.(io.Seeker)
 				if !ok {
@@ -318,11 +332,15 @@ func multipartNote(n Note) func() (io.Reader, string, error) {
 		}
 		pr, pw := io.Pipe()
 		mw := multipart.NewWriter(pw)
+		done := make(chan struct{})
 		go func() {
+			defer close(done)
 			pw.CloseWithError(writeNoteForm(mw, n))
 		}()
+		prev, prevDone = pr, done
 		return pr, mw.FormDataContentType(), nil
 	}
+	return body, finish
 }
 
 var errNotReplayable = errors.New("freshdesk: request body cannot be sent again")
