@@ -155,7 +155,7 @@ func (c *Client) Conversations(ctx context.Context, ticketID int64) ([]Conversat
 		}
 		all = append(all, page...)
 		link := nextLink(h.Get("Link"))
-		if link == "" {
+		if link == "" || len(page) == 0 { // an empty page ends the list even if a Link follows
 			break
 		}
 		nu, err := next.Parse(link)
