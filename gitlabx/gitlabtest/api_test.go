@@ -571,6 +571,13 @@ func TestLabels(t *testing.T) {
 	one, _, err := c.Labels.GetLabel(7, "workflow::To Do")
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), one.OpenIssuesCount)
+	_, err = c.Labels.DeleteLabel(7, "workflow::in review", nil)
+	require.NoError(t, err)
+	is, _ := srv.Issue(7, 1)
+	assert.Equal(t, []string{"workflow::To Do"}, is.Labels, "a deleted label leaves the issues that had it")
+	_, _, err = c.Labels.GetLabel(7, "workflow::in review")
+	assert.ErrorIs(t, err, gitlab.ErrNotFound)
+	assert.Len(t, srv.Labels(7), 2)
 }
 
 func TestUploads(t *testing.T) {
@@ -598,9 +605,11 @@ func TestUploads(t *testing.T) {
 	ups := srv.Uploads(7)
 	require.Len(t, ups, 2)
 	assert.Equal(t, "log line", string(ups[1].Content))
-	resp2, body := rawGet(t, srv, "projects/7"+log.URL)
-	assert.Equal(t, http.StatusOK, resp2.StatusCode)
+	body, _, err := c.ProjectMarkdownUploads.DownloadProjectMarkdownUploadBySecretAndFilename(7, ups[1].Secret, ups[1].Filename)
+	require.NoError(t, err)
 	assert.Equal(t, "log line", string(body))
+	_, _, err = c.ProjectMarkdownUploads.DownloadProjectMarkdownUploadBySecretAndFilename(7, "0000", "race.log")
+	assert.ErrorIs(t, err, gitlab.ErrNotFound)
 }
 
 func TestFailNext(t *testing.T) {
