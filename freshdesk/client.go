@@ -15,20 +15,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/opskit/opskit/internal/secret"
 )
 
 // Secret is a credential (an API key or a bearer token). It never prints:
-// fmt and slog show it as REDACTED.
-type Secret string
-
-// String implements fmt.Stringer without revealing the value.
-func (Secret) String() string { return "REDACTED" }
-
-// GoString implements fmt.GoStringer without revealing the value.
-func (Secret) GoString() string { return "REDACTED" }
-
-// LogValue implements slog.LogValuer without revealing the value.
-func (Secret) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+// fmt and slog show it as REDACTED. Convert a string with freshdesk.Secret(s).
+type Secret = secret.String
 
 // Config configures a Client. The zero value of each optional field selects
 // the documented default.
@@ -424,7 +417,7 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, body func() 
 		if err != nil {
 			return nil, fmt.Errorf("freshdesk: %s %s: %w", method, u.Path, err)
 		}
-		req.SetBasicAuth(string(c.key), "X")
+		req.SetBasicAuth(c.key.Reveal(), "X")
 		req.Header.Set("Accept", "application/json")
 		if ct != "" {
 			req.Header.Set("Content-Type", ct)

@@ -62,7 +62,7 @@ type escalateAnswer struct {
 func (b *Bridge) serveEscalate(w http.ResponseWriter, r *http.Request) {
 	b.cors(w, r)
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || !secret.Equal(strings.TrimSpace(tok), string(b.cfg.Token)) {
+	if !ok || !secret.Equal(strings.TrimSpace(tok), b.cfg.Token.Reveal()) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="freshdesk-bridge"`)
 		writeAnswer(w, http.StatusUnauthorized, errorAnswer{"missing or wrong bearer token"})
 		return
