@@ -345,7 +345,8 @@ func (s *Server) RateLimitNext(n int, retryAfter time.Duration) {
 }
 
 // FailWhen answers with the status f returns for every API call or download
-// for which it returns ok.
+// for which it returns ok. f runs without the server's lock, so it may call
+// the server's methods (for example ExpireAttachmentURLs) and return false.
 func (s *Server) FailWhen(f func(*http.Request) (status int, ok bool)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -423,13 +424,16 @@ func (r *recorder) Write(b []byte) (int, error) {
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	preds := slices.Clone(s.failWhen)
+	s.mu.Unlock()
 	var inject *failure
-	for _, f := range s.failWhen {
+	for _, f := range preds { // without the lock: a predicate may change the server's state
 		if st, ok := f(r); ok {
 			inject = &failure{status: st}
 			break
 		}
 	}
+	s.mu.Lock()
 	if inject == nil && len(s.failNext) > 0 && strings.HasPrefix(r.URL.Path, "/api/v2/") {
 		inject = &s.failNext[0]
 		s.failNext = s.failNext[1:]

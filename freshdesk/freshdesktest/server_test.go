@@ -224,3 +224,16 @@ func TestNewAndClose(t *testing.T) {
 	_, err := http.Get(s.URL())
 	assert.Error(t, err, "closed")
 }
+
+func TestFailWhenMayChangeState(t *testing.T) {
+	s, _ := scenario(t)
+	s.FailWhen(func(r *http.Request) (int, bool) {
+		if r.Method == http.MethodPut {
+			s.AddConversation(4711, freshdesktest.Conversation{Body: "<p>arrived meanwhile</p>"})
+		}
+		return 0, false
+	})
+	st, _, _ := call(t, s, "PUT", "/api/v2/tickets/4711", s.APIKey(), "application/json", `{"custom_fields":{"cf_product_version":"5.3"}}`)
+	assert.Equal(t, 200, st)
+	assert.Len(t, s.Conversations(4711), 5)
+}
