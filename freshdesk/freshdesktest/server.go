@@ -57,12 +57,33 @@ type Contact struct {
 }
 
 // Attachment is a file held by the fake. Content is served at an expiring
-// URL; the listed size is len(Content).
+// URL; the listed size is len(Content). With Content nil and Size set, the
+// fake serves Size bytes of a repeating pattern (see Pattern) without
+// holding them, for tests and benchmarks with large files.
 type Attachment struct {
 	ID          int64 // 0 assigns one
 	Name        string
 	ContentType string
 	Content     []byte
+	Size        int64 // used only when Content is nil
+}
+
+// size is the attachment's length as listed and served.
+func (a *Attachment) size() int64 {
+	if a.Content != nil {
+		return int64(len(a.Content))
+	}
+	return a.Size
+}
+
+// Pattern returns the n bytes the fake serves for an attachment with nil
+// Content and Size n; n should be small (it is for checking a prefix).
+func Pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i % 251)
+	}
+	return b
 }
 
 // Agent is a help-desk agent held by the fake.
@@ -737,10 +758,22 @@ func (s *Server) serveAttachment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", a.ContentType)
-	w.Header().Set("Content-Length", strconv.Itoa(len(a.Content)))
+	w.Header().Set("Content-Length", strconv.FormatInt(a.size(), 10))
 	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
+	if r.Method == http.MethodHead {
+		return
+	}
+	if a.Content != nil {
 		_, _ = w.Write(a.Content)
+		return
+	}
+	chunk := Pattern(251 * 128) // whole cycles, so chunks join seamlessly
+	for left := a.Size; left > 0; {
+		n := min(left, int64(len(chunk)))
+		if _, err := w.Write(chunk[:n]); err != nil {
+			return
+		}
+		left -= n
 	}
 }
 
@@ -778,7 +811,7 @@ func (s *Server) attachmentsJSON(r *http.Request, as []Attachment, created time.
 			"id":             f.ID,
 			"name":           f.Name,
 			"content_type":   f.ContentType,
-			"size":           len(f.Content),
+			"size":           f.size(),
 			"created_at":     created,
 			"updated_at":     created,
 			"attachment_url": s.attachmentURL(r, f),
