@@ -237,3 +237,15 @@ func TestFailWhenMayChangeState(t *testing.T) {
 	assert.Equal(t, 200, st)
 	assert.Len(t, s.Conversations(4711), 5)
 }
+
+func TestGeneratedAttachment(t *testing.T) {
+	s := freshdesktest.NewServer(t)
+	const n = 100_000 // spans several generated chunks
+	tk := s.AddTicket(freshdesktest.Ticket{Subject: "big", Attachments: []freshdesktest.Attachment{{Name: "core", Size: n}}})
+	got, err := s.Client().Ticket(t.Context(), tk.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(n), got.Attachments[0].Size)
+	st, _, body := call(t, s, "GET", strings.TrimPrefix(got.Attachments[0].AttachmentURL, s.URL()), "", "", "")
+	require.Equal(t, 200, st)
+	assert.Equal(t, freshdesktest.Pattern(n), body)
+}
