@@ -506,7 +506,13 @@ func (b *Bridge) noteBody(c Conversation, authors map[int64]string, files []stri
 	if who == "" && c.FromEmail != "" {
 		who = "**" + escapeText(strings.TrimSpace(collapse(c.FromEmail))) + "**"
 	}
-	if who == "" {
+	switch {
+	case who != "":
+	case c.UserID == 0:
+		who = "**unknown author**"
+	case c.Incoming:
+		who = fmt.Sprintf("**contact %d**", c.UserID)
+	default:
 		who = fmt.Sprintf("**agent %d**", c.UserID)
 	}
 	verb := "replied"
