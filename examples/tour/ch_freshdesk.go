@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/opskit/opskit/freshdesk"
 	"github.com/opskit/opskit/freshdesk/freshdesktest"
@@ -31,10 +32,12 @@ func runFreshdesk(ctx context.Context, n *narrator) error {
 		Description: `<div>Since the upgrade to 5.2 the nightly export stops with <b>HTTP 500</b>.<script>alert(1)</script></div>`,
 		Requester:   freshdesktest.Contact{Name: "Jane Doe", Email: "jane.doe@customer.example"},
 	})
-	fd.AddConversation(tk.ID, freshdesktest.Conversation{Body: "<div>Here is a screenshot of the error dialog.</div>", Incoming: true,
+	fd.AddAgent(freshdesktest.Agent{ID: 101, Name: "Sam Support", Email: "sam@acme.example"})
+	at := time.Date(2026, 3, 2, 8, 40, 0, 0, time.UTC) // fixed times keep the narration deterministic
+	fd.AddConversation(tk.ID, freshdesktest.Conversation{Body: "<div>Here is a screenshot of the error dialog.</div>", Incoming: true, CreatedAt: at,
 		UserID: tk.Requester.ID, Attachments: []freshdesktest.Attachment{{Name: "error-dialog.png", ContentType: "image/png", Content: []byte("\x89PNG fake image")}}})
-	fd.AddConversation(tk.ID, freshdesktest.Conversation{Body: "<div>Reproduced on staging: rows with NULL region.</div>", Private: true, UserID: 101, Source: 2})
-	fd.AddConversation(tk.ID, freshdesktest.Conversation{Body: "<div>Thanks Jane, we escalated it to our engineers.</div>", UserID: 101})
+	fd.AddConversation(tk.ID, freshdesktest.Conversation{Body: "<div>Reproduced on staging: rows with NULL region.</div>", Private: true, UserID: 101, Source: 2, CreatedAt: at.Add(time.Hour)})
+	fd.AddConversation(tk.ID, freshdesktest.Conversation{Body: "<div>Thanks Jane, we escalated it to our engineers.</div>", UserID: 101, CreatedAt: at.Add(2 * time.Hour)})
 	n.Say("Freshdesk ticket %d: %q, with 3 conversations (one a private note) and 1 attachment.", tk.ID, tk.Subject)
 
 	b, err := freshdesk.NewBridge(freshdesk.BridgeConfig{
@@ -63,10 +66,15 @@ func runFreshdesk(ctx context.Context, n *narrator) error {
 			internal++
 		}
 	}
-	n.Say("GitLab issue #%d has %d notes, %d of them internal (the private Freshdesk note).", issues[0].IID, len(notes), internal)
+	n.Say("GitLab issue #%d has %d notes, %d of them internal (the private Freshdesk note); the second reads:", issues[0].IID, len(notes), internal)
+	for _, l := range strings.Split(notes[1].Body, "\n")[1:] {
+		if l != "" {
+			n.Say("    %s", l)
+		}
+	}
 	n.Say("A private link-back note is on the ticket: %t.", linkNotes(fd, tk.ID) == 1)
 
-	fd.AddConversation(tk.ID, freshdesktest.Conversation{Body: "<div>It failed again tonight.</div>", Incoming: true, UserID: tk.Requester.ID})
+	fd.AddConversation(tk.ID, freshdesktest.Conversation{Body: "<div>It failed again tonight.</div>", Incoming: true, UserID: tk.Requester.ID, CreatedAt: at.Add(14 * time.Hour)})
 	n.Say("Jane replies on the ticket; support presses the button again.")
 	esc, err = b.Escalate(ctx, tk.ID)
 	if err != nil {
