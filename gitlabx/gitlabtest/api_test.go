@@ -240,6 +240,15 @@ func TestPagination(t *testing.T) {
 	resp, body = rawGet(t, srv, "projects/7/issues?page=9")
 	assert.Equal(t, "[]", string(body), "a page past the end is empty")
 	assert.Equal(t, "45", resp.Header.Get("X-Total"))
+	assert.Equal(t, "", resp.Header.Get("X-Prev-Page"), "a page past the end has no previous page")
+	assert.Equal(t, "", resp.Header.Get("X-Next-Page"))
+
+	empty := gitlabtest.NewServer(t)
+	empty.AddProject(gitlabtest.Project{ID: 1})
+	resp, body = rawGet(t, empty, "projects/1/issues")
+	assert.Equal(t, "[]", string(body))
+	assert.Equal(t, "0", resp.Header.Get("X-Total"))
+	assert.Equal(t, "1", resp.Header.Get("X-Total-Pages"), "GitLab reports at least one page")
 
 	// Above 10,000 rows GitLab stops counting.
 	big := gitlabtest.NewServer(t)
