@@ -742,6 +742,8 @@ func TestRequestsRecorded(t *testing.T) {
 func TestConcurrentWriters(t *testing.T) {
 	srv, c := newProject(t)
 	srv.AddIssue(7, gitlabtest.Issue{Title: "shared"})
+	url, _ := receiver(t) // buffers up to 100 deliveries
+	srv.AddHook(7, gitlabtest.Hook{URL: url, Events: []string{gitlabtest.NoteHook}})
 	var wg sync.WaitGroup
 	const n = 20
 	for i := range n {
@@ -765,6 +767,8 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 	assert.Len(t, srv.Notes(7, gitlabtest.IssueNoteable, 1), n)
 	assert.Equal(t, []string{"l0", "l1", "l2"}, issues[0].Labels)
+	require.NoError(t, srv.WaitDeliveries(t.Context()))
+	assert.Len(t, srv.Deliveries(), n, "one Note Hook per note")
 }
 
 // TestShapesMatchDocumentedExamples checks that every field of GitLab's
