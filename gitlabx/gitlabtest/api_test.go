@@ -240,6 +240,15 @@ func TestPagination(t *testing.T) {
 	resp, body = rawGet(t, srv, "projects/7/issues?page=9")
 	assert.Equal(t, "[]", string(body), "a page past the end is empty")
 	assert.Equal(t, "45", resp.Header.Get("X-Total"))
+	assert.Equal(t, "", resp.Header.Get("X-Prev-Page"), "a page past the end has no previous page")
+	assert.Equal(t, "", resp.Header.Get("X-Next-Page"))
+
+	empty := gitlabtest.NewServer(t)
+	empty.AddProject(gitlabtest.Project{ID: 1})
+	resp, body = rawGet(t, empty, "projects/1/issues")
+	assert.Equal(t, "[]", string(body))
+	assert.Equal(t, "0", resp.Header.Get("X-Total"))
+	assert.Equal(t, "1", resp.Header.Get("X-Total-Pages"), "GitLab reports at least one page")
 
 	// Above 10,000 rows GitLab stops counting.
 	big := gitlabtest.NewServer(t)
@@ -733,6 +742,8 @@ func TestRequestsRecorded(t *testing.T) {
 func TestConcurrentWriters(t *testing.T) {
 	srv, c := newProject(t)
 	srv.AddIssue(7, gitlabtest.Issue{Title: "shared"})
+	url, _ := receiver(t) // buffers up to 100 deliveries
+	srv.AddHook(7, gitlabtest.Hook{URL: url, Events: []string{gitlabtest.NoteHook}})
 	var wg sync.WaitGroup
 	const n = 20
 	for i := range n {
@@ -756,6 +767,8 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 	assert.Len(t, srv.Notes(7, gitlabtest.IssueNoteable, 1), n)
 	assert.Equal(t, []string{"l0", "l1", "l2"}, issues[0].Labels)
+	require.NoError(t, srv.WaitDeliveries(t.Context()))
+	assert.Len(t, srv.Deliveries(), n, "one Note Hook per note")
 }
 
 // TestShapesMatchDocumentedExamples checks that every field of GitLab's
