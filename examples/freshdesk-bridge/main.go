@@ -1,0 +1,189 @@
+// Command freshdesk-bridge escalates Freshdesk tickets to GitLab issues. It
+// serves POST /escalate/{ticketID} for the "Escalate to GitLab" button that
+// escalate.user.js adds to the Freshdesk ticket page, or, with -escalate N,
+// escalates one ticket and prints the result as JSON.
+//
+// Usage:
+//
+//	freshdesk-bridge -freshdesk-url https://acme.freshdesk.com -gitlab-url https://gitlab.example.com \
+//	    -project acme/exporter [-addr 127.0.0.1:8080] [-custom-field cf_gitlab_issue] [-escalate TICKET]
+//
+// Secrets come from files or the environment, never from flag values:
+// -freshdesk-key-file or FRESHDESK_API_KEY, -gitlab-token-file or
+// GITLAB_TOKEN, -token-file or BRIDGE_TOKEN (the bearer token the userscript
+// sends; required when serving).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/opskit/opskit/freshdesk"
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "freshdesk-bridge:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("freshdesk-bridge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen `address` for POST /escalate/{ticketID}")
+	fdURL := fs.String("freshdesk-url", "", "help desk `URL`, e.g. https://acme.freshdesk.com (required)")
+	fdKeyFile := fs.String("freshdesk-key-file", "", "`file` holding the Freshdesk API key (default: $FRESHDESK_API_KEY)")
+	glURL := fs.String("gitlab-url", "", "GitLab `URL`, e.g. https://gitlab.example.com (required)")
+	glTokenFile := fs.String("gitlab-token-file", "", "`file` holding the GitLab token (default: $GITLAB_TOKEN)")
+	project := fs.String("project", "", "GitLab `project` path or ID for the issues (required)")
+	tokenFile := fs.String("token-file", "", "`file` holding the bearer token callers must send (default: $BRIDGE_TOKEN)")
+	origin := fs.String("origin", "", "`origin` allowed to call from a browser (default: -freshdesk-url)")
+	customField := fs.String("custom-field", "", "ticket custom `field` that receives the issue URL, e.g. cf_gitlab_issue")
+	agentID := fs.Int64("agent-id", 0, "Freshdesk user `id` of the API key's agent (recognises the bridge's own notes)")
+	labels := fs.String("labels", "", "comma-separated `labels` for new issues")
+	maxUpload := fs.Int64("max-upload-size", freshdesk.DefaultMaxUploadSize, "largest attachment copied, in `bytes`")
+	parallel := fs.Int("parallel", 4, "attachments copied at `once`")
+	escalate := fs.Int64("escalate", 0, "escalate this `ticket` once, print JSON and exit instead of serving")
+	verbose := fs.Bool("v", false, "log progress to stderr")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: freshdesk-bridge -freshdesk-url URL -gitlab-url URL -project P [flags]\n\n"+
+			"Serves POST /escalate/{ticketID} (Authorization: Bearer <token>) and copies the ticket\n"+
+			"into a GitLab issue; -escalate N does it once from the command line.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	usage := func(format string, a ...any) error {
+		fmt.Fprintf(stderr, "freshdesk-bridge: "+format+"\n", a...)
+		fs.Usage()
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected arguments %q", fs.Args())
+	}
+	if *fdURL == "" || *glURL == "" || *project == "" {
+		return usage("-freshdesk-url, -gitlab-url and -project are required")
+	}
+	fdKey, err := secretFrom(*fdKeyFile, "FRESHDESK_API_KEY", getenv)
+	if err != nil {
+		return err
+	}
+	glToken, err := secretFrom(*glTokenFile, "GITLAB_TOKEN", getenv)
+	if err != nil {
+		return err
+	}
+	var token string
+	if *escalate == 0 {
+		if token, err = secretFrom(*tokenFile, "BRIDGE_TOKEN", getenv); err != nil {
+			return err
+		}
+	}
+	if *origin == "" {
+		*origin = strings.TrimRight(*fdURL, "/")
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+
+	fd, err := freshdesk.New(freshdesk.Config{BaseURL: strings.TrimRight(*fdURL, "/") + "/api/v2", APIKey: freshdesk.Secret(fdKey), Logger: logger})
+	if err != nil {
+		return err
+	}
+	gl, err := gitlab.NewClient(glToken, gitlab.WithBaseURL(*glURL))
+	if err != nil {
+		return fmt.Errorf("gitlab client: %w", err)
+	}
+	var pid any = *project
+	var lbls []string
+	for l := range strings.SplitSeq(*labels, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			lbls = append(lbls, l)
+		}
+	}
+	b, err := freshdesk.NewBridge(freshdesk.BridgeConfig{
+		Freshdesk: fd, GitLab: gl, Project: pid, FreshdeskURL: *fdURL, AgentID: *agentID,
+		CustomField: *customField, Labels: lbls, MaxUploadSize: *maxUpload, Parallel: *parallel,
+		Token: freshdesk.Secret(token), AllowedOrigin: *origin, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	if *escalate != 0 {
+		esc, err := b.Escalate(ctx, *escalate)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		return enc.Encode(esc)
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return err
+	}
+	return nil
+}
+
+// secretFrom reads a secret from file, or else from the environment
+// variable env.
+func secretFrom(file, env string, getenv func(string) string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return "", fmt.Errorf("%s is empty", file)
+		}
+		return s, nil
+	}
+	if s := strings.TrimSpace(getenv(env)); s != "" {
+		return s, nil
+	}
+	return "", fmt.Errorf("no secret: pass a file flag or set $%s", env)
+}

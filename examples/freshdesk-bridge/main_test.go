@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opskit/opskit/freshdesk/freshdesktest"
+	"github.com/opskit/opskit/gitlabx/gitlabtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type fakes struct {
+	fd     *freshdesktest.Server
+	gl     *gitlabtest.Server
+	ticket int64
+	env    map[string]string
+}
+
+func setup(t *testing.T) *fakes {
+	f := &fakes{fd: freshdesktest.NewServer(t), gl: gitlabtest.NewServer(t)}
+	f.gl.AddProject(gitlabtest.Project{ID: 7, Path: "acme/exporter"})
+	tk := f.fd.AddTicket(freshdesktest.Ticket{Subject: "Export fails", Description: "<p>since 5.2</p>"})
+	f.fd.AddConversation(tk.ID, freshdesktest.Conversation{Body: "<p>log attached</p>", Incoming: true,
+		Attachments: []freshdesktest.Attachment{{Name: "x.log", Content: []byte("boom")}}})
+	f.ticket = tk.ID
+	f.env = map[string]string{"FRESHDESK_API_KEY": f.fd.APIKey(), "GITLAB_TOKEN": f.gl.Token(), "BRIDGE_TOKEN": "s3cret"}
+	return f
+}
+
+func (f *fakes) args(extra ...string) []string {
+	return append([]string{"-freshdesk-url", f.fd.URL(), "-gitlab-url", f.gl.URL(), "-project", "acme/exporter"}, extra...)
+}
+
+func (f *fakes) getenv(k string) string { return f.env[k] }
+
+func TestRunEscalateOnce(t *testing.T) {
+	f := setup(t)
+	var out, errb bytes.Buffer
+	require.NoError(t, run(t.Context(), f.args("-escalate", "4711"), f.getenv, &out, &errb), errb.String())
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &got), out.String())
+	assert.Equal(t, map[string]any{"issue_url": f.gl.URL() + "/acme/exporter/-/issues/1", "created": true, "notes_added": 1.0, "attachments_copied": 1.0}, got)
+	assert.Len(t, f.gl.Issues(7), 1)
+}
+
+func TestRunServes(t *testing.T) {
+	f := setup(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	var errb bytes.Buffer
+	go func() {
+		done <- run(ctx, f.args("-addr", "127.0.0.1:0"), f.getenv, pw, &errb)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err)
+	go io.Copy(io.Discard, pr)
+	base := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+
+	post := func(token string) *http.Response {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/escalate/4711", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	assert.Equal(t, http.StatusUnauthorized, post("").StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, post("wrong").StatusCode)
+	resp := post("s3cret")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var got map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+	assert.Equal(t, true, got["created"])
+
+	req, _ := http.NewRequestWithContext(t.Context(), "OPTIONS", base+"/escalate/4711", nil)
+	req.Header.Set("Origin", f.fd.URL())
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	pre, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	pre.Body.Close()
+	assert.Equal(t, http.StatusNoContent, pre.StatusCode, "-origin defaults to -freshdesk-url")
+
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func TestRunFlags(t *testing.T) {
+	f := setup(t)
+	keyFile := filepath.Join(t.TempDir(), "key")
+	require.NoError(t, os.WriteFile(keyFile, []byte(f.fd.APIKey()+"\n"), 0o600))
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		is   error
+		msg  string
+	}{
+		{"help", []string{"-h"}, nil, flag.ErrHelp, ""},
+		{"bad flag", []string{"-bogus"}, nil, errUsage, ""},
+		{"missing required", []string{"-project", "x"}, nil, errUsage, ""},
+		{"extra args", f.args("extra"), nil, errUsage, ""},
+		{"no api key", f.args("-escalate", "4711"), map[string]string{"GITLAB_TOKEN": "t"}, nil, "FRESHDESK_API_KEY"},
+		{"no bridge token when serving", f.args(), map[string]string{"FRESHDESK_API_KEY": "k", "GITLAB_TOKEN": "t"}, nil, "BRIDGE_TOKEN"},
+		{"key file missing", f.args("-freshdesk-key-file", "/nonexistent/key", "-escalate", "1"), nil, nil, "no such file"},
+		{"unknown ticket", f.args("-freshdesk-key-file", keyFile, "-escalate", "999"), map[string]string{"GITLAB_TOKEN": f.gl.Token()}, nil, "404 not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(t.Context(), tt.args, func(k string) string { return tt.env[k] }, &out, &errb)
+			require.Error(t, err)
+			if tt.is != nil {
+				assert.ErrorIs(t, err, tt.is)
+				assert.Contains(t, errb.String(), "Usage: freshdesk-bridge")
+			}
+			if tt.msg != "" {
+				assert.Contains(t, err.Error(), tt.msg)
+			}
+		})
+	}
+}

@@ -1,0 +1,54 @@
+// Package freshdesk is a Freshdesk API v2 client and a bridge that escalates
+// Freshdesk tickets to GitLab issues, without ever duplicating an issue, a
+// note or an attachment.
+//
+// Support presses "Escalate to GitLab" on a ticket (see
+// examples/freshdesk-bridge and its userscript); Bridge.Handler receives the
+// call and Bridge.Escalate copies the ticket: a GitLab issue with the
+// description as inert Markdown, one note per conversation (private notes as
+// internal notes), attachments streamed into GitLab uploads, and one private
+// link-back note on the ticket. Pressing the button again brings the issue up
+// to date and adds only what is new.
+//
+// The shortest useful program:
+//
+//	fd, err := freshdesk.New(freshdesk.Config{
+//		BaseURL: "https://acme.freshdesk.com/api/v2",
+//		APIKey:  freshdesk.Secret(os.Getenv("FRESHDESK_API_KEY")),
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	gl, err := gitlab.NewClient(os.Getenv("GITLAB_TOKEN"), gitlab.WithBaseURL("https://gitlab.example.com"))
+//	if err != nil {
+//		return err
+//	}
+//	b, err := freshdesk.NewBridge(freshdesk.BridgeConfig{
+//		Freshdesk: fd, GitLab: gl, Project: "acme/exporter",
+//		FreshdeskURL: "https://acme.freshdesk.com",
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	esc, err := b.Escalate(ctx, 4711)
+//	fmt.Println(esc.IssueURL, esc.NotesAdded)
+//
+// # Idempotency
+//
+// The issue's description starts with the hidden line
+// <!-- opskit:freshdesk-ticket=N --> and every copied conversation's note
+// with <!-- opskit:freshdesk-conversation=N -->. Escalate finds the issue by
+// that marker (or by the optional custom field) and skips conversations whose
+// marker is already on a note. GitLab writes are not retried after a 5xx or a
+// broken connection (only after a 429), so a write that may have happened is
+// settled by the next run, which looks before it writes. Escalations of one
+// ticket are serialized within a Bridge.
+//
+// # Testing
+//
+// The package freshdesk/freshdesktest is an in-memory Freshdesk API v2
+// (tickets, paginated conversations with Link headers, attachments at
+// expiring URLs, notes, custom fields, failure and latency injection);
+// gitlabx/gitlabtest is its GitLab counterpart. Both are used by this
+// package's tests and by the tour.
+package freshdesk
