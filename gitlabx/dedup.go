@@ -56,12 +56,6 @@ func (d *dedup) forget(key string) {
 	}
 }
 
-func (d *dedup) len() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.order.Len()
-}
-
 func (d *dedup) remove(e *list.Element) {
 	delete(d.keys, e.Value.(dedupEntry).key)
 	d.order.Remove(e)

@@ -492,4 +492,3 @@ func listAll(page func(int64) ([]*gitlab.Issue, *gitlab.Response, error)) ([]*gi
 		p = resp.NextPage
 	}
 }
-
