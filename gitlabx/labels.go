@@ -267,8 +267,9 @@ func (m *LabelMachine) HandleIssue(ctx context.Context, ev *gitlab.IssueEvent) e
 // Move puts an issue in state to with one update that adds to's label and
 // removes every other workflow label. It sends nothing when the issue is
 // already there, when the move would go backwards (unless AllowBackwards),
-// when to is StateClosed and the issue is open, or when the issue is closed
-// and to is not StateClosed; Transition.Skipped says why. If to's label
+// when to is StateClosed and the issue is open, when the issue is closed
+// and to is not StateClosed, or when there is no such issue;
+// Transition.Skipped says why. If to's label
 // does not exist in the project, the error wraps ErrLabelMissing; if to is
 // not a workflow state, ErrUnknownState.
 func (m *LabelMachine) Move(ctx context.Context, project, issueIID int64, to State) (Transition, error) {
@@ -282,6 +283,12 @@ func (m *LabelMachine) move(ctx context.Context, project, iid int64, to State, r
 	}
 	defer m.locks.lock(fmt.Sprintf("%d/%d", project, iid))()
 	is, _, err := m.client.Issues.GetIssue(project, iid, RequestOptions(ctx)...)
+	if errors.Is(err, gitlab.ErrNotFound) {
+		// A "#123" that names no issue (or an MR, or one we cannot see).
+		t.Skipped = "no such issue"
+		m.report(t)
+		return t, nil
+	}
 	if err != nil {
 		return t, fmt.Errorf("gitlabx: reading issue %d#%d: %w", project, iid, err)
 	}

@@ -100,11 +100,12 @@ func TestLabelMachineMovesLinkedIssues(t *testing.T) {
 			srv := board(t, tt.scope, 5)
 			// #1 closes, #2 is related, #3 in the title, #4 in the description, #5 by the branch name.
 			mr := srv.AddMergeRequest(proj, gitlabtest.MergeRequest{
-				Title: "Fix login (#3)", Description: "Also see #4, but not other/app#2 or !3.",
+				Title: "Fix login (#3)", Description: "Also see #4 and #99 (no such issue), but not other/app#2 or !3.",
 				SourceBranch: "5-fix-login", ClosesIssues: []int64{1}, RelatedIssues: []int64{2}, AuthorID: 42,
 			})
 			m := newMachine(t, srv, gitlabx.LabelMachineConfig{Scope: tt.scope})
-			sendMR(t, srv, m, mr.IID, tt.actions...)
+			h := sendMR(t, srv, m, mr.IID, tt.actions...)
+			assert.Zero(t, h.Stats().Failed, "failed deliveries")
 			for iid := int64(1); iid <= 5; iid++ {
 				labels, _ := issueLabels(t, srv, iid)
 				assert.Equal(t, []string{tt.want}, labels, "labels of #%d", iid)
