@@ -18,7 +18,7 @@
 //     Closed) with one label update per issue, never backwards unless
 //     configured, refusing labels that do not exist in the project.
 //   - IssueReporter files an issue for a finding, or comments on the issue
-//     already filed for it (see NewReporter).
+//     already filed for it, found again by its hidden marker.
 //
 // Notes and issues written by opskit carry a hidden marker,
 // <!-- opskit:<kind>=<value> -->, by which a retry or a re-run finds them

@@ -308,3 +308,29 @@ func TestVersionCheckCancelled(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.False(t, gitlabx.Transient(err))
 }
+
+func TestVersionCheckRunsOnCodeAndTargetChanges(t *testing.T) {
+	tests := []struct {
+		name string
+		o    gitlabtest.EventOptions
+	}{
+		{"open", gitlabtest.EventOptions{Action: "open"}},
+		{"reopen", gitlabtest.EventOptions{Action: "reopen"}},
+		{"new commits", gitlabtest.EventOptions{Action: "update", OldRev: "abc123"}},
+		{"target branch changed", gitlabtest.EventOptions{Action: "update", Changes: map[string]any{
+			"target_branch": map[string]any{"previous": "develop", "current": "main"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, mr := fakeRepo(t, "1.2.4")
+			v := newCheck(t, srv, gitlabx.VersionCheckConfig{})
+			h := newHooks(t, gitlabx.HooksConfig{})
+			v.Register(h)
+			body, err := srv.MergeRequestEvent(proj, mr.IID, tt.o)
+			require.NoError(t, err)
+			deliver(h, gitlabtest.MergeRequestHook, body)
+			require.NoError(t, h.Shutdown(t.Context()))
+			assert.Len(t, versionNotes(srv, mr.IID), 1, "version notes after %s", tt.name)
+		})
+	}
+}
