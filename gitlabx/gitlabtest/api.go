@@ -117,13 +117,20 @@ func (a *apiRequest) timeParam(key string) (time.Time, bool, error) {
 	return time.Time{}, false, fmt.Errorf("%s is invalid", key)
 }
 
-// paginate writes GitLab's offset-pagination headers for n items and
-// returns the slice bounds of the requested page.
-func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi int) {
+// maxCounted is the size above which GitLab stops counting: it omits
+// X-Total, X-Total-Pages and the rel="last" link.
+const maxCounted = 10000
+
+// paginateCounted writes GitLab's offset-pagination headers for n items
+// and returns the slice bounds of the requested page. counted=false omits
+// the total headers, as GitLab does above maxCounted rows and always for
+// repository commits.
+func (s *Server) paginateCounted(w http.ResponseWriter, a *apiRequest, n int, counted bool) (lo, hi int) {
 	page, _ := strconv.Atoi(a.get("page"))
 	if page < 1 {
 		page = 1
 	}
+	page = min(page, 1<<30) // keeps (page-1)*per_page from overflowing
 	per, _ := strconv.Atoi(a.get("per_page"))
 	if per < 1 {
 		per = 20
@@ -138,8 +145,10 @@ func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi i
 	h := w.Header()
 	h.Set("X-Page", strconv.Itoa(page))
 	h.Set("X-Per-Page", strconv.Itoa(per))
-	h.Set("X-Total", strconv.Itoa(n))
-	h.Set("X-Total-Pages", strconv.Itoa(pages))
+	if counted {
+		h.Set("X-Total", strconv.Itoa(n))
+		h.Set("X-Total-Pages", strconv.Itoa(pages))
+	}
 	h.Set("X-Next-Page", "")
 	h.Set("X-Prev-Page", "")
 	link := func(p int, rel string) string {
@@ -158,7 +167,10 @@ func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi i
 		h.Set("X-Next-Page", strconv.Itoa(page+1))
 		links = append(links, link(page+1, "next"))
 	}
-	links = append(links, link(1, "first"), link(pages, "last"))
+	links = append(links, link(1, "first"))
+	if counted {
+		links = append(links, link(pages, "last"))
+	}
 	h.Set("Link", strings.Join(links, ", "))
 	lo = min((page-1)*per, n)
 	hi = min(lo+per, n)
@@ -166,7 +178,11 @@ func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi i
 }
 
 func writeList[T any](s *Server, w http.ResponseWriter, a *apiRequest, items []T, render func(T) any) {
-	lo, hi := s.paginate(w, a, len(items))
+	writeListCounted(s, w, a, items, len(items) <= maxCounted, render)
+}
+
+func writeListCounted[T any](s *Server, w http.ResponseWriter, a *apiRequest, items []T, counted bool, render func(T) any) {
+	lo, hi := s.paginateCounted(w, a, len(items), counted)
 	out := make([]any, 0, hi-lo)
 	for _, it := range items[lo:hi] {
 		out = append(out, render(it))
@@ -195,6 +211,28 @@ func (s *Server) userJSON(id int64) map[string]any {
 		"avatar_url": "",
 		"web_url":    s.URL() + "/" + u.Username,
 	}
+}
+
+// currentUserJSON is GET /user: the public fields plus what a user sees of
+// themselves.
+func (s *Server) currentUserJSON(u User) map[string]any {
+	m := s.userJSON(u.ID)
+	created := ts(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	for k, v := range map[string]any{
+		"email": u.Email, "commit_email": u.Email, "public_email": nil, "bot": u.Bot,
+		"created_at": created, "confirmed_at": created, "last_sign_in_at": nil, "current_sign_in_at": nil,
+		"last_activity_on": nil, "bio": "", "location": "", "skype": "", "linkedin": "", "twitter": "",
+		"discord": "", "website_url": "", "organization": "", "job_title": "", "pronouns": nil,
+		"work_information": nil, "followers": 0, "following": 0, "local_time": nil, "is_followed": false,
+		"theme_id": 1, "color_scheme_id": 1, "projects_limit": 100000, "can_create_group": !u.Bot,
+		"can_create_project": !u.Bot, "two_factor_enabled": false, "external": false,
+		"private_profile": false, "is_admin": false, "note": nil, "namespace_id": u.ID, "identities": []any{},
+		"created_by": nil, "highest_role": 30, "sign_in_count": 0, "current_sign_in_ip": nil,
+		"last_sign_in_ip": nil, "email_reset_offered_at": nil,
+	} {
+		m[k] = v
+	}
+	return m
 }
 
 func (s *Server) projectJSON(p *project) map[string]any {
@@ -228,8 +266,8 @@ func (s *Server) issueJSON(p *project, is *Issue) map[string]any {
 	labels := append([]string{}, is.Labels...)
 	ref := fmt.Sprintf("#%d", is.IID)
 	var closedBy any
-	if is.State == "closed" {
-		closedBy = s.userJSON(s.cfg.bot.ID)
+	if is.State == "closed" && is.ClosedByID != 0 {
+		closedBy = s.userJSON(is.ClosedByID)
 	}
 	return map[string]any{
 		"id":                   is.ID,
@@ -287,36 +325,70 @@ func (s *Server) mrJSON(p *project, m *MergeRequest) map[string]any {
 	if m.State != "opened" {
 		status = "not_open"
 	}
+	var mergedBy any
+	if m.State == "merged" {
+		mergedBy = s.userJSON(m.AuthorID)
+	}
 	return map[string]any{
-		"id":                    m.ID,
-		"iid":                   m.IID,
-		"project_id":            p.ID,
-		"title":                 m.Title,
-		"description":           m.Description,
-		"state":                 m.State,
-		"created_at":            ts(m.CreatedAt),
-		"updated_at":            ts(m.UpdatedAt),
-		"merged_at":             ts(m.MergedAt),
-		"closed_at":             nil,
-		"target_branch":         m.TargetBranch,
-		"source_branch":         m.SourceBranch,
-		"source_project_id":     p.ID,
-		"target_project_id":     p.ID,
-		"author":                s.userJSON(m.AuthorID),
-		"assignees":             []any{},
-		"reviewers":             []any{},
-		"labels":                append([]string{}, m.Labels...),
-		"draft":                 m.Draft,
-		"work_in_progress":      m.Draft,
-		"milestone":             nil,
-		"merge_status":          "can_be_merged",
-		"detailed_merge_status": status,
-		"sha":                   snap.SHA,
-		"merge_commit_sha":      nilIfEmpty(m.MergeCommitSHA),
-		"squash_commit_sha":     nil,
-		"user_notes_count":      s.countNotes(p, MergeRequestNoteable, m.IID),
-		"web_url":               fmt.Sprintf("%s/%s/-/merge_requests/%d", s.URL(), p.Path, m.IID),
-		"references":            map[string]any{"short": ref, "relative": ref, "full": p.Path + ref},
+		"id":                              m.ID,
+		"iid":                             m.IID,
+		"project_id":                      p.ID,
+		"title":                           m.Title,
+		"description":                     m.Description,
+		"state":                           m.State,
+		"created_at":                      ts(m.CreatedAt),
+		"updated_at":                      ts(m.UpdatedAt),
+		"merged_at":                       ts(m.MergedAt),
+		"closed_at":                       nil,
+		"target_branch":                   m.TargetBranch,
+		"source_branch":                   m.SourceBranch,
+		"source_project_id":               p.ID,
+		"target_project_id":               p.ID,
+		"author":                          s.userJSON(m.AuthorID),
+		"assignees":                       []any{},
+		"reviewers":                       []any{},
+		"assignee":                        nil,
+		"labels":                          append([]string{}, m.Labels...),
+		"draft":                           m.Draft,
+		"work_in_progress":                m.Draft,
+		"milestone":                       nil,
+		"merge_status":                    "can_be_merged",
+		"detailed_merge_status":           status,
+		"sha":                             snap.SHA,
+		"merge_commit_sha":                nilIfEmpty(m.MergeCommitSHA),
+		"squash_commit_sha":               nil,
+		"user_notes_count":                s.countNotes(p, MergeRequestNoteable, m.IID),
+		"web_url":                         fmt.Sprintf("%s/%s/-/merge_requests/%d", s.URL(), p.Path, m.IID),
+		"references":                      map[string]any{"short": ref, "relative": ref, "full": p.Path + ref},
+		"reference":                       ref,
+		"merged_by":                       mergedBy,
+		"closed_by":                       nil,
+		"upvotes":                         0,
+		"downvotes":                       0,
+		"discussion_locked":               nil,
+		"subscribed":                      false,
+		"changes_count":                   nil,
+		"has_conflicts":                   false,
+		"squash":                          false,
+		"first_contribution":              false,
+		"merge_error":                     nil,
+		"pipeline":                        nil,
+		"head_pipeline":                   nil,
+		"approvals_before_merge":          nil,
+		"first_deployed_to_production_at": nil,
+		"latest_build_started_at":         nil,
+		"latest_build_finished_at":        nil,
+		"force_remove_source_branch":      false,
+		"should_remove_source_branch":     nil,
+		"merge_when_pipeline_succeeds":    false,
+		"diff_refs": map[string]any{
+			"base_sha": nilIfEmpty(p.branches[m.TargetBranch]), "head_sha": nilIfEmpty(snap.SHA), "start_sha": nilIfEmpty(p.branches[m.TargetBranch]),
+		},
+		"time_stats": map[string]any{
+			"time_estimate": 0, "total_time_spent": 0, "human_time_estimate": nil, "human_total_time_spent": nil,
+		},
+		"task_completion_status": map[string]any{"count": 0, "completed_count": 0},
+		"user":                   map[string]any{"can_merge": true},
 	}
 }
 
@@ -366,12 +438,16 @@ func (s *Server) commitJSON(p *project, c *commitObj) map[string]any {
 		"trailers":          map[string]any{},
 		"extended_trailers": map[string]any{},
 		"web_url":           fmt.Sprintf("%s/%s/-/commit/%s", s.URL(), p.Path, c.SHA),
+		"project_id":        p.ID,
+		"stats":             map[string]any{"additions": len(c.Paths), "deletions": 0, "total": len(c.Paths)},
+		"status":            nil,
+		"last_pipeline":     nil,
 	}
 }
 
 func (s *Server) tagJSON(p *project, t *Tag) map[string]any {
 	var commit any
-	if c := p.commits[t.Target]; c != nil {
+	if c := p.commits[t.Commit]; c != nil {
 		commit = s.commitJSON(p, c)
 	}
 	var created any

@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -41,10 +43,11 @@ type Issue struct {
 	Labels       []string
 	State        string
 	Confidential bool
-	AuthorID     int64 // 0 means the bot user
+	AuthorID     int64 // 0 means Developer() when seeded
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	ClosedAt     time.Time // zero while open
+	ClosedByID   int64     // who closed it; 0 while open
 }
 
 // NoteableKind says what a note is attached to.
@@ -74,6 +77,8 @@ type Note struct {
 // MergeRequest is a snapshot of a merge request. State is "opened",
 // "closed", "merged" or "locked". ClosesIssues and RelatedIssues hold issue
 // IIDs of the same project; they answer closes_issues and related_issues.
+// As in GitLab, closes_issues also lists the issues the description closes
+// with GitLab's default closing pattern ("Closes #12", "fixes #3, #4 and #5").
 type MergeRequest struct {
 	ID             int64
 	IID            int64
@@ -110,14 +115,24 @@ type Commit struct {
 	Files       map[string][]byte
 }
 
-// Tag is a repository tag. Target is the commit SHA it points at; Message
-// is set for annotated tags.
+// Tag is a repository tag. Commit is the SHA of the commit it points at.
+// Target is what GitLab reports as "target": the tag object's SHA for an
+// annotated tag (Message set), the commit SHA for a lightweight one.
 type Tag struct {
 	Name      string
 	Target    string
+	Commit    string
 	Message   string
 	Protected bool
 	CreatedAt time.Time
+}
+
+func newTag(name, commit, message string, at time.Time) *Tag {
+	t := &Tag{Name: name, Commit: commit, Target: commit, Message: message, CreatedAt: at}
+	if message != "" {
+		t.Target = fakeSHA("tag", name, commit, message)
+	}
+	return t
 }
 
 // Label is a project label.
@@ -257,7 +272,7 @@ func (s *Server) AddLabel(project int64, name string) Label {
 
 func (s *Server) ensureLabel(p *project, name, color string) *Label {
 	for _, l := range p.labels {
-		if strings.EqualFold(l.Name, name) {
+		if l.Name == name {
 			return l
 		}
 	}
@@ -413,7 +428,7 @@ func resolveRef(p *project, ref string) *commitObj {
 		return p.commits[sha]
 	}
 	if t, ok := p.tags[ref]; ok {
-		return p.commits[t.Target]
+		return p.commits[t.Commit]
 	}
 	if c, ok := p.commits[ref]; ok {
 		return c
@@ -468,22 +483,34 @@ func reachable(p *project, sha string) map[string]bool {
 	return m
 }
 
-// AddTag adds a tag pointing at ref (branch, tag or SHA) and returns it.
-// It panics if ref does not resolve.
+// AddTag adds (or replaces) a tag and returns it. t.Commit (or, when
+// empty, t.Target) names what it points at: a branch, tag or commit SHA.
+// Target is recomputed. It panics if the ref does not resolve. It makes no
+// HTTP call and costs O(1), so benchmarks can seed many tags.
 func (s *Server) AddTag(project int64, t Tag) Tag {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.mustProject(project)
-	c := resolveRef(p, t.Target)
-	if c == nil {
-		panic(fmt.Sprintf("gitlabtest: AddTag %q: no commit %q in project %d", t.Name, t.Target, project))
+	ref := t.Commit
+	if ref == "" {
+		ref = t.Target
 	}
-	t.Target = c.SHA
-	if t.CreatedAt.IsZero() {
-		t.CreatedAt = s.cfg.clock()
+	var sha string
+	if c, ok := p.commits[ref]; ok {
+		sha = c.SHA
+	} else if c := resolveRef(p, ref); c != nil {
+		sha = c.SHA
+	} else {
+		panic(fmt.Sprintf("gitlabtest: AddTag %q: no commit %q in project %d", t.Name, ref, project))
 	}
-	p.tags[t.Name] = &t
-	return t
+	at := t.CreatedAt
+	if at.IsZero() {
+		at = s.cfg.clock()
+	}
+	nt := newTag(t.Name, sha, t.Message, at)
+	nt.Protected = t.Protected
+	p.tags[t.Name] = nt
+	return *nt
 }
 
 // Tags returns the project's tags, sorted by name.
@@ -498,8 +525,9 @@ func (s *Server) Tags(project int64) []Tag {
 	return out
 }
 
-// AddIssue adds an issue and returns it with ID, IID and defaults filled in.
-// Labels missing from the project are created, as GitLab does.
+// AddIssue adds an issue and returns it with ID, IID and defaults filled in
+// (author Developer(), state "opened"). Labels missing from the project are
+// created, as GitLab does. Seeding fires no webhooks.
 func (s *Server) AddIssue(project int64, is Issue) Issue {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -521,7 +549,7 @@ func (s *Server) createIssue(p *project, is Issue) *Issue {
 		is.State = "opened"
 	}
 	if is.AuthorID == 0 {
-		is.AuthorID = s.cfg.bot.ID
+		is.AuthorID = developerID
 	}
 	now := s.cfg.clock()
 	if is.CreatedAt.IsZero() {
@@ -532,6 +560,9 @@ func (s *Server) createIssue(p *project, is Issue) *Issue {
 	}
 	if is.State == "closed" && is.ClosedAt.IsZero() {
 		is.ClosedAt = is.UpdatedAt
+	}
+	if is.State == "closed" && is.ClosedByID == 0 {
+		is.ClosedByID = is.AuthorID
 	}
 	is.Labels = s.normalizeLabels(p, is.Labels)
 	ip := &is
@@ -605,7 +636,8 @@ func (s *Server) Issue(project, iid int64) (Issue, bool) {
 }
 
 // AddMergeRequest adds a merge request and returns it with ID, IID and
-// defaults filled in (state "opened", target the default branch).
+// defaults filled in (author Developer(), state "opened", target the
+// default branch).
 func (s *Server) AddMergeRequest(project int64, mr MergeRequest) MergeRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -626,7 +658,7 @@ func (s *Server) AddMergeRequest(project int64, mr MergeRequest) MergeRequest {
 		mr.TargetBranch = p.DefaultBranch
 	}
 	if mr.AuthorID == 0 {
-		mr.AuthorID = s.cfg.bot.ID
+		mr.AuthorID = developerID
 	}
 	if mr.CreatedAt.IsZero() {
 		mr.CreatedAt = s.cfg.clock()
@@ -651,6 +683,88 @@ func (s *Server) mrSnapshot(p *project, m *MergeRequest) MergeRequest {
 		c.SHA = p.branches[c.SourceBranch]
 	}
 	return c
+}
+
+// closingRefs matches GitLab's default issue closing pattern, restricted to
+// same-project "#123" references.
+var (
+	closingRefs = regexp.MustCompile(`(?i)\b(?:clos(?:e[sd]?|ing)|fix(?:e[sd]|ing)?|resolv(?:e[sd]?|ing)|implement(?:s|ed|ing)?):? +((?:(?:issues? +)?#\d+(?: *,? +and +| *,? *)?)+)`)
+	issueRef    = regexp.MustCompile(`#(\d+)`)
+)
+
+// closesIssues returns the IIDs an MR closes on merge: the explicit list
+// plus references in its description, in order, without duplicates.
+func closesIssues(m *MergeRequest) []int64 {
+	out := slices.Clone(m.ClosesIssues)
+	for _, match := range closingRefs.FindAllStringSubmatch(m.Description, -1) {
+		for _, ref := range issueRef.FindAllStringSubmatch(match[1], -1) {
+			if n, err := strconv.ParseInt(ref[1], 10, 64); err == nil && !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// MergeMergeRequest merges merge request iid the way GitLab does, as the
+// MR's author: the target branch gets a merge commit whose tree is the source
+// branch's, the MR becomes "merged", and the issues it closes (see
+// MergeRequest) are closed. Hooks (AddHook) get the MR's "merge" event and
+// each closed issue's "close" event. It returns the merged MR.
+func (s *Server) MergeMergeRequest(project, iid int64) MergeRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.mustProject(project)
+	m := s.mrByIID(p, iid)
+	if m == nil {
+		panic(fmt.Sprintf("gitlabtest: no merge request !%d in project %d", iid, project))
+	}
+	s.merge(p, m, m.AuthorID)
+	return s.mrSnapshot(p, m)
+}
+
+// merge performs a merge by user and fires its webhooks; caller holds s.mu.
+func (s *Server) merge(p *project, m *MergeRequest, user int64) {
+	before := s.mrSnapshot(p, m)
+	src := p.branches[m.SourceBranch]
+	if m.SHA == "" {
+		m.SHA = src
+	}
+	var parents []string
+	if t := p.branches[m.TargetBranch]; t != "" {
+		parents = append(parents, t)
+	}
+	if src != "" {
+		parents = append(parents, src)
+	}
+	files := map[string][]byte{}
+	if c := p.commits[src]; c != nil {
+		for k, v := range c.tree {
+			files[k] = v
+		}
+		if t := p.commits[p.branches[m.TargetBranch]]; t != nil {
+			for k := range t.tree {
+				if _, ok := c.tree[k]; !ok {
+					files[k] = nil
+				}
+			}
+		}
+	}
+	c := s.addCommit(p, m.TargetBranch, Commit{
+		Message: fmt.Sprintf("Merge branch '%s' into '%s'\n\n%s\n\nSee merge request %s!%d", m.SourceBranch, m.TargetBranch, m.Title, p.Path, m.IID),
+		Parents: parents,
+		Files:   files,
+	})
+	now := s.cfg.clock()
+	m.State, m.MergeCommitSHA, m.MergedAt, m.UpdatedAt = "merged", c.SHA, now, now
+	s.fireMR(p, m, user, "merge", s.mrChanges(p, &before, m))
+	for _, iid := range closesIssues(m) {
+		if is := s.issueByIID(p, iid); is != nil && is.State == "opened" {
+			ib := cloneIssue(is)
+			is.State, is.ClosedAt, is.UpdatedAt, is.ClosedByID = "closed", now, now, user
+			s.fireIssue(p, is, user, "close", s.issueChanges(p, &ib, is))
+		}
+	}
 }
 
 // SetMergeRequest replaces the stored merge request with the same IID
@@ -682,8 +796,10 @@ func (s *Server) MergeRequests(project int64) []MergeRequest {
 	return out
 }
 
-// AddNote adds a note to an issue or merge request, as the bot unless
-// AuthorID is set, and returns it.
+// AddNote adds a note to an issue or merge request and returns it. The
+// author is the bot unless AuthorID is set, since seeded notes are most
+// often the bot's own earlier comments (only a note's author may edit it);
+// seed a person's comment with AuthorID: srv.Developer().ID.
 func (s *Server) AddNote(project int64, kind NoteableKind, iid int64, n Note) Note {
 	s.mu.Lock()
 	defer s.mu.Unlock()
