@@ -37,8 +37,8 @@ func (Secret) GoString() string { return secret.Redacted }
 // LogValue implements slog.LogValuer without revealing the secret.
 func (Secret) LogValue() slog.Value { return slog.StringValue(secret.Redacted) }
 
-// Errors reported by Hooks. ServeHTTP answers them with a status code and
-// also passes them to HooksConfig.OnReject.
+// Errors reported by Hooks. ServeHTTP answers them with the status code
+// given below, the error's text as body, and a log record.
 var (
 	// ErrBadToken means X-Gitlab-Token was missing or wrong (HTTP 401).
 	ErrBadToken = errors.New("gitlabx: missing or wrong webhook token")
