@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
@@ -177,28 +178,24 @@ func TestVersionCheckMissingFileOrBranch(t *testing.T) {
 	}
 }
 
-// TestVersionCheckNoDuplicateWhenCreateFailsAfterStoring imitates GitLab
-// storing the note and then answering 500 (a proxy timeout): the retry must
-// find the note, not post a second one.
+// TestVersionCheckNoDuplicateWhenCreateFailsAfterStoring has GitLab store
+// the note and then answer an error (a proxy timing out after the commit):
+// the retry must find the note, not post a second one. The control case
+// shows that client-go's own retry of the same POST does duplicate it.
 func TestVersionCheckNoDuplicateWhenCreateFailsAfterStoring(t *testing.T) {
 	for _, status := range []int{http.StatusInternalServerError, http.StatusBadGateway, http.StatusTooManyRequests} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			srv, mr := fakeRepo(t, "1.2.4")
-			var once sync.Once
-			fired := false
-			srv.FailWhen(func(r *http.Request) (int, bool) {
-				if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/notes") {
-					return 0, false
+			var mu sync.Mutex
+			fired := 0
+			srv.FailAfterApplyWhen(func(r *http.Request) (int, bool) {
+				mu.Lock()
+				defer mu.Unlock()
+				if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/notes") && fired == 0 {
+					fired++
+					return status, true
 				}
-				failed := false
-				once.Do(func() {
-					srv.AddNote(proj, gitlabtest.MergeRequestNoteable, mr.IID, gitlabtest.Note{
-						Body: "<!-- opskit:version-check=version -->\n:warning: **Version mismatch** in `VERSION`: source branch `feature` has `1.2.4`, target branch `main` has `1.2.3`.",
-					})
-					failed = true
-					fired = true
-				})
-				return status, failed
+				return 0, false
 			})
 			h := newHooks(t, gitlabx.HooksConfig{RetryBackoff: time.Millisecond})
 			v := newCheck(t, srv, gitlabx.VersionCheckConfig{})
@@ -207,11 +204,18 @@ func TestVersionCheckNoDuplicateWhenCreateFailsAfterStoring(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, http.StatusAccepted, deliver(h, gitlabtest.MergeRequestHook, body).StatusCode)
 			require.NoError(t, h.Shutdown(t.Context()))
-			require.True(t, fired, "the injected failure happened")
+			require.Equal(t, 1, fired, "the injected failure happened")
 			assert.Len(t, versionNotes(srv, mr.IID), 1, "version notes after a failed-but-stored create")
 			assert.Equal(t, int64(0), h.Stats().Failed, "the delivery succeeded on retry")
 		})
 	}
+	t.Run("control: a plain client-go POST duplicates", func(t *testing.T) {
+		srv, mr := fakeRepo(t, "1.2.4")
+		srv.FailNextAfterApply(1, http.StatusBadGateway)
+		_, _, err := srv.Client().Notes.CreateMergeRequestNote(proj, mr.IID, &gitlab.CreateMergeRequestNoteOptions{Body: gitlab.Ptr("hi")})
+		require.NoError(t, err)
+		assert.Len(t, srv.Notes(proj, gitlabtest.MergeRequestNoteable, mr.IID), 2, "notes after client-go retried the POST")
+	})
 }
 
 func TestVersionCheckRecoversFromOutage(t *testing.T) {

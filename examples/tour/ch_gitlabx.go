@@ -49,7 +49,7 @@ func runGitlabx(ctx context.Context, n *narrator) error {
 	if err != nil {
 		return err
 	}
-	board, err := gitlabx.NewLabelMachine(client, gitlabx.LabelMachineConfig{Scope: "workflow"})
+	board, err := gitlabx.NewLabelMachine(client, gitlabx.LabelMachineConfig{Scope: "workflow", ReopenOnMerge: true})
 	if err != nil {
 		return err
 	}
@@ -59,16 +59,13 @@ func runGitlabx(ctx context.Context, n *narrator) error {
 	// bots have finished with it.
 	handled := make(chan struct{}, 1)
 	hooks.OnMergeRequest(func(context.Context, *gitlab.MergeEvent) error { handled <- struct{}{}; return nil })
+	hooks.OnIssue(func(context.Context, *gitlab.IssueEvent) error { handled <- struct{}{}; return nil })
 	srv := httptest.NewServer(hooks)
 	defer srv.Close()
 	n.Say("gitlabx.Hooks listens on loopback with the version check and the label machine (scoped workflow:: labels).")
 
-	send := func(action, oldrev, key string) (int, error) {
-		body, err := gl.MergeRequestEvent(pid, mr.IID, gitlabtest.EventOptions{Action: action, OldRev: oldrev, UserID: dev})
-		if err != nil {
-			return 0, err
-		}
-		resp, err := gitlabtest.SendWebhook(ctx, srv.URL, gitlabtest.MergeRequestHook, body,
+	deliver := func(event string, body []byte, key string) (int, error) {
+		resp, err := gitlabtest.SendWebhook(ctx, srv.URL, event, body,
 			gitlabtest.WebhookOptions{Token: "tour-hook-secret", IdempotencyKey: key})
 		if err != nil {
 			return 0, err
@@ -82,6 +79,13 @@ func runGitlabx(ctx context.Context, n *narrator) error {
 		}
 		return resp.StatusCode, nil
 	}
+	send := func(action, oldrev, key string) (int, error) {
+		body, err := gl.MergeRequestEvent(pid, mr.IID, gitlabtest.EventOptions{Action: action, OldRev: oldrev, UserID: dev})
+		if err != nil {
+			return 0, err
+		}
+		return deliver(gitlabtest.MergeRequestHook, body, key)
+	}
 	notes := func() ([]gitlabtest.Note, string) {
 		ns := gl.Notes(pid, gitlabtest.MergeRequestNoteable, mr.IID)
 		if len(ns) == 0 {
@@ -92,6 +96,9 @@ func runGitlabx(ctx context.Context, n *narrator) error {
 	}
 	issue := func() string {
 		is, _ := gl.Issue(pid, 12)
+		if is.State == "closed" {
+			return "closed"
+		}
 		return strings.Join(is.Labels, ", ")
 	}
 
@@ -125,13 +132,22 @@ func runGitlabx(ctx context.Context, n *narrator) error {
 		return fmt.Errorf("gitlabx: after the fix: %d notes, last says %q", len(ns), text)
 	}
 
-	m := gl.MergeRequests(pid)[0]
-	m.State = "merged"
-	gl.SetMergeRequest(pid, m)
+	// GitLab merges, closes #12 ("Closes #12") and sends the issue's close
+	// event, then the MR's merge event.
+	gl.MergeMergeRequest(pid, mr.IID)
+	body, err := gl.IssueEvent(pid, 12, gitlabtest.EventOptions{Action: "close", UserID: dev})
+	if err != nil {
+		return err
+	}
+	if _, err := deliver(gitlabtest.IssueHook, body, "delivery-close"); err != nil {
+		return err
+	}
+	is, _ := gl.Issue(pid, 12)
+	n.Say("MR !%d is merged; GitLab closes issue #12 (\"Closes #12\") and the bot drops its workflow label: %s, labels %q.", mr.IID, is.State, is.Labels)
 	if _, err := send("merge", "", "delivery-merge"); err != nil {
 		return err
 	}
-	n.Say("MR !%d is merged: issue #12 moves to %s, in one update that also removed %s.", mr.IID, issue(), "workflow::In Review")
+	n.Say("The merge event follows: the bot reopens issue #12 at %s in one update, ready for QA.", issue())
 
 	if err := hooks.Shutdown(ctx); err != nil {
 		return err
