@@ -392,3 +392,44 @@ func TestLinkedIssuesCapped(t *testing.T) {
 	assert.Len(t, got, 4)
 	assert.True(t, slices.IsSortedFunc(got, func(a, b gitlabx.IssueRef) int { return int(a.IID - b.IID) }))
 }
+
+// TestLabelMachineReopenOnMergeEitherOrder: GitLab closes the issue on merge
+// and sends the issue's close event and the MR's merge event in either order;
+// the issue must end open at To Test.
+func TestLabelMachineReopenOnMergeEitherOrder(t *testing.T) {
+	for _, closeFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("close event first %v", closeFirst), func(t *testing.T) {
+			srv := board(t, "", 1)
+			mr := srv.AddMergeRequest(proj, gitlabtest.MergeRequest{Description: "Closes #1", SourceBranch: "fix", ClosesIssues: []int64{1}, AuthorID: 42})
+			m := newMachine(t, srv, gitlabx.LabelMachineConfig{ReopenOnMerge: true})
+			sendMR(t, srv, m, mr.IID, gitlabtest.EventOptions{Action: "open"})
+			srv.MergeMergeRequest(proj, mr.IID)
+			_, state := issueLabels(t, srv, 1)
+			require.Equal(t, "closed", state, "GitLab closed #1 on merge")
+
+			closeEv, err := srv.IssueEvent(proj, 1, gitlabtest.EventOptions{Action: "close", UserID: 42})
+			require.NoError(t, err)
+			mergeEv, err := srv.MergeRequestEvent(proj, mr.IID, gitlabtest.EventOptions{Action: "merge", UserID: 42})
+			require.NoError(t, err)
+			h := newHooks(t, gitlabx.HooksConfig{})
+			m.Register(h)
+			if closeFirst {
+				deliver(h, gitlabtest.IssueHook, closeEv)
+				require.NoError(t, h.Shutdown(t.Context()))
+				h = newHooks(t, gitlabx.HooksConfig{})
+				m.Register(h)
+				deliver(h, gitlabtest.MergeRequestHook, mergeEv)
+			} else {
+				deliver(h, gitlabtest.MergeRequestHook, mergeEv)
+				require.NoError(t, h.Shutdown(t.Context()))
+				h = newHooks(t, gitlabx.HooksConfig{})
+				m.Register(h)
+				deliver(h, gitlabtest.IssueHook, closeEv)
+			}
+			require.NoError(t, h.Shutdown(t.Context()))
+			labels, state := issueLabels(t, srv, 1)
+			assert.Equal(t, "opened", state)
+			assert.Equal(t, []string{"To Test"}, labels)
+		})
+	}
+}
