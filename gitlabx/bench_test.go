@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"slices"
 	"sync"
 	"testing"
@@ -63,7 +65,7 @@ func benchAck(b *testing.B, mode string) {
 	var hooks *gitlabx.Hooks
 	switch mode {
 	case "hooks":
-		hooks, err = gitlabx.NewHooks(gitlabx.HooksConfig{Token: hookToken, Workers: 64, QueueSize: b.N + 1})
+		hooks, err = gitlabx.NewHooks(gitlabx.HooksConfig{Token: hookToken, Workers: benchWorkers(), QueueSize: b.N + 1})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -157,3 +159,11 @@ func benchAck(b *testing.B, mode string) {
 type benchOut struct{ b *testing.B }
 
 func (o benchOut) Write(p []byte) (int, error) { o.b.Log(string(p)); return len(p), nil }
+
+// benchWorkers is HooksConfig.Workers for the benchmark: $GITLABX_BENCH_WORKERS or 64.
+func benchWorkers() int {
+	if n, err := strconv.Atoi(os.Getenv("GITLABX_BENCH_WORKERS")); err == nil && n > 0 {
+		return n
+	}
+	return 64
+}

@@ -2,6 +2,7 @@
 # Every fake GitLab API call takes 2 s; gitlabx.Hooks acks 1000 deliveries
 # from 8 senders while hundreds are in flight, then drains on Shutdown; the
 # comparison is the same version check run synchronously inside the handler.
+# Knobs: N, SYNC_N (deliveries), GITLABX_BENCH_WORKERS (HooksConfig.Workers, 64).
 
 .PHONY: bench-gitlabx
 
