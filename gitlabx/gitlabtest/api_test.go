@@ -73,6 +73,7 @@ func TestBadInputAnswers400(t *testing.T) {
 	srv, c := newProject(t)
 	srv.AddIssue(7, gitlabtest.Issue{Title: "t"})
 	srv.SetFile(7, "main", "a", []byte("x"))
+	srv.AddMergeRequest(7, gitlabtest.MergeRequest{Title: "m", SourceBranch: "main"})
 	for _, tc := range []struct {
 		name string
 		call func() error
@@ -88,6 +89,10 @@ func TestBadInputAnswers400(t *testing.T) {
 		}, "at least one parameter must be provided"},
 		{"bad state_event", func() error {
 			_, _, err := c.Issues.UpdateIssue(7, 1, &gitlab.UpdateIssueOptions{StateEvent: gitlab.Ptr("explode")})
+			return err
+		}, "state_event does not have a valid value"},
+		{"bad MR state_event", func() error {
+			_, _, err := c.MergeRequests.UpdateMergeRequest(7, 1, &gitlab.UpdateMergeRequestOptions{StateEvent: gitlab.Ptr("merge")})
 			return err
 		}, "state_event does not have a valid value"},
 		{"note without body", func() error {
