@@ -130,6 +130,25 @@ func TestBadInputAnswers400(t *testing.T) {
 	}
 }
 
+func TestMalformedJSONBody(t *testing.T) {
+	srv, _ := newProject(t)
+	for _, body := range []string{`{"title":"t"`, `["title"]`, `not json`} {
+		t.Run(body, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL()+"/api/v4/projects/7/issues", strings.NewReader(body))
+			require.NoError(t, err)
+			req.Header.Set("Private-Token", srv.Token())
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+			assert.JSONEq(t, `{"message":"400 Bad request - malformed JSON body"}`, string(b))
+		})
+	}
+	assert.Empty(t, srv.Issues(7), "nothing was created")
+}
+
 func TestListIssuesFilters(t *testing.T) {
 	srv, c := newProject(t)
 	srv.AddIssue(7, gitlabtest.Issue{Title: "Data race in cache", Description: "fingerprint=aaa", Labels: []string{"bug", "race"}})

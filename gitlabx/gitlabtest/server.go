@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -464,6 +465,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 			after = s.afterCode
 		}
 		s.mu.Unlock()
+	}
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" && len(bytes.TrimSpace(body)) > 0 {
+		var obj map[string]any
+		if json.Unmarshal(body, &obj) != nil {
+			writeError(w, http.StatusBadRequest, "400 Bad request - malformed JSON body")
+			return
+		}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	req := &apiRequest{r: r, body: body, user: user, segs: splitPath(strings.TrimPrefix(r.URL.EscapedPath(), "/api/v4/"))}
