@@ -68,6 +68,12 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // Server is a stateful in-memory GitLab REST v4 server on loopback.
 // It is safe for concurrent use. The caller must call Close when finished
 // (NewServer does that through tb.Cleanup).
+//
+// Methods that seed or read state by project ID (AddIssue, Issues, SetFile,
+// ...) panic when the project was never added, or when they name an issue,
+// merge request or ref that does not exist: that is a mistake in the test,
+// not a condition to handle. The event builders (MergeRequestEvent, ...)
+// return errors instead.
 type Server struct {
 	hs  *httptest.Server
 	cfg config
