@@ -28,8 +28,14 @@ func TestBotsOnGitLabFiredWebhooks(t *testing.T) {
 	check.Register(h)
 	newMachine(t, srv, gitlabx.LabelMachineConfig{ReopenOnMerge: true}).Register(h)
 	finished := make(chan string, 8) // registered last: the bots are done with the delivery
-	h.OnMergeRequest(func(_ context.Context, e *gitlab.MergeEvent) error { finished <- "mr " + e.ObjectAttributes.Action; return nil })
-	h.OnIssue(func(_ context.Context, e *gitlab.IssueEvent) error { finished <- "issue " + e.ObjectAttributes.Action; return nil })
+	h.OnMergeRequest(func(_ context.Context, e *gitlab.MergeEvent) error {
+		finished <- "mr " + e.ObjectAttributes.Action
+		return nil
+	})
+	h.OnIssue(func(_ context.Context, e *gitlab.IssueEvent) error {
+		finished <- "issue " + e.ObjectAttributes.Action
+		return nil
+	})
 	hs := httptest.NewServer(h)
 	defer hs.Close()
 	srv.AddHook(proj, gitlabtest.Hook{URL: hs.URL, Options: gitlabtest.WebhookOptions{Token: hookToken}})
