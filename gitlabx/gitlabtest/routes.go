@@ -570,6 +570,16 @@ func (s *Server) createMR(w http.ResponseWriter, a *apiRequest, p *project) {
 }
 
 func (s *Server) updateMR(w http.ResponseWriter, a *apiRequest, p *project, mr *MergeRequest) {
+	switch a.get("state_event") {
+	case "", "close", "reopen":
+	default:
+		writeParamError(w, "state_event does not have a valid value")
+		return
+	}
+	if a.has("title") && strings.TrimSpace(a.get("title")) == "" {
+		writeParamError(w, "title is empty")
+		return
+	}
 	before := s.mrSnapshot(p, mr)
 	if a.has("title") {
 		mr.Title = a.get("title")

@@ -1,0 +1,210 @@
+// Command gitlab-hooks receives GitLab webhooks and runs two bots on them:
+// a version check that warns, in one note per merge request, when the source
+// and target branches carry different versions, and a label machine that
+// moves the issues linked to a merge request across the board (In Review
+// when it opens, To Test when it merges).
+//
+// Usage:
+//
+//	gitlab-hooks -gitlab-url URL -token-file F -secret-file F [-addr 127.0.0.1:8080]
+//	    [-signing-token-file F] [-version-file VERSION] [-version-regexp RE]
+//	    [-labels "To Do,In Development,In Review,To Test,Testing"] [-scope S]
+//	    [-reopen-on-merge] [-allow-backwards] [-workers N]
+//
+// The GitLab API token may come from $GITLAB_TOKEN and the webhook secret
+// from $GITLAB_WEBHOOK_SECRET instead of files. On SIGINT it stops
+// accepting deliveries and finishes the accepted ones.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/opskit/opskit/gitlabx"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "gitlab-hooks:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const defaultLabels = "To Do,In Development,In Review,To Test,Testing"
+
+// readSecret reads a secret from file, or from the environment variable env
+// when file is empty.
+func readSecret(file, env, what string) (string, error) {
+	if file == "" {
+		if v := os.Getenv(env); v != "" {
+			return v, nil
+		}
+		return "", fmt.Errorf("%s: set -%s-file or $%s", what, strings.ReplaceAll(what, " ", "-"), env)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s: %s is empty", what, file)
+	}
+	return s, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gitlab-hooks", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen on this `address`")
+	gitlabURL := fs.String("gitlab-url", "", "GitLab base `URL`, e.g. https://gitlab.example.com (required)")
+	tokenFile := fs.String("token-file", "", "`file` holding the GitLab API token (default $GITLAB_TOKEN)")
+	secretFile := fs.String("secret-file", "", "`file` holding the webhook secret token (default $GITLAB_WEBHOOK_SECRET)")
+	signingFile := fs.String("signing-token-file", "", "`file` holding the webhook signing token (whsec_...); when set, deliveries must be signed")
+	versionFile := fs.String("version-file", "VERSION", "`path` of the version in the repository; package.json is read as JSON")
+	versionRe := fs.String("version-regexp", "", "`regexp` whose first group is the version inside -version-file")
+	labels := fs.String("labels", defaultLabels, "the five workflow `labels`, in board order, comma-separated")
+	scope := fs.String("scope", "", "prefix the workflow labels with `scope`:: (scoped labels)")
+	reopen := fs.Bool("reopen-on-merge", false, "reopen at To Test the issues GitLab closes when an MR merges")
+	backwards := fs.Bool("allow-backwards", false, "let events move issues to an earlier state")
+	workers := fs.Int("workers", 8, "deliveries handled at once")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: gitlab-hooks -gitlab-url URL -token-file F -secret-file F [flags]\n\n"+
+			"Receives GitLab webhooks: warns on MRs with mismatched versions and moves linked issues across the board.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	usage := func(format string, a ...any) error {
+		fmt.Fprintf(stderr, "gitlab-hooks: "+format+"\n", a...)
+		fs.Usage()
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected arguments %q", fs.Args())
+	}
+	if *gitlabURL == "" {
+		return usage("-gitlab-url is required")
+	}
+	names := strings.Split(*labels, ",")
+	if len(names) != 5 {
+		return usage("-labels needs five labels, got %d", len(names))
+	}
+	var source gitlabx.VersionSource
+	switch {
+	case *versionRe != "":
+		re, err := regexp.Compile(*versionRe)
+		if err != nil || re.NumSubexp() < 1 {
+			return usage("-version-regexp must compile and have a capture group")
+		}
+		source = gitlabx.VersionRegexp(*versionFile, re)
+	case path.Base(*versionFile) == "package.json":
+		source = gitlabx.PackageJSON(*versionFile)
+	default:
+		source = gitlabx.VersionFile(*versionFile)
+	}
+	token, err := readSecret(*tokenFile, "GITLAB_TOKEN", "token")
+	if err != nil {
+		return err
+	}
+	hookSecret, err := readSecret(*secretFile, "GITLAB_WEBHOOK_SECRET", "secret")
+	if err != nil {
+		return err
+	}
+	var signing string
+	if *signingFile != "" {
+		if signing, err = readSecret(*signingFile, "", "signing token"); err != nil {
+			return err
+		}
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	client, err := gitlab.NewClient(token, gitlab.WithBaseURL(*gitlabURL))
+	if err != nil {
+		return fmt.Errorf("gitlab client: %w", err)
+	}
+	bot, _, err := client.Users.CurrentUser(gitlab.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("checking the GitLab token: %w", err)
+	}
+	hooks, err := gitlabx.NewHooks(gitlabx.HooksConfig{
+		Token: gitlabx.Secret(hookSecret), SigningToken: gitlabx.Secret(signing),
+		BotUserID: bot.ID, BotUsername: bot.Username, Workers: *workers, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	check, err := gitlabx.NewVersionCheck(client, gitlabx.VersionCheckConfig{Source: source, Logger: log})
+	if err != nil {
+		return err
+	}
+	stateLabels := map[gitlabx.State]string{}
+	for i, s := range gitlabx.DefaultStates() {
+		l := strings.TrimSpace(names[i])
+		if *scope != "" {
+			l = *scope + "::" + l
+		}
+		stateLabels[s] = l
+	}
+	machine, err := gitlabx.NewLabelMachine(client, gitlabx.LabelMachineConfig{
+		Labels: stateLabels, ReopenOnMerge: *reopen, AllowBackwards: *backwards, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	check.Register(hooks)
+	machine.Register(hooks)
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: hooks, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "gitlab-hooks: listening on http://%s as %s\n", ln.Addr(), bot.Username)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err = <-serveErr:
+	case <-ctx.Done():
+	}
+	// Stop taking deliveries, then finish the accepted ones.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	srv.Shutdown(sctx)
+	herr := hooks.Shutdown(sctx)
+	s := hooks.Stats()
+	fmt.Fprintf(stdout, "gitlab-hooks: accepted %d, done %d, failed %d, duplicates %d, ignored %d, rejected %d\n",
+		s.Accepted, s.Done, s.Failed, s.Duplicate, s.Ignored, s.Rejected)
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return herr
+}

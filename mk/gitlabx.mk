@@ -1,0 +1,10 @@
+# gitlabx: webhook ack latency under load (make bench-gitlabx).
+# Every fake GitLab API call takes 2 s; gitlabx.Hooks acks 1000 deliveries
+# from 8 senders while hundreds are in flight, then drains on Shutdown; the
+# comparison is the same version check run synchronously inside the handler.
+# Knobs: N, SYNC_N (deliveries), GITLABX_BENCH_WORKERS (HooksConfig.Workers, 64).
+
+.PHONY: bench-gitlabx
+
+bench-gitlabx: ## gitlabx: ack p50/p99 under 2 s API latency, vs a synchronous receiver
+	bash scripts/bench-gitlabx.sh
