@@ -226,24 +226,6 @@ func (r *IssueReporter) Report(ctx context.Context, rep Report) (ReportResult, e
 	}
 }
 
-// reporterMarker is gitlabx's hidden marker, <!-- opskit:<kind>=<value> -->.
-// It duplicates the format of marker in marker.go (gitlabx branch), which did
-// not exist on this branch yet; the lead may replace it with marker.
-func reporterMarker(kind, value string) string {
-	return "<!-- opskit:" + kind + "=" + value + " -->"
-}
-
-// reporterNoRetry turns off client-go's retries for one request: a retried
-// POST whose first answer was lost can duplicate an issue or a note.
-func reporterNoRetry() gitlab.RequestOptionFunc {
-	return gitlab.WithRequestRetry(func(ctx context.Context, _ *http.Response, err error) (bool, error) {
-		if ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-		return false, err
-	})
-}
-
 // find returns the issue carrying the fingerprint's marker: the oldest open
 // one, else the most recent closed one, else nil.
 func (r *IssueReporter) find(ctx context.Context, fp string) (*gitlab.Issue, error) {
@@ -267,7 +249,7 @@ func (r *IssueReporter) find(ctx context.Context, fp string) (*gitlab.Issue, err
 }
 
 func (r *IssueReporter) list(ctx context.Context, fp string, labels []string) ([]*gitlab.Issue, error) {
-	mark := reporterMarker("fingerprint", fp)
+	mark := marker("fingerprint", fp)
 	opt := &gitlab.ListProjectIssuesOptions{
 		ListOptions: gitlab.ListOptions{PerPage: 100, Page: 1},
 		Search:      gitlab.Ptr(fp),
@@ -358,7 +340,7 @@ func (r *IssueReporter) create(ctx context.Context, rep Report, prev *gitlab.Iss
 	}
 	var lastErr error
 	for attempt := 1; attempt <= r.attempts(); attempt++ {
-		is, _, err := r.client.Issues.CreateIssue(r.project, opt, gitlab.WithContext(ctx), reporterNoRetry())
+		is, _, err := r.client.Issues.CreateIssue(r.project, opt, gitlab.WithContext(ctx), noRetry())
 		if err == nil {
 			r.logger().Info("issue created", "fingerprint", fp, "iid", is.IID, "url", is.WebURL)
 			return ReportResult{Action: ReportCreated, IID: is.IID, WebURL: is.WebURL, Fingerprint: fp}, nil
@@ -410,7 +392,7 @@ func (r *IssueReporter) reopen(ctx context.Context, is *gitlab.Issue) error {
 func (r *IssueReporter) comment(ctx context.Context, rep Report, is *gitlab.Issue) (ReportResult, error) {
 	fp := rep.Fingerprint
 	res := ReportResult{IID: is.IID, WebURL: is.WebURL, Fingerprint: fp}
-	runMark := reporterMarker("run", rep.RunID)
+	runMark := marker("run", rep.RunID)
 	done, err := r.seen(ctx, is, rep.RunID)
 	if err != nil {
 		return res, err
@@ -419,10 +401,10 @@ func (r *IssueReporter) comment(ctx context.Context, rep Report, is *gitlab.Issu
 		res.Action = ReportUnchanged
 		return res, nil
 	}
-	body := reporterMarker("fingerprint", fp) + " " + runMark + "\n" + seenLine("Seen again", rep) + "\n"
+	body := marker("fingerprint", fp) + " " + runMark + "\n" + seenLine("Seen again", rep) + "\n"
 	var lastErr error
 	for attempt := 1; attempt <= r.attempts(); attempt++ {
-		_, _, err := r.client.Notes.CreateIssueNote(r.project, is.IID, &gitlab.CreateIssueNoteOptions{Body: gitlab.Ptr(body)}, gitlab.WithContext(ctx), reporterNoRetry())
+		_, _, err := r.client.Notes.CreateIssueNote(r.project, is.IID, &gitlab.CreateIssueNoteOptions{Body: gitlab.Ptr(body)}, gitlab.WithContext(ctx), noRetry())
 		if err == nil {
 			r.logger().Info("issue commented", "fingerprint", fp, "iid", is.IID, "occurrences", rep.Occurrences)
 			res.Action = ReportCommented
@@ -453,7 +435,7 @@ func (r *IssueReporter) comment(ctx context.Context, rep Report, is *gitlab.Issu
 // seen reports whether the run was recorded on the issue: it filed the
 // issue, or commented on it.
 func (r *IssueReporter) seen(ctx context.Context, is *gitlab.Issue, runID string) (bool, error) {
-	mark := reporterMarker("run", runID)
+	mark := marker("run", runID)
 	if strings.Contains(is.Description, mark) {
 		return true, nil
 	}
@@ -518,9 +500,9 @@ const maxDescription = 900_000
 
 func issueDescription(rep Report, prev *gitlab.Issue) string {
 	var b strings.Builder
-	b.WriteString(reporterMarker("fingerprint", rep.Fingerprint))
+	b.WriteString(marker("fingerprint", rep.Fingerprint))
 	b.WriteString(" ")
-	b.WriteString(reporterMarker("run", rep.RunID))
+	b.WriteString(marker("run", rep.RunID))
 	b.WriteString("\n")
 	b.WriteString(seenLine("First seen", rep))
 	b.WriteString("\n")
