@@ -342,3 +342,14 @@ func TestSSHReconnectsAfterDrop(t *testing.T) {
 }
 
 var _ = errors.New
+
+func TestSSHCloseHost(t *testing.T) {
+	r := newRig(t, fleettest.Config{})
+	ex := r.executor(t, nil)
+	for range 2 {
+		_, err := ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+		require.NoError(t, err)
+		ex.CloseHost(r.srv.Addr())
+	}
+	assert.Equal(t, 2, r.srv.Accepted(), "a closed host is dialled again")
+}

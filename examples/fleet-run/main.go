@@ -188,6 +188,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Concurrency: *concurrency,
 		HostTimeout: *timeout,
 		OnResult: func(r fleet.Result, err error) {
+			ex.CloseHost(r.Host) // one command per host: free the connection now
 			l := line{Host: r.Host, ExitCode: r.ExitCode, Stdout: string(r.Stdout), Stderr: string(r.Stderr), DurationMS: r.Duration.Milliseconds()}
 			if err != nil {
 				l.Error = err.Error()
