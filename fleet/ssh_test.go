@@ -353,3 +353,17 @@ func TestSSHCloseHost(t *testing.T) {
 	}
 	assert.Equal(t, 2, r.srv.Accepted(), "a closed host is dialled again")
 }
+
+func TestSSHKeepAliveDropsDeadConnection(t *testing.T) {
+	r := newRig(t, fleettest.Config{})
+	ex := r.executor(t, func(c *fleet.SSHConfig) { c.KeepAlive = 50 * time.Millisecond })
+	_, err := ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+	require.NoError(t, err)
+	r.srv.SetFailures(fleettest.Failures{IgnoreRequests: true})
+	// The unanswered keepalive makes the client close the connection.
+	require.Eventually(t, func() bool { return r.srv.Open() == 0 }, 10*time.Second, 10*time.Millisecond)
+	r.srv.SetFailures(fleettest.Failures{})
+	_, err = ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+	require.NoError(t, err)
+	assert.Equal(t, 2, r.srv.Accepted(), "a new connection after the dead one")
+}

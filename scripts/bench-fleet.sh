@@ -52,6 +52,8 @@ MaxSessions 20
 KexAlgorithms curve25519-sha256
 Ciphers aes128-gcm@openssh.com
 HostKeyAlgorithms ssh-ed25519
+PrintMotd no
+PrintLastLog no
 LogLevel ERROR
 CFG
 "$(command -v sshd)" -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
