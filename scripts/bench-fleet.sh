@@ -74,7 +74,7 @@ PY
 hosts "$N" "$work/hosts"
 hosts "$BIG" "$work/hosts-big"
 pub=$(cut -d' ' -f1,2 "$work/host_ed25519.pub")
-sed -E "s/^([0-9.]+):([0-9]+)$/[\1]:\2 $pub/" "$work/hosts-big" > "$work/known_hosts"
+sed -E "s|^([0-9.]+):([0-9]+)$|[\1]:\2 $pub|" "$work/hosts-big" > "$work/known_hosts"
 
 go build -o "$work/fleet-run" ./examples/fleet-run
 ssh_opts=(-O "UserKnownHostsFile=$work/known_hosts" -O StrictHostKeyChecking=yes -O BatchMode=yes
