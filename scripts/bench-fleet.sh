@@ -8,6 +8,7 @@
 # times each, and the medians give the wall-time ratio opskit/pssh.
 # Then 1,000 targets through opskit, and a second command over pooled
 # connections (Go benchmark BenchmarkSSHDFanOut).
+# Knobs: ROUNDS=3 N=200 BIG=1000 (0 skips) PAR=50 GOBENCH=1 (0 skips) BENCHTIME=3x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -81,35 +82,43 @@ ssh_opts=(-O "UserKnownHostsFile=$work/known_hosts" -O StrictHostKeyChecking=yes
 	-O "IdentityFile=$work/id_ed25519" -O IdentitiesOnly=yes -O ControlMaster=no -O ControlPath=none
 	-O KexAlgorithms=curve25519-sha256 -O Ciphers=aes128-gcm@openssh.com -O HostKeyAlgorithms=ssh-ed25519)
 
+# Each run also records the client side's CPU (user+sys seconds, with its
+# children: the ssh processes for pssh) in $work/cpu.
 opskit() {
-	"$work/fleet-run" -hosts "$1" -user "$user" -key "$work/id_ed25519" -known-hosts "$work/known_hosts" \
+	/usr/bin/time -f '%U %S' -o "$work/cpu" "$work/fleet-run" -hosts "$1" -user "$user" -key "$work/id_ed25519" -known-hosts "$work/known_hosts" \
 		-concurrency "$PAR" -timeout 120s -- uname -a > "$work/opskit.out" 2>"$work/opskit.err"
 }
 pssh() {
 	rm -rf "$work/pssh.out"
-	parallel-ssh -h "$1" -p "$PAR" -l "$user" -t 120 "${ssh_opts[@]}" -o "$work/pssh.out" uname -a > "$work/pssh.log" 2>&1
+	/usr/bin/time -f '%U %S' -o "$work/cpu" parallel-ssh -h "$1" -p "$PAR" -l "$user" -t 120 "${ssh_opts[@]}" -o "$work/pssh.out" uname -a > "$work/pssh.log" 2>&1
 }
 now() { date +%s.%N; }
 timeit() { local t0 t1; t0=$(now); "$@"; t1=$(now); echo "$t1 - $t0" | bc -l; }
+cpu() { awk '{print $1 + $2}' "$work/cpu"; }
 
 echo "bench-fleet: uname -a on $N targets (127.0.0.2..), one sshd on loopback, parallelism $PAR, $ROUNDS interleaved rounds"
 echo "bench-fleet: machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-o=(); p=()
+o=(); p=(); oc=(); pc=()
 for r in $(seq "$ROUNDS"); do
-	to=$(timeit opskit "$work/hosts")
+	to=$(timeit opskit "$work/hosts"); co=$(cpu)
 	ok=$(grep -c '"exit_code":0' "$work/opskit.out" || true)
-	tp=$(timeit pssh "$work/hosts")
+	tp=$(timeit pssh "$work/hosts"); cp=$(cpu)
 	okp=$(grep -c SUCCESS "$work/pssh.log" || true)
-	printf '  round %d: opskit %.2fs (%d/%d ok)  pssh %.2fs (%d/%d ok)\n' "$r" "$to" "$ok" "$N" "$tp" "$okp" "$N"
-	o+=("$to"); p+=("$tp")
+	printf '  round %d: opskit %.2fs wall, %.2fs client CPU (%d/%d ok)   pssh %.2fs wall, %.2fs client CPU (%d/%d ok)\n' "$r" "$to" "$co" "$ok" "$N" "$tp" "$cp" "$okp" "$N"
+	o+=("$to"); p+=("$tp"); oc+=("$co"); pc+=("$cp")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 mo=$(median "${o[@]}"); mp=$(median "${p[@]}")
 printf 'bench-fleet: median wall time: opskit %.2fs, pssh %.2fs, ratio opskit/pssh = %.2f (goal <= 0.60)\n' "$mo" "$mp" "$(echo "$mo / $mp" | bc -l)"
+mco=$(median "${oc[@]}"); mcp=$(median "${pc[@]}")
+printf 'bench-fleet: median client CPU: opskit %.2fs, pssh+ssh %.2fs, ratio %.2f (the rest of the wall time is sshd)\n' "$mco" "$mcp" "$(echo "$mco / $mcp" | bc -l)"
 
-tb=$(timeit opskit "$work/hosts-big") || true
-okb=$(grep -c '"exit_code":0' "$work/opskit.out" || true)
-printf 'bench-fleet: opskit on %d targets: %d ok in %.2fs\n' "$BIG" "$okb" "$tb"
+if [ "$BIG" -gt 0 ]; then
+	tb=$(timeit opskit "$work/hosts-big") || true
+	okb=$(grep -c '"exit_code":0' "$work/opskit.out" || true)
+	printf 'bench-fleet: opskit on %d targets: %d ok in %.2fs (client CPU %.2fs)\n' "$BIG" "$okb" "$tb" "$(cpu)"
+fi
+[ "${GOBENCH:-1}" = 1 ] || exit 0
 
 echo "bench-fleet: Go benchmark, cold then pooled (a second command over open connections), $N targets:"
 OPSKIT_BENCH_PORT=$port OPSKIT_BENCH_HOSTS=$N OPSKIT_BENCH_CONCURRENCY=$PAR OPSKIT_BENCH_USER=$user \
