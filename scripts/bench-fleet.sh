@@ -25,7 +25,7 @@ need ssh-keygen openssh-client
 
 work=$(mktemp -d)
 sshd_pid=""
-cleanup() { [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() { [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work"; }
 trap cleanup EXIT
 [ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd
 
@@ -74,8 +74,9 @@ PY
 }
 hosts "$N" "$work/hosts"
 hosts "$BIG" "$work/hosts-big"
+hosts $(( N > BIG ? N : BIG )) "$work/hosts-all"
 pub=$(cut -d' ' -f1,2 "$work/host_ed25519.pub")
-sed -E "s|^([0-9.]+):([0-9]+)$|[\1]:\2 $pub|" "$work/hosts-big" > "$work/known_hosts"
+sed -E "s|^([0-9.]+):([0-9]+)$|[\1]:\2 $pub|" "$work/hosts-all" > "$work/known_hosts"
 
 go build -o "$work/fleet-run" ./examples/fleet-run
 ssh_opts=(-O "UserKnownHostsFile=$work/known_hosts" -O StrictHostKeyChecking=yes -O BatchMode=yes
@@ -94,7 +95,7 @@ pssh() {
 }
 now() { date +%s.%N; }
 timeit() { local t0 t1; t0=$(now); "$@"; t1=$(now); echo "$t1 - $t0" | bc -l; }
-cpu() { awk '{print $1 + $2}' "$work/cpu"; }
+cpu() { tail -1 "$work/cpu" | awk '{print $1 + $2}'; }
 
 echo "bench-fleet: uname -a on $N targets (127.0.0.2..), one sshd on loopback, parallelism $PAR, $ROUNDS interleaved rounds"
 echo "bench-fleet: machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
