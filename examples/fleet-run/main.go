@@ -153,6 +153,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	var addrs []netip.Addr
+	if *cidr != "" {
+		var err error
+		if addrs, err = fleet.ExpandCIDR(*cidr, 0); err != nil {
+			return usage(err.Error())
+		}
+	}
+	ex, err := fleet.NewSSH(cfg)
+	if err != nil {
+		return err
+	}
+	defer ex.Close()
+
 	var hosts []string
 	if *hostsFile != "" {
 		var err error
@@ -160,10 +173,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	} else {
-		addrs, err := fleet.ExpandCIDR(*cidr, 0)
-		if err != nil {
-			return usage(err.Error())
-		}
 		p := fleet.Prober{Port: *port, Timeout: min(*timeout, 3*time.Second)}
 		alive, err := p.Alive(ctx, addrs)
 		if err != nil {
@@ -175,11 +184,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	ex, err := fleet.NewSSH(cfg)
-	if err != nil {
-		return err
-	}
-	defer ex.Close()
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	var mu sync.Mutex
