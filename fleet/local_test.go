@@ -2,6 +2,8 @@ package fleet_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -53,4 +55,12 @@ func TestLocalWaitDelay(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "started\n", string(res.Stdout))
 	assert.Equal(t, 0, res.ExitCode)
+}
+
+func TestLocalStartFailure(t *testing.T) {
+	dir := t.TempDir()
+	l := fleet.Local{Dir: filepath.Join(dir, "missing")}
+	_, err := l.Run(t.Context(), fleet.Command{Args: []string{"true"}})
+	require.ErrorIs(t, err, os.ErrNotExist)
+	assert.ErrorContains(t, err, "fleet: start true")
 }
