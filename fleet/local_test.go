@@ -1,6 +1,7 @@
 package fleet_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -63,4 +64,17 @@ func TestLocalStartFailure(t *testing.T) {
 	_, err := l.Run(t.Context(), fleet.Command{Args: []string{"true"}})
 	require.ErrorIs(t, err, os.ErrNotExist)
 	assert.ErrorContains(t, err, "fleet: start true")
+}
+
+func TestCancelMessage(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var l fleet.Local
+	_, err := l.Run(ctx, fleet.Command{Host: "h1", Args: []string{"true"}})
+	assert.EqualError(t, err, "fleet: h1: context canceled")
+	ctx, cancelCause := context.WithCancelCause(t.Context())
+	cancelCause(errors.New("operator pressed ^C"))
+	_, err = l.Run(ctx, fleet.Command{Host: "h1", Args: []string{"true"}})
+	assert.EqualError(t, err, "fleet: h1: context canceled: operator pressed ^C")
+	assert.ErrorIs(t, err, context.Canceled)
 }
