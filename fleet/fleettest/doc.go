@@ -17,7 +17,7 @@
 // direct-tcpip (jump hosts) and direct-streamlocal@openssh.com (unix
 // sockets reached with ssh.Client.Dial("unix", path)); and injects
 // failures (refused auth, a connection dropped mid-command, a stalled
-// handshake). New starts one anywhere (the caller must Close it);
+// handshake, unanswered keepalives). New starts one anywhere (the caller must Close it);
 // NewServer starts one for a test and closes it with tb.Cleanup.
 //
 // TestExecutor checks that a fleet.Executor behaves as documented.
