@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"io"
 	"net"
@@ -30,18 +29,8 @@ func userKey(t testing.TB, dir string, passphrase string) (string, ssh.Signer) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	var blk *pem.Block
-	if passphrase == "" {
-		blk, err = ssh.MarshalPrivateKey(priv, "")
-	} else {
-		blk, err = ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte(passphrase))
-	}
-	require.NoError(t, err)
 	path := filepath.Join(dir, "id_ed25519")
-	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(blk), 0o600))
-	sg, err := ssh.NewSignerFromKey(priv)
-	require.NoError(t, err)
-	return path, sg
+	return path, writeKey(t, path, priv, passphrase)
 }
 
 type rig struct {
