@@ -55,7 +55,14 @@ func newRig(t testing.TB, cfg fleettest.Config) *rig {
 
 func (r *rig) executor(t testing.TB, mod func(*fleet.SSHConfig)) *fleet.SSH {
 	t.Helper()
-	cfg := fleet.SSHConfig{User: "tester", KeyFiles: []string{r.keyFile}, KnownHostsFiles: []string{r.knownHosts}}
+	return newSSH(t, "tester", r.keyFile, r.knownHosts, mod)
+}
+
+// newSSH makes an SSH executor with a key file and a known_hosts file,
+// changed by mod, closed by t.Cleanup.
+func newSSH(t testing.TB, user, keyFile, knownHosts string, mod func(*fleet.SSHConfig)) *fleet.SSH {
+	t.Helper()
+	cfg := fleet.SSHConfig{User: user, KeyFiles: []string{keyFile}, KnownHostsFiles: []string{knownHosts}}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -135,14 +135,7 @@ LogLevel INFO
 
 func (s *sshd) executor(t testing.TB, mod func(*fleet.SSHConfig)) *fleet.SSH {
 	t.Helper()
-	cfg := fleet.SSHConfig{User: s.user, KeyFiles: []string{s.keyFile}, KnownHostsFiles: []string{s.knownHosts}}
-	if mod != nil {
-		mod(&cfg)
-	}
-	ex, err := fleet.NewSSH(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { ex.Close() })
-	return ex
+	return newSSH(t, s.user, s.keyFile, s.knownHosts, mod)
 }
 
 func TestSSHDIntegration(t *testing.T) {
