@@ -1,8 +1,15 @@
 package fleet_test
 
 import (
+	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/fleet/fleettest"
@@ -39,4 +46,35 @@ func TestLocalNoShellUnlessAsked(t *testing.T) {
 	if string(res.Stdout) != "$HOME; `id`\n" {
 		t.Errorf("Stdout = %q; want the arguments verbatim", res.Stdout)
 	}
+}
+
+// A background child that keeps stdout open must not hold Run past
+// WaitDelay.
+func TestLocalWaitDelay(t *testing.T) {
+	l := fleet.Local{WaitDelay: 100 * time.Millisecond}
+	res, err := l.Run(t.Context(), fleet.Command{Shell: "sleep 30 & echo started"})
+	require.NoError(t, err)
+	assert.Equal(t, "started\n", string(res.Stdout))
+	assert.Equal(t, 0, res.ExitCode)
+}
+
+func TestLocalStartFailure(t *testing.T) {
+	dir := t.TempDir()
+	l := fleet.Local{Dir: filepath.Join(dir, "missing")}
+	_, err := l.Run(t.Context(), fleet.Command{Args: []string{"true"}})
+	require.ErrorIs(t, err, os.ErrNotExist)
+	assert.ErrorContains(t, err, "fleet: start true")
+}
+
+func TestCancelMessage(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var l fleet.Local
+	_, err := l.Run(ctx, fleet.Command{Host: "h1", Args: []string{"true"}})
+	assert.EqualError(t, err, "fleet: h1: context canceled")
+	ctx, cancelCause := context.WithCancelCause(t.Context())
+	cancelCause(errors.New("operator pressed ^C"))
+	_, err = l.Run(ctx, fleet.Command{Host: "h1", Args: []string{"true"}})
+	assert.EqualError(t, err, "fleet: h1: context canceled: operator pressed ^C")
+	assert.ErrorIs(t, err, context.Canceled)
 }

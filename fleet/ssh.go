@@ -163,6 +163,9 @@ func NewSSH(cfg SSHConfig) (*SSH, error) {
 		}
 		s.known = k
 	}
+	if cfg.InsecureIgnoreHostKey {
+		s.log.Warn("ssh host keys are not verified (InsecureIgnoreHostKey)")
+	}
 	for _, j := range cfg.Jump {
 		s.jumps = append(s.jumps, s.target(j))
 	}
@@ -249,6 +252,28 @@ func (s *SSH) Close() error {
 	}
 	s.closeAgent()
 	return nil
+}
+
+// CloseHost closes the pooled connection to host, if any, for a caller
+// that will not run more commands there (fan-out over thousands of hosts
+// need not keep thousands of connections open). Commands in flight on it
+// fail with ErrUnreachable; a later Run dials again.
+func (s *SSH) CloseHost(host string) {
+	t := s.target(host)
+	s.mu.Lock()
+	hc := s.pool[t.user+"@"+t.addr]
+	delete(s.pool, t.user+"@"+t.addr)
+	s.mu.Unlock()
+	if hc == nil {
+		return
+	}
+	select {
+	case hc.lock <- struct{}{}:
+	case <-s.closeCh:
+		return
+	}
+	hc.closeLocked()
+	<-hc.lock
 }
 
 func (hc *hostConn) closeLocked() {

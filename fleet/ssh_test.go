@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"io"
 	"net"
@@ -12,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,18 +29,8 @@ func userKey(t testing.TB, dir string, passphrase string) (string, ssh.Signer) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	var blk *pem.Block
-	if passphrase == "" {
-		blk, err = ssh.MarshalPrivateKey(priv, "")
-	} else {
-		blk, err = ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte(passphrase))
-	}
-	require.NoError(t, err)
 	path := filepath.Join(dir, "id_ed25519")
-	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(blk), 0o600))
-	sg, err := ssh.NewSignerFromKey(priv)
-	require.NoError(t, err)
-	return path, sg
+	return path, writeKey(t, path, priv, passphrase)
 }
 
 type rig struct {
@@ -65,7 +55,14 @@ func newRig(t testing.TB, cfg fleettest.Config) *rig {
 
 func (r *rig) executor(t testing.TB, mod func(*fleet.SSHConfig)) *fleet.SSH {
 	t.Helper()
-	cfg := fleet.SSHConfig{User: "tester", KeyFiles: []string{r.keyFile}, KnownHostsFiles: []string{r.knownHosts}}
+	return newSSH(t, "tester", r.keyFile, r.knownHosts, mod)
+}
+
+// newSSH makes an SSH executor with a key file and a known_hosts file,
+// changed by mod, closed by t.Cleanup.
+func newSSH(t testing.TB, user, keyFile, knownHosts string, mod func(*fleet.SSHConfig)) *fleet.SSH {
+	t.Helper()
+	cfg := fleet.SSHConfig{User: user, KeyFiles: []string{keyFile}, KnownHostsFiles: []string{knownHosts}}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -83,7 +80,18 @@ func TestSSHConformance(t *testing.T) {
 }
 
 func TestSSHPoolsOneConnectionPerHost(t *testing.T) {
-	r := newRig(t, fleettest.Config{})
+	var inFlight, peak atomic.Int32
+	r := newRig(t, fleettest.Config{Handler: func(ctx context.Context, s *fleettest.Session) int {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		select { // hold the session a moment so that sessions overlap
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+		return 0
+	}})
 	ex := r.executor(t, func(c *fleet.SSHConfig) { c.MaxSessions = 3 })
 	var wg sync.WaitGroup
 	for range 20 {
@@ -95,6 +103,7 @@ func TestSSHPoolsOneConnectionPerHost(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 1, r.srv.Accepted(), "TCP connections for 20 commands on one host")
 	assert.Len(t, r.srv.Commands(), 20)
+	assert.LessOrEqual(t, peak.Load(), int32(3), "sessions open at once with MaxSessions 3")
 }
 
 func TestSSHRecordsCommandLine(t *testing.T) {
@@ -342,3 +351,72 @@ func TestSSHReconnectsAfterDrop(t *testing.T) {
 }
 
 var _ = errors.New
+
+func TestSSHCloseHost(t *testing.T) {
+	r := newRig(t, fleettest.Config{})
+	ex := r.executor(t, nil)
+	for range 2 {
+		_, err := ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+		require.NoError(t, err)
+		ex.CloseHost(r.srv.Addr())
+	}
+	assert.Equal(t, 2, r.srv.Accepted(), "a closed host is dialled again")
+}
+
+func TestSSHKeepAliveDropsDeadConnection(t *testing.T) {
+	r := newRig(t, fleettest.Config{})
+	ex := r.executor(t, func(c *fleet.SSHConfig) { c.KeepAlive = 50 * time.Millisecond })
+	_, err := ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+	require.NoError(t, err)
+	r.srv.SetFailures(fleettest.Failures{IgnoreRequests: true})
+	// The unanswered keepalive makes the client close the connection.
+	require.Eventually(t, func() bool { return r.srv.Open() == 0 }, 10*time.Second, 10*time.Millisecond)
+	r.srv.SetFailures(fleettest.Failures{})
+	_, err = ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+	require.NoError(t, err)
+	assert.Equal(t, 2, r.srv.Accepted(), "a new connection after the dead one")
+}
+
+func TestSSHJumpHostBounded(t *testing.T) {
+	r := newRig(t, fleettest.Config{})
+	jump := newRig(t, fleettest.Config{AllowTCPForwarding: true})
+	jump.srv.SetFailures(fleettest.Failures{StallHandshake: true})
+	both := filepath.Join(t.TempDir(), "known_hosts")
+	require.NoError(t, os.WriteFile(both, []byte(r.srv.KnownHostsLine()+jump.srv.KnownHostsLine()), 0o600))
+	ex := r.executor(t, func(c *fleet.SSHConfig) {
+		c.KnownHostsFiles = []string{both}
+		c.Jump = []string{jump.srv.Addr()}
+		c.DialTimeout = 200 * time.Millisecond
+	})
+	_, err := ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+	require.ErrorIs(t, err, fleet.ErrTimeout)
+	assert.Zero(t, r.srv.Accepted(), "the target is never reached")
+}
+
+// Two executors (as two programs would) accept new keys for the same
+// hosts into one known_hosts file at once: each host ends up on exactly
+// one line.
+func TestSSHAcceptNewConcurrent(t *testing.T) {
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	var rigs []*rig
+	for range 5 {
+		rigs = append(rigs, newRig(t, fleettest.Config{}))
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		for _, r := range rigs {
+			ex := r.executor(t, func(c *fleet.SSHConfig) { c.KnownHostsFiles = []string{kh}; c.AcceptNewHostKeys = true })
+			wg.Go(func() {
+				_, err := ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+				assert.NoError(t, err)
+			})
+		}
+	}
+	wg.Wait()
+	b, err := os.ReadFile(kh)
+	require.NoError(t, err)
+	for _, r := range rigs {
+		assert.Equal(t, 1, strings.Count(string(b), r.srv.KnownHostsLine()), "lines for %s in\n%s", r.srv.Addr(), b)
+	}
+	assert.Equal(t, 5, strings.Count(string(b), "\n"))
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,19 +49,11 @@ func startSSHD(t *testing.T) *sshd {
 		require.NoError(t, os.MkdirAll("/run/sshd", 0o755))
 	}
 	dir := t.TempDir()
-	writeKey := func(name string, key any) ssh.Signer {
-		blk, err := ssh.MarshalPrivateKey(key, "")
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(blk), 0o600))
-		sg, err := ssh.NewSignerFromKey(key)
-		require.NoError(t, err)
-		return sg
-	}
 	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
-	hostKey := writeKey("host_ed25519", hostPriv)
+	hostKey := writeKey(t, filepath.Join(dir, "host_ed25519"), hostPriv, "")
 	ecdsaKeyOf(t, dir, "host_ecdsa")
 	_, userPriv, _ := ed25519.GenerateKey(rand.Reader)
-	userKey := writeKey("id_ed25519", userPriv)
+	userKey := writeKey(t, filepath.Join(dir, "id_ed25519"), userPriv, "")
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(userKey.PublicKey()), 0o600))
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -93,17 +85,35 @@ LogLevel INFO
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	logged := make(chan struct{})
+	var logMu sync.Mutex
+	var log strings.Builder // sshd's log, shown if the test fails
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		select {
+		case <-logged:
+		case <-time.After(5 * time.Second):
+		}
+		cmd.Wait()
+		if t.Failed() {
+			logMu.Lock()
+			t.Logf("sshd log:\n%s", log.String())
+			logMu.Unlock()
+		}
+	})
 	// sshd -e logs "Server listening on 127.0.0.1 port N." when ready.
 	ready := make(chan error, 1)
 	go func() {
+		defer close(logged)
 		sc := bufio.NewScanner(stderr)
 		var lines []string
 		for sc.Scan() {
 			if strings.Contains(sc.Text(), "Server listening on") {
 				ready <- nil
 				for sc.Scan() {
-					t.Log("sshd:", sc.Text())
+					logMu.Lock()
+					log.WriteString(sc.Text() + "\n")
+					logMu.Unlock()
 				}
 				return
 			}
@@ -125,14 +135,7 @@ LogLevel INFO
 
 func (s *sshd) executor(t testing.TB, mod func(*fleet.SSHConfig)) *fleet.SSH {
 	t.Helper()
-	cfg := fleet.SSHConfig{User: s.user, KeyFiles: []string{s.keyFile}, KnownHostsFiles: []string{s.knownHosts}}
-	if mod != nil {
-		mod(&cfg)
-	}
-	ex, err := fleet.NewSSH(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { ex.Close() })
-	return ex
+	return newSSH(t, s.user, s.keyFile, s.knownHosts, mod)
 }
 
 func TestSSHDIntegration(t *testing.T) {
