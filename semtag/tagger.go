@@ -23,8 +23,9 @@ type Tag struct {
 type Repo interface {
 	// Head returns the SHA of the commit to release.
 	Head(ctx context.Context) (string, error)
-	// Tags returns the tags whose names start with prefix. It may return
-	// other tags too; the Tagger ignores them.
+	// Tags returns at least every tag whose name starts with prefix + "v"
+	// (every possible version tag for prefix). It may return other tags
+	// too; the Tagger ignores them.
 	Tags(ctx context.Context, prefix string) ([]Tag, error)
 	// Tag returns the tag called name, or an error wrapping ErrTagNotFound.
 	Tag(ctx context.Context, name string) (Tag, error)

@@ -1,0 +1,225 @@
+package semtag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync/atomic"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+)
+
+// GitLabConfig configures a GitLab repository backend.
+type GitLabConfig struct {
+	// Project is the project's numeric ID (int or int64) or its path
+	// ("group/name"). Required. In GitLab CI: CI_PROJECT_ID.
+	Project any
+	// Commit is the commit to release: a full SHA, or a branch or tag name
+	// that is resolved once with the commits API. Required. In GitLab CI:
+	// CI_COMMIT_SHA, so that the tag lands on the commit the pipeline
+	// tested even when the branch has moved on.
+	Commit string
+	// PerPage is the page size of the list calls; 0 means 100 (GitLab's maximum).
+	PerPage int64
+	// Logger receives one debug event per page; nil discards.
+	Logger *slog.Logger
+}
+
+// GitLab is a Repo over GitLab's REST API (tags, commits and repository
+// files), through client-go. The token needs the api scope: the CI job
+// token (CI_JOB_TOKEN) cannot create tags, so use a project access token.
+// GitLab holds no resources beyond its client.
+type GitLab struct {
+	client *gitlab.Client
+	cfg    GitLabConfig
+	log    *slog.Logger
+	calls  atomic.Int64
+}
+
+// NewGitLab returns a Repo over the GitLab project cfg.Project, using
+// client (see gitlab.NewClient). It makes no API call.
+func NewGitLab(client *gitlab.Client, cfg GitLabConfig) (*GitLab, error) {
+	if client == nil {
+		return nil, errors.New("semtag: nil GitLab client")
+	}
+	switch p := cfg.Project.(type) {
+	case int, int64:
+	case string:
+		if p == "" {
+			return nil, errors.New("semtag: GitLabConfig.Project is required")
+		}
+	default:
+		return nil, fmt.Errorf("semtag: GitLabConfig.Project is a %T; want an int, int64 or string", cfg.Project)
+	}
+	if cfg.Commit == "" {
+		return nil, errors.New("semtag: GitLabConfig.Commit is required")
+	}
+	if cfg.PerPage <= 0 || cfg.PerPage > 100 {
+		cfg.PerPage = 100
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &GitLab{client: client, cfg: cfg, log: log}, nil
+}
+
+// APICalls returns how many API requests this GitLab has made (not
+// counting client-go's own retries of failed requests).
+func (g *GitLab) APICalls() int64 { return g.calls.Load() }
+
+var fullSHA = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+
+// Head returns Commit when it is a full SHA, or resolves it.
+func (g *GitLab) Head(ctx context.Context) (string, error) {
+	if fullSHA.MatchString(g.cfg.Commit) {
+		return g.cfg.Commit, nil
+	}
+	g.calls.Add(1)
+	c, _, err := g.client.Commits.GetCommit(g.cfg.Project, g.cfg.Commit, nil, gitlab.WithContext(ctx))
+	if err != nil {
+		return "", g.wrap(ctx, err)
+	}
+	return c.ID, nil
+}
+
+// Tags lists every page of the project's tags whose names start with
+// prefix + "v" (search=^Pv), fetching each page exactly once. The API's
+// order is not relied on: GitLab's order_by=version misorders
+// pre-releases, so the Tagger sorts by SemVer itself.
+func (g *GitLab) Tags(ctx context.Context, prefix string) ([]Tag, error) {
+	opt := &gitlab.ListTagsOptions{
+		ListOptions: gitlab.ListOptions{PerPage: g.cfg.PerPage, Page: 1},
+		Search:      gitlab.Ptr("^" + prefix + "v"),
+	}
+	var tags []Tag
+	err := g.pages(ctx, &opt.Page, func() (*gitlab.Response, error) {
+		page, resp, err := g.client.Tags.ListTags(g.cfg.Project, opt, gitlab.WithContext(ctx))
+		for _, t := range page {
+			tags = append(tags, tagOf(t))
+		}
+		return resp, err
+	})
+	return tags, err
+}
+
+// pages calls fetch for page 1, 2, ... as long as GitLab announces a next
+// page. It refuses to fetch a page twice, whatever the headers say.
+func (g *GitLab) pages(ctx context.Context, page *int64, fetch func() (*gitlab.Response, error)) error {
+	seen := map[int64]bool{}
+	for {
+		if seen[*page] {
+			return fmt.Errorf("semtag: GitLab announced page %d again", *page)
+		}
+		seen[*page] = true
+		g.calls.Add(1)
+		resp, err := fetch()
+		if err != nil {
+			return g.wrap(ctx, err)
+		}
+		g.log.Debug("semtag: page", "page", *page, "next", resp.NextPage, "total_pages", resp.TotalPages)
+		if resp.NextPage == 0 {
+			return nil
+		}
+		*page = resp.NextPage
+	}
+}
+
+func tagOf(t *gitlab.Tag) Tag {
+	tg := Tag{Name: t.Name, Commit: t.Target}
+	if t.Commit != nil && t.Commit.ID != "" {
+		tg.Commit = t.Commit.ID // annotated tags: Target is the tag object
+	}
+	return tg
+}
+
+// Tag reads one tag.
+func (g *GitLab) Tag(ctx context.Context, name string) (Tag, error) {
+	g.calls.Add(1)
+	t, _, err := g.client.Tags.GetTag(g.cfg.Project, name, gitlab.WithContext(ctx))
+	if errors.Is(err, gitlab.ErrNotFound) {
+		return Tag{}, fmt.Errorf("%w: %s", ErrTagNotFound, name)
+	}
+	if err != nil {
+		return Tag{}, g.wrap(ctx, err)
+	}
+	return tagOf(t), nil
+}
+
+// Commits lists the commits of the range base..head (or all of head's
+// history when base is ""), limited to dir, through every page.
+func (g *GitLab) Commits(ctx context.Context, base, head, dir string) ([]Commit, error) {
+	ref := head
+	if base != "" {
+		ref = base + ".." + head
+	}
+	opt := &gitlab.ListCommitsOptions{
+		ListOptions: gitlab.ListOptions{PerPage: g.cfg.PerPage, Page: 1},
+		RefName:     gitlab.Ptr(ref),
+	}
+	if dir != "" {
+		opt.Path = gitlab.Ptr(dir)
+	}
+	var cs []Commit
+	err := g.pages(ctx, &opt.Page, func() (*gitlab.Response, error) {
+		page, resp, err := g.client.Commits.ListCommits(g.cfg.Project, opt, gitlab.WithContext(ctx))
+		for _, c := range page {
+			cs = append(cs, Commit{SHA: c.ID, Message: c.Message})
+		}
+		return resp, err
+	})
+	return cs, err
+}
+
+// ReadFile reads a raw file at commit.
+func (g *GitLab) ReadFile(ctx context.Context, commit, path string) ([]byte, error) {
+	g.calls.Add(1)
+	b, _, err := g.client.RepositoryFiles.GetRawFile(g.cfg.Project, path, &gitlab.GetRawFileOptions{Ref: gitlab.Ptr(commit)}, gitlab.WithContext(ctx))
+	if errors.Is(err, gitlab.ErrNotFound) {
+		return nil, fmt.Errorf("semtag: %s at %s: %w", path, commit, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, g.wrap(ctx, err)
+	}
+	return b, nil
+}
+
+// CreateTag creates an annotated tag on the exact commit SHA. GitLab's
+// answer to an existing name (400 "Tag vX already exists"; its docs say
+// 405) becomes ErrTagExists. client-go may retry the POST after a 5xx or
+// 429; that is safe here, because a retry that finds our own tag ends in
+// ErrTagExists and the Tagger then sees the tag on our commit.
+func (g *GitLab) CreateTag(ctx context.Context, name, commit, message string) error {
+	g.calls.Add(1)
+	_, _, err := g.client.Tags.CreateTag(g.cfg.Project, &gitlab.CreateTagOptions{
+		TagName: gitlab.Ptr(name),
+		Ref:     gitlab.Ptr(commit),
+		Message: gitlab.Ptr(message),
+	}, gitlab.WithContext(ctx))
+	var er *gitlab.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil {
+		switch er.Response.StatusCode {
+		case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusConflict:
+			if strings.Contains(er.Message, "already exists") || strings.Contains(string(er.Body), "already exists") {
+				return fmt.Errorf("%w: %s", ErrTagExists, name)
+			}
+		}
+	}
+	if err != nil {
+		return g.wrap(ctx, err)
+	}
+	return nil
+}
+
+// wrap makes a cancelled request report the context's error.
+func (g *GitLab) wrap(ctx context.Context, err error) error {
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("semtag: gitlab: %w (%v)", ctx.Err(), err)
+	}
+	return fmt.Errorf("semtag: gitlab: %w", err)
+}
