@@ -1,0 +1,1026 @@
+package gitlabtest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"path"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	get  = http.MethodGet
+	post = http.MethodPost
+	put  = http.MethodPut
+	del  = http.MethodDelete
+)
+
+func (s *Server) route(w http.ResponseWriter, a *apiRequest) {
+	segs := a.segs
+	m := a.r.Method
+	if m == http.MethodHead {
+		m = get
+	}
+	if len(segs) == 1 && segs[0] == "user" && m == get {
+		s.mu.Lock()
+		u := s.userJSON(a.user.ID)
+		s.mu.Unlock()
+		u["email"] = a.user.Email
+		u["bot"] = a.user.Bot
+		u["created_at"] = ts(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		writeJSON(w, http.StatusOK, u)
+		return
+	}
+	if len(segs) < 2 || segs[0] != "projects" {
+		writeError(w, http.StatusNotFound, "404 Not Found")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.st.project(segs[1])
+	if p == nil {
+		writeError(w, http.StatusNotFound, "404 Project Not Found")
+		return
+	}
+	rest := segs[2:]
+	n := len(rest)
+	switch {
+	case n == 0 && m == get:
+		writeJSON(w, http.StatusOK, s.projectJSON(p))
+	case n >= 1 && rest[0] == "issues":
+		s.routeIssues(w, a, p, m, rest[1:])
+	case n >= 1 && rest[0] == "merge_requests":
+		s.routeMRs(w, a, p, m, rest[1:])
+	case n >= 1 && rest[0] == "labels":
+		s.routeLabels(w, a, p, m, rest[1:])
+	case n >= 2 && rest[0] == "repository":
+		s.routeRepo(w, a, p, m, rest[1:])
+	case n == 1 && rest[0] == "uploads" && m == post:
+		s.upload(w, a, p)
+	case n == 3 && rest[0] == "uploads" && m == get:
+		for _, u := range p.uploads {
+			if u.Secret == rest[1] && u.Filename == rest[2] {
+				w.Header().Set("Content-Type", http.DetectContentType(u.Content))
+				_, _ = w.Write(u.Content)
+				return
+			}
+		}
+		writeError(w, http.StatusNotFound, "404 Upload Not Found")
+	default:
+		writeError(w, http.StatusNotFound, "404 Not Found")
+	}
+}
+
+func parseIID(x string) (int64, bool) {
+	n, err := strconv.ParseInt(x, 10, 64)
+	return n, err == nil && n > 0
+}
+
+// ---- issues ----
+
+func (s *Server) routeIssues(w http.ResponseWriter, a *apiRequest, p *project, m string, rest []string) {
+	if len(rest) == 0 {
+		switch m {
+		case get:
+			s.listIssues(w, a, p)
+		case post:
+			s.createIssueAPI(w, a, p)
+		default:
+			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+		}
+		return
+	}
+	iid, ok := parseIID(rest[0])
+	var is *Issue
+	if ok {
+		is = s.issueByIID(p, iid)
+	}
+	if is == nil {
+		writeError(w, http.StatusNotFound, "404 Not found")
+		return
+	}
+	switch {
+	case len(rest) == 1 && m == get:
+		writeJSON(w, http.StatusOK, s.issueJSON(p, is))
+	case len(rest) == 1 && m == put:
+		s.updateIssue(w, a, p, is)
+	case len(rest) >= 2 && rest[1] == "notes":
+		s.routeNotes(w, a, p, m, IssueNoteable, is.ID, is.IID, rest[2:])
+	default:
+		writeError(w, http.StatusNotFound, "404 Not Found")
+	}
+}
+
+func matchLabels(have []string, want []string) bool {
+	for _, l := range want {
+		switch strings.ToLower(l) {
+		case "none":
+			if len(have) > 0 {
+				return false
+			}
+		case "any":
+			if len(have) == 0 {
+				return false
+			}
+		default:
+			if !slices.Contains(have, l) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
+	state := a.get("state")
+	labels := a.list("labels")
+	notLabels := a.list("not[labels]")
+	search := strings.ToLower(a.get("search"))
+	in := a.list("in")
+	if len(in) == 0 {
+		in = []string{"title", "description"}
+	}
+	var iids []int64
+	for _, x := range a.list("iids") {
+		if n, ok := parseIID(x); ok {
+			iids = append(iids, n)
+		}
+	}
+	var out []*Issue
+	for _, is := range p.issues {
+		if state != "" && state != "all" && is.State != state {
+			continue
+		}
+		if !matchLabels(is.Labels, labels) {
+			continue
+		}
+		if len(notLabels) > 0 && slices.ContainsFunc(notLabels, func(l string) bool { return slices.Contains(is.Labels, l) }) {
+			continue
+		}
+		if len(iids) > 0 && !slices.Contains(iids, is.IID) {
+			continue
+		}
+		if search != "" {
+			hit := false
+			for _, f := range in {
+				switch f {
+				case "title":
+					hit = hit || strings.Contains(strings.ToLower(is.Title), search)
+				case "description":
+					hit = hit || strings.Contains(strings.ToLower(is.Description), search)
+				}
+			}
+			if !hit {
+				continue
+			}
+		}
+		if a.has("author_id") && a.get("author_id") != strconv.FormatInt(is.AuthorID, 10) {
+			continue
+		}
+		if a.has("confidential") && a.boolParam("confidential") != is.Confidential {
+			continue
+		}
+		out = append(out, is)
+	}
+	orderBy := a.get("order_by")
+	key := func(is *Issue) time.Time { return is.CreatedAt }
+	if orderBy == "updated_at" {
+		key = func(is *Issue) time.Time { return is.UpdatedAt }
+	}
+	asc := a.get("sort") == "asc"
+	sort.SliceStable(out, func(i, j int) bool {
+		x, y := out[i], out[j]
+		if orderBy == "title" {
+			if asc {
+				return x.Title < y.Title
+			}
+			return x.Title > y.Title
+		}
+		kx, ky := key(x), key(y)
+		if kx.Equal(ky) {
+			if asc {
+				return x.ID < y.ID
+			}
+			return x.ID > y.ID
+		}
+		if asc {
+			return kx.Before(ky)
+		}
+		return kx.After(ky)
+	})
+	writeList(s, w, a, out, func(is *Issue) any { return s.issueJSON(p, is) })
+}
+
+func (s *Server) createIssueAPI(w http.ResponseWriter, a *apiRequest, p *project) {
+	title := a.get("title")
+	if strings.TrimSpace(title) == "" {
+		writeParamError(w, "title is missing")
+		return
+	}
+	is := s.createIssue(p, Issue{
+		Title:        title,
+		Description:  a.get("description"),
+		Labels:       a.list("labels"),
+		Confidential: a.boolParam("confidential"),
+		AuthorID:     a.user.ID,
+	})
+	writeJSON(w, http.StatusCreated, s.issueJSON(p, is))
+}
+
+var issueUpdateParams = []string{"title", "description", "labels", "add_labels", "remove_labels", "state_event", "confidential", "assignee_ids", "milestone_id", "discussion_locked", "due_date", "weight", "issue_type"}
+
+// applyLabels applies labels / add_labels / remove_labels the way GitLab
+// does and reports whether anything was asked for.
+func (s *Server) applyLabels(a *apiRequest, p *project, cur []string) ([]string, bool) {
+	asked := false
+	if a.has("labels") {
+		cur, asked = a.list("labels"), true
+	}
+	if a.has("add_labels") {
+		cur, asked = append(slices.Clone(cur), a.list("add_labels")...), true
+	}
+	cur = s.normalizeLabels(p, cur)
+	if a.has("remove_labels") {
+		asked = true
+		rm := a.list("remove_labels")
+		cur = slices.DeleteFunc(cur, func(l string) bool {
+			return slices.ContainsFunc(rm, func(r string) bool { return strings.EqualFold(r, l) })
+		})
+	}
+	return cur, asked
+}
+
+func (s *Server) updateIssue(w http.ResponseWriter, a *apiRequest, p *project, is *Issue) {
+	if !slices.ContainsFunc(issueUpdateParams, a.has) {
+		writeParamError(w, strings.Join(issueUpdateParams, ", ")+" are missing, at least one parameter must be provided")
+		return
+	}
+	if a.has("title") {
+		if strings.TrimSpace(a.get("title")) == "" {
+			writeParamError(w, "title is empty")
+			return
+		}
+		is.Title = a.get("title")
+	}
+	if a.has("description") {
+		is.Description = a.get("description")
+	}
+	if a.has("confidential") {
+		is.Confidential = a.boolParam("confidential")
+	}
+	if labels, ok := s.applyLabels(a, p, is.Labels); ok {
+		is.Labels = labels
+	}
+	now := s.cfg.clock()
+	switch a.get("state_event") {
+	case "close":
+		if is.State != "closed" {
+			is.State, is.ClosedAt = "closed", now
+		}
+	case "reopen":
+		is.State, is.ClosedAt = "opened", time.Time{}
+	case "":
+	default:
+		writeParamError(w, "state_event does not have a valid value")
+		return
+	}
+	is.UpdatedAt = now
+	writeJSON(w, http.StatusOK, s.issueJSON(p, is))
+}
+
+// ---- notes ----
+
+func (s *Server) routeNotes(w http.ResponseWriter, a *apiRequest, p *project, m string, kind NoteableKind, id, iid int64, rest []string) {
+	if len(rest) == 0 {
+		switch m {
+		case get:
+			var out []*Note
+			for _, n := range p.notes {
+				if n.Kind == kind && n.NoteableIID == iid {
+					out = append(out, n)
+				}
+			}
+			asc := a.get("sort") == "asc"
+			byUpdated := a.get("order_by") == "updated_at"
+			sort.SliceStable(out, func(i, j int) bool {
+				x, y := out[i].CreatedAt, out[j].CreatedAt
+				if byUpdated {
+					x, y = out[i].UpdatedAt, out[j].UpdatedAt
+				}
+				if x.Equal(y) {
+					if asc {
+						return out[i].ID < out[j].ID
+					}
+					return out[i].ID > out[j].ID
+				}
+				if asc {
+					return x.Before(y)
+				}
+				return x.After(y)
+			})
+			writeList(s, w, a, out, func(n *Note) any { return s.noteJSON(n) })
+		case post:
+			body := a.get("body")
+			if strings.TrimSpace(body) == "" {
+				writeParamError(w, "body is missing")
+				return
+			}
+			n := s.createNote(p, kind, id, iid, Note{
+				Body:     body,
+				AuthorID: a.user.ID,
+				Internal: a.boolParam("internal") || a.boolParam("confidential"),
+			})
+			writeJSON(w, http.StatusCreated, s.noteJSON(n))
+		default:
+			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+		}
+		return
+	}
+	nid, _ := strconv.ParseInt(rest[0], 10, 64)
+	idx := slices.IndexFunc(p.notes, func(n *Note) bool { return n.ID == nid && n.Kind == kind && n.NoteableIID == iid })
+	if idx < 0 || len(rest) != 1 {
+		writeError(w, http.StatusNotFound, "404 Note Not Found")
+		return
+	}
+	n := p.notes[idx]
+	switch m {
+	case get:
+		writeJSON(w, http.StatusOK, s.noteJSON(n))
+	case put:
+		if n.AuthorID != a.user.ID {
+			writeError(w, http.StatusForbidden, "403 Forbidden")
+			return
+		}
+		if !a.has("body") && !a.has("confidential") && !a.has("internal") {
+			writeParamError(w, "body is missing")
+			return
+		}
+		if a.has("body") {
+			if strings.TrimSpace(a.get("body")) == "" {
+				writeParamError(w, "body is empty")
+				return
+			}
+			n.Body = a.get("body")
+		}
+		n.UpdatedAt = s.cfg.clock()
+		writeJSON(w, http.StatusOK, s.noteJSON(n))
+	case del:
+		if n.AuthorID != a.user.ID {
+			writeError(w, http.StatusForbidden, "403 Forbidden")
+			return
+		}
+		p.notes = slices.Delete(p.notes, idx, idx+1)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+	}
+}
+
+// ---- merge requests ----
+
+func (s *Server) routeMRs(w http.ResponseWriter, a *apiRequest, p *project, m string, rest []string) {
+	if len(rest) == 0 {
+		if m != get {
+			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+			return
+		}
+		s.listMRs(w, a, p)
+		return
+	}
+	iid, ok := parseIID(rest[0])
+	var mr *MergeRequest
+	if ok {
+		mr = s.mrByIID(p, iid)
+	}
+	if mr == nil {
+		writeError(w, http.StatusNotFound, "404 Not found")
+		return
+	}
+	switch {
+	case len(rest) == 1 && m == get:
+		writeJSON(w, http.StatusOK, s.mrJSON(p, mr))
+	case len(rest) == 1 && m == put:
+		s.updateMR(w, a, p, mr)
+	case len(rest) == 2 && m == get && (rest[1] == "closes_issues" || rest[1] == "related_issues"):
+		iids := mr.ClosesIssues
+		if rest[1] == "related_issues" {
+			iids = mr.RelatedIssues
+		}
+		var out []*Issue
+		for _, x := range iids {
+			if is := s.issueByIID(p, x); is != nil {
+				out = append(out, is)
+			}
+		}
+		writeList(s, w, a, out, func(is *Issue) any { return s.issueJSON(p, is) })
+	case len(rest) >= 2 && rest[1] == "notes":
+		s.routeNotes(w, a, p, m, MergeRequestNoteable, mr.ID, mr.IID, rest[2:])
+	default:
+		writeError(w, http.StatusNotFound, "404 Not Found")
+	}
+}
+
+func (s *Server) listMRs(w http.ResponseWriter, a *apiRequest, p *project) {
+	state := a.get("state")
+	labels := a.list("labels")
+	var iids []int64
+	for _, x := range a.list("iids") {
+		if n, ok := parseIID(x); ok {
+			iids = append(iids, n)
+		}
+	}
+	search := strings.ToLower(a.get("search"))
+	var out []*MergeRequest
+	for _, mr := range p.mrs {
+		if state != "" && state != "all" && mr.State != state {
+			continue
+		}
+		if !matchLabels(mr.Labels, labels) {
+			continue
+		}
+		if len(iids) > 0 && !slices.Contains(iids, mr.IID) {
+			continue
+		}
+		if a.has("source_branch") && a.get("source_branch") != mr.SourceBranch {
+			continue
+		}
+		if a.has("target_branch") && a.get("target_branch") != mr.TargetBranch {
+			continue
+		}
+		if search != "" && !strings.Contains(strings.ToLower(mr.Title+"\n"+mr.Description), search) {
+			continue
+		}
+		out = append(out, mr)
+	}
+	asc := a.get("sort") == "asc"
+	sort.SliceStable(out, func(i, j int) bool {
+		if asc {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].ID > out[j].ID
+	})
+	writeList(s, w, a, out, func(mr *MergeRequest) any { return s.mrJSON(p, mr) })
+}
+
+func (s *Server) updateMR(w http.ResponseWriter, a *apiRequest, p *project, mr *MergeRequest) {
+	if a.has("title") {
+		mr.Title = a.get("title")
+	}
+	if a.has("description") {
+		mr.Description = a.get("description")
+	}
+	if a.has("target_branch") {
+		mr.TargetBranch = a.get("target_branch")
+	}
+	if labels, ok := s.applyLabels(a, p, mr.Labels); ok {
+		mr.Labels = labels
+	}
+	switch a.get("state_event") {
+	case "close":
+		if mr.State == "opened" {
+			mr.State = "closed"
+		}
+	case "reopen":
+		if mr.State == "closed" {
+			mr.State = "opened"
+		}
+	}
+	mr.UpdatedAt = s.cfg.clock()
+	writeJSON(w, http.StatusOK, s.mrJSON(p, mr))
+}
+
+// ---- labels ----
+
+func (s *Server) routeLabels(w http.ResponseWriter, a *apiRequest, p *project, m string, rest []string) {
+	if len(rest) == 0 {
+		switch m {
+		case get:
+			search := strings.ToLower(a.get("search"))
+			var out []*Label
+			for _, l := range p.labels {
+				if search == "" || strings.Contains(strings.ToLower(l.Name), search) {
+					out = append(out, l)
+				}
+			}
+			sort.SliceStable(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
+			writeList(s, w, a, out, func(l *Label) any { return s.labelJSON(p, l) })
+		case post:
+			name := strings.TrimSpace(a.get("name"))
+			if name == "" {
+				writeParamError(w, "name is missing")
+				return
+			}
+			for _, l := range p.labels {
+				if strings.EqualFold(l.Name, name) {
+					writeError(w, http.StatusConflict, "Label already exists")
+					return
+				}
+			}
+			l := s.ensureLabel(p, name, a.get("color"))
+			l.Description = a.get("description")
+			writeJSON(w, http.StatusCreated, s.labelJSON(p, l))
+		default:
+			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+		}
+		return
+	}
+	idx := slices.IndexFunc(p.labels, func(l *Label) bool { return l.Name == rest[0] || strconv.FormatInt(l.ID, 10) == rest[0] })
+	if idx < 0 || len(rest) != 1 {
+		writeError(w, http.StatusNotFound, "404 Label Not Found")
+		return
+	}
+	switch m {
+	case get:
+		writeJSON(w, http.StatusOK, s.labelJSON(p, p.labels[idx]))
+	case del:
+		p.labels = slices.Delete(p.labels, idx, idx+1)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+	}
+}
+
+// ---- repository ----
+
+func (s *Server) routeRepo(w http.ResponseWriter, a *apiRequest, p *project, m string, rest []string) {
+	switch rest[0] {
+	case "files":
+		if m != get || len(rest) < 2 {
+			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+			return
+		}
+		raw := len(rest) >= 3 && rest[len(rest)-1] == "raw"
+		parts := rest[1:]
+		if raw {
+			parts = parts[:len(parts)-1]
+		}
+		s.getFile(w, a, p, strings.Join(parts, "/"), raw)
+	case "branches":
+		s.routeBranches(w, a, p, m, rest[1:])
+	case "commits":
+		if m != get {
+			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+			return
+		}
+		if len(rest) == 1 {
+			s.listCommits(w, a, p)
+			return
+		}
+		c := resolveRef(p, rest[1])
+		if c == nil || len(rest) != 2 {
+			writeError(w, http.StatusNotFound, "404 Commit Not Found")
+			return
+		}
+		writeJSON(w, http.StatusOK, s.commitJSON(p, c))
+	case "compare":
+		s.compare(w, a, p)
+	case "tags":
+		s.routeTags(w, a, p, m, rest[1:])
+	default:
+		writeError(w, http.StatusNotFound, "404 Not Found")
+	}
+}
+
+func (s *Server) getFile(w http.ResponseWriter, a *apiRequest, p *project, filePath string, raw bool) {
+	ref := a.get("ref")
+	if !raw && ref == "" {
+		writeParamError(w, "ref is missing")
+		return
+	}
+	c := resolveRef(p, ref)
+	if c == nil {
+		writeError(w, http.StatusNotFound, "404 Commit Not Found")
+		return
+	}
+	content, ok := c.tree[filePath]
+	if !ok {
+		writeError(w, http.StatusNotFound, "404 File Not Found")
+		return
+	}
+	sum := sha256.Sum256(content)
+	blob := fakeSHA("blob", string(content))
+	last := c.SHA
+	for _, x := range walk(p, c.SHA, nil) {
+		if slices.Contains(x.Paths, filePath) {
+			last = x.SHA
+			break
+		}
+	}
+	if ref == "" {
+		ref = p.DefaultBranch
+	}
+	h := w.Header()
+	h.Set("X-Gitlab-File-Name", path.Base(filePath))
+	h.Set("X-Gitlab-File-Path", filePath)
+	h.Set("X-Gitlab-Size", strconv.Itoa(len(content)))
+	h.Set("X-Gitlab-Encoding", "base64")
+	h.Set("X-Gitlab-Ref", ref)
+	h.Set("X-Gitlab-Blob-Id", blob)
+	h.Set("X-Gitlab-Commit-Id", c.SHA)
+	h.Set("X-Gitlab-Last-Commit-Id", last)
+	h.Set("X-Gitlab-Content-Sha256", hex.EncodeToString(sum[:]))
+	if raw {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(content)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"file_name":        path.Base(filePath),
+		"file_path":        filePath,
+		"size":             len(content),
+		"encoding":         "base64",
+		"content":          base64.StdEncoding.EncodeToString(content),
+		"content_sha256":   hex.EncodeToString(sum[:]),
+		"ref":              ref,
+		"blob_id":          blob,
+		"commit_id":        c.SHA,
+		"last_commit_id":   last,
+		"execute_filemode": false,
+	})
+}
+
+func (s *Server) routeBranches(w http.ResponseWriter, a *apiRequest, p *project, m string, rest []string) {
+	if m != get {
+		writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+		return
+	}
+	if len(rest) == 0 {
+		search := a.get("search")
+		var names []string
+		for n := range p.branches {
+			if search == "" || matchSearch(n, search) {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		writeList(s, w, a, names, func(n string) any { return s.branchJSON(p, n, p.branches[n]) })
+		return
+	}
+	name := strings.Join(rest, "/")
+	sha, ok := p.branches[name]
+	if !ok {
+		writeError(w, http.StatusNotFound, "404 Branch Not Found")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.branchJSON(p, name, sha))
+}
+
+// matchSearch implements GitLab's ref search: "^x" anchors at the start,
+// "x$" at the end, otherwise a case-insensitive substring.
+func matchSearch(name, search string) bool {
+	n, q := strings.ToLower(name), strings.ToLower(search)
+	pre, suf := strings.HasPrefix(q, "^"), strings.HasSuffix(q, "$")
+	q = strings.TrimSuffix(strings.TrimPrefix(q, "^"), "$")
+	switch {
+	case pre && suf:
+		return n == q
+	case pre:
+		return strings.HasPrefix(n, q)
+	case suf:
+		return strings.HasSuffix(n, q)
+	default:
+		return strings.Contains(n, q)
+	}
+}
+
+func touches(c *commitObj, p string) bool {
+	p = strings.TrimSuffix(p, "/")
+	for _, x := range c.Paths {
+		if x == p || strings.HasPrefix(x, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) listCommits(w http.ResponseWriter, a *apiRequest, p *project) {
+	since, hasSince, err := a.timeParam("since")
+	if err != nil {
+		writeParamError(w, err.Error())
+		return
+	}
+	until, hasUntil, err := a.timeParam("until")
+	if err != nil {
+		writeParamError(w, err.Error())
+		return
+	}
+	var starts []string
+	if a.boolParam("all") {
+		for _, sha := range p.branches {
+			starts = append(starts, sha)
+		}
+		sort.Strings(starts)
+	} else if c := resolveRef(p, a.get("ref_name")); c != nil {
+		starts = []string{c.SHA}
+	}
+	seen := map[string]bool{}
+	var all []*commitObj
+	for _, st := range starts {
+		for _, c := range walk(p, st, nil) {
+			if !seen[c.SHA] {
+				seen[c.SHA] = true
+				all = append(all, c)
+			}
+		}
+	}
+	if a.boolParam("first_parent") && len(starts) == 1 {
+		all = all[:0]
+		for sha := starts[0]; sha != ""; {
+			c := p.commits[sha]
+			if c == nil {
+				break
+			}
+			all = append(all, c)
+			sha = ""
+			if len(c.Parents) > 0 {
+				sha = c.Parents[0]
+			}
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].CreatedAt.After(all[j].CreatedAt) })
+	pathFilter := a.get("path")
+	var out []*commitObj
+	for _, c := range all {
+		if hasSince && c.CreatedAt.Before(since) {
+			continue
+		}
+		if hasUntil && c.CreatedAt.After(until) {
+			continue
+		}
+		if pathFilter != "" && !touches(c, pathFilter) {
+			continue
+		}
+		if a.has("author") && !strings.Contains(c.AuthorName+" "+c.AuthorEmail, a.get("author")) {
+			continue
+		}
+		out = append(out, c)
+	}
+	writeList(s, w, a, out, func(c *commitObj) any { return s.commitJSON(p, c) })
+}
+
+func (s *Server) compare(w http.ResponseWriter, a *apiRequest, p *project) {
+	if a.get("from") == "" || a.get("to") == "" {
+		writeParamError(w, "from, to are missing")
+		return
+	}
+	from, to := resolveRef(p, a.get("from")), resolveRef(p, a.get("to"))
+	if from == nil || to == nil {
+		writeError(w, http.StatusNotFound, "404 Ref Not Found")
+		return
+	}
+	commits := walk(p, to.SHA, reachable(p, from.SHA))
+	slices.Reverse(commits)
+	var list []any
+	for _, c := range commits {
+		list = append(list, s.commitJSON(p, c))
+	}
+	if list == nil {
+		list = []any{}
+	}
+	var diffs []any
+	paths := map[string]bool{}
+	for k := range from.tree {
+		paths[k] = true
+	}
+	for k := range to.tree {
+		paths[k] = true
+	}
+	keys := make([]string, 0, len(paths))
+	for k := range paths {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		old, inOld := from.tree[k]
+		nw, inNew := to.tree[k]
+		if inOld && inNew && bytes.Equal(old, nw) {
+			continue
+		}
+		diffs = append(diffs, map[string]any{
+			"old_path": k, "new_path": k, "a_mode": "100644", "b_mode": "100644",
+			"new_file": !inOld, "renamed_file": false, "deleted_file": !inNew,
+			"diff": fmt.Sprintf("@@ -1 +1 @@\n-%s\n+%s\n", strings.TrimSpace(string(old)), strings.TrimSpace(string(nw))),
+		})
+	}
+	if diffs == nil {
+		diffs = []any{}
+	}
+	var last any
+	if len(commits) > 0 {
+		last = s.commitJSON(p, commits[len(commits)-1])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"commit":           last,
+		"commits":          list,
+		"diffs":            diffs,
+		"compare_timeout":  false,
+		"compare_same_ref": from.SHA == to.SHA,
+		"web_url":          fmt.Sprintf("%s/%s/-/compare/%s...%s", s.URL(), p.Path, from.SHA, to.SHA),
+	})
+}
+
+var validTag = regexp.MustCompile(`^[^\s~^:?*\[\\]+$`)
+
+func (s *Server) routeTags(w http.ResponseWriter, a *apiRequest, p *project, m string, rest []string) {
+	if len(rest) == 0 {
+		switch m {
+		case get:
+			s.listTags(w, a, p)
+		case post:
+			s.createTag(w, a, p)
+		default:
+			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+		}
+		return
+	}
+	name := strings.Join(rest, "/")
+	t, ok := p.tags[name]
+	if !ok {
+		writeError(w, http.StatusNotFound, "404 Tag Not Found")
+		return
+	}
+	switch m {
+	case get:
+		writeJSON(w, http.StatusOK, s.tagJSON(p, t))
+	case del:
+		delete(p.tags, name)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+	}
+}
+
+func (s *Server) listTags(w http.ResponseWriter, a *apiRequest, p *project) {
+	search := a.get("search")
+	var out []*Tag
+	for _, t := range p.tags {
+		if search == "" || matchSearch(t.Name, search) {
+			out = append(out, t)
+		}
+	}
+	asc := a.get("sort") == "asc"
+	orderBy := a.get("order_by")
+	if orderBy == "" {
+		orderBy = "updated"
+	}
+	cmp := func(x, y *Tag) int {
+		switch orderBy {
+		case "name":
+			return strings.Compare(x.Name, y.Name)
+		case "version":
+			return compareVersions(x.Name, y.Name)
+		default:
+			cx, cy := p.commits[x.Target], p.commits[y.Target]
+			if cx != nil && cy != nil && !cx.CreatedAt.Equal(cy.CreatedAt) {
+				return cx.CreatedAt.Compare(cy.CreatedAt)
+			}
+			return strings.Compare(x.Name, y.Name)
+		}
+	}
+	slices.SortStableFunc(out, func(x, y *Tag) int {
+		c := cmp(x, y)
+		if c == 0 {
+			c = strings.Compare(x.Name, y.Name)
+		}
+		if asc {
+			return c
+		}
+		return -c
+	})
+	writeList(s, w, a, out, func(t *Tag) any { return s.tagJSON(p, t) })
+}
+
+// compareVersions orders names like `git tag --sort=version:refname`:
+// digit runs compare numerically, everything else byte-wise.
+func compareVersions(a, b string) int {
+	for a != "" && b != "" {
+		da, db := isDigit(a[0]), isDigit(b[0])
+		if da && db {
+			i, j := digitRun(a), digitRun(b)
+			x, y := strings.TrimLeft(a[:i], "0"), strings.TrimLeft(b[:j], "0")
+			if len(x) != len(y) {
+				return len(x) - len(y)
+			}
+			if c := strings.Compare(x, y); c != 0 {
+				return c
+			}
+			a, b = a[i:], b[j:]
+			continue
+		}
+		if a[0] != b[0] {
+			return int(a[0]) - int(b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) - len(b)
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func digitRun(s string) int {
+	i := 0
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return i
+}
+
+func (s *Server) createTag(w http.ResponseWriter, a *apiRequest, p *project) {
+	name, ref := a.get("tag_name"), a.get("ref")
+	switch {
+	case name == "" && ref == "":
+		writeParamError(w, "tag_name is missing, ref is missing")
+		return
+	case name == "":
+		writeParamError(w, "tag_name is missing")
+		return
+	case ref == "":
+		writeParamError(w, "ref is missing")
+		return
+	}
+	if !validTag.MatchString(name) || strings.Contains(name, "..") || strings.HasSuffix(name, ".lock") || strings.HasPrefix(name, "-") {
+		writeError(w, http.StatusBadRequest, "Tag name invalid")
+		return
+	}
+	if _, ok := p.tags[name]; ok {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("Tag %s already exists", name))
+		return
+	}
+	c := resolveRef(p, ref)
+	if c == nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("Target %s is invalid", ref))
+		return
+	}
+	t := &Tag{Name: name, Target: c.SHA, Message: a.get("message"), CreatedAt: s.cfg.clock()}
+	p.tags[name] = t
+	writeJSON(w, http.StatusCreated, s.tagJSON(p, t))
+}
+
+// ---- uploads ----
+
+func (s *Server) upload(w http.ResponseWriter, a *apiRequest, p *project) {
+	_, params, err := mime.ParseMediaType(a.r.Header.Get("Content-Type"))
+	if err != nil || params["boundary"] == "" {
+		writeParamError(w, "file is missing")
+		return
+	}
+	mr := multipart.NewReader(bytes.NewReader(a.body), params["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			writeParamError(w, "file is missing")
+			return
+		}
+		if part.FormName() != "file" {
+			continue
+		}
+		content, err := io.ReadAll(io.LimitReader(part, s.cfg.maxUpload+1))
+		if err != nil {
+			writeParamError(w, "file is invalid")
+			return
+		}
+		if int64(len(content)) > s.cfg.maxUpload {
+			writeError(w, http.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
+			return
+		}
+		name := path.Base(part.FileName())
+		if name == "" || name == "." || name == "/" {
+			name = "file"
+		}
+		id := s.st.id()
+		sec := fakeSHA("upload", strconv.FormatInt(p.ID, 10), strconv.FormatInt(id, 10), name)[:32]
+		u := &Upload{
+			ID:       id,
+			Filename: name,
+			Secret:   sec,
+			URL:      "/uploads/" + sec + "/" + name,
+			FullPath: fmt.Sprintf("/-/project/%d/uploads/%s/%s", p.ID, sec, name),
+			Content:  content,
+		}
+		alt := strings.TrimSuffix(name, path.Ext(name))
+		switch strings.ToLower(path.Ext(name)) {
+		case ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tiff", ".ico", ".webp", ".svg", ".mp4", ".mov", ".webm", ".mp3", ".ogg", ".wav":
+			u.Markdown = fmt.Sprintf("![%s](%s)", alt, u.URL)
+		default:
+			alt = name
+			u.Markdown = fmt.Sprintf("[%s](%s)", name, u.URL)
+		}
+		p.uploads = append(p.uploads, u)
+		writeJSON(w, http.StatusCreated, map[string]any{
+			"id": u.ID, "alt": alt, "url": u.URL, "full_path": u.FullPath, "markdown": u.Markdown,
+		})
+		return
+	}
+}

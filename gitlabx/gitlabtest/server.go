@@ -1,0 +1,424 @@
+package gitlabtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+)
+
+// DefaultToken is the Private-Token that Client uses unless WithToken
+// chooses another one.
+const DefaultToken = "glpat-gitlabtest-bot-token"
+
+// DefaultMaxUploadSize is the largest markdown upload the server accepts
+// unless WithMaxUploadSize says otherwise (GitLab's default is 100 MiB; the
+// fake keeps it smaller so tests of the limit stay cheap).
+const DefaultMaxUploadSize = 10 << 20
+
+// Option configures a Server.
+type Option func(*config)
+
+type config struct {
+	token     string
+	bot       User
+	maxUpload int64
+	clock     func() time.Time
+	logger    *slog.Logger
+}
+
+// WithToken sets the token of the bot user (see BotUser and Token).
+func WithToken(token string) Option { return func(c *config) { c.token = token } }
+
+// WithBotUser sets the user that owns Token. Zero fields keep their defaults
+// (ID 1, username "opskit-bot").
+func WithBotUser(u User) Option { return func(c *config) { c.bot = u } }
+
+// WithMaxUploadSize sets the largest markdown upload, in bytes. Larger
+// uploads answer 413 like GitLab does.
+func WithMaxUploadSize(n int64) Option { return func(c *config) { c.maxUpload = n } }
+
+// WithClock sets the clock used for created_at, updated_at and friends.
+// The default is a deterministic clock that starts at 2026-01-01T00:00:00Z
+// and moves one second forward each time it is read, so output that prints
+// times is reproducible.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.clock = now } }
+
+// WithLogger sets a logger for the requests the server answers; nil discards.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// Server is a stateful in-memory GitLab REST v4 server on loopback.
+// It is safe for concurrent use. The caller must call Close when finished
+// (NewServer does that through tb.Cleanup).
+type Server struct {
+	hs  *httptest.Server
+	cfg config
+
+	mu       sync.Mutex
+	st       state
+	users    map[string]User // token → user
+	requests []Request
+	failN    int
+	failCode int
+	failWhen []func(*http.Request) (int, bool)
+	latency  time.Duration
+	retryAft string
+}
+
+// New starts a Server on 127.0.0.1. The caller must call Close.
+func New(opts ...Option) *Server {
+	s := newServer(opts...)
+	s.hs = httptest.NewServer(s)
+	return s
+}
+
+// NewServer starts a Server and closes it through tb.Cleanup.
+func NewServer(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	s := New(opts...)
+	tb.Cleanup(s.Close)
+	return s
+}
+
+func newServer(opts ...Option) *Server {
+	cfg := config{token: DefaultToken, maxUpload: DefaultMaxUploadSize}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if cfg.bot.ID == 0 {
+		cfg.bot.ID = 1
+	}
+	if cfg.bot.Username == "" {
+		cfg.bot.Username = "opskit-bot"
+	}
+	if cfg.bot.Name == "" {
+		cfg.bot.Name = "opskit bot"
+	}
+	if cfg.bot.Email == "" {
+		cfg.bot.Email = cfg.bot.Username + "@example.com"
+	}
+	cfg.bot.Bot = true
+	if cfg.clock == nil {
+		t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		var mu sync.Mutex
+		cfg.clock = func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			t = t.Add(time.Second)
+			return t
+		}
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, users: map[string]User{cfg.token: cfg.bot}, retryAft: "1"}
+	s.st.init()
+	s.st.users[cfg.bot.ID] = cfg.bot
+	return s
+}
+
+// URL returns the base URL of the server, without "/api/v4".
+func (s *Server) URL() string { return s.hs.URL }
+
+// Token returns the bot user's Private-Token. Requests without a known token
+// answer 401.
+func (s *Server) Token() string { return s.cfg.token }
+
+// BotUser returns the user whose token Client uses.
+func (s *Server) BotUser() User { return s.cfg.bot }
+
+// AddUser registers another user and the token that authenticates as them,
+// so tests can act as someone other than the bot. A zero ID gets the next
+// free one; the stored user is returned.
+func (s *Server) AddUser(u User, token string) User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u.ID == 0 {
+		u.ID = int64(len(s.st.users)) + 100
+	}
+	if u.Username == "" {
+		u.Username = fmt.Sprintf("user%d", u.ID)
+	}
+	if u.Name == "" {
+		u.Name = u.Username
+	}
+	if u.Email == "" {
+		u.Email = u.Username + "@example.com"
+	}
+	s.st.users[u.ID] = u
+	s.users[token] = u
+	return u
+}
+
+// Client returns a client-go client for the server, authenticated as BotUser.
+// It retries like client-go does by default, but with millisecond back-off
+// so failure-injection tests stay fast; opts are applied after these
+// defaults and may override them (gitlab.WithoutRetries, for example).
+// It panics if client-go rejects an option, which only a programming error
+// can cause.
+func (s *Server) Client(opts ...gitlab.ClientOptionFunc) *gitlab.Client {
+	all := append([]gitlab.ClientOptionFunc{
+		gitlab.WithBaseURL(s.URL() + "/api/v4"),
+		gitlab.WithCustomBackoff(fastBackoff),
+	}, opts...)
+	c, err := gitlab.NewClient(s.Token(), all...)
+	if err != nil {
+		panic("gitlabtest: " + err.Error())
+	}
+	return c
+}
+
+func fastBackoff(_, _ time.Duration, attempt int, _ *http.Response) time.Duration {
+	return time.Duration(attempt) * time.Millisecond
+}
+
+// Close shuts the server down and blocks until outstanding requests finish.
+func (s *Server) Close() { s.hs.Close() }
+
+// FailNext makes the next n API calls answer status with GitLab's error
+// body ({"message":"500 Internal Server Error"}). A 429 also carries
+// Retry-After (see SetRetryAfter). n <= 0 clears it.
+func (s *Server) FailNext(n int, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n < 0 {
+		n = 0
+	}
+	s.failN, s.failCode = n, status
+}
+
+// SetRetryAfter sets the Retry-After value (seconds) sent with injected 429
+// answers; the default is "1".
+func (s *Server) SetRetryAfter(seconds int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retryAft = fmt.Sprint(seconds)
+}
+
+// FailWhen adds a targeted failure: for each API call, f is asked first, and
+// when it returns ok the call answers status without touching state. f may
+// read r.Body; the handler still sees the whole body. f runs without the
+// server's lock held and may be called concurrently.
+func (s *Server) FailWhen(f func(r *http.Request) (status int, ok bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failWhen = append(s.failWhen, f)
+}
+
+// ClearFailures removes every FailNext and FailWhen rule.
+func (s *Server) ClearFailures() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failN, s.failWhen = 0, nil
+}
+
+// SetLatency makes every API call wait d before it is answered (the wait
+// ends early when the client goes away). Zero turns it off.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// Request is one API call the server received.
+type Request struct {
+	Method string
+	Path   string // unescaped, e.g. "/api/v4/projects/ops/app/issues"
+	// RawPath is the path as sent, e.g. "/api/v4/projects/ops%2Fapp/issues".
+	RawPath string
+	Query   url.Values
+	Header  http.Header
+	Body    []byte
+	Status  int // the status the server answered
+}
+
+// Requests returns a copy of every API call received so far, in order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// ResetRequests forgets the recorded requests.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// ServeHTTP answers one request. Server implements http.Handler so it can
+// also be mounted in a caller's own server.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	limit := s.cfg.maxUpload + 1<<20
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		writeError(sw, http.StatusBadRequest, "400 Bad request - "+err.Error())
+		return
+	}
+	rec := Request{
+		Method:  r.Method,
+		Path:    r.URL.Path,
+		RawPath: r.URL.EscapedPath(),
+		Query:   r.URL.Query(),
+		Header:  r.Header.Clone(),
+		Body:    body,
+	}
+	defer func() {
+		s.mu.Lock()
+		rec.Status = sw.status
+		s.requests = append(s.requests, rec)
+		s.mu.Unlock()
+		s.cfg.logger.Debug("gitlabtest request", "method", rec.Method, "path", rec.RawPath, "status", rec.Status)
+	}()
+	if int64(len(body)) > limit {
+		writeError(sw, http.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
+		return
+	}
+	s.serve(sw, r, body)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
+	s.mu.Lock()
+	latency := s.latency
+	rules := append([]func(*http.Request) (int, bool)(nil), s.failWhen...)
+	s.mu.Unlock()
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if !strings.HasPrefix(r.URL.EscapedPath(), "/api/v4/") {
+		writeError(w, http.StatusNotFound, "404 Not Found")
+		return
+	}
+	for _, f := range rules {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if code, ok := f(r); ok {
+			s.writeInjected(w, code)
+			return
+		}
+	}
+	s.mu.Lock()
+	if s.failN > 0 {
+		s.failN--
+		code := s.failCode
+		s.mu.Unlock()
+		s.writeInjected(w, code)
+		return
+	}
+	s.mu.Unlock()
+	user, ok := s.authenticate(r)
+	if !ok {
+		writeError(w, http.StatusUnauthorized, "401 Unauthorized")
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	req := &apiRequest{r: r, body: body, user: user, segs: splitPath(strings.TrimPrefix(r.URL.EscapedPath(), "/api/v4/"))}
+	s.route(w, req)
+}
+
+func (s *Server) writeInjected(w http.ResponseWriter, code int) {
+	if code == http.StatusTooManyRequests {
+		s.mu.Lock()
+		ra := s.retryAft
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", ra)
+		w.Header().Set("RateLimit-Limit", "600")
+		w.Header().Set("RateLimit-Remaining", "0")
+		writeError(w, code, "Retry later")
+		return
+	}
+	writeError(w, code, fmt.Sprintf("%d %s", code, http.StatusText(code)))
+}
+
+func (s *Server) authenticate(r *http.Request) (User, bool) {
+	tok := r.Header.Get("Private-Token")
+	if tok == "" {
+		tok = r.Header.Get("Job-Token")
+	}
+	if tok == "" {
+		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			tok = a[7:]
+		}
+	}
+	if tok == "" {
+		tok = r.URL.Query().Get("private_token")
+	}
+	if tok == "" {
+		return User{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[tok]
+	return u, ok
+}
+
+func splitPath(p string) []string {
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	out := make([]string, 0, len(parts))
+	for _, x := range parts {
+		if u, err := url.PathUnescape(x); err == nil {
+			x = u
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "500 Internal Server Error")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// writeError answers GitLab's {"message": ...} error shape.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]any{"message": msg})
+}
+
+// writeParamError answers GitLab's parameter-validation shape
+// ({"error": "title is missing"}).
+func writeParamError(w http.ResponseWriter, msg string) {
+	writeJSON(w, http.StatusBadRequest, map[string]any{"error": msg})
+}
