@@ -203,10 +203,13 @@ func (g *GitLab) CreateTag(ctx context.Context, name, commit, message string) er
 	}, gitlab.WithContext(ctx))
 	var er *gitlab.ErrorResponse
 	if errors.As(err, &er) && er.Response != nil {
+		exists := strings.Contains(er.Message, "already exists") || strings.Contains(string(er.Body), "already exists")
 		switch er.Response.StatusCode {
-		case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusConflict:
-			if strings.Contains(er.Message, "already exists") || strings.Contains(string(er.Body), "already exists") {
-				return fmt.Errorf("%w: %s", ErrTagExists, name)
+		case http.StatusMethodNotAllowed: // the documented answer, whatever its text
+			return fmt.Errorf("%w: %s (%d)", ErrTagExists, name, er.Response.StatusCode)
+		case http.StatusBadRequest, http.StatusConflict: // what GitLab really answers
+			if exists {
+				return fmt.Errorf("%w: %s (%d)", ErrTagExists, name, er.Response.StatusCode)
 			}
 		}
 	}
