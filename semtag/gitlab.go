@@ -89,13 +89,19 @@ func (g *GitLab) Head(ctx context.Context) (string, error) {
 }
 
 // Tags lists every page of the project's tags whose names start with
-// prefix + "v" (search=^Pv), fetching each page exactly once. The API's
-// order is not relied on: GitLab's order_by=version misorders
-// pre-releases, so the Tagger sorts by SemVer itself.
+// prefix + "v" (search=^Pv), ordered by name, fetching each page exactly
+// once. The version order is not asked of the API: GitLab's
+// order_by=version is git's version sort, which misorders pre-releases, so
+// the Tagger orders by SemVer itself.
 func (g *GitLab) Tags(ctx context.Context, prefix string) ([]Tag, error) {
 	opt := &gitlab.ListTagsOptions{
 		ListOptions: gitlab.ListOptions{PerPage: g.cfg.PerPage, Page: 1},
 		Search:      gitlab.Ptr("^" + prefix + "v"),
+		// A total order (names are unique) keeps offset pages consistent;
+		// the default, by commit date, has ties that may reorder between
+		// requests and so skip or repeat tags across pages.
+		OrderBy: gitlab.Ptr("name"),
+		Sort:    gitlab.Ptr("asc"),
 	}
 	var tags []Tag
 	err := g.pages(ctx, &opt.Page, func() (*gitlab.Response, error) {
