@@ -124,6 +124,7 @@ func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi i
 	if page < 1 {
 		page = 1
 	}
+	page = min(page, 1<<30) // keeps (page-1)*per_page from overflowing
 	per, _ := strconv.Atoi(a.get("per_page"))
 	if per < 1 {
 		per = 20
@@ -287,36 +288,70 @@ func (s *Server) mrJSON(p *project, m *MergeRequest) map[string]any {
 	if m.State != "opened" {
 		status = "not_open"
 	}
+	var mergedBy any
+	if m.State == "merged" {
+		mergedBy = s.userJSON(m.AuthorID)
+	}
 	return map[string]any{
-		"id":                    m.ID,
-		"iid":                   m.IID,
-		"project_id":            p.ID,
-		"title":                 m.Title,
-		"description":           m.Description,
-		"state":                 m.State,
-		"created_at":            ts(m.CreatedAt),
-		"updated_at":            ts(m.UpdatedAt),
-		"merged_at":             ts(m.MergedAt),
-		"closed_at":             nil,
-		"target_branch":         m.TargetBranch,
-		"source_branch":         m.SourceBranch,
-		"source_project_id":     p.ID,
-		"target_project_id":     p.ID,
-		"author":                s.userJSON(m.AuthorID),
-		"assignees":             []any{},
-		"reviewers":             []any{},
-		"labels":                append([]string{}, m.Labels...),
-		"draft":                 m.Draft,
-		"work_in_progress":      m.Draft,
-		"milestone":             nil,
-		"merge_status":          "can_be_merged",
-		"detailed_merge_status": status,
-		"sha":                   snap.SHA,
-		"merge_commit_sha":      nilIfEmpty(m.MergeCommitSHA),
-		"squash_commit_sha":     nil,
-		"user_notes_count":      s.countNotes(p, MergeRequestNoteable, m.IID),
-		"web_url":               fmt.Sprintf("%s/%s/-/merge_requests/%d", s.URL(), p.Path, m.IID),
-		"references":            map[string]any{"short": ref, "relative": ref, "full": p.Path + ref},
+		"id":                              m.ID,
+		"iid":                             m.IID,
+		"project_id":                      p.ID,
+		"title":                           m.Title,
+		"description":                     m.Description,
+		"state":                           m.State,
+		"created_at":                      ts(m.CreatedAt),
+		"updated_at":                      ts(m.UpdatedAt),
+		"merged_at":                       ts(m.MergedAt),
+		"closed_at":                       nil,
+		"target_branch":                   m.TargetBranch,
+		"source_branch":                   m.SourceBranch,
+		"source_project_id":               p.ID,
+		"target_project_id":               p.ID,
+		"author":                          s.userJSON(m.AuthorID),
+		"assignees":                       []any{},
+		"reviewers":                       []any{},
+		"assignee":                        nil,
+		"labels":                          append([]string{}, m.Labels...),
+		"draft":                           m.Draft,
+		"work_in_progress":                m.Draft,
+		"milestone":                       nil,
+		"merge_status":                    "can_be_merged",
+		"detailed_merge_status":           status,
+		"sha":                             snap.SHA,
+		"merge_commit_sha":                nilIfEmpty(m.MergeCommitSHA),
+		"squash_commit_sha":               nil,
+		"user_notes_count":                s.countNotes(p, MergeRequestNoteable, m.IID),
+		"web_url":                         fmt.Sprintf("%s/%s/-/merge_requests/%d", s.URL(), p.Path, m.IID),
+		"references":                      map[string]any{"short": ref, "relative": ref, "full": p.Path + ref},
+		"reference":                       ref,
+		"merged_by":                       mergedBy,
+		"closed_by":                       nil,
+		"upvotes":                         0,
+		"downvotes":                       0,
+		"discussion_locked":               nil,
+		"subscribed":                      false,
+		"changes_count":                   nil,
+		"has_conflicts":                   false,
+		"squash":                          false,
+		"first_contribution":              false,
+		"merge_error":                     nil,
+		"pipeline":                        nil,
+		"head_pipeline":                   nil,
+		"approvals_before_merge":          nil,
+		"first_deployed_to_production_at": nil,
+		"latest_build_started_at":         nil,
+		"latest_build_finished_at":        nil,
+		"force_remove_source_branch":      false,
+		"should_remove_source_branch":     nil,
+		"merge_when_pipeline_succeeds":    false,
+		"diff_refs": map[string]any{
+			"base_sha": nilIfEmpty(p.branches[m.TargetBranch]), "head_sha": nilIfEmpty(snap.SHA), "start_sha": nilIfEmpty(p.branches[m.TargetBranch]),
+		},
+		"time_stats": map[string]any{
+			"time_estimate": 0, "total_time_spent": 0, "human_time_estimate": nil, "human_total_time_spent": nil,
+		},
+		"task_completion_status": map[string]any{"count": 0, "completed_count": 0},
+		"user":                   map[string]any{"can_merge": true},
 	}
 }
 
@@ -366,12 +401,16 @@ func (s *Server) commitJSON(p *project, c *commitObj) map[string]any {
 		"trailers":          map[string]any{},
 		"extended_trailers": map[string]any{},
 		"web_url":           fmt.Sprintf("%s/%s/-/commit/%s", s.URL(), p.Path, c.SHA),
+		"project_id":        p.ID,
+		"stats":             map[string]any{"additions": len(c.Paths), "deletions": 0, "total": len(c.Paths)},
+		"status":            nil,
+		"last_pipeline":     nil,
 	}
 }
 
 func (s *Server) tagJSON(p *project, t *Tag) map[string]any {
 	var commit any
-	if c := p.commits[t.Target]; c != nil {
+	if c := p.commits[t.Commit]; c != nil {
 		commit = s.commitJSON(p, c)
 	}
 	var created any

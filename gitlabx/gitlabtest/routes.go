@@ -717,18 +717,29 @@ func (s *Server) listCommits(w http.ResponseWriter, a *apiRequest, p *project) {
 		return
 	}
 	var starts []string
+	var exclude map[string]bool
 	if a.boolParam("all") {
 		for _, sha := range p.branches {
 			starts = append(starts, sha)
 		}
 		sort.Strings(starts)
+	} else if from, to, ok := strings.Cut(a.get("ref_name"), ".."); ok {
+		// "A..B": reachable from B but not from A, as git log A..B.
+		to = strings.TrimPrefix(to, ".")
+		cf, ct := resolveRef(p, from), resolveRef(p, to)
+		if cf == nil || ct == nil {
+			writeJSON(w, http.StatusOK, []any{})
+			return
+		}
+		exclude = reachable(p, cf.SHA)
+		starts = []string{ct.SHA}
 	} else if c := resolveRef(p, a.get("ref_name")); c != nil {
 		starts = []string{c.SHA}
 	}
 	seen := map[string]bool{}
 	var all []*commitObj
 	for _, st := range starts {
-		for _, c := range walk(p, st, nil) {
+		for _, c := range walk(p, st, exclude) {
 			if !seen[c.SHA] {
 				seen[c.SHA] = true
 				all = append(all, c)
@@ -740,6 +751,9 @@ func (s *Server) listCommits(w http.ResponseWriter, a *apiRequest, p *project) {
 		for sha := starts[0]; sha != ""; {
 			c := p.commits[sha]
 			if c == nil {
+				break
+			}
+			if exclude[sha] {
 				break
 			}
 			all = append(all, c)
@@ -882,7 +896,7 @@ func (s *Server) listTags(w http.ResponseWriter, a *apiRequest, p *project) {
 		case "version":
 			return compareVersions(x.Name, y.Name)
 		default:
-			cx, cy := p.commits[x.Target], p.commits[y.Target]
+			cx, cy := p.commits[x.Commit], p.commits[y.Commit]
 			if cx != nil && cy != nil && !cx.CreatedAt.Equal(cy.CreatedAt) {
 				return cx.CreatedAt.Compare(cy.CreatedAt)
 			}
@@ -963,7 +977,7 @@ func (s *Server) createTag(w http.ResponseWriter, a *apiRequest, p *project) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("Target %s is invalid", ref))
 		return
 	}
-	t := &Tag{Name: name, Target: c.SHA, Message: a.get("message"), CreatedAt: s.cfg.clock()}
+	t := newTag(name, c.SHA, a.get("message"), s.cfg.clock())
 	p.tags[name] = t
 	writeJSON(w, http.StatusCreated, s.tagJSON(p, t))
 }

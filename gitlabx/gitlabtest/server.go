@@ -210,7 +210,9 @@ func (s *Server) SetRetryAfter(seconds int) {
 // FailWhen adds a targeted failure: for each API call, f is asked first, and
 // when it returns ok the call answers status without touching state. f may
 // read r.Body; the handler still sees the whole body. f runs without the
-// server's lock held and may be called concurrently.
+// server's lock held, so it may call the Server's own methods (for example
+// AddTag, to imitate a tag created by someone else between a list and a
+// create) and then return ok == false; it may be called concurrently.
 func (s *Server) FailWhen(f func(r *http.Request) (status int, ok bool)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -239,9 +241,11 @@ type Request struct {
 	// RawPath is the path as sent, e.g. "/api/v4/projects/ops%2Fapp/issues".
 	RawPath string
 	Query   url.Values
-	Header  http.Header
-	Body    []byte
-	Status  int // the status the server answered
+	// RawQuery is the query string as sent.
+	RawQuery string
+	Header   http.Header
+	Body     []byte
+	Status   int // the status the server answered
 }
 
 // Requests returns a copy of every API call received so far, in order.
@@ -288,12 +292,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec := Request{
-		Method:  r.Method,
-		Path:    r.URL.Path,
-		RawPath: r.URL.EscapedPath(),
-		Query:   r.URL.Query(),
-		Header:  r.Header.Clone(),
-		Body:    body,
+		Method:   r.Method,
+		Path:     r.URL.Path,
+		RawPath:  r.URL.EscapedPath(),
+		Query:    r.URL.Query(),
+		RawQuery: r.URL.RawQuery,
+		Header:   r.Header.Clone(),
+		Body:     body,
 	}
 	defer func() {
 		s.mu.Lock()

@@ -110,14 +110,24 @@ type Commit struct {
 	Files       map[string][]byte
 }
 
-// Tag is a repository tag. Target is the commit SHA it points at; Message
-// is set for annotated tags.
+// Tag is a repository tag. Commit is the SHA of the commit it points at.
+// Target is what GitLab reports as "target": the tag object's SHA for an
+// annotated tag (Message set), the commit SHA for a lightweight one.
 type Tag struct {
 	Name      string
 	Target    string
+	Commit    string
 	Message   string
 	Protected bool
 	CreatedAt time.Time
+}
+
+func newTag(name, commit, message string, at time.Time) *Tag {
+	t := &Tag{Name: name, Commit: commit, Target: commit, Message: message, CreatedAt: at}
+	if message != "" {
+		t.Target = fakeSHA("tag", name, commit, message)
+	}
+	return t
 }
 
 // Label is a project label.
@@ -413,7 +423,7 @@ func resolveRef(p *project, ref string) *commitObj {
 		return p.commits[sha]
 	}
 	if t, ok := p.tags[ref]; ok {
-		return p.commits[t.Target]
+		return p.commits[t.Commit]
 	}
 	if c, ok := p.commits[ref]; ok {
 		return c
@@ -468,22 +478,34 @@ func reachable(p *project, sha string) map[string]bool {
 	return m
 }
 
-// AddTag adds a tag pointing at ref (branch, tag or SHA) and returns it.
-// It panics if ref does not resolve.
+// AddTag adds (or replaces) a tag and returns it. t.Commit (or, when
+// empty, t.Target) names what it points at: a branch, tag or commit SHA.
+// Target is recomputed. It panics if the ref does not resolve. It makes no
+// HTTP call and costs O(1), so benchmarks can seed many tags.
 func (s *Server) AddTag(project int64, t Tag) Tag {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.mustProject(project)
-	c := resolveRef(p, t.Target)
-	if c == nil {
-		panic(fmt.Sprintf("gitlabtest: AddTag %q: no commit %q in project %d", t.Name, t.Target, project))
+	ref := t.Commit
+	if ref == "" {
+		ref = t.Target
 	}
-	t.Target = c.SHA
-	if t.CreatedAt.IsZero() {
-		t.CreatedAt = s.cfg.clock()
+	var sha string
+	if c, ok := p.commits[ref]; ok {
+		sha = c.SHA
+	} else if c := resolveRef(p, ref); c != nil {
+		sha = c.SHA
+	} else {
+		panic(fmt.Sprintf("gitlabtest: AddTag %q: no commit %q in project %d", t.Name, ref, project))
 	}
-	p.tags[t.Name] = &t
-	return t
+	at := t.CreatedAt
+	if at.IsZero() {
+		at = s.cfg.clock()
+	}
+	nt := newTag(t.Name, sha, t.Message, at)
+	nt.Protected = t.Protected
+	p.tags[t.Name] = nt
+	return *nt
 }
 
 // Tags returns the project's tags, sorted by name.

@@ -1,0 +1,55 @@
+package gitlabtest_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/opskit/opskit/gitlabx/gitlabtest"
+)
+
+// BenchmarkListIssues measures one page of 100 issues served in-process
+// (no socket), so it shows the fake's own cost; bytes are response bytes.
+func BenchmarkListIssues(b *testing.B) {
+	srv := gitlabtest.New()
+	defer srv.Close()
+	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+	for i := range 500 {
+		srv.AddIssue(7, gitlabtest.Issue{Title: fmt.Sprint("issue ", i), Labels: []string{"bug"}})
+	}
+	req := httptest.NewRequest(http.MethodGet, "/api/v4/projects/ops%2Fapp/issues?labels=bug&per_page=100&page=2", nil)
+	req.Header.Set("Private-Token", srv.Token())
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code)
+		}
+		b.SetBytes(int64(rec.Body.Len()))
+	}
+	srv.ResetRequests()
+}
+
+// BenchmarkCreateNote measures note creation, the bots' most common write.
+func BenchmarkCreateNote(b *testing.B) {
+	srv := gitlabtest.New()
+	defer srv.Close()
+	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+	srv.AddIssue(7, gitlabtest.Issue{Title: "t"})
+	body := `{"body":"` + strings.Repeat("x", 200) + `"}`
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/api/v4/projects/7/issues/1/notes", strings.NewReader(body))
+		req.Header.Set("Private-Token", srv.Token())
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			b.Fatal(rec.Code)
+		}
+	}
+}
