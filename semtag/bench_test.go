@@ -42,7 +42,7 @@ func BenchmarkGitLabTags20k(b *testing.B) {
 	srv.AddProject(gitlabtest.Project{ID: pid, Path: "libs/lib"})
 	c := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "initial", Files: map[string][]byte{"go.mod": []byte("module example.com/lib/v19\n")}})
 	for _, n := range benchTagNames() {
-		srv.AddTag(pid, gitlabtest.Tag{Name: n, Target: c.SHA})
+		srv.AddTag(pid, gitlabtest.Tag{Name: n, Commit: c.SHA})
 	}
 	head := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "fix: x", Paths: []string{"a.go"}}).SHA
 	b.SetBytes(benchTags)

@@ -29,7 +29,7 @@ func ExampleTagger() {
 	defer srv.Close()
 	srv.AddProject(gitlabtest.Project{ID: 7, Path: "libs/lib"})
 	first := srv.AddCommit(7, "main", gitlabtest.Commit{Message: "initial", Paths: []string{"go.mod"}})
-	srv.AddTag(7, gitlabtest.Tag{Name: "v1.4.2", Target: first.SHA})
+	srv.AddTag(7, gitlabtest.Tag{Name: "v1.4.2", Commit: first.SHA})
 	head := srv.AddCommit(7, "main", gitlabtest.Commit{Message: "fix: nil map", Paths: []string{"lib.go"}})
 
 	run := func() {

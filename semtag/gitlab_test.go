@@ -38,7 +38,7 @@ func gitlabBackend(t testing.TB, srv *gitlabtest.Server, commit string, opts ...
 func tagsOf(srv *gitlabtest.Server) map[string]string {
 	m := map[string]string{}
 	for _, t := range srv.Tags(pid) {
-		m[t.Name] = t.Target
+		m[t.Name] = t.Commit
 	}
 	return m
 }
@@ -46,7 +46,7 @@ func tagsOf(srv *gitlabtest.Server) map[string]string {
 func TestGitLabTaggerFlow(t *testing.T) {
 	srv, first := newProject(t, "example.com/lib")
 	for _, name := range []string{"v0.9.0", "v0.10.0-rc.1", "v0.2", "1.0.0", "tools/v3.0.0", "v0.9.1+build.5"} {
-		srv.AddTag(pid, gitlabtest.Tag{Name: name, Target: first})
+		srv.AddTag(pid, gitlabtest.Tag{Name: name, Commit: first})
 	}
 	head := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "fix: x", Paths: []string{"a.go"}}).SHA
 	// The branch moves on after the pipeline started: the tag must land on
@@ -92,9 +92,9 @@ func TestGitLabTaggerFlow(t *testing.T) {
 
 func TestGitLabPrefix(t *testing.T) {
 	srv, first := newProject(t, "example.com/lib")
-	srv.AddTag(pid, gitlabtest.Tag{Name: "v5.0.0", Target: first})
-	srv.AddTag(pid, gitlabtest.Tag{Name: "tools/v0.3.0", Target: first})
-	srv.AddTag(pid, gitlabtest.Tag{Name: "tools/sub/v9.0.0", Target: first})
+	srv.AddTag(pid, gitlabtest.Tag{Name: "v5.0.0", Commit: first})
+	srv.AddTag(pid, gitlabtest.Tag{Name: "tools/v0.3.0", Commit: first})
+	srv.AddTag(pid, gitlabtest.Tag{Name: "tools/sub/v9.0.0", Commit: first})
 	head := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "x", Paths: []string{"tools/a.go"}}).SHA
 	srv.ResetRequests()
 	res := runTagger(t, gitlabBackend(t, srv, head), semtag.Config{Prefix: "tools/"})
@@ -106,7 +106,7 @@ func TestGitLabPrefix(t *testing.T) {
 func TestGitLabPagination(t *testing.T) {
 	srv, first := newProject(t, "example.com/lib")
 	for i := range 250 {
-		srv.AddTag(pid, gitlabtest.Tag{Name: fmt.Sprintf("v1.%d.0", i), Target: first})
+		srv.AddTag(pid, gitlabtest.Tag{Name: fmt.Sprintf("v1.%d.0", i), Commit: first})
 	}
 	head := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "x", Paths: []string{"a"}}).SHA
 	srv.ResetRequests()
@@ -138,7 +138,7 @@ func TestGitLabRace(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, first := newProject(t, "example.com/lib")
-			srv.AddTag(pid, gitlabtest.Tag{Name: "v1.0.0", Target: first})
+			srv.AddTag(pid, gitlabtest.Tag{Name: "v1.0.0", Commit: first})
 			theirs := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "theirs", Paths: []string{"a"}}).SHA
 			ours := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "ours", Paths: []string{"b"}}).SHA
 			if tt.sameSHA {
@@ -151,7 +151,7 @@ func TestGitLabRace(t *testing.T) {
 					return 0, false
 				}
 				raced = true
-				srv.AddTag(pid, gitlabtest.Tag{Name: "v1.0.1", Target: theirs, Message: "theirs"})
+				srv.AddTag(pid, gitlabtest.Tag{Name: "v1.0.1", Commit: theirs, Message: "theirs"})
 				return tt.status, tt.status != 0
 			})
 			res := runTagger(t, gitlabBackend(t, srv, ours), semtag.Config{})
@@ -170,7 +170,7 @@ func TestGitLabRace(t *testing.T) {
 
 func TestGitLabRetriedCreateIsIdempotent(t *testing.T) {
 	srv, first := newProject(t, "example.com/lib")
-	srv.AddTag(pid, gitlabtest.Tag{Name: "v0.1.0", Target: first})
+	srv.AddTag(pid, gitlabtest.Tag{Name: "v0.1.0", Commit: first})
 	head := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "x", Paths: []string{"a"}}).SHA
 	// The create succeeds on the server but the answer is lost (a 502 from
 	// a proxy), so client-go retries the POST and GitLab answers "exists".
@@ -180,7 +180,7 @@ func TestGitLabRetriedCreateIsIdempotent(t *testing.T) {
 			return 0, false
 		}
 		lost = true
-		srv.AddTag(pid, gitlabtest.Tag{Name: "v0.1.1", Target: head, Message: "Release v0.1.1"})
+		srv.AddTag(pid, gitlabtest.Tag{Name: "v0.1.1", Commit: head, Message: "Release v0.1.1"})
 		return http.StatusBadGateway, true
 	})
 	res := runTagger(t, gitlabBackend(t, srv, head), semtag.Config{})
@@ -190,7 +190,7 @@ func TestGitLabRetriedCreateIsIdempotent(t *testing.T) {
 
 func TestGitLabGoMajor(t *testing.T) {
 	srv, first := newProject(t, "example.com/lib")
-	srv.AddTag(pid, gitlabtest.Tag{Name: "v1.3.0", Target: first})
+	srv.AddTag(pid, gitlabtest.Tag{Name: "v1.3.0", Commit: first})
 	head := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "x", Paths: []string{"a"}}).SHA
 	// main moves on and fixes go.mod, but our commit still has the old path.
 	srv.SetFile(pid, "main", "go.mod", []byte("module example.com/lib/v2\n"))
@@ -261,4 +261,66 @@ func TestGitLabErrors(t *testing.T) {
 		_, err = semtag.NewGitLab(srv.Client(), semtag.GitLabConfig{Project: 1.5, Commit: first})
 		require.Error(t, err)
 	})
+}
+
+func TestGitLabConventional(t *testing.T) {
+	srv, first := newProject(t, "example.com/lib")
+	srv.SetFile(pid, "main", "tools/go.mod", []byte("module example.com/lib/tools\n"))
+	srv.AddTag(pid, gitlabtest.Tag{Name: "v0.3.0", Commit: first, Message: "Release v0.3.0"})
+	toolsBase := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "feat(tools): first", Paths: []string{"tools/a.go"}}).SHA
+	srv.AddTag(pid, gitlabtest.Tag{Name: "tools/v0.1.0", Commit: toolsBase})
+	// Before the bases: would be major if the range were wrong.
+	srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "docs: x", Paths: []string{"README"}})
+	srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "feat: root feature", Paths: []string{"root.go"}})
+	head := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "fix(tools): y\n\nRefs #4", Paths: []string{"tools/b.go"}}).SHA
+
+	tests := []struct {
+		prefix string
+		want   string
+		query  map[string]string
+	}{
+		{"tools/", "tools/v0.1.1", map[string]string{"ref_name": toolsBase + ".." + head, "path": "tools"}},
+		{"", "v0.4.0", map[string]string{"ref_name": first + ".." + head, "path": ""}},
+	}
+	for _, tt := range tests {
+		t.Run("prefix "+tt.prefix, func(t *testing.T) {
+			srv.ResetRequests()
+			res := runTagger(t, gitlabBackend(t, srv, head), semtag.Config{Prefix: tt.prefix, Bump: semtag.BumpConventional, DryRun: true})
+			assert.Equal(t, tt.want, res.Tag)
+			var saw bool
+			for _, r := range srv.Requests() {
+				if strings.HasSuffix(r.Path, "/repository/commits") {
+					saw = true
+					for k, v := range tt.query {
+						assert.Equal(t, v, r.Query.Get(k), "commits query %s", k)
+					}
+				}
+			}
+			assert.True(t, saw, "commits were listed")
+		})
+	}
+
+	// A fix followed by 150 chores: the fix is on the second page of commits.
+	srv.AddTag(pid, gitlabtest.Tag{Name: "tools/v0.1.1", Commit: head})
+	srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "fix(tools): early", Paths: []string{"tools/f.go"}})
+	for i := range 150 {
+		srv.AddCommit(pid, "main", gitlabtest.Commit{Message: fmt.Sprintf("chore: %d", i), Paths: []string{"tools/c.go"}})
+	}
+	srv.ResetRequests()
+	res := runTagger(t, gitlabBackend(t, srv, "main"), semtag.Config{Prefix: "tools/", Bump: semtag.BumpConventional})
+	assert.Equal(t, "tools/v0.1.2", res.Tag, "the fix on page 2 counts")
+	pages := map[string]int{}
+	for _, r := range srv.Requests() {
+		if strings.HasSuffix(r.Path, "/repository/commits") {
+			pages[r.Query.Get("page")]++
+		}
+	}
+	assert.Equal(t, map[string]int{"1": 1, "2": 1}, pages, "commit pages, each once")
+
+	srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "update tools", Paths: []string{"tools/d.go"}})
+	res = runTagger(t, gitlabBackend(t, srv, "main"), semtag.Config{Prefix: "tools/", Bump: semtag.BumpConventional, DryRun: true})
+	assert.Empty(t, res.Tag, "a non-conventional commit releases nothing")
+	srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "perf(tools)!: drop the cache", Paths: []string{"tools/e.go"}})
+	res = runTagger(t, gitlabBackend(t, srv, "main"), semtag.Config{Prefix: "tools/", Bump: semtag.BumpConventional})
+	assert.Equal(t, "tools/v1.0.0", res.Tag, "breaking change on 0.x")
 }

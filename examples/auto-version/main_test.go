@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/opskit/opskit/gitlabx/gitlabtest"
 	"github.com/opskit/opskit/internal/testenv"
 )
 
@@ -122,4 +123,48 @@ func TestRunUsage(t *testing.T) {
 	_, _, err := runMain(t, nil, "-repo-dir", filepath.Join(t.TempDir(), "missing"))
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, errUsage), "a missing dir is a runtime error (exit 1)")
+}
+
+func TestRunGitLabCI(t *testing.T) {
+	srv := gitlabtest.NewServer(t)
+	srv.AddProject(gitlabtest.Project{ID: 42, Path: "libs/lib"})
+	first := srv.AddCommit(42, "main", gitlabtest.Commit{Message: "initial", Files: map[string][]byte{"go.mod": []byte("module example.com/lib\n")}})
+	srv.AddTag(42, gitlabtest.Tag{Name: "v0.4.1", Commit: first.SHA})
+	head := srv.AddCommit(42, "main", gitlabtest.Commit{Message: "feat: x", Paths: []string{"x.go"}})
+	srv.AddCommit(42, "main", gitlabtest.Commit{Message: "later", Paths: []string{"y.go"}})
+	ci := map[string]string{
+		"CI_SERVER_URL": srv.URL(), "CI_PROJECT_ID": "42", "CI_COMMIT_SHA": head.SHA, "PRIVATE_TOKEN": srv.Token(),
+	}
+
+	out, _, err := runMain(t, ci, "-bump", "conventional", "-dry-run")
+	require.NoError(t, err)
+	assert.Equal(t, "v0.5.0\n", out)
+	assert.Len(t, srv.Tags(42), 1, "dry run created a tag")
+
+	out, stderr, err := runMain(t, ci, "-bump", "conventional")
+	require.NoError(t, err, stderr)
+	assert.Equal(t, "v0.5.0\n", out)
+	var onHead bool
+	for _, tg := range srv.Tags(42) {
+		onHead = onHead || (tg.Name == "v0.5.0" && tg.Commit == head.SHA)
+	}
+	assert.True(t, onHead, "v0.5.0 is on CI_COMMIT_SHA, not on main: %+v", srv.Tags(42))
+
+	out, _, err = runMain(t, ci, "-bump", "conventional")
+	require.NoError(t, err)
+	assert.Empty(t, out, "re-run prints nothing")
+	assert.Len(t, srv.Tags(42), 2)
+
+	// The token from a file, the project by path, flags over env.
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(srv.Token()+"\n"), 0o600))
+	noToken := map[string]string{"CI_SERVER_URL": srv.URL()}
+	out, _, err = runMain(t, noToken, "-token-file", tokenFile, "-project", "libs/lib", "-commit", "main", "-dry-run")
+	require.NoError(t, err)
+	assert.Equal(t, "v0.5.1\n", out)
+
+	_, stderr, err = runMain(t, map[string]string{"CI_SERVER_URL": srv.URL(), "CI_PROJECT_ID": "42", "CI_COMMIT_SHA": head.SHA, "PRIVATE_TOKEN": "wrong-token"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "401")
+	assert.NotContains(t, err.Error()+stderr, srv.Token())
 }
