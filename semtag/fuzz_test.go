@@ -59,3 +59,49 @@ func FuzzNext(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCommitLevel checks invariants of the conventional-commit parser: a
+// message whose header is not conventional gives nothing whatever its body,
+// the type's case does not matter, and a BREAKING CHANGE footer under a
+// releasing header always gives major.
+func FuzzCommitLevel(f *testing.F) {
+	for _, s := range []string{"fix: x", "feat(api)!: y", "docs: z\n\nBREAKING CHANGE: w", "Merge branch 'a'", "fix:x", "feat(): x", "chore!: a\r\nb"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, msg string) {
+		l := semtag.CommitLevel(msg)
+		if l < semtag.LevelNone || l > semtag.LevelMajor {
+			t.Fatalf("CommitLevel(%q) = %d", msg, l)
+		}
+		header, _, _ := strings.Cut(msg, "\n")
+		if !strings.Contains(header, ": ") && l != semtag.LevelNone {
+			t.Fatalf("CommitLevel(%q) = %s; the header has no \": \"", msg, l)
+		}
+		if swapped := swapTypeCase(msg); semtag.CommitLevel(swapped) != l {
+			t.Fatalf("CommitLevel(%q) = %s but CommitLevel(%q) = %s", msg, l, swapped, semtag.CommitLevel(swapped))
+		}
+		if semtag.CommitLevel(header) != semtag.LevelNone {
+			withFooter := header + "\n\nBREAKING CHANGE: gone"
+			if got := semtag.CommitLevel(withFooter); got != semtag.LevelMajor {
+				t.Fatalf("CommitLevel(%q) = %s; want major", withFooter, got)
+			}
+		}
+	})
+}
+
+// swapTypeCase swaps the case of the ASCII letters before the first '(',
+// '!' or ':' (the type).
+func swapTypeCase(msg string) string {
+	b := []byte(msg)
+	for i, c := range b {
+		switch {
+		case c == '(' || c == '!' || c == ':' || c == '\n':
+			return string(b)
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		case c >= 'A' && c <= 'Z':
+			b[i] = c - 'A' + 'a'
+		}
+	}
+	return string(b)
+}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -323,4 +325,26 @@ func TestGitLabConventional(t *testing.T) {
 	srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "perf(tools)!: drop the cache", Paths: []string{"tools/e.go"}})
 	res = runTagger(t, gitlabBackend(t, srv, "main"), semtag.Config{Prefix: "tools/", Bump: semtag.BumpConventional})
 	assert.Equal(t, "tools/v1.0.0", res.Tag, "breaking change on 0.x")
+}
+
+// A server whose headers announce the same page again (a proxy caching
+// headers, a broken GitLab) must not make the backend loop or refetch.
+func TestGitLabPageAnnouncedTwice(t *testing.T) {
+	var calls atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Next-Page", "2")
+		w.Header().Set("X-Page", r.URL.Query().Get("page"))
+		fmt.Fprint(w, `[{"name":"v1.0.0","target":"abc","commit":{"id":"abc"}}]`)
+	}))
+	t.Cleanup(hs.Close)
+	c, err := gitlab.NewClient("t", gitlab.WithBaseURL(hs.URL+"/api/v4"))
+	require.NoError(t, err)
+	g, err := semtag.NewGitLab(c, semtag.GitLabConfig{Project: pid, Commit: "main"})
+	require.NoError(t, err)
+	_, err = g.Tags(t.Context(), "")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "page 2 again")
+	assert.EqualValues(t, 2, calls.Load(), "pages 1 and 2, each once")
 }

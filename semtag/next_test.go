@@ -191,3 +191,38 @@ func TestParseBump(t *testing.T) {
 	_, err := semtag.ParseBump("")
 	assert.True(t, errors.Is(err, semtag.ErrBadBump), "ParseBump(\"\") = %v", err)
 }
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		prefix, tag string
+		want        string // "" = not a version tag
+	}{
+		{"", "v1.2.3", "v1.2.3"},
+		{"", "v1.2.3-rc.1+build.5", "v1.2.3-rc.1+build.5"},
+		{"", "v0.0.0", "v0.0.0"},
+		{"", "1.2.3", ""},                                     // bare
+		{"", "v1.2", ""},                                      // shorthand
+		{"", "v1", ""},                                        // shorthand
+		{"", "v1.02.3", ""},                                   // leading zero
+		{"", "v1.2.3.4", ""},                                  // four parts
+		{"", "V1.2.3", ""},                                    // capital V
+		{"", "v1.2.3-01", ""},                                 // leading zero in a numeric pre-release
+		{"", "v1.2.3 ", ""},                                   // trailing space
+		{"", "release/v1.2.3", ""},                            // other prefix
+		{"", "tools/v1.2.3", ""},                              // a submodule's tag
+		{"tools/", "tools/v1.2.3", "v1.2.3"},                  // the submodule's own
+		{"tools/", "tools/sub/v1.0.0", ""},                    // nested module
+		{"tools/", "v1.2.3", ""},                              // the root's tag
+		{"", "v0.0.0-20200101000000-abcdefabcdef", ""},        // pseudo-version
+		{"", "v1.2.4-0.20200101000000-abcdefabcdef", ""},      // pseudo-version after v1.2.3
+		{"", "v1.2.4-pre.0.20200101000000-abcdefabcdef", ""},  // pseudo-version after a pre-release
+		{"", "v1.2.4-0.20200101000000-abcdefabcdef+meta", ""}, // pseudo-version with build
+	}
+	for _, tt := range tests {
+		t.Run(tt.prefix+tt.tag, func(t *testing.T) {
+			got, ok := semtag.Parse(tt.prefix, tt.tag)
+			assert.Equal(t, tt.want, got, "Parse(%q, %q)", tt.prefix, tt.tag)
+			assert.Equal(t, tt.want != "", ok)
+		})
+	}
+}
