@@ -75,8 +75,10 @@
 // # Testing
 //
 // Users test their own policies with Next, which needs no repository.
-// Code that drives a Tagger over GitLab is tested against
-// gitlabx/gitlabtest, the in-memory GitLab server (see the examples); the
-// local backend is tested against real git repositories built in a temp
-// dir. Repo is a small interface, so other hosts can be plugged in.
+// The test package semtag/semtagtest has an in-memory Repo with a hook for
+// racing pipelines, and TestRepo, the checks any Repo implementation must
+// pass (semtag runs them on the in-memory Repo, on Git over real git
+// repositories and on GitLab over gitlabx/gitlabtest). Code that drives a
+// Tagger over GitLab is tested against gitlabx/gitlabtest, the in-memory
+// GitLab server (see the examples).
 package semtag
