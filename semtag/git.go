@@ -239,11 +239,13 @@ func (g *Git) CreateTag(ctx context.Context, name, commit, message string) error
 	if g.cfg.Remote == "" {
 		return nil
 	}
-	_, err = g.git(ctx, "push", "--porcelain", "--", g.cfg.Remote, "refs/tags/"+name+":refs/tags/"+name)
+	out, err := g.git(ctx, "push", "--porcelain", "--", g.cfg.Remote, "refs/tags/"+name+":refs/tags/"+name)
 	if err == nil {
 		return nil
 	}
-	if errors.As(err, &ge) && (strings.Contains(ge.Stderr, "already exists") || strings.Contains(ge.Stderr, "[rejected]")) {
+	// --porcelain reports "[rejected] (already exists)" on stdout; the
+	// hint on stderr says "already exists" too.
+	if errors.As(err, &ge) && (strings.Contains(ge.Stderr+string(out), "already exists") || strings.Contains(string(out), "[rejected]")) {
 		if _, derr := g.git(ctx, "tag", "-d", "--", name); derr != nil {
 			g.log.Warn("semtag: cannot delete the local tag after a rejected push", "tag", name, "err", derr)
 		}
