@@ -24,6 +24,7 @@ awk '/^BenchmarkGitLabTags20k/ { for (i = 1; i <= NF; i++) { if ($(i+1) == "ns/o
 echo
 echo "== hyperfine: auto-version -dry-run vs git tag --sort=v:refname, same repository with 20,000 tags"
 command -v git >/dev/null || { echo "git not found"; exit 1; }
+$GO build -o "$tmp/auto-version" ./examples/auto-version # before HOME changes below
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null HOME="$tmp" \
 	GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@example.com GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@example.com
 repo="$tmp/repo"
@@ -36,7 +37,6 @@ awk -v sha="$sha" 'BEGIN { for (i = 0; i < 20000; i++) {
 	printf "create refs/tags/%s %s\n", v, sha } }' | git -C "$repo" update-ref --stdin
 git -C "$repo" pack-refs --all
 git -C "$repo" commit -q --allow-empty -m "fix: x"
-$GO build -o "$tmp/auto-version" ./examples/auto-version
 echo "auto-version says: $("$tmp/auto-version" -repo-dir "$repo" -dry-run)"
 if command -v hyperfine >/dev/null; then
 	hyperfine -N --warmup 2 --runs "${RUNS:-20}" \
