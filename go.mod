@@ -6,6 +6,7 @@ require (
 	github.com/stretchr/testify v1.12.1
 	gitlab.com/gitlab-org/api/client-go v1.46.0
 	golang.org/x/mod v0.42.0
+	golang.org/x/sync v0.24.0
 )
 
 require (

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
 	"github.com/opskit/opskit/semtag"
@@ -36,7 +37,9 @@ func benchTagNames() []string {
 // BenchmarkGitLabTags20k lists 20,000 tags (200 pages of 100) from the
 // fake GitLab and decides the next version. It reports the API calls per
 // run and fails if any page is fetched twice. SetBytes counts tags, so
-// MB/s reads as millions of tags per second.
+// MB/s reads as millions of tags per second. The sub-benchmarks with
+// latency add 10 ms to every answer, like a GitLab a few hops away, to
+// show what fetching 4 pages at once buys.
 func BenchmarkGitLabTags20k(b *testing.B) {
 	srv := gitlabtest.NewServer(b)
 	srv.AddProject(gitlabtest.Project{ID: pid, Path: "libs/lib"})
@@ -45,40 +48,54 @@ func BenchmarkGitLabTags20k(b *testing.B) {
 		srv.AddTag(pid, gitlabtest.Tag{Name: n, Commit: c.SHA})
 	}
 	head := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "fix: x", Paths: []string{"a.go"}}).SHA
-	b.SetBytes(benchTags)
-	b.ReportAllocs()
-	var calls int64
-	b.ResetTimer()
-	for b.Loop() {
-		srv.ResetRequests()
-		repo, err := semtag.NewGitLab(srv.Client(), semtag.GitLabConfig{Project: pid, Commit: head})
-		if err != nil {
-			b.Fatal(err)
-		}
-		tg, err := semtag.NewTagger(repo, semtag.Config{DryRun: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		res, err := tg.Run(b.Context())
-		if err != nil {
-			b.Fatal(err)
-		}
-		if res.Tag != "v19.99.9" {
-			b.Fatalf("Run = %q; want v19.99.9", res.Tag)
-		}
-		calls += repo.APICalls()
-		pages := map[string]bool{}
-		for _, r := range srv.Requests() {
-			if r.Method != http.MethodGet {
-				continue
+	for _, bc := range []struct {
+		name    string
+		conc    int
+		latency time.Duration
+	}{
+		{"sequential", 1, 0},
+		{"concurrency=4", 4, 0},
+		{"latency=10ms/sequential", 1, 10 * time.Millisecond},
+		{"latency=10ms/concurrency=4", 4, 10 * time.Millisecond},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv.SetLatency(bc.latency)
+			defer srv.SetLatency(0)
+			b.SetBytes(benchTags)
+			b.ReportAllocs()
+			var calls int64
+			for b.Loop() {
+				srv.ResetRequests()
+				repo, err := semtag.NewGitLab(srv.Client(), semtag.GitLabConfig{Project: pid, Commit: head, Concurrency: bc.conc})
+				if err != nil {
+					b.Fatal(err)
+				}
+				tg, err := semtag.NewTagger(repo, semtag.Config{DryRun: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				res, err := tg.Run(b.Context())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Tag != "v19.99.9" {
+					b.Fatalf("Run = %q; want v19.99.9", res.Tag)
+				}
+				calls += repo.APICalls()
+				pages := map[string]bool{}
+				for _, r := range srv.Requests() {
+					if r.Method != http.MethodGet {
+						continue
+					}
+					if pages[r.Query.Encode()] {
+						b.Fatalf("page fetched twice: %s", r.Query.Encode())
+					}
+					pages[r.Query.Encode()] = true
+				}
 			}
-			if pages[r.Query.Encode()] {
-				b.Fatalf("page fetched twice: %s", r.Query.Encode())
-			}
-			pages[r.Query.Encode()] = true
-		}
+			b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
+		})
 	}
-	b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
 }
 
 // BenchmarkNext20k is the pure decision over the same 20,000 tags.

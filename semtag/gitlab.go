@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
+	"golang.org/x/sync/errgroup"
 )
 
 // GitLabConfig configures a GitLab repository backend.
@@ -26,6 +27,10 @@ type GitLabConfig struct {
 	Commit string
 	// PerPage is the page size of the list calls; 0 means 100 (GitLab's maximum).
 	PerPage int64
+	// Concurrency is how many pages of tags are fetched at once once the
+	// first page has told how many there are (X-Total-Pages); 0 means 4,
+	// 1 fetches them one after another. Each page is fetched once.
+	Concurrency int
 	// Logger receives one debug event per page; nil discards.
 	Logger *slog.Logger
 }
@@ -62,6 +67,9 @@ func NewGitLab(client *gitlab.Client, cfg GitLabConfig) (*GitLab, error) {
 	if cfg.PerPage <= 0 || cfg.PerPage > 100 {
 		cfg.PerPage = 100
 	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -90,12 +98,12 @@ func (g *GitLab) Head(ctx context.Context) (string, error) {
 
 // Tags lists every page of the project's tags whose names start with
 // prefix + "v" (search=^Pv), ordered by name, fetching each page exactly
-// once. The version order is not asked of the API: GitLab's
-// order_by=version is git's version sort, which misorders pre-releases, so
-// the Tagger orders by SemVer itself.
+// once, up to Concurrency pages at a time. The version order is not asked
+// of the API: GitLab's order_by=version is git's version sort, which
+// misorders pre-releases, so the Tagger orders by SemVer itself.
 func (g *GitLab) Tags(ctx context.Context, prefix string) ([]Tag, error) {
-	opt := &gitlab.ListTagsOptions{
-		ListOptions: gitlab.ListOptions{PerPage: g.cfg.PerPage, Page: 1},
+	opt := gitlab.ListTagsOptions{
+		ListOptions: gitlab.ListOptions{PerPage: g.cfg.PerPage},
 		Search:      gitlab.Ptr("^" + prefix + "v"),
 		// A total order (names are unique) keeps offset pages consistent;
 		// the default, by commit date, has ties that may reorder between
@@ -103,37 +111,78 @@ func (g *GitLab) Tags(ctx context.Context, prefix string) ([]Tag, error) {
 		OrderBy: gitlab.Ptr("name"),
 		Sort:    gitlab.Ptr("asc"),
 	}
-	var tags []Tag
-	err := g.pages(ctx, &opt.Page, func() (*gitlab.Response, error) {
-		page, resp, err := g.client.Tags.ListTags(g.cfg.Project, opt, gitlab.WithContext(ctx))
-		for _, t := range page {
+	return collect(ctx, g, g.cfg.Concurrency, func(ctx context.Context, page int64) ([]Tag, *gitlab.Response, error) {
+		o := opt
+		o.Page = page
+		list, resp, err := g.client.Tags.ListTags(g.cfg.Project, &o, gitlab.WithContext(ctx))
+		tags := make([]Tag, 0, len(list))
+		for _, t := range list {
 			tags = append(tags, tagOf(t))
 		}
-		return resp, err
+		return tags, resp, err
 	})
-	return tags, err
 }
 
-// pages calls fetch for page 1, 2, ... as long as GitLab announces a next
-// page. It refuses to fetch a page twice, whatever the headers say.
-func (g *GitLab) pages(ctx context.Context, page *int64, fetch func() (*gitlab.Response, error)) error {
-	seen := map[int64]bool{}
-	for {
-		if seen[*page] {
-			return fmt.Errorf("semtag: GitLab announced page %d again", *page)
-		}
-		seen[*page] = true
+// collect fetches page 1 and then every further page exactly once. When
+// the first answer tells the number of pages (X-Total-Pages, which the
+// commits API leaves out), up to conc pages are fetched at once;
+// otherwise it follows X-Next-Page. It refuses to fetch a page twice,
+// whatever the headers say.
+func collect[T any](ctx context.Context, g *GitLab, conc int, fetch func(ctx context.Context, page int64) ([]T, *gitlab.Response, error)) ([]T, error) {
+	get := func(ctx context.Context, page int64) ([]T, *gitlab.Response, error) {
 		g.calls.Add(1)
-		resp, err := fetch()
+		items, resp, err := fetch(ctx, page)
 		if err != nil {
-			return g.wrap(ctx, err)
+			return nil, nil, g.wrap(ctx, err)
 		}
-		g.log.Debug("semtag: page", "page", *page, "next", resp.NextPage, "total_pages", resp.TotalPages)
-		if resp.NextPage == 0 {
-			return nil
-		}
-		*page = resp.NextPage
+		g.log.Debug("semtag: page", "page", page, "next", resp.NextPage, "total_pages", resp.TotalPages)
+		return items, resp, nil
 	}
+	all, resp, err := get(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[int64]bool{1: true}
+	if conc > 1 && resp.NextPage == 2 && resp.TotalPages > 2 {
+		rest := make([][]T, resp.TotalPages-1)
+		var last *gitlab.Response
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.SetLimit(conc)
+		for p := int64(2); p <= resp.TotalPages; p++ {
+			seen[p] = true
+			eg.Go(func() error {
+				items, r, err := get(ectx, p)
+				rest[p-2] = items
+				if p == int64(len(rest))+1 {
+					last = r
+				}
+				return err
+			})
+		}
+		if err := eg.Wait(); err != nil {
+			if ctx.Err() != nil {
+				return nil, g.wrap(ctx, ctx.Err())
+			}
+			return nil, err
+		}
+		for _, items := range rest {
+			all = append(all, items...)
+		}
+		resp = last // pages may have grown meanwhile: go on from its X-Next-Page
+	}
+	for resp.NextPage != 0 {
+		page := resp.NextPage
+		if seen[page] {
+			return nil, fmt.Errorf("semtag: GitLab announced page %d again", page)
+		}
+		seen[page] = true
+		var items []T
+		if items, resp, err = get(ctx, page); err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+	}
+	return all, nil
 }
 
 func tagOf(t *gitlab.Tag) Tag {
@@ -164,22 +213,23 @@ func (g *GitLab) Commits(ctx context.Context, base, head, dir string) ([]Commit,
 	if base != "" {
 		ref = base + ".." + head
 	}
-	opt := &gitlab.ListCommitsOptions{
-		ListOptions: gitlab.ListOptions{PerPage: g.cfg.PerPage, Page: 1},
+	opt := gitlab.ListCommitsOptions{
+		ListOptions: gitlab.ListOptions{PerPage: g.cfg.PerPage},
 		RefName:     gitlab.Ptr(ref),
 	}
 	if dir != "" {
 		opt.Path = gitlab.Ptr(dir)
 	}
-	var cs []Commit
-	err := g.pages(ctx, &opt.Page, func() (*gitlab.Response, error) {
-		page, resp, err := g.client.Commits.ListCommits(g.cfg.Project, opt, gitlab.WithContext(ctx))
-		for _, c := range page {
+	return collect(ctx, g, 1, func(ctx context.Context, page int64) ([]Commit, *gitlab.Response, error) {
+		o := opt
+		o.Page = page
+		list, resp, err := g.client.Commits.ListCommits(g.cfg.Project, &o, gitlab.WithContext(ctx))
+		cs := make([]Commit, 0, len(list))
+		for _, c := range list {
 			cs = append(cs, Commit{SHA: c.ID, Message: c.Message})
 		}
-		return resp, err
+		return cs, resp, err
 	})
-	return cs, err
 }
 
 // ReadFile reads a raw file at commit.

@@ -348,3 +348,40 @@ func TestGitLabPageAnnouncedTwice(t *testing.T) {
 	assert.Contains(t, err.Error(), "page 2 again")
 	assert.EqualValues(t, 2, calls.Load(), "pages 1 and 2, each once")
 }
+
+func TestGitLabConcurrentPages(t *testing.T) {
+	srv, first := newProject(t, "example.com/lib")
+	for i := range 950 {
+		srv.AddTag(pid, gitlabtest.Tag{Name: fmt.Sprintf("v0.%d.%d", i/10, i%10), Commit: first})
+	}
+	for _, conc := range []int{1, 4} {
+		t.Run(fmt.Sprint("concurrency ", conc), func(t *testing.T) {
+			srv.ResetRequests()
+			g, err := semtag.NewGitLab(srv.Client(), semtag.GitLabConfig{Project: pid, Commit: first, Concurrency: conc})
+			require.NoError(t, err)
+			tags, err := g.Tags(t.Context(), "")
+			require.NoError(t, err)
+			assert.Len(t, tags, 950)
+			pages := map[string]int{}
+			for _, r := range srv.Requests() {
+				pages[r.Query.Get("page")]++
+			}
+			assert.Len(t, pages, 10, "pages 1..10: %v", pages)
+			for p, n := range pages {
+				assert.Equal(t, 1, n, "page %s fetched %d times", p, n)
+			}
+		})
+	}
+	t.Run("a failing page fails the listing", func(t *testing.T) {
+		srv.FailWhen(func(r *http.Request) (int, bool) {
+			return http.StatusInternalServerError, r.URL.Query().Get("page") == "7"
+		})
+		defer srv.ClearFailures()
+		g, err := semtag.NewGitLab(srv.Client(gitlab.WithoutRetries()), semtag.GitLabConfig{Project: pid, Commit: first})
+		require.NoError(t, err)
+		_, err = g.Tags(t.Context(), "")
+		var er *gitlab.ErrorResponse
+		require.ErrorAs(t, err, &er)
+		assert.Equal(t, http.StatusInternalServerError, er.Response.StatusCode)
+	})
+}
