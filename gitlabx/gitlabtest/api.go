@@ -117,9 +117,15 @@ func (a *apiRequest) timeParam(key string) (time.Time, bool, error) {
 	return time.Time{}, false, fmt.Errorf("%s is invalid", key)
 }
 
-// paginate writes GitLab's offset-pagination headers for n items and
-// returns the slice bounds of the requested page.
-func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi int) {
+// maxCounted is the size above which GitLab stops counting: it omits
+// X-Total, X-Total-Pages and the rel="last" link.
+const maxCounted = 10000
+
+// paginateCounted writes GitLab's offset-pagination headers for n items
+// and returns the slice bounds of the requested page. counted=false omits
+// the total headers, as GitLab does above maxCounted rows and always for
+// repository commits.
+func (s *Server) paginateCounted(w http.ResponseWriter, a *apiRequest, n int, counted bool) (lo, hi int) {
 	page, _ := strconv.Atoi(a.get("page"))
 	if page < 1 {
 		page = 1
@@ -139,8 +145,10 @@ func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi i
 	h := w.Header()
 	h.Set("X-Page", strconv.Itoa(page))
 	h.Set("X-Per-Page", strconv.Itoa(per))
-	h.Set("X-Total", strconv.Itoa(n))
-	h.Set("X-Total-Pages", strconv.Itoa(pages))
+	if counted {
+		h.Set("X-Total", strconv.Itoa(n))
+		h.Set("X-Total-Pages", strconv.Itoa(pages))
+	}
 	h.Set("X-Next-Page", "")
 	h.Set("X-Prev-Page", "")
 	link := func(p int, rel string) string {
@@ -159,7 +167,10 @@ func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi i
 		h.Set("X-Next-Page", strconv.Itoa(page+1))
 		links = append(links, link(page+1, "next"))
 	}
-	links = append(links, link(1, "first"), link(pages, "last"))
+	links = append(links, link(1, "first"))
+	if counted {
+		links = append(links, link(pages, "last"))
+	}
 	h.Set("Link", strings.Join(links, ", "))
 	lo = min((page-1)*per, n)
 	hi = min(lo+per, n)
@@ -167,7 +178,11 @@ func (s *Server) paginate(w http.ResponseWriter, a *apiRequest, n int) (lo, hi i
 }
 
 func writeList[T any](s *Server, w http.ResponseWriter, a *apiRequest, items []T, render func(T) any) {
-	lo, hi := s.paginate(w, a, len(items))
+	writeListCounted(s, w, a, items, len(items) <= maxCounted, render)
+}
+
+func writeListCounted[T any](s *Server, w http.ResponseWriter, a *apiRequest, items []T, counted bool, render func(T) any) {
+	lo, hi := s.paginateCounted(w, a, len(items), counted)
 	out := make([]any, 0, hi-lo)
 	for _, it := range items[lo:hi] {
 		out = append(out, render(it))
@@ -196,6 +211,28 @@ func (s *Server) userJSON(id int64) map[string]any {
 		"avatar_url": "",
 		"web_url":    s.URL() + "/" + u.Username,
 	}
+}
+
+// currentUserJSON is GET /user: the public fields plus what a user sees of
+// themselves.
+func (s *Server) currentUserJSON(u User) map[string]any {
+	m := s.userJSON(u.ID)
+	created := ts(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	for k, v := range map[string]any{
+		"email": u.Email, "commit_email": u.Email, "public_email": nil, "bot": u.Bot,
+		"created_at": created, "confirmed_at": created, "last_sign_in_at": nil, "current_sign_in_at": nil,
+		"last_activity_on": nil, "bio": "", "location": "", "skype": "", "linkedin": "", "twitter": "",
+		"discord": "", "website_url": "", "organization": "", "job_title": "", "pronouns": nil,
+		"work_information": nil, "followers": 0, "following": 0, "local_time": nil, "is_followed": false,
+		"theme_id": 1, "color_scheme_id": 1, "projects_limit": 100000, "can_create_group": !u.Bot,
+		"can_create_project": !u.Bot, "two_factor_enabled": false, "external": false,
+		"private_profile": false, "is_admin": false, "note": nil, "namespace_id": u.ID, "identities": []any{},
+		"created_by": nil, "highest_role": 30, "sign_in_count": 0, "current_sign_in_ip": nil,
+		"last_sign_in_ip": nil, "email_reset_offered_at": nil,
+	} {
+		m[k] = v
+	}
+	return m
 }
 
 func (s *Server) projectJSON(p *project) map[string]any {
@@ -229,8 +266,8 @@ func (s *Server) issueJSON(p *project, is *Issue) map[string]any {
 	labels := append([]string{}, is.Labels...)
 	ref := fmt.Sprintf("#%d", is.IID)
 	var closedBy any
-	if is.State == "closed" {
-		closedBy = s.userJSON(s.cfg.bot.ID)
+	if is.State == "closed" && is.ClosedByID != 0 {
+		closedBy = s.userJSON(is.ClosedByID)
 	}
 	return map[string]any{
 		"id":                   is.ID,

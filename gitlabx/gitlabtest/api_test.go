@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -128,7 +129,7 @@ func TestListIssuesFilters(t *testing.T) {
 	srv, c := newProject(t)
 	srv.AddIssue(7, gitlabtest.Issue{Title: "Data race in cache", Description: "fingerprint=aaa", Labels: []string{"bug", "race"}})
 	srv.AddIssue(7, gitlabtest.Issue{Title: "Login broken", Description: "see race report", Labels: []string{"bug"}})
-	srv.AddIssue(7, gitlabtest.Issue{Title: "Old race", State: "closed", Labels: []string{"race"}})
+	third := srv.AddIssue(7, gitlabtest.Issue{Title: "Old race", State: "closed", Labels: []string{"race"}})
 	srv.AddIssue(7, gitlabtest.Issue{Title: "No labels"})
 
 	iids := func(is []*gitlab.Issue) []int64 {
@@ -156,6 +157,8 @@ func TestListIssuesFilters(t *testing.T) {
 		{"iids", gitlab.ListProjectIssuesOptions{IIDs: &[]int64{1, 3}}, []int64{3, 1}},
 		{"sort asc", gitlab.ListProjectIssuesOptions{Sort: gitlab.Ptr("asc")}, []int64{1, 2, 3, 4}},
 		{"order by title asc", gitlab.ListProjectIssuesOptions{OrderBy: gitlab.Ptr("title"), Sort: gitlab.Ptr("asc")}, []int64{1, 2, 4, 3}},
+		{"created_after", gitlab.ListProjectIssuesOptions{CreatedAfter: gitlab.Ptr(third.CreatedAt)}, []int64{4, 3}},
+		{"created_before", gitlab.ListProjectIssuesOptions{CreatedBefore: gitlab.Ptr(third.CreatedAt)}, []int64{3, 2, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, _, err := c.Issues.ListProjectIssues(7, &tc.opt)
@@ -237,6 +240,19 @@ func TestPagination(t *testing.T) {
 	resp, body = rawGet(t, srv, "projects/7/issues?page=9")
 	assert.Equal(t, "[]", string(body), "a page past the end is empty")
 	assert.Equal(t, "45", resp.Header.Get("X-Total"))
+
+	// Above 10,000 rows GitLab stops counting.
+	big := gitlabtest.NewServer(t)
+	big.AddProject(gitlabtest.Project{ID: 1})
+	c0 := big.SetFile(1, "main", "a", []byte("a"))
+	for i := range 10001 {
+		big.AddTag(1, gitlabtest.Tag{Name: fmt.Sprintf("v0.0.%d", i), Commit: c0.SHA})
+	}
+	resp, _ = rawGet(t, big, "projects/1/repository/tags?per_page=100")
+	assert.Empty(t, resp.Header.Values("X-Total"))
+	assert.Empty(t, resp.Header.Values("X-Total-Pages"))
+	assert.Equal(t, "2", resp.Header.Get("X-Next-Page"))
+	assert.NotContains(t, resp.Header.Get("Link"), `rel="last"`)
 
 	// client-go's own pagination helper walks every page.
 	n := 0
@@ -454,7 +470,9 @@ func TestCommits(t *testing.T) {
 	page2, resp, err := c.Commits.ListCommits(7, &gitlab.ListCommitsOptions{ListOptions: gitlab.ListOptions{PerPage: 3, Page: 2}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{base.SHA}, shas(page2))
-	assert.Equal(t, int64(4), resp.TotalItems)
+	assert.Zero(t, resp.TotalItems, "GitLab sends no X-Total for commits")
+	assert.Zero(t, resp.NextPage)
+	assert.Equal(t, int64(1), resp.PreviousPage)
 
 	one, _, err := c.Commits.GetCommit(7, a.SHA, nil)
 	require.NoError(t, err)
@@ -533,14 +551,14 @@ func TestLabels(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusCreated, resp.StatusCode)
 	assert.Equal(t, "#ff0000", l.Color)
-	_, _, err = c.Labels.CreateLabel(7, &gitlab.CreateLabelOptions{Name: gitlab.Ptr("workflow::in review"), Color: gitlab.Ptr("#ff0000")})
+	_, _, err = c.Labels.CreateLabel(7, &gitlab.CreateLabelOptions{Name: gitlab.Ptr("workflow::In Review"), Color: gitlab.Ptr("#ff0000")})
 	var er *gitlab.ErrorResponse
 	require.ErrorAs(t, err, &er)
 	assert.Equal(t, http.StatusConflict, er.Response.StatusCode)
 	assert.Contains(t, er.Message, "Label already exists")
 
 	srv.AddIssue(7, gitlabtest.Issue{Title: "t", Labels: []string{"workflow::To Do"}})
-	_, _, err = c.Issues.UpdateIssue(7, 1, &gitlab.UpdateIssueOptions{AddLabels: &gitlab.LabelOptions{"Typo Label"}})
+	_, _, err = c.Issues.UpdateIssue(7, 1, &gitlab.UpdateIssueOptions{AddLabels: &gitlab.LabelOptions{"workflow::in review"}})
 	require.NoError(t, err)
 	list, _, err := c.Labels.ListLabels(7, nil)
 	require.NoError(t, err)
@@ -548,7 +566,8 @@ func TestLabels(t *testing.T) {
 	for _, x := range list {
 		names = append(names, x.Name)
 	}
-	assert.Equal(t, []string{"Typo Label", "workflow::In Review", "workflow::To Do"}, names, "add_labels creates a missing label, as GitLab does")
+	assert.Equal(t, []string{"workflow::In Review", "workflow::in review", "workflow::To Do"}, names,
+		"add_labels silently creates a misspelt label, as GitLab does (names are case-sensitive)")
 	one, _, err := c.Labels.GetLabel(7, "workflow::To Do")
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), one.OpenIssuesCount)
@@ -743,6 +762,7 @@ func TestShapesMatchDocumentedExamples(t *testing.T) {
 		{"get_commit", "projects/7/repository/commits/" + c.SHA},
 		{"get_merge_request", "projects/7/merge_requests/1"},
 		{"issue_move", "projects/7/issues/1"},
+		{"get_user_bot", "user"},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
 			want := keys(t, must2(os.ReadFile(filepath.Join("testdata", "api", tc.fixture+".json"))))
@@ -811,4 +831,121 @@ func TestLatencyDelaysEachCall(t *testing.T) {
 		<-done
 		assert.Equal(t, http.StatusOK, rec.Code)
 	})
+}
+
+func TestCreateAndMergeMergeRequest(t *testing.T) {
+	srv, c := newProject(t)
+	srv.SetFile(7, "main", "VERSION", []byte("1.0.0\n"))
+	srv.SetFile(7, "12-fix", "VERSION", []byte("1.0.1\n"))
+	for i := range 6 {
+		srv.AddIssue(7, gitlabtest.Issue{Title: fmt.Sprint("issue ", i+1)})
+	}
+	mr, resp, err := c.MergeRequests.CreateMergeRequest(7, &gitlab.CreateMergeRequestOptions{
+		Title: gitlab.Ptr("Fix login"), SourceBranch: gitlab.Ptr("12-fix"), TargetBranch: gitlab.Ptr("main"),
+		Description: gitlab.Ptr("Closes #1, #2 and #3.\nFixes issue #5. Related to #6. closes #1"),
+		Labels:      &gitlab.LabelOptions{"backend"},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Equal(t, int64(1), mr.IID)
+	assert.Equal(t, srv.BotUser().ID, mr.Author.ID)
+
+	_, _, err = c.MergeRequests.CreateMergeRequest(7, &gitlab.CreateMergeRequestOptions{
+		Title: gitlab.Ptr("again"), SourceBranch: gitlab.Ptr("12-fix"), TargetBranch: gitlab.Ptr("main"),
+	})
+	var er *gitlab.ErrorResponse
+	require.ErrorAs(t, err, &er)
+	assert.Equal(t, http.StatusConflict, er.Response.StatusCode)
+	_, _, err = c.MergeRequests.CreateMergeRequest(7, &gitlab.CreateMergeRequestOptions{Title: gitlab.Ptr("x")})
+	require.ErrorAs(t, err, &er)
+	assert.Equal(t, http.StatusBadRequest, er.Response.StatusCode)
+	assert.Contains(t, er.Message, "source_branch is missing")
+
+	closes, _, err := c.MergeRequests.GetIssuesClosedOnMerge(7, mr.IID, nil)
+	require.NoError(t, err)
+	var iids []int64
+	for _, is := range closes {
+		iids = append(iids, is.IID)
+	}
+	assert.Equal(t, []int64{1, 2, 3, 5}, iids, "closes_issues follows GitLab's closing pattern")
+
+	merged, _, err := c.MergeRequests.AcceptMergeRequest(7, mr.IID, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "merged", merged.State)
+	assert.NotEmpty(t, merged.MergeCommitSHA)
+	b, _, err := c.RepositoryFiles.GetRawFile(7, "VERSION", &gitlab.GetRawFileOptions{Ref: gitlab.Ptr("main")})
+	require.NoError(t, err)
+	assert.Equal(t, "1.0.1\n", string(b), "the target branch has the source's tree after the merge")
+	main, _, err := c.Commits.GetCommit(7, "main", nil)
+	require.NoError(t, err)
+	assert.Len(t, main.ParentIDs, 2)
+
+	for _, is := range srv.Issues(7) {
+		want := "opened"
+		if slices.Contains([]int64{1, 2, 3, 5}, is.IID) {
+			want = "closed"
+		}
+		assert.Equal(t, want, is.State, "issue #%d after the merge", is.IID)
+	}
+	_, _, err = c.MergeRequests.AcceptMergeRequest(7, mr.IID, nil)
+	require.ErrorAs(t, err, &er)
+	assert.Equal(t, http.StatusMethodNotAllowed, er.Response.StatusCode, "merging twice")
+
+	other := srv.AddMergeRequest(7, gitlabtest.MergeRequest{Title: "o", SourceBranch: "12-fix", ClosesIssues: []int64{6}})
+	got := srv.MergeMergeRequest(7, other.IID)
+	assert.Equal(t, "merged", got.State)
+	is, _ := srv.Issue(7, 6)
+	assert.Equal(t, "closed", is.State)
+}
+
+func TestFailAfterApplyDuplicatesRetriedPOSTs(t *testing.T) {
+	srv, c := newProject(t)
+	srv.FailNextAfterApply(1, http.StatusBadGateway)
+	_, _, err := c.Issues.CreateIssue(7, &gitlab.CreateIssueOptions{Title: gitlab.Ptr("once")})
+	require.NoError(t, err, "client-go retried the 502 and the retry succeeded")
+	assert.Len(t, srv.Issues(7), 2, "the first attempt was applied although it answered 502: a duplicate")
+
+	nc := srv.Client(gitlab.WithoutRetries())
+	srv.FailAfterApplyWhen(func(r *http.Request) (int, bool) {
+		return http.StatusGatewayTimeout, r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/notes")
+	})
+	_, _, err = nc.Notes.CreateIssueNote(7, 1, &gitlab.CreateIssueNoteOptions{Body: gitlab.Ptr("n")})
+	var er *gitlab.ErrorResponse
+	require.ErrorAs(t, err, &er)
+	assert.Equal(t, http.StatusGatewayTimeout, er.Response.StatusCode)
+	assert.Len(t, srv.Notes(7, gitlabtest.IssueNoteable, 1), 1, "the note exists although the client saw 504")
+	reqs := srv.Requests()
+	assert.Equal(t, http.StatusGatewayTimeout, reqs[len(reqs)-1].Status)
+	srv.ClearFailures()
+	_, _, err = nc.Notes.CreateIssueNote(7, 1, &gitlab.CreateIssueNoteOptions{Body: gitlab.Ptr("n")})
+	require.NoError(t, err)
+}
+
+// TestLatencyIsConcurrent checks that injected latency delays calls side by
+// side instead of one after another, so hundreds of slow calls can be in
+// flight at once (the gitlabx Hooks benchmark relies on it).
+func TestLatencyIsConcurrent(t *testing.T) {
+	srv, _ := newProject(t)
+	srv.SetLatency(2 * time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		const n = 200
+		done := make(chan int, n)
+		for range n {
+			go func() {
+				req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/api/v4/projects/7/issues", strings.NewReader(`{"title":"t"}`))
+				req.Header.Set("Private-Token", srv.Token())
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				srv.ServeHTTP(rec, req)
+				done <- rec.Code
+			}()
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		require.Len(t, done, n, "all %d calls finish after one latency period", n)
+		for range n {
+			assert.Equal(t, http.StatusCreated, <-done)
+		}
+	})
+	assert.Len(t, srv.Issues(7), 200)
 }

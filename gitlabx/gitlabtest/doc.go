@@ -26,10 +26,13 @@
 // GitLab's shapes: {"message":"404 Project Not Found"} and, for parameter
 // validation, {"error":"title is missing"}.
 //
-// Requests need the token from Token (as Private-Token, JOB-TOKEN or
+// Requests need a known token (as Private-Token, JOB-TOKEN or
 // "Authorization: Bearer"); anything else answers 401
-// {"message":"401 Unauthorized"}. AddUser adds further users with tokens of
-// their own.
+// {"message":"401 Unauthorized"}. Token belongs to BotUser, the identity
+// Client uses. DeveloperToken belongs to Developer, the human who authors
+// seeded issues and merge requests, so events built from them are not the
+// bot's own; seeded notes are the bot's unless AuthorID says otherwise.
+// AddUser adds further users; ClientFor acts as them.
 //
 // State is seeded and inspected through typed methods (AddProject,
 // AddIssue, AddMergeRequest, SetFile, AddCommit, AddTag, Issues, Notes,
@@ -37,14 +40,19 @@
 // from a deterministic clock (see WithClock).
 //
 // Failures are injected with FailNext (the next n calls answer a status;
-// 429 carries Retry-After), FailWhen (a predicate over the request) and
+// 429 carries Retry-After), FailWhen (a predicate over the request),
+// FailNextAfterApply and FailAfterApplyWhen (the call takes effect, then
+// answers an error, which makes client-go's retried POSTs duplicate) and
 // SetLatency. Requests returns every call received.
 //
-// SendWebhook delivers a webhook the way GitLab does (X-Gitlab-Event,
+// AddHook registers a project webhook: API calls that change an issue,
+// note, merge request or tag then deliver GitLab's event for it, with the
+// calling user as "user" and "changes" filled in (WaitDeliveries,
+// Deliveries). SendWebhook delivers a webhook the way GitLab does (X-Gitlab-Event,
 // X-Gitlab-Token, Idempotency-Key, X-Gitlab-Event-UUID,
 // X-Gitlab-Webhook-UUID, X-Gitlab-Instance, User-Agent and, with a
-// SigningToken, Standard Webhooks signing). MergeRequestEvent and
-// IssueEvent build payloads from the server's state on top of the recorded
+// SigningToken, Standard Webhooks signing). MergeRequestEvent, IssueEvent
+// and NoteEvent build payloads from the server's state on top of the recorded
 // payloads that Fixture returns.
 //
 // # Testing

@@ -34,11 +34,8 @@ func (s *Server) route(w http.ResponseWriter, a *apiRequest) {
 	}
 	if len(segs) == 1 && segs[0] == "user" && m == get {
 		s.mu.Lock()
-		u := s.userJSON(a.user.ID)
+		u := s.currentUserJSON(a.user)
 		s.mu.Unlock()
-		u["email"] = a.user.Email
-		u["bot"] = a.user.Bot
-		u["created_at"] = ts(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		writeJSON(w, http.StatusOK, u)
 		return
 	}
@@ -142,7 +139,44 @@ func matchLabels(have []string, want []string) bool {
 	return true
 }
 
+// timeWindow reads created_after/created_before/updated_after/updated_before.
+func timeWindow(a *apiRequest) (func(created, updated time.Time) bool, error) {
+	var checks []func(c, u time.Time) bool
+	for _, k := range []string{"created_after", "created_before", "updated_after", "updated_before"} {
+		t, ok, err := a.timeParam(k)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		switch k {
+		case "created_after":
+			checks = append(checks, func(c, _ time.Time) bool { return !c.Before(t) })
+		case "created_before":
+			checks = append(checks, func(c, _ time.Time) bool { return !c.After(t) })
+		case "updated_after":
+			checks = append(checks, func(_, u time.Time) bool { return !u.Before(t) })
+		case "updated_before":
+			checks = append(checks, func(_, u time.Time) bool { return !u.After(t) })
+		}
+	}
+	return func(c, u time.Time) bool {
+		for _, f := range checks {
+			if !f(c, u) {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
 func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
+	inWindow, err := timeWindow(a)
+	if err != nil {
+		writeParamError(w, err.Error())
+		return
+	}
 	state := a.get("state")
 	labels := a.list("labels")
 	notLabels := a.list("not[labels]")
@@ -191,6 +225,9 @@ func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
 		if a.has("confidential") && a.boolParam("confidential") != is.Confidential {
 			continue
 		}
+		if !inWindow(is.CreatedAt, is.UpdatedAt) {
+			continue
+		}
 		out = append(out, is)
 	}
 	orderBy := a.get("order_by")
@@ -235,6 +272,7 @@ func (s *Server) createIssueAPI(w http.ResponseWriter, a *apiRequest, p *project
 		Confidential: a.boolParam("confidential"),
 		AuthorID:     a.user.ID,
 	})
+	s.fireIssue(p, is, a.user.ID, "open", nil)
 	writeJSON(w, http.StatusCreated, s.issueJSON(p, is))
 }
 
@@ -255,7 +293,7 @@ func (s *Server) applyLabels(a *apiRequest, p *project, cur []string) ([]string,
 		asked = true
 		rm := a.list("remove_labels")
 		cur = slices.DeleteFunc(cur, func(l string) bool {
-			return slices.ContainsFunc(rm, func(r string) bool { return strings.EqualFold(r, l) })
+			return slices.ContainsFunc(rm, func(r string) bool { return r == l })
 		})
 	}
 	return cur, asked
@@ -266,11 +304,18 @@ func (s *Server) updateIssue(w http.ResponseWriter, a *apiRequest, p *project, i
 		writeParamError(w, strings.Join(issueUpdateParams, ", ")+" are missing, at least one parameter must be provided")
 		return
 	}
+	if a.has("title") && strings.TrimSpace(a.get("title")) == "" {
+		writeParamError(w, "title is empty")
+		return
+	}
+	switch a.get("state_event") {
+	case "", "close", "reopen":
+	default:
+		writeParamError(w, "state_event does not have a valid value")
+		return
+	}
+	before := cloneIssue(is)
 	if a.has("title") {
-		if strings.TrimSpace(a.get("title")) == "" {
-			writeParamError(w, "title is empty")
-			return
-		}
 		is.Title = a.get("title")
 	}
 	if a.has("description") {
@@ -286,16 +331,19 @@ func (s *Server) updateIssue(w http.ResponseWriter, a *apiRequest, p *project, i
 	switch a.get("state_event") {
 	case "close":
 		if is.State != "closed" {
-			is.State, is.ClosedAt = "closed", now
+			is.State, is.ClosedAt, is.ClosedByID = "closed", now, a.user.ID
 		}
 	case "reopen":
-		is.State, is.ClosedAt = "opened", time.Time{}
-	case "":
-	default:
-		writeParamError(w, "state_event does not have a valid value")
-		return
+		is.State, is.ClosedAt, is.ClosedByID = "opened", time.Time{}, 0
 	}
 	is.UpdatedAt = now
+	if ch := s.issueChanges(p, &before, is); len(ch) > 0 {
+		action := "update"
+		if before.State != is.State {
+			action = map[string]string{"closed": "close", "opened": "reopen"}[is.State]
+		}
+		s.fireIssue(p, is, a.user.ID, action, ch)
+	}
 	writeJSON(w, http.StatusOK, s.issueJSON(p, is))
 }
 
@@ -341,6 +389,7 @@ func (s *Server) routeNotes(w http.ResponseWriter, a *apiRequest, p *project, m 
 				AuthorID: a.user.ID,
 				Internal: a.boolParam("internal") || a.boolParam("confidential"),
 			})
+			s.fireNote(p, n, a.user.ID, "create")
 			writeJSON(w, http.StatusCreated, s.noteJSON(n))
 		default:
 			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
@@ -374,6 +423,7 @@ func (s *Server) routeNotes(w http.ResponseWriter, a *apiRequest, p *project, m 
 			n.Body = a.get("body")
 		}
 		n.UpdatedAt = s.cfg.clock()
+		s.fireNote(p, n, a.user.ID, "update")
 		writeJSON(w, http.StatusOK, s.noteJSON(n))
 	case del:
 		if n.AuthorID != a.user.ID {
@@ -391,11 +441,14 @@ func (s *Server) routeNotes(w http.ResponseWriter, a *apiRequest, p *project, m 
 
 func (s *Server) routeMRs(w http.ResponseWriter, a *apiRequest, p *project, m string, rest []string) {
 	if len(rest) == 0 {
-		if m != get {
+		switch m {
+		case get:
+			s.listMRs(w, a, p)
+		case post:
+			s.createMR(w, a, p)
+		default:
 			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
-			return
 		}
-		s.listMRs(w, a, p)
 		return
 	}
 	iid, ok := parseIID(rest[0])
@@ -412,8 +465,19 @@ func (s *Server) routeMRs(w http.ResponseWriter, a *apiRequest, p *project, m st
 		writeJSON(w, http.StatusOK, s.mrJSON(p, mr))
 	case len(rest) == 1 && m == put:
 		s.updateMR(w, a, p, mr)
+	case len(rest) == 2 && m == put && rest[1] == "merge":
+		if mr.State != "opened" || mr.Draft {
+			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+			return
+		}
+		if sha := a.get("sha"); sha != "" && sha != p.branches[mr.SourceBranch] {
+			writeError(w, http.StatusConflict, "SHA does not match HEAD of source branch: "+p.branches[mr.SourceBranch])
+			return
+		}
+		s.merge(p, mr, a.user.ID)
+		writeJSON(w, http.StatusOK, s.mrJSON(p, mr))
 	case len(rest) == 2 && m == get && (rest[1] == "closes_issues" || rest[1] == "related_issues"):
-		iids := mr.ClosesIssues
+		iids := closesIssues(mr)
 		if rest[1] == "related_issues" {
 			iids = mr.RelatedIssues
 		}
@@ -432,6 +496,11 @@ func (s *Server) routeMRs(w http.ResponseWriter, a *apiRequest, p *project, m st
 }
 
 func (s *Server) listMRs(w http.ResponseWriter, a *apiRequest, p *project) {
+	inWindow, err := timeWindow(a)
+	if err != nil {
+		writeParamError(w, err.Error())
+		return
+	}
 	state := a.get("state")
 	labels := a.list("labels")
 	var iids []int64
@@ -461,6 +530,9 @@ func (s *Server) listMRs(w http.ResponseWriter, a *apiRequest, p *project) {
 		if search != "" && !strings.Contains(strings.ToLower(mr.Title+"\n"+mr.Description), search) {
 			continue
 		}
+		if !inWindow(mr.CreatedAt, mr.UpdatedAt) {
+			continue
+		}
 		out = append(out, mr)
 	}
 	asc := a.get("sort") == "asc"
@@ -473,7 +545,47 @@ func (s *Server) listMRs(w http.ResponseWriter, a *apiRequest, p *project) {
 	writeList(s, w, a, out, func(mr *MergeRequest) any { return s.mrJSON(p, mr) })
 }
 
+func (s *Server) createMR(w http.ResponseWriter, a *apiRequest, p *project) {
+	var missing []string
+	for _, k := range []string{"source_branch", "target_branch", "title"} {
+		if strings.TrimSpace(a.get(k)) == "" {
+			missing = append(missing, k+" is missing")
+		}
+	}
+	if len(missing) > 0 {
+		writeParamError(w, strings.Join(missing, ", "))
+		return
+	}
+	src, dst := a.get("source_branch"), a.get("target_branch")
+	for _, x := range []string{src, dst} {
+		if _, ok := p.branches[x]; !ok {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"message": map[string]any{"source_branch": []string{"is invalid"}}})
+			return
+		}
+	}
+	for _, o := range p.mrs {
+		if o.State == "opened" && o.SourceBranch == src && o.TargetBranch == dst {
+			writeJSON(w, http.StatusConflict, map[string]any{"message": []string{fmt.Sprintf("Another open merge request already exists for this source branch: !%d", o.IID)}})
+			return
+		}
+	}
+	p.nextMR++
+	now := s.cfg.clock()
+	title := a.get("title")
+	mr := &MergeRequest{
+		ID: s.st.id(), IID: p.nextMR, ProjectID: p.ID, Title: title, Description: a.get("description"),
+		SourceBranch: src, TargetBranch: dst, State: "opened",
+		Draft:    strings.HasPrefix(strings.ToLower(title), "draft:") || strings.HasPrefix(strings.ToLower(title), "[draft]"),
+		Labels:   s.normalizeLabels(p, a.list("labels")),
+		AuthorID: a.user.ID, CreatedAt: now, UpdatedAt: now,
+	}
+	p.mrs = append(p.mrs, mr)
+	s.fireMR(p, mr, a.user.ID, "open", nil)
+	writeJSON(w, http.StatusCreated, s.mrJSON(p, mr))
+}
+
 func (s *Server) updateMR(w http.ResponseWriter, a *apiRequest, p *project, mr *MergeRequest) {
+	before := s.mrSnapshot(p, mr)
 	if a.has("title") {
 		mr.Title = a.get("title")
 	}
@@ -497,6 +609,13 @@ func (s *Server) updateMR(w http.ResponseWriter, a *apiRequest, p *project, mr *
 		}
 	}
 	mr.UpdatedAt = s.cfg.clock()
+	if ch := s.mrChanges(p, &before, mr); len(ch) > 0 {
+		action := "update"
+		if before.State != mr.State {
+			action = map[string]string{"closed": "close", "opened": "reopen"}[mr.State]
+		}
+		s.fireMR(p, mr, a.user.ID, action, ch)
+	}
 	writeJSON(w, http.StatusOK, s.mrJSON(p, mr))
 }
 
@@ -522,7 +641,7 @@ func (s *Server) routeLabels(w http.ResponseWriter, a *apiRequest, p *project, m
 				return
 			}
 			for _, l := range p.labels {
-				if strings.EqualFold(l.Name, name) {
+				if l.Name == name {
 					writeError(w, http.StatusConflict, "Label already exists")
 					return
 				}
@@ -781,7 +900,8 @@ func (s *Server) listCommits(w http.ResponseWriter, a *apiRequest, p *project) {
 		}
 		out = append(out, c)
 	}
-	writeList(s, w, a, out, func(c *commitObj) any { return s.commitJSON(p, c) })
+	// GitLab never counts commits: no X-Total, X-Total-Pages or rel="last".
+	writeListCounted(s, w, a, out, false, func(c *commitObj) any { return s.commitJSON(p, c) })
 }
 
 func (s *Server) compare(w http.ResponseWriter, a *apiRequest, p *project) {
@@ -979,6 +1099,7 @@ func (s *Server) createTag(w http.ResponseWriter, a *apiRequest, p *project) {
 	}
 	t := newTag(name, c.SHA, a.get("message"), s.cfg.clock())
 	p.tags[name] = t
+	s.fireTag(p, t, a.user.ID)
 	writeJSON(w, http.StatusCreated, s.tagJSON(p, t))
 }
 

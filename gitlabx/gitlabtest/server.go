@@ -21,6 +21,12 @@ import (
 // chooses another one.
 const DefaultToken = "glpat-gitlabtest-bot-token"
 
+// DeveloperToken is the token of Developer(), the human user that seeded
+// issues and merge requests belong to.
+const DeveloperToken = "glpat-gitlabtest-developer-token"
+
+const developerID = 2
+
 // DefaultMaxUploadSize is the largest markdown upload the server accepts
 // unless WithMaxUploadSize says otherwise (GitLab's default is 100 MiB; the
 // fake keeps it smaller so tests of the limit stay cheap).
@@ -71,8 +77,13 @@ type Server struct {
 	failN    int
 	failCode int
 	failWhen []func(*http.Request) (int, bool)
-	latency  time.Duration
-	retryAft string
+	// after-apply failures: the call changes state, then answers an error.
+	afterN    int
+	afterCode int
+	afterWhen []func(*http.Request) (int, bool)
+	latency   time.Duration
+	retryAft  string
+	hq        hookQueue
 }
 
 // New starts a Server on 127.0.0.1. The caller must call Close.
@@ -126,6 +137,11 @@ func newServer(opts ...Option) *Server {
 	s := &Server{cfg: cfg, users: map[string]User{cfg.token: cfg.bot}, retryAft: "1"}
 	s.st.init()
 	s.st.users[cfg.bot.ID] = cfg.bot
+	if cfg.bot.ID != developerID {
+		dev := User{ID: developerID, Username: "developer", Name: "Dev Eloper", Email: "developer@example.com"}
+		s.st.users[developerID] = dev
+		s.users[DeveloperToken] = dev
+	}
 	return s
 }
 
@@ -139,6 +155,29 @@ func (s *Server) Token() string { return s.cfg.token }
 // BotUser returns the user whose token Client uses.
 func (s *Server) BotUser() User { return s.cfg.bot }
 
+// Developer returns the human user (ID 2, "developer", token
+// DeveloperToken) who authors seeded issues and merge requests, so the
+// events built from them are not the bot's own.
+func (s *Server) Developer() User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.users[developerID]
+}
+
+// ClientFor is Client authenticated with another token (see AddUser and
+// DeveloperToken).
+func (s *Server) ClientFor(token string, opts ...gitlab.ClientOptionFunc) *gitlab.Client {
+	all := append([]gitlab.ClientOptionFunc{
+		gitlab.WithBaseURL(s.URL() + "/api/v4"),
+		gitlab.WithCustomBackoff(fastBackoff),
+	}, opts...)
+	c, err := gitlab.NewClient(token, all...)
+	if err != nil {
+		panic("gitlabtest: " + err.Error())
+	}
+	return c
+}
+
 // AddUser registers another user and the token that authenticates as them,
 // so tests can act as someone other than the bot. A zero ID gets the next
 // free one; the stored user is returned.
@@ -147,6 +186,9 @@ func (s *Server) AddUser(u User, token string) User {
 	defer s.mu.Unlock()
 	if u.ID == 0 {
 		u.ID = int64(len(s.st.users)) + 100
+		for s.st.users[u.ID].ID != 0 {
+			u.ID++
+		}
 	}
 	if u.Username == "" {
 		u.Username = fmt.Sprintf("user%d", u.ID)
@@ -169,15 +211,7 @@ func (s *Server) AddUser(u User, token string) User {
 // It panics if client-go rejects an option, which only a programming error
 // can cause.
 func (s *Server) Client(opts ...gitlab.ClientOptionFunc) *gitlab.Client {
-	all := append([]gitlab.ClientOptionFunc{
-		gitlab.WithBaseURL(s.URL() + "/api/v4"),
-		gitlab.WithCustomBackoff(fastBackoff),
-	}, opts...)
-	c, err := gitlab.NewClient(s.Token(), all...)
-	if err != nil {
-		panic("gitlabtest: " + err.Error())
-	}
-	return c
+	return s.ClientFor(s.Token(), opts...)
 }
 
 func fastBackoff(_, _ time.Duration, attempt int, _ *http.Response) time.Duration {
@@ -185,11 +219,17 @@ func fastBackoff(_, _ time.Duration, attempt int, _ *http.Response) time.Duratio
 }
 
 // Close shuts the server down and blocks until outstanding requests finish.
-func (s *Server) Close() { s.hs.Close() }
+// Webhooks still queued (see AddHook) are dropped.
+func (s *Server) Close() {
+	s.hs.Close()
+	s.stopHooks()
+}
 
 // FailNext makes the next n API calls answer status with GitLab's error
-// body ({"message":"500 Internal Server Error"}). A 429 also carries
-// Retry-After (see SetRetryAfter). n <= 0 clears it.
+// body ({"message":"500 Internal Server Error"}). A 429 answers
+// {"message":"Retry later"} with Retry-After (see SetRetryAfter) but no
+// RateLimit-* headers, which would make client-go throttle the rest of the
+// test. n <= 0 clears it.
 func (s *Server) FailNext(n int, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -224,6 +264,27 @@ func (s *Server) ClearFailures() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failN, s.failWhen = 0, nil
+	s.afterN, s.afterWhen = 0, nil
+}
+
+// FailNextAfterApply makes the next n authenticated API calls do their work
+// (an issue or note is created, labels change) and then answer status
+// anyway, as when a proxy times out after GitLab committed. This is the
+// case in which client-go's retries of a POST duplicate issues and notes.
+// n <= 0 clears it.
+func (s *Server) FailNextAfterApply(n int, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterN, s.afterCode = max(n, 0), status
+}
+
+// FailAfterApplyWhen is FailWhen for FailNextAfterApply: calls for which f
+// returns ok do their work and then answer status. f follows the same
+// rules as in FailWhen.
+func (s *Server) FailAfterApplyWhen(f func(r *http.Request) (status int, ok bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterWhen = append(s.afterWhen, f)
 }
 
 // SetLatency makes every API call wait d before it is answered (the wait
@@ -318,6 +379,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 	s.mu.Lock()
 	latency := s.latency
 	rules := append([]func(*http.Request) (int, bool)(nil), s.failWhen...)
+	afterRules := append([]func(*http.Request) (int, bool)(nil), s.afterWhen...)
 	s.mu.Unlock()
 	if latency > 0 {
 		t := time.NewTimer(latency)
@@ -353,8 +415,29 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeError(w, http.StatusUnauthorized, "401 Unauthorized")
 		return
 	}
+	after := 0
+	for _, f := range afterRules {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if code, ok := f(r); ok {
+			after = code
+			break
+		}
+	}
+	if after == 0 {
+		s.mu.Lock()
+		if s.afterN > 0 {
+			s.afterN--
+			after = s.afterCode
+		}
+		s.mu.Unlock()
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	req := &apiRequest{r: r, body: body, user: user, segs: splitPath(strings.TrimPrefix(r.URL.EscapedPath(), "/api/v4/"))}
+	if after != 0 {
+		s.route(httptest.NewRecorder(), req) // apply, and lose the answer
+		s.writeInjected(w, after)
+		return
+	}
 	s.route(w, req)
 }
 
@@ -364,8 +447,6 @@ func (s *Server) writeInjected(w http.ResponseWriter, code int) {
 		ra := s.retryAft
 		s.mu.Unlock()
 		w.Header().Set("Retry-After", ra)
-		w.Header().Set("RateLimit-Limit", "600")
-		w.Header().Set("RateLimit-Remaining", "0")
 		writeError(w, code, "Retry later")
 		return
 	}

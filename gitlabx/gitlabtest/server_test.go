@@ -78,6 +78,8 @@ func TestIssueLifecycle(t *testing.T) {
 	assert.Equal(t, gitlab.Labels{"bug", "workflow::In Review"}, upd.Labels)
 	assert.Equal(t, "closed", upd.State)
 	assert.NotNil(t, upd.ClosedAt)
+	require.NotNil(t, upd.ClosedBy)
+	assert.Equal(t, srv.BotUser().ID, upd.ClosedBy.ID, "closed_by is the user who closed it")
 
 	snap := srv.Issues(7)
 	require.Len(t, snap, 1)

@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -41,10 +43,11 @@ type Issue struct {
 	Labels       []string
 	State        string
 	Confidential bool
-	AuthorID     int64 // 0 means the bot user
+	AuthorID     int64 // 0 means Developer() when seeded
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	ClosedAt     time.Time // zero while open
+	ClosedByID   int64     // who closed it; 0 while open
 }
 
 // NoteableKind says what a note is attached to.
@@ -74,6 +77,8 @@ type Note struct {
 // MergeRequest is a snapshot of a merge request. State is "opened",
 // "closed", "merged" or "locked". ClosesIssues and RelatedIssues hold issue
 // IIDs of the same project; they answer closes_issues and related_issues.
+// As in GitLab, closes_issues also lists the issues the description closes
+// with GitLab's default closing pattern ("Closes #12", "fixes #3, #4 and #5").
 type MergeRequest struct {
 	ID             int64
 	IID            int64
@@ -267,7 +272,7 @@ func (s *Server) AddLabel(project int64, name string) Label {
 
 func (s *Server) ensureLabel(p *project, name, color string) *Label {
 	for _, l := range p.labels {
-		if strings.EqualFold(l.Name, name) {
+		if l.Name == name {
 			return l
 		}
 	}
@@ -520,8 +525,9 @@ func (s *Server) Tags(project int64) []Tag {
 	return out
 }
 
-// AddIssue adds an issue and returns it with ID, IID and defaults filled in.
-// Labels missing from the project are created, as GitLab does.
+// AddIssue adds an issue and returns it with ID, IID and defaults filled in
+// (author Developer(), state "opened"). Labels missing from the project are
+// created, as GitLab does. Seeding fires no webhooks.
 func (s *Server) AddIssue(project int64, is Issue) Issue {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -543,7 +549,7 @@ func (s *Server) createIssue(p *project, is Issue) *Issue {
 		is.State = "opened"
 	}
 	if is.AuthorID == 0 {
-		is.AuthorID = s.cfg.bot.ID
+		is.AuthorID = developerID
 	}
 	now := s.cfg.clock()
 	if is.CreatedAt.IsZero() {
@@ -554,6 +560,9 @@ func (s *Server) createIssue(p *project, is Issue) *Issue {
 	}
 	if is.State == "closed" && is.ClosedAt.IsZero() {
 		is.ClosedAt = is.UpdatedAt
+	}
+	if is.State == "closed" && is.ClosedByID == 0 {
+		is.ClosedByID = is.AuthorID
 	}
 	is.Labels = s.normalizeLabels(p, is.Labels)
 	ip := &is
@@ -627,7 +636,8 @@ func (s *Server) Issue(project, iid int64) (Issue, bool) {
 }
 
 // AddMergeRequest adds a merge request and returns it with ID, IID and
-// defaults filled in (state "opened", target the default branch).
+// defaults filled in (author Developer(), state "opened", target the
+// default branch).
 func (s *Server) AddMergeRequest(project int64, mr MergeRequest) MergeRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -648,7 +658,7 @@ func (s *Server) AddMergeRequest(project int64, mr MergeRequest) MergeRequest {
 		mr.TargetBranch = p.DefaultBranch
 	}
 	if mr.AuthorID == 0 {
-		mr.AuthorID = s.cfg.bot.ID
+		mr.AuthorID = developerID
 	}
 	if mr.CreatedAt.IsZero() {
 		mr.CreatedAt = s.cfg.clock()
@@ -673,6 +683,88 @@ func (s *Server) mrSnapshot(p *project, m *MergeRequest) MergeRequest {
 		c.SHA = p.branches[c.SourceBranch]
 	}
 	return c
+}
+
+// closingRefs matches GitLab's default issue closing pattern, restricted to
+// same-project "#123" references.
+var (
+	closingRefs = regexp.MustCompile(`(?i)\b(?:clos(?:e[sd]?|ing)|fix(?:e[sd]|ing)?|resolv(?:e[sd]?|ing)|implement(?:s|ed|ing)?):? +((?:(?:issues? +)?#\d+(?: *,? +and +| *,? *)?)+)`)
+	issueRef    = regexp.MustCompile(`#(\d+)`)
+)
+
+// closesIssues returns the IIDs an MR closes on merge: the explicit list
+// plus references in its description, in order, without duplicates.
+func closesIssues(m *MergeRequest) []int64 {
+	out := slices.Clone(m.ClosesIssues)
+	for _, match := range closingRefs.FindAllStringSubmatch(m.Description, -1) {
+		for _, ref := range issueRef.FindAllStringSubmatch(match[1], -1) {
+			if n, err := strconv.ParseInt(ref[1], 10, 64); err == nil && !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// MergeMergeRequest merges merge request iid the way GitLab does, as the
+// MR's author: the target branch gets a merge commit whose tree is the source
+// branch's, the MR becomes "merged", and the issues it closes (see
+// MergeRequest) are closed. Hooks (AddHook) get the MR's "merge" event and
+// each closed issue's "close" event. It returns the merged MR.
+func (s *Server) MergeMergeRequest(project, iid int64) MergeRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.mustProject(project)
+	m := s.mrByIID(p, iid)
+	if m == nil {
+		panic(fmt.Sprintf("gitlabtest: no merge request !%d in project %d", iid, project))
+	}
+	s.merge(p, m, m.AuthorID)
+	return s.mrSnapshot(p, m)
+}
+
+// merge performs a merge by user and fires its webhooks; caller holds s.mu.
+func (s *Server) merge(p *project, m *MergeRequest, user int64) {
+	before := s.mrSnapshot(p, m)
+	src := p.branches[m.SourceBranch]
+	if m.SHA == "" {
+		m.SHA = src
+	}
+	var parents []string
+	if t := p.branches[m.TargetBranch]; t != "" {
+		parents = append(parents, t)
+	}
+	if src != "" {
+		parents = append(parents, src)
+	}
+	files := map[string][]byte{}
+	if c := p.commits[src]; c != nil {
+		for k, v := range c.tree {
+			files[k] = v
+		}
+		if t := p.commits[p.branches[m.TargetBranch]]; t != nil {
+			for k := range t.tree {
+				if _, ok := c.tree[k]; !ok {
+					files[k] = nil
+				}
+			}
+		}
+	}
+	c := s.addCommit(p, m.TargetBranch, Commit{
+		Message: fmt.Sprintf("Merge branch '%s' into '%s'\n\n%s\n\nSee merge request %s!%d", m.SourceBranch, m.TargetBranch, m.Title, p.Path, m.IID),
+		Parents: parents,
+		Files:   files,
+	})
+	now := s.cfg.clock()
+	m.State, m.MergeCommitSHA, m.MergedAt, m.UpdatedAt = "merged", c.SHA, now, now
+	s.fireMR(p, m, user, "merge", s.mrChanges(p, &before, m))
+	for _, iid := range closesIssues(m) {
+		if is := s.issueByIID(p, iid); is != nil && is.State == "opened" {
+			ib := cloneIssue(is)
+			is.State, is.ClosedAt, is.UpdatedAt, is.ClosedByID = "closed", now, now, user
+			s.fireIssue(p, is, user, "close", s.issueChanges(p, &ib, is))
+		}
+	}
 }
 
 // SetMergeRequest replaces the stored merge request with the same IID
@@ -704,8 +796,10 @@ func (s *Server) MergeRequests(project int64) []MergeRequest {
 	return out
 }
 
-// AddNote adds a note to an issue or merge request, as the bot unless
-// AuthorID is set, and returns it.
+// AddNote adds a note to an issue or merge request and returns it. The
+// author is the bot unless AuthorID is set, since seeded notes are most
+// often the bot's own earlier comments (only a note's author may edit it);
+// seed a person's comment with AuthorID: srv.Developer().ID.
 func (s *Server) AddNote(project int64, kind NoteableKind, iid int64, n Note) Note {
 	s.mu.Lock()
 	defer s.mu.Unlock()

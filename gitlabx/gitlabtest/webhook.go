@@ -192,12 +192,14 @@ type EventOptions struct {
 
 // Event names as GitLab sends them in X-Gitlab-Event.
 const (
-	MergeRequestHook = "Merge Request Hook"
-	IssueHook        = "Issue Hook"
-	NoteHook         = "Note Hook"
-	PushHook         = "Push Hook"
-	TagPushHook      = "Tag Push Hook"
-	PipelineHook     = "Pipeline Hook"
+	MergeRequestHook      = "Merge Request Hook"
+	IssueHook             = "Issue Hook"
+	ConfidentialIssueHook = "Confidential Issue Hook"
+	NoteHook              = "Note Hook"
+	ConfidentialNoteHook  = "Confidential Note Hook"
+	PushHook              = "Push Hook"
+	TagPushHook           = "Tag Push Hook"
+	PipelineHook          = "Pipeline Hook"
 )
 
 func hookTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
@@ -254,17 +256,75 @@ func patchFixture(name string, top map[string]any, attrs map[string]any) ([]byte
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("gitlabtest: fixture %s: %w", name, err)
 	}
-	oa, _ := m["object_attributes"].(map[string]any)
-	for k, v := range attrs {
-		oa[k] = v
+	if oa, ok := m["object_attributes"].(map[string]any); ok {
+		for k, v := range attrs {
+			oa[k] = v
+		}
 	}
 	for k, v := range top {
+		old, ok1 := m[k].(map[string]any)
+		nw, ok2 := v.(map[string]any)
+		if ok1 && ok2 && (k == "issue" || k == "merge_request") {
+			// Keep the recorded object's extra fields under the fake's values.
+			for kk, vv := range nw {
+				old[kk] = vv
+			}
+			continue
+		}
 		m[k] = v
 	}
 	return json.Marshal(m)
 }
 
 var mrStateID = map[string]int{"opened": 1, "closed": 2, "merged": 3, "locked": 4}
+
+func (s *Server) mrHookAttrs(p *project, mr *MergeRequest) map[string]any {
+	snap := s.mrSnapshot(p, mr)
+	web := s.URL() + "/" + p.Path
+	proj := s.hookProject(p)
+	var lastCommit any
+	if c := p.commits[snap.SHA]; c != nil {
+		lastCommit = map[string]any{
+			"id": c.SHA, "message": c.Message, "title": c.Title, "timestamp": c.CreatedAt.UTC().Format(time.RFC3339),
+			"url": web + "/-/commit/" + c.SHA, "author": map[string]any{"name": c.AuthorName, "email": c.AuthorEmail},
+		}
+	}
+	return map[string]any{
+		"id": mr.ID, "iid": mr.IID, "target_branch": mr.TargetBranch, "source_branch": mr.SourceBranch,
+		"source_project_id": p.ID, "target_project_id": p.ID, "author_id": mr.AuthorID,
+		"assignee_ids": []any{}, "assignee_id": nil, "reviewer_ids": []any{},
+		"title": mr.Title, "description": mr.Description,
+		"created_at": hookTime(mr.CreatedAt), "updated_at": hookTime(mr.UpdatedAt),
+		"state": mr.State, "state_id": mrStateID[mr.State],
+		"work_in_progress": mr.Draft, "draft": mr.Draft,
+		"merge_status": "can_be_merged", "detailed_merge_status": "mergeable",
+		"url":    fmt.Sprintf("%s/-/merge_requests/%d", web, mr.IID),
+		"source": proj, "target": proj, "last_commit": lastCommit,
+		"labels":           s.hookLabels(p, mr.Labels),
+		"merge_commit_sha": nilIfEmpty(mr.MergeCommitSHA),
+		"milestone_id":     nil,
+	}
+}
+
+func (s *Server) issueHookAttrs(p *project, is *Issue) map[string]any {
+	stateID := 1
+	if is.State == "closed" {
+		stateID = 2
+	}
+	return map[string]any{
+		"id": is.ID, "iid": is.IID, "title": is.Title, "description": is.Description,
+		"author_id": is.AuthorID, "project_id": p.ID, "assignee_ids": []any{}, "assignee_id": nil,
+		"created_at": hookTime(is.CreatedAt), "updated_at": hookTime(is.UpdatedAt),
+		"state": is.State, "state_id": stateID, "confidential": is.Confidential,
+		"url":    fmt.Sprintf("%s/%s/-/issues/%d", s.URL(), p.Path, is.IID),
+		"labels": s.hookLabels(p, is.Labels), "milestone_id": nil,
+	}
+}
+
+func (s *Server) hookRepository(p *project) map[string]any {
+	web := s.URL() + "/" + p.Path
+	return map[string]any{"name": p.Name, "url": "git@127.0.0.1:" + p.Path + ".git", "description": "", "homepage": web}
+}
 
 // MergeRequestEvent builds a "Merge Request Hook" payload for merge
 // request iid from the server's state, on top of the recorded
@@ -280,7 +340,11 @@ func (s *Server) MergeRequestEvent(project, iid int64, o EventOptions) ([]byte, 
 	if mr == nil {
 		return nil, fmt.Errorf("gitlabtest: no merge request !%d in project %d", iid, project)
 	}
-	snap := s.mrSnapshot(p, mr)
+	return s.mrEvent(p, mr, o)
+}
+
+// mrEvent builds an MR payload; caller holds s.mu.
+func (s *Server) mrEvent(p *project, mr *MergeRequest, o EventOptions) ([]byte, error) {
 	if o.Action == "" {
 		o.Action = "open"
 	}
@@ -288,30 +352,10 @@ func (s *Server) MergeRequestEvent(project, iid int64, o EventOptions) ([]byte, 
 	if user == 0 {
 		user = mr.AuthorID
 	}
-	web := s.URL() + "/" + p.Path
-	proj := s.hookProject(p)
-	var lastCommit any
-	if c := p.commits[snap.SHA]; c != nil {
-		lastCommit = map[string]any{
-			"id": c.SHA, "message": c.Message, "title": c.Title, "timestamp": c.CreatedAt.UTC().Format(time.RFC3339),
-			"url": web + "/-/commit/" + c.SHA, "author": map[string]any{"name": c.AuthorName, "email": c.AuthorEmail},
-		}
-	}
-	attrs := map[string]any{
-		"id": mr.ID, "iid": mr.IID, "target_branch": mr.TargetBranch, "source_branch": mr.SourceBranch,
-		"source_project_id": p.ID, "target_project_id": p.ID, "author_id": mr.AuthorID,
-		"assignee_ids": []any{}, "assignee_id": nil, "reviewer_ids": []any{},
-		"title": mr.Title, "description": mr.Description,
-		"created_at": hookTime(mr.CreatedAt), "updated_at": hookTime(mr.UpdatedAt),
-		"state": mr.State, "state_id": mrStateID[mr.State], "action": o.Action,
-		"work_in_progress": mr.Draft, "draft": mr.Draft,
-		"merge_status": "can_be_merged", "detailed_merge_status": "mergeable",
-		"url":    fmt.Sprintf("%s/-/merge_requests/%d", web, mr.IID),
-		"source": proj, "target": proj, "last_commit": lastCommit,
-		"labels":           s.hookLabels(p, mr.Labels),
-		"merge_commit_sha": nilIfEmpty(mr.MergeCommitSHA),
-		"milestone_id":     nil, "system": false, "system_action": nil,
-	}
+	attrs := s.mrHookAttrs(p, mr)
+	attrs["action"] = o.Action
+	attrs["system"] = false
+	attrs["system_action"] = nil
 	if o.OldRev != "" {
 		attrs["oldrev"] = o.OldRev
 	}
@@ -321,15 +365,16 @@ func (s *Server) MergeRequestEvent(project, iid int64, o EventOptions) ([]byte, 
 	}
 	return patchFixture("merge_request_open", map[string]any{
 		"object_kind": "merge_request", "event_type": "merge_request",
-		"user": s.hookUser(user), "project": proj,
-		"repository": map[string]any{"name": p.Name, "url": "git@127.0.0.1:" + p.Path + ".git", "description": "", "homepage": web},
+		"user": s.hookUser(user), "project": s.hookProject(p),
+		"repository": s.hookRepository(p),
 		"labels":     s.hookLabels(p, mr.Labels), "changes": changes,
 		"assignees": []any{}, "reviewers": []any{},
 	}, attrs)
 }
 
 // IssueEvent builds an "Issue Hook" payload for issue iid from the
-// server's state, on top of the recorded issue_open fixture.
+// server's state, on top of the recorded issue_open fixture. GitLab sends
+// confidential issues' events as "Confidential Issue Hook".
 func (s *Server) IssueEvent(project, iid int64, o EventOptions) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -341,6 +386,11 @@ func (s *Server) IssueEvent(project, iid int64, o EventOptions) ([]byte, error) 
 	if is == nil {
 		return nil, fmt.Errorf("gitlabtest: no issue #%d in project %d", iid, project)
 	}
+	return s.issueEvent(p, is, o)
+}
+
+// issueEvent builds an issue payload; caller holds s.mu.
+func (s *Server) issueEvent(p *project, is *Issue, o EventOptions) ([]byte, error) {
 	if o.Action == "" {
 		o.Action = "open"
 	}
@@ -348,27 +398,78 @@ func (s *Server) IssueEvent(project, iid int64, o EventOptions) ([]byte, error) 
 	if user == 0 {
 		user = is.AuthorID
 	}
-	stateID := 1
-	if is.State == "closed" {
-		stateID = 2
-	}
 	changes := o.Changes
 	if changes == nil {
 		changes = map[string]any{}
 	}
-	web := s.URL() + "/" + p.Path
+	attrs := s.issueHookAttrs(p, is)
+	attrs["action"] = o.Action
+	kind := "issue"
+	if is.Confidential {
+		kind = "confidential_issue"
+	}
 	return patchFixture("issue_open", map[string]any{
-		"object_kind": "issue", "event_type": "issue",
+		"object_kind": "issue", "event_type": kind,
 		"user": s.hookUser(user), "project": s.hookProject(p),
-		"repository": map[string]any{"name": p.Name, "url": "git@127.0.0.1:" + p.Path + ".git", "description": "", "homepage": web},
+		"repository": s.hookRepository(p),
 		"assignees":  []any{}, "assignee": nil,
 		"labels": s.hookLabels(p, is.Labels), "changes": changes,
-	}, map[string]any{
-		"id": is.ID, "iid": is.IID, "title": is.Title, "description": is.Description,
-		"author_id": is.AuthorID, "project_id": p.ID, "assignee_ids": []any{}, "assignee_id": nil,
-		"created_at": hookTime(is.CreatedAt), "updated_at": hookTime(is.UpdatedAt),
-		"state": is.State, "state_id": stateID, "action": o.Action, "confidential": is.Confidential,
-		"url":    fmt.Sprintf("%s/-/issues/%d", web, is.IID),
-		"labels": s.hookLabels(p, is.Labels), "milestone_id": nil,
+	}, attrs)
+}
+
+// NoteEvent builds a "Note Hook" payload for note noteID on issue or merge
+// request iid, on top of the recorded note_issue / note_merge_request
+// fixtures. EventOptions.Action defaults to "create"; the user defaults to
+// the note's author.
+func (s *Server) NoteEvent(project int64, kind NoteableKind, iid, noteID int64, o EventOptions) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.st.projects[project]
+	if p == nil {
+		return nil, fmt.Errorf("gitlabtest: no project %d", project)
+	}
+	var n *Note
+	for _, x := range p.notes {
+		if x.ID == noteID && x.Kind == kind && x.NoteableIID == iid {
+			n = x
+		}
+	}
+	if n == nil {
+		return nil, fmt.Errorf("gitlabtest: no note %d on %s %d in project %d", noteID, kind, iid, project)
+	}
+	return s.noteEvent(p, n, o)
+}
+
+// noteEvent builds a note payload; caller holds s.mu.
+func (s *Server) noteEvent(p *project, n *Note, o EventOptions) ([]byte, error) {
+	kind, iid := n.Kind, n.NoteableIID
+	if o.Action == "" {
+		o.Action = "create"
+	}
+	user := o.UserID
+	if user == 0 {
+		user = n.AuthorID
+	}
+	top := map[string]any{
+		"object_kind": "note", "event_type": "note",
+		"user": s.hookUser(user), "project_id": p.ID, "project": s.hookProject(p),
+		"repository": s.hookRepository(p),
+	}
+	fixture, anchor := "note_issue", fmt.Sprintf("%s/%s/-/issues/%d#note_%d", s.URL(), p.Path, iid, n.ID)
+	switch kind {
+	case IssueNoteable:
+		top["issue"] = s.issueHookAttrs(p, s.issueByIID(p, iid))
+		if n.Internal {
+			top["event_type"] = "confidential_note"
+		}
+	case MergeRequestNoteable:
+		fixture, anchor = "note_merge_request", fmt.Sprintf("%s/%s/-/merge_requests/%d#note_%d", s.URL(), p.Path, iid, n.ID)
+		top["merge_request"] = s.mrHookAttrs(p, s.mrByIID(p, iid))
+	}
+	return patchFixture(fixture, top, map[string]any{
+		"id": n.ID, "note": n.Body, "noteable_type": string(kind), "author_id": n.AuthorID,
+		"created_at": hookTime(n.CreatedAt), "updated_at": hookTime(n.UpdatedAt), "project_id": p.ID,
+		"noteable_id": n.NoteableID, "system": n.System, "action": o.Action, "url": anchor,
+		"internal": n.Internal, "confidential": n.Internal, "description": n.Body,
 	})
 }

@@ -191,3 +191,90 @@ func TestEventsFromState(t *testing.T) {
 	_, err = srv.IssueEvent(99, 1, gitlabtest.EventOptions{})
 	assert.Error(t, err)
 }
+
+func TestNoteEventsFromState(t *testing.T) {
+	srv, _ := newProject(t)
+	srv.AddIssue(7, gitlabtest.Issue{Title: "bug"})
+	srv.SetFile(7, "feature", "a", []byte("a"))
+	mr := srv.AddMergeRequest(7, gitlabtest.MergeRequest{Title: "m", SourceBranch: "feature"})
+	in := srv.AddNote(7, gitlabtest.IssueNoteable, 1, gitlabtest.Note{Body: "on issue", Internal: true})
+	on := srv.AddNote(7, gitlabtest.MergeRequestNoteable, mr.IID, gitlabtest.Note{Body: "on mr"})
+
+	body, err := srv.NoteEvent(7, gitlabtest.IssueNoteable, 1, in.ID, gitlabtest.EventOptions{})
+	require.NoError(t, err)
+	ev, err := gitlab.ParseWebhook(gitlab.EventTypeNote, body)
+	require.NoError(t, err)
+	ic, ok := ev.(*gitlab.IssueCommentEvent)
+	require.True(t, ok, "%T", ev)
+	assert.Equal(t, "on issue", ic.ObjectAttributes.Note)
+	assert.Equal(t, in.ID, ic.ObjectAttributes.ID)
+	assert.Equal(t, int64(1), ic.Issue.IID)
+	assert.Equal(t, "bug", ic.Issue.Title)
+	assert.Equal(t, "confidential_note", ic.EventType)
+	assert.EqualValues(t, "create", ic.ObjectAttributes.Action)
+
+	body, err = srv.NoteEvent(7, gitlabtest.MergeRequestNoteable, mr.IID, on.ID, gitlabtest.EventOptions{Action: "update"})
+	require.NoError(t, err)
+	ev, err = gitlab.ParseWebhook(gitlab.EventTypeNote, body)
+	require.NoError(t, err)
+	mc, ok := ev.(*gitlab.MergeCommentEvent)
+	require.True(t, ok, "%T", ev)
+	assert.Equal(t, "on mr", mc.ObjectAttributes.Note)
+	assert.Equal(t, mr.IID, mc.MergeRequest.IID)
+	assert.Equal(t, "feature", mc.MergeRequest.SourceBranch)
+	assert.Equal(t, srv.BotUser().ID, mc.User.ID, "seeded notes are the bot's")
+
+	_, err = srv.NoteEvent(7, gitlabtest.IssueNoteable, 1, on.ID, gitlabtest.EventOptions{})
+	assert.Error(t, err, "the MR note is not on the issue")
+}
+
+// TestEventsKeepRecordedShape checks that payloads built from state carry
+// every field of the recorded GitLab payload they imitate.
+func TestEventsKeepRecordedShape(t *testing.T) {
+	srv, bot := newProject(t)
+	srv.SetFile(7, "f", "a", []byte("a"))
+	srv.AddIssue(7, gitlabtest.Issue{Title: "t"})
+	srv.AddMergeRequest(7, gitlabtest.MergeRequest{Title: "m", SourceBranch: "f"})
+	n := srv.AddNote(7, gitlabtest.MergeRequestNoteable, 1, gitlabtest.Note{Body: "x"})
+	in := srv.AddNote(7, gitlabtest.IssueNoteable, 1, gitlabtest.Note{Body: "y"})
+	url, _ := receiver(t)
+	srv.AddHook(7, gitlabtest.Hook{URL: url, Events: []string{gitlabtest.TagPushHook}})
+	_, _, err := bot.Tags.CreateTag(7, &gitlab.CreateTagOptions{TagName: gitlab.Ptr("v1"), Ref: gitlab.Ptr("f")})
+	require.NoError(t, err)
+	require.NoError(t, srv.WaitDeliveries(t.Context()))
+	tagBody := srv.Deliveries()[0].Body
+
+	build := map[string]func() ([]byte, error){
+		"merge_request_open": func() ([]byte, error) { return srv.MergeRequestEvent(7, 1, gitlabtest.EventOptions{}) },
+		"issue_open":         func() ([]byte, error) { return srv.IssueEvent(7, 1, gitlabtest.EventOptions{}) },
+		"note_merge_request": func() ([]byte, error) {
+			return srv.NoteEvent(7, gitlabtest.MergeRequestNoteable, 1, n.ID, gitlabtest.EventOptions{})
+		},
+		"note_issue": func() ([]byte, error) {
+			return srv.NoteEvent(7, gitlabtest.IssueNoteable, 1, in.ID, gitlabtest.EventOptions{})
+		},
+		"tag_push": func() ([]byte, error) { return tagBody, nil },
+	}
+	for name, f := range build {
+		t.Run(name, func(t *testing.T) {
+			rec, _, err := gitlabtest.Fixture(name)
+			require.NoError(t, err)
+			got, err := f()
+			require.NoError(t, err)
+			var want, have map[string]any
+			require.NoError(t, json.Unmarshal(rec, &want))
+			require.NoError(t, json.Unmarshal(got, &have))
+			for _, sub := range []string{"", "object_attributes", "project", "merge_request", "issue"} {
+				w, h := want, have
+				if sub != "" {
+					w, _ = want[sub].(map[string]any)
+					h, _ = have[sub].(map[string]any)
+				}
+				for k := range w {
+					_, ok := h[k]
+					assert.True(t, ok, "%s: %s.%s of the recorded payload is missing", name, sub, k)
+				}
+			}
+		})
+	}
+}

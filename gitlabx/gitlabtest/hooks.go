@@ -1,0 +1,309 @@
+package gitlabtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Hook is a project webhook registered with AddHook. The server delivers
+// an event to URL each time an API call changes the project the way that
+// event reports, as GitLab does; seeding methods (AddIssue, SetFile, ...)
+// fire nothing.
+type Hook struct {
+	URL string
+	// Events limits deliveries to these X-Gitlab-Event values
+	// (IssueHook, NoteHook, MergeRequestHook, TagPushHook, and the
+	// confidential variants); empty means all.
+	Events []string
+	// Options is used for every delivery; each one gets fresh
+	// Idempotency-Key and X-Gitlab-Event-UUID values unless set here.
+	Options WebhookOptions
+}
+
+// Delivery is one webhook the server sent to a Hook.
+type Delivery struct {
+	URL            string
+	Event          string
+	Body           []byte
+	IdempotencyKey string
+	Status         int   // 0 when the request failed
+	Err            error // transport error, if any
+}
+
+type pendingDelivery struct {
+	hook  Hook
+	event string
+	body  []byte
+}
+
+type hookQueue struct {
+	hooks   map[int64][]Hook
+	queue   []pendingDelivery
+	done    []Delivery
+	pending int
+	drained chan struct{}
+	wake    chan struct{}
+	stop    chan struct{}
+	started bool
+	exited  chan struct{}
+}
+
+// AddHook registers a webhook on a project. Deliveries run in order on one
+// background goroutine; WaitDeliveries waits for them and Deliveries lists
+// them. Close stops delivering.
+func (s *Server) AddHook(project int64, h Hook) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustProject(project)
+	if s.hq.hooks == nil {
+		s.hq.hooks = map[int64][]Hook{}
+	}
+	s.hq.hooks[project] = append(s.hq.hooks[project], h)
+}
+
+// Deliveries returns the webhooks delivered so far, in order.
+func (s *Server) Deliveries() []Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.hq.done)
+}
+
+// WaitDeliveries blocks until every queued webhook has been delivered (or
+// failed), or ctx ends, in which case it returns ctx's error.
+func (s *Server) WaitDeliveries(ctx context.Context) error {
+	s.mu.Lock()
+	ch := s.hq.drained
+	s.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gitlabtest: waiting for webhook deliveries: %w", ctx.Err())
+	}
+}
+
+// fire queues event payloads built by build for every hook of p that wants
+// event; caller holds s.mu.
+func (s *Server) fire(p *project, event string, build func() ([]byte, error)) {
+	var hooks []Hook
+	for _, h := range s.hq.hooks[p.ID] {
+		if len(h.Events) == 0 || slices.Contains(h.Events, event) {
+			hooks = append(hooks, h)
+		}
+	}
+	if len(hooks) == 0 {
+		return
+	}
+	body, err := build()
+	if err != nil {
+		s.cfg.logger.Error("gitlabtest: building webhook", "event", event, "err", err)
+		return
+	}
+	q := &s.hq
+	if q.wake == nil {
+		q.wake, q.stop, q.exited = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	}
+	if !q.started {
+		q.started = true
+		go s.deliverLoop()
+	}
+	for _, h := range hooks {
+		if q.pending == 0 {
+			q.drained = make(chan struct{})
+		}
+		q.pending++
+		q.queue = append(q.queue, pendingDelivery{hook: h, event: event, body: body})
+	}
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) deliverLoop() {
+	q := &s.hq
+	defer close(q.exited)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-q.stop
+		cancel()
+	}()
+	for {
+		s.mu.Lock()
+		if len(q.queue) == 0 {
+			s.mu.Unlock()
+			select {
+			case <-q.wake:
+				continue
+			case <-q.stop:
+				return
+			}
+		}
+		d := q.queue[0]
+		q.queue = q.queue[1:]
+		s.mu.Unlock()
+
+		o := d.hook.Options
+		if o.IdempotencyKey == "" {
+			o.IdempotencyKey = NewUUID()
+		}
+		rec := Delivery{URL: d.hook.URL, Event: d.event, Body: d.body, IdempotencyKey: o.IdempotencyKey}
+		resp, err := SendWebhook(ctx, d.hook.URL, d.event, d.body, o)
+		if err != nil {
+			rec.Err = err
+		} else {
+			rec.Status = resp.StatusCode
+			_, _ = io.Copy(io.Discard, resp.Body)
+		}
+
+		s.mu.Lock()
+		q.done = append(q.done, rec)
+		q.pending--
+		if q.pending == 0 {
+			close(q.drained)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// stopHooks ends the delivery goroutine; queued deliveries are dropped.
+func (s *Server) stopHooks() {
+	s.mu.Lock()
+	q := &s.hq
+	started := q.started
+	if q.stop != nil {
+		select {
+		case <-q.stop:
+		default:
+			close(q.stop)
+		}
+	}
+	s.mu.Unlock()
+	if started {
+		<-q.exited
+	}
+	s.mu.Lock()
+	if q.pending > 0 {
+		q.pending, q.queue = 0, nil
+		close(q.drained)
+	}
+	s.mu.Unlock()
+}
+
+func labelChanges(p *project, s *Server, before, after []string) map[string]any {
+	return map[string]any{"previous": s.hookLabels(p, before), "current": s.hookLabels(p, after)}
+}
+
+// issueChanges describes what an update changed, the way GitLab's
+// "changes" object does.
+func (s *Server) issueChanges(p *project, before, after *Issue) map[string]any {
+	ch := map[string]any{}
+	if before.Title != after.Title {
+		ch["title"] = map[string]any{"previous": before.Title, "current": after.Title}
+	}
+	if before.Description != after.Description {
+		ch["description"] = map[string]any{"previous": before.Description, "current": after.Description}
+	}
+	if !slices.Equal(before.Labels, after.Labels) {
+		ch["labels"] = labelChanges(p, s, before.Labels, after.Labels)
+	}
+	if before.State != after.State {
+		ids := map[string]int{"opened": 1, "closed": 2}
+		ch["state_id"] = map[string]any{"previous": ids[before.State], "current": ids[after.State]}
+		ch["closed_at"] = map[string]any{"previous": ts(before.ClosedAt), "current": ts(after.ClosedAt)}
+	}
+	if before.Confidential != after.Confidential {
+		ch["confidential"] = map[string]any{"previous": before.Confidential, "current": after.Confidential}
+	}
+	if len(ch) > 0 {
+		ch["updated_at"] = map[string]any{"previous": hookTime(before.UpdatedAt), "current": hookTime(after.UpdatedAt)}
+	}
+	return ch
+}
+
+func (s *Server) mrChanges(p *project, before, after *MergeRequest) map[string]any {
+	ch := map[string]any{}
+	if before.Title != after.Title {
+		ch["title"] = map[string]any{"previous": before.Title, "current": after.Title}
+	}
+	if before.Description != after.Description {
+		ch["description"] = map[string]any{"previous": before.Description, "current": after.Description}
+	}
+	if before.TargetBranch != after.TargetBranch {
+		ch["target_branch"] = map[string]any{"previous": before.TargetBranch, "current": after.TargetBranch}
+	}
+	if !slices.Equal(before.Labels, after.Labels) {
+		ch["labels"] = labelChanges(p, s, before.Labels, after.Labels)
+	}
+	if before.State != after.State {
+		ch["state_id"] = map[string]any{"previous": mrStateID[before.State], "current": mrStateID[after.State]}
+	}
+	if len(ch) > 0 {
+		ch["updated_at"] = map[string]any{"previous": hookTime(before.UpdatedAt), "current": hookTime(after.UpdatedAt)}
+	}
+	return ch
+}
+
+func issueHookName(is *Issue) string {
+	if is.Confidential {
+		return ConfidentialIssueHook
+	}
+	return IssueHook
+}
+
+func (s *Server) fireIssue(p *project, is *Issue, user int64, action string, changes map[string]any) {
+	s.fire(p, issueHookName(is), func() ([]byte, error) {
+		return s.issueEvent(p, is, EventOptions{Action: action, UserID: user, Changes: changes})
+	})
+}
+
+func (s *Server) fireMR(p *project, mr *MergeRequest, user int64, action string, changes map[string]any) {
+	s.fire(p, MergeRequestHook, func() ([]byte, error) {
+		return s.mrEvent(p, mr, EventOptions{Action: action, UserID: user, Changes: changes})
+	})
+}
+
+func (s *Server) fireNote(p *project, n *Note, user int64, action string) {
+	event := NoteHook
+	if n.Internal {
+		event = ConfidentialNoteHook
+	}
+	s.fire(p, event, func() ([]byte, error) {
+		return s.noteEvent(p, n, EventOptions{Action: action, UserID: user})
+	})
+}
+
+func (s *Server) fireTag(p *project, t *Tag, user int64) {
+	s.fire(p, TagPushHook, func() ([]byte, error) {
+		u := s.hookUser(user)
+		var commits []any
+		if c := p.commits[t.Commit]; c != nil {
+			commits = append(commits, map[string]any{
+				"id": c.SHA, "message": c.Message, "title": c.Title,
+				"timestamp": c.CreatedAt.UTC().Format(time.RFC3339),
+				"url":       fmt.Sprintf("%s/%s/-/commit/%s", s.URL(), p.Path, c.SHA),
+				"author":    map[string]any{"name": c.AuthorName, "email": c.AuthorEmail},
+				"added":     []any{}, "modified": slices.Clone(c.Paths), "removed": []any{},
+			})
+		}
+		if commits == nil {
+			commits = []any{}
+		}
+		return patchFixture("tag_push", map[string]any{
+			"object_kind": "tag_push", "event_name": "tag_push",
+			"before": strings.Repeat("0", 40), "after": t.Target, "ref": "refs/tags/" + t.Name,
+			"checkout_sha": t.Commit, "message": nilIfEmpty(t.Message),
+			"user_id": u["id"], "user_username": u["username"], "user_name": u["name"], "user_avatar": "",
+			"project_id": p.ID, "project": s.hookProject(p), "repository": s.hookRepository(p),
+			"commits": commits, "total_commits_count": len(commits),
+		}, nil)
+	})
+}
