@@ -3,7 +3,8 @@
 #  1. Go benchmarks: the GitLab backend listing 20,000 tags in 200 pages from
 #     the fake (time and API calls per run; it fails if a page is fetched
 #     twice), with and without 10 ms of latency per answer, sequential and 4
-#     pages at a time; the local git backend; `git tag --sort=v:refname`;
+#     pages at a time, on the fake and on static pre-rendered pages (semtag's
+#     own side without the fake's bookkeeping); the local git backend; `git tag --sort=v:refname`;
 #     and Next alone.
 #  2. Side by side in one hyperfine run on the same local repository:
 #     `auto-version -repo-dir R -dry-run` against `git tag --sort=v:refname`,
@@ -16,7 +17,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 echo "== Go benchmarks (20,000 tags; MB/s reads as million tags/s)"
-$GO test -run '^$' -bench 'Benchmark(GitLabTags20k|GitTagger20k|GitTagSort20k|Next20k)' -benchtime "${BENCHTIME:-3x}" ./semtag/ | tee "$tmp/bench.txt"
+$GO test -run '^$' -bench 'Benchmark(GitLabTags20k|GitLabTags20kStatic|GitTagger20k|GitTagSort20k|Next20k)' -benchtime "${BENCHTIME:-3x}" ./semtag/ | tee "$tmp/bench.txt"
 echo
 awk '
 /^BenchmarkGitLabTags20k\// {
@@ -25,6 +26,13 @@ awk '
 	name = $1; sub(/^BenchmarkGitLabTags20k\//, "", name); sub(/-[0-9]+$/, "", name)
 	printf "GitLab fake, 20,000 tags in 200 pages, %-28s %6.2f s/run, %d API calls/run (200 tag pages + 1 go.mod read), no page fetched twice\n", name ":", t / 1e9, c
 }
+/^BenchmarkGitLabTags20kStatic\// {
+	t = 0; c = 0
+	for (i = 1; i <= NF; i++) { if ($(i+1) == "ns/op") t = $i; if ($(i+1) == "calls/op") c = $i }
+	name = $1; sub(/^BenchmarkGitLabTags20kStatic\//, "", name); sub(/-[0-9]+$/, "", name)
+	printf "static pages (semtag side only), 20,000 tags, %-28s %6.2f s/run, %d API calls/run\n", name ":", t / 1e9, c
+}
+/^BenchmarkNext20k/ { for (i = 1; i <= NF; i++) if ($(i+1) == "ns/op") printf "Next alone over 20,000 tags: %.1f ms\n", $i / 1e6 }
 /^BenchmarkGitTagger20k/ { for (i = 1; i <= NF; i++) if ($(i+1) == "ns/op") a = $i }
 /^BenchmarkGitTagSort20k/ { for (i = 1; i <= NF; i++) if ($(i+1) == "ns/op") b = $i }
 END { if (a && b) printf "local repo, 20,000 tags: semtag Tagger %.0f ms, git tag --sort=v:refname %.0f ms, ratio %.2f\n", a / 1e6, b / 1e6, a / b }

@@ -3,10 +3,15 @@ package semtag_test
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
 	"github.com/opskit/opskit/semtag"
@@ -163,5 +168,90 @@ func BenchmarkGitTagSort20k(b *testing.B) {
 		if err != nil || len(out) == 0 {
 			b.Fatalf("git tag: %v", err)
 		}
+	}
+}
+
+// BenchmarkGitLabTags20kStatic measures semtag's own side of the GitLab
+// listing: a minimal server answers 200 pre-rendered pages of 100 tags
+// with GitLab's pagination headers, so the time is client-go's requests
+// and decoding plus Next, not the fake's bookkeeping. With latency, every
+// answer waits 10 ms first, like a GitLab a few hops away.
+func BenchmarkGitLabTags20kStatic(b *testing.B) {
+	const perPage, pages = 100, benchTags / 100
+	names := benchTagNames()
+	head := strings.Repeat("b", 40)
+	body := make([][]byte, pages)
+	for p := range pages {
+		var sb strings.Builder
+		sb.WriteString("[")
+		for i, n := range names[p*perPage : (p+1)*perPage] {
+			if i > 0 {
+				sb.WriteString(",")
+			}
+			fmt.Fprintf(&sb, `{"name":%q,"message":"","target":"%s","commit":{"id":"%s","message":"x"},"protected":false}`, n, strings.Repeat("a", 40), strings.Repeat("a", 40))
+		}
+		sb.WriteString("]")
+		body[p] = []byte(sb.String())
+	}
+	var latency atomic.Int64
+	var calls atomic.Int64
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		time.Sleep(time.Duration(latency.Load()))
+		if strings.HasSuffix(r.URL.Path, "/raw") {
+			http.Error(w, `{"message":"404 File Not Found"}`, http.StatusNotFound)
+			return
+		}
+		p, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		if p < 1 || p > pages {
+			p = 1
+		}
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("X-Page", strconv.Itoa(p))
+		h.Set("X-Per-Page", strconv.Itoa(perPage))
+		h.Set("X-Total", strconv.Itoa(benchTags))
+		h.Set("X-Total-Pages", strconv.Itoa(pages))
+		if p < pages {
+			h.Set("X-Next-Page", strconv.Itoa(p+1))
+		}
+		w.Write(body[p-1])
+	}))
+	b.Cleanup(hs.Close)
+	client, err := gitlab.NewClient("t", gitlab.WithBaseURL(hs.URL+"/api/v4"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name    string
+		conc    int
+		latency time.Duration
+	}{
+		{"sequential", 1, 0},
+		{"concurrency=4", 4, 0},
+		{"latency=10ms/sequential", 1, 10 * time.Millisecond},
+		{"latency=10ms/concurrency=4", 4, 10 * time.Millisecond},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			latency.Store(int64(bc.latency))
+			b.SetBytes(benchTags)
+			b.ReportAllocs()
+			calls.Store(0)
+			for b.Loop() {
+				repo, err := semtag.NewGitLab(client, semtag.GitLabConfig{Project: pid, Commit: head, Concurrency: bc.conc})
+				if err != nil {
+					b.Fatal(err)
+				}
+				tg, err := semtag.NewTagger(repo, semtag.Config{DryRun: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				res, err := tg.Run(b.Context())
+				if err != nil || res.Tag != "v19.99.9" {
+					b.Fatalf("Run = %+v, %v; want v19.99.9", res.Decision, err)
+				}
+			}
+			b.ReportMetric(float64(calls.Load())/float64(b.N), "calls/op")
+		})
 	}
 }
