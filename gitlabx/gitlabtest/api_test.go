@@ -949,3 +949,21 @@ func TestLatencyIsConcurrent(t *testing.T) {
 	})
 	assert.Len(t, srv.Issues(7), 200)
 }
+
+func TestCloseEndsLatencyWaits(t *testing.T) {
+	srv := gitlabtest.New()
+	srv.AddProject(gitlabtest.Project{ID: 7})
+	srv.SetLatency(time.Hour)
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		req := httptest.NewRequestWithContext(context.Background(), http.MethodGet, "/api/v4/projects/7", nil)
+		req.Header.Set("Private-Token", srv.Token())
+		srv.ServeHTTP(rec, req) // waits out the hour unless Close ends it
+		close(done)
+	}()
+	srv.Close()
+	srv.Close() // a second Close is harmless
+	<-done
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+}

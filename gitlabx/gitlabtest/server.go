@@ -84,6 +84,8 @@ type Server struct {
 	latency   time.Duration
 	retryAft  string
 	hq        hookQueue
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // New starts a Server on 127.0.0.1. The caller must call Close.
@@ -134,7 +136,7 @@ func newServer(opts ...Option) *Server {
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, users: map[string]User{cfg.token: cfg.bot}, retryAft: "1"}
+	s := &Server{cfg: cfg, users: map[string]User{cfg.token: cfg.bot}, retryAft: "1", closing: make(chan struct{})}
 	s.st.init()
 	s.st.users[cfg.bot.ID] = cfg.bot
 	if cfg.bot.ID != developerID {
@@ -218,11 +220,15 @@ func fastBackoff(_, _ time.Duration, attempt int, _ *http.Response) time.Duratio
 	return time.Duration(attempt) * time.Millisecond
 }
 
-// Close shuts the server down and blocks until outstanding requests finish.
-// Webhooks still queued (see AddHook) are dropped.
+// Close shuts the server down and blocks until outstanding requests finish;
+// calls waiting out SetLatency end at once with 503. Webhooks still queued
+// (see AddHook) are dropped. Close may be called more than once.
 func (s *Server) Close() {
-	s.hs.Close()
-	s.stopHooks()
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.hs.Close()
+		s.stopHooks()
+	})
 }
 
 // FailNext makes the next n API calls answer status with GitLab's error
@@ -387,6 +393,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
+			return
+		case <-s.closing:
+			t.Stop()
+			writeError(w, http.StatusServiceUnavailable, "503 Service Unavailable")
 			return
 		}
 	}
