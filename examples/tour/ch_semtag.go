@@ -24,7 +24,7 @@ func runSemtag(ctx context.Context, n *narrator) error {
 	defer srv.Close()
 	const project = 1
 	srv.AddProject(gitlabtest.Project{ID: project, Path: "libs/widgets"})
-	srv.SetFile(project, "main", "go.mod", []byte("module example.com/widgets\n"))
+	mainHead := srv.SetFile(project, "main", "go.mod", []byte("module example.com/widgets\n")).SHA
 	n.Say("fake GitLab project libs/widgets, no tags yet; the tag job runs semtag in conventional mode")
 
 	tagJob := func(sha string) (semtag.Result, error) {
@@ -39,16 +39,23 @@ func runSemtag(ctx context.Context, n *narrator) error {
 		return tagger.Run(ctx)
 	}
 
-	merges := []struct{ title, path, want string }{
-		{"fix: reject empty widget names", "widget.go", "v0.0.1"},
-		{"fix(render): keep the aspect ratio", "render/render.go", "v0.0.2"},
-		{"feat: add Widget.Resize", "widget.go", "v0.1.0"},
+	merges := []struct{ branch, title, path, want string }{
+		{"empty-names", "fix: reject empty widget names", "widget.go", "v0.0.1"},
+		{"aspect", "fix(render): keep the aspect ratio", "render/render.go", "v0.0.2"},
+		{"resize", "feat: add Widget.Resize", "widget.go", "v0.1.0"},
 	}
 	var last string
 	for i, m := range merges {
-		c := srv.AddCommit(project, "main", gitlabtest.Commit{Message: m.title, Paths: []string{m.path}})
-		last = c.SHA
-		res, err := tagJob(c.SHA)
+		// A merge request: the change on its branch, then a merge commit on
+		// main whose own header ("Merge branch ...") counts for nothing.
+		work := srv.AddCommit(project, m.branch, gitlabtest.Commit{Message: m.title, Paths: []string{m.path}})
+		merge := srv.AddCommit(project, "main", gitlabtest.Commit{
+			Message: fmt.Sprintf("Merge branch '%s' into 'main'\n\n%s\n\nSee merge request libs/widgets!%d", m.branch, m.title, i+1),
+			Parents: []string{mainHead, work.SHA},
+			Paths:   []string{m.path},
+		})
+		last, mainHead = merge.SHA, merge.SHA
+		res, err := tagJob(merge.SHA)
 		if err != nil {
 			return fmt.Errorf("tag job after merge %d: %w", i+1, err)
 		}
@@ -59,7 +66,7 @@ func runSemtag(ctx context.Context, n *narrator) error {
 		if base == "" {
 			base = "no tag (v0.0.0)"
 		}
-		n.Say("merge %d %q: base %s, %s bump -> created %s", i+1, m.title, base, res.Level, res.Tag)
+		n.Say("merge request !%d %q merged; tag job: base %s, %s bump -> created %s", i+1, m.title, base, res.Level, res.Tag)
 	}
 
 	res, err := tagJob(last)
