@@ -373,3 +373,18 @@ func TestGitBadInput(t *testing.T) {
 		require.ErrorIs(t, err, semtag.ErrBadBump)
 	})
 }
+
+// A merge request's commits arrive through a merge commit whose own header
+// counts for nothing; the commits on the merged branch decide.
+func TestGitConventionalMerge(t *testing.T) {
+	r := newGitRepo(t, false)
+	r.run("tag", "-a", "-m", "x", "v1.1.0", r.commit("initial"))
+	r.run("checkout", "-q", "-b", "feature")
+	r.commit("feat: a knob", "knob.go")
+	r.run("checkout", "-q", "main")
+	r.commit("docs: unrelated", "README")
+	r.run("merge", "-q", "--no-ff", "-m", "Merge branch 'feature' into 'main'", "feature")
+	res := runTagger(t, r.backend(semtag.GitConfig{}), semtag.Config{Bump: semtag.BumpConventional})
+	assert.Equal(t, "v1.2.0", res.Tag, "the feat on the merged branch")
+	assert.Equal(t, r.run("rev-parse", "HEAD"), r.run("rev-parse", "v1.2.0^{commit}"), "the merge commit is tagged")
+}
