@@ -143,7 +143,9 @@ func collect[T any](ctx context.Context, g *GitLab, conc int, fetch func(ctx con
 		return nil, err
 	}
 	seen := map[int64]bool{1: true}
-	if conc > 1 && resp.NextPage == 2 && resp.TotalPages > 2 {
+	// The bound keeps a nonsensical X-Total-Pages from sizing memory; such
+	// listings are followed page by page instead.
+	if conc > 1 && resp.NextPage == 2 && resp.TotalPages > 2 && resp.TotalPages <= 1<<16 {
 		rest := make([][]T, resp.TotalPages-1)
 		var last *gitlab.Response
 		eg, ectx := errgroup.WithContext(ctx)
