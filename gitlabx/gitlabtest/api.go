@@ -158,10 +158,11 @@ func (s *Server) paginateCounted(w http.ResponseWriter, a *apiRequest, n int, co
 		return fmt.Sprintf("<%s%s?%s>; rel=%q", s.URL(), a.r.URL.EscapedPath(), q.Encode(), rel)
 	}
 	var links []string
-	if page > 1 {
-		prev := min(page-1, pages)
-		h.Set("X-Prev-Page", strconv.Itoa(prev))
-		links = append(links, link(prev, "prev"))
+	// Like Kaminari (which GitLab uses), a page past the end has neither a
+	// previous nor a next page.
+	if page > 1 && page <= pages {
+		h.Set("X-Prev-Page", strconv.Itoa(page-1))
+		links = append(links, link(page-1, "prev"))
 	}
 	if page < pages {
 		h.Set("X-Next-Page", strconv.Itoa(page+1))

@@ -240,6 +240,15 @@ func TestPagination(t *testing.T) {
 	resp, body = rawGet(t, srv, "projects/7/issues?page=9")
 	assert.Equal(t, "[]", string(body), "a page past the end is empty")
 	assert.Equal(t, "45", resp.Header.Get("X-Total"))
+	assert.Equal(t, "", resp.Header.Get("X-Prev-Page"), "a page past the end has no previous page")
+	assert.Equal(t, "", resp.Header.Get("X-Next-Page"))
+
+	empty := gitlabtest.NewServer(t)
+	empty.AddProject(gitlabtest.Project{ID: 1})
+	resp, body = rawGet(t, empty, "projects/1/issues")
+	assert.Equal(t, "[]", string(body))
+	assert.Equal(t, "0", resp.Header.Get("X-Total"))
+	assert.Equal(t, "1", resp.Header.Get("X-Total-Pages"), "GitLab reports at least one page")
 
 	// Above 10,000 rows GitLab stops counting.
 	big := gitlabtest.NewServer(t)
@@ -571,6 +580,13 @@ func TestLabels(t *testing.T) {
 	one, _, err := c.Labels.GetLabel(7, "workflow::To Do")
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), one.OpenIssuesCount)
+	_, err = c.Labels.DeleteLabel(7, "workflow::in review", nil)
+	require.NoError(t, err)
+	is, _ := srv.Issue(7, 1)
+	assert.Equal(t, []string{"workflow::To Do"}, is.Labels, "a deleted label leaves the issues that had it")
+	_, _, err = c.Labels.GetLabel(7, "workflow::in review")
+	assert.ErrorIs(t, err, gitlab.ErrNotFound)
+	assert.Len(t, srv.Labels(7), 2)
 }
 
 func TestUploads(t *testing.T) {
@@ -598,9 +614,11 @@ func TestUploads(t *testing.T) {
 	ups := srv.Uploads(7)
 	require.Len(t, ups, 2)
 	assert.Equal(t, "log line", string(ups[1].Content))
-	resp2, body := rawGet(t, srv, "projects/7"+log.URL)
-	assert.Equal(t, http.StatusOK, resp2.StatusCode)
+	body, _, err := c.ProjectMarkdownUploads.DownloadProjectMarkdownUploadBySecretAndFilename(7, ups[1].Secret, ups[1].Filename)
+	require.NoError(t, err)
 	assert.Equal(t, "log line", string(body))
+	_, _, err = c.ProjectMarkdownUploads.DownloadProjectMarkdownUploadBySecretAndFilename(7, "0000", "race.log")
+	assert.ErrorIs(t, err, gitlab.ErrNotFound)
 }
 
 func TestFailNext(t *testing.T) {
@@ -724,6 +742,8 @@ func TestRequestsRecorded(t *testing.T) {
 func TestConcurrentWriters(t *testing.T) {
 	srv, c := newProject(t)
 	srv.AddIssue(7, gitlabtest.Issue{Title: "shared"})
+	url, _ := receiver(t) // buffers up to 100 deliveries
+	srv.AddHook(7, gitlabtest.Hook{URL: url, Events: []string{gitlabtest.NoteHook}})
 	var wg sync.WaitGroup
 	const n = 20
 	for i := range n {
@@ -747,6 +767,8 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 	assert.Len(t, srv.Notes(7, gitlabtest.IssueNoteable, 1), n)
 	assert.Equal(t, []string{"l0", "l1", "l2"}, issues[0].Labels)
+	require.NoError(t, srv.WaitDeliveries(t.Context()))
+	assert.Len(t, srv.Deliveries(), n, "one Note Hook per note")
 }
 
 // TestShapesMatchDocumentedExamples checks that every field of GitLab's

@@ -14,17 +14,21 @@
 //
 // The server covers the endpoints opskit calls: projects (by ID and by
 // URL-encoded path), the current user, issues (create, get, list with
-// search/in/labels/state/iids/order_by/sort, update with labels,
-// add_labels, remove_labels and state_event), issue and merge request
-// notes (list, get, create, update, delete, internal), merge requests (get,
-// list, update, closes_issues, related_issues), repository files (raw and
-// JSON, per ref), branches, commits (list with ref_name/path/since/until,
-// get), compare, tags (list with order_by/sort/search, get, create, delete),
-// project labels and markdown uploads. Lists carry GitLab's offset
-// pagination headers (X-Total, X-Total-Pages, X-Page, X-Per-Page,
-// X-Next-Page, X-Prev-Page, Link) and cap per_page at 100. Errors use
-// GitLab's shapes: {"message":"404 Project Not Found"} and, for parameter
-// validation, {"error":"title is missing"}.
+// search/in/labels/state/iids/order_by/sort/created_after..., update with
+// labels, add_labels, remove_labels and state_event), issue and merge request
+// notes (list, get, create, update, delete, internal), merge requests
+// (create, get, list, update, merge, closes_issues, related_issues),
+// repository files (raw, JSON and HEAD, per ref), branches, commits (list
+// with ref_name, including "A..B" ranges, path, since, until; get), compare,
+// tags (list with order_by/sort/search, get, create, delete), project labels
+// (list, get, create, delete) and markdown uploads (upload, download).
+// Lists carry GitLab's offset pagination headers (X-Total, X-Total-Pages,
+// X-Page, X-Per-Page, X-Next-Page, X-Prev-Page, Link), cap per_page at 100
+// and, like GitLab, leave the totals out above 10,000 rows and for commits.
+// Errors use GitLab's shapes: {"message":"404 Project Not Found"} and, for
+// parameter validation, {"error":"title is missing"}. Label names are
+// case-sensitive and labels named in an update are created when missing, as
+// GitLab does; merging an MR closes the issues it closes ("Closes #12").
 //
 // Requests need a known token (as Private-Token, JOB-TOKEN or
 // "Authorization: Bearer"); anything else answers 401
@@ -58,8 +62,10 @@
 // # Testing
 //
 // gitlabtest is itself the test package for gitlabx: import it only from
-// _test.go files, from examples and from the tour. NewServer(t) registers
-// Close with t.Cleanup. Its own tests exercise every endpoint through
-// client-go v1.46.0 and check payloads against the recorded fixtures in
-// internal/fixtures.
+// _test.go files, from examples and from the tour (New works outside tests;
+// the caller must Close). NewServer(t) registers Close with t.Cleanup. Its
+// own tests (go test ./gitlabx/gitlabtest/) exercise every endpoint through
+// client-go v1.46.0, compare answers with GitLab's documented examples
+// (testdata/api) and payloads with the recorded webhooks in
+// internal/fixtures; `make bench-gitlabtest` runs its benchmarks.
 package gitlabtest

@@ -101,3 +101,39 @@ func ExampleSendWebhook() {
 	// Merge Request Hook: !1 open (12-fix-login)
 	// 200
 }
+
+func ExampleServer_AddHook() {
+	srv := gitlabtest.New()
+	defer srv.Close()
+	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+	srv.AddIssue(7, gitlabtest.Issue{Title: "Login broken", Labels: []string{"workflow::To Do"}})
+
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer receiver.Close()
+	srv.AddHook(7, gitlabtest.Hook{URL: receiver.URL, Options: gitlabtest.WebhookOptions{Token: "s3cret"}})
+
+	// The bot moves the issue; GitLab (here, the fake) reports the change.
+	_, _, err := srv.Client().Issues.UpdateIssue(7, 1, &gitlab.UpdateIssueOptions{
+		AddLabels: &gitlab.LabelOptions{"workflow::In Review"}, RemoveLabels: &gitlab.LabelOptions{"workflow::To Do"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := srv.WaitDeliveries(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, d := range srv.Deliveries() {
+		ev, err := gitlab.ParseWebhook(gitlab.EventType(d.Event), d.Body)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		ie := ev.(*gitlab.IssueEvent)
+		fmt.Printf("%s %s by %s: %s -> %s (status %d)\n", d.Event, ie.ObjectAttributes.Action, ie.User.Username,
+			ie.Changes.Labels.Previous[0].Title, ie.Changes.Labels.Current[0].Title, d.Status)
+	}
+	// Output:
+	// Issue Hook update by opskit-bot: workflow::To Do -> workflow::In Review (status 200)
+}

@@ -92,6 +92,9 @@ func (s *Server) WaitDeliveries(ctx context.Context) error {
 // fire queues event payloads built by build for every hook of p that wants
 // event; caller holds s.mu.
 func (s *Server) fire(p *project, event string, build func() ([]byte, error)) {
+	if s.closed {
+		return
+	}
 	var hooks []Hook
 	for _, h := range s.hq.hooks[p.ID] {
 		if len(h.Events) == 0 || slices.Contains(h.Events, event) {

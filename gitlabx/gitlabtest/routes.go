@@ -663,7 +663,15 @@ func (s *Server) routeLabels(w http.ResponseWriter, a *apiRequest, p *project, m
 	case get:
 		writeJSON(w, http.StatusOK, s.labelJSON(p, p.labels[idx]))
 	case del:
+		name := p.labels[idx].Name
 		p.labels = slices.Delete(p.labels, idx, idx+1)
+		// GitLab takes a deleted label off every issue and MR.
+		for _, is := range p.issues {
+			is.Labels = slices.DeleteFunc(is.Labels, func(l string) bool { return l == name })
+		}
+		for _, m := range p.mrs {
+			m.Labels = slices.DeleteFunc(m.Labels, func(l string) bool { return l == name })
+		}
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")

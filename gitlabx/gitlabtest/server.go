@@ -2,6 +2,7 @@ package gitlabtest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -84,7 +85,8 @@ type Server struct {
 	latency   time.Duration
 	retryAft  string
 	hq        hookQueue
-	closing   chan struct{}
+	closed    bool
+	inflight  map[*http.Request]context.CancelFunc
 	closeOnce sync.Once
 }
 
@@ -136,7 +138,7 @@ func newServer(opts ...Option) *Server {
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, users: map[string]User{cfg.token: cfg.bot}, retryAft: "1", closing: make(chan struct{})}
+	s := &Server{cfg: cfg, users: map[string]User{cfg.token: cfg.bot}, retryAft: "1", inflight: map[*http.Request]context.CancelFunc{}}
 	s.st.init()
 	s.st.users[cfg.bot.ID] = cfg.bot
 	if cfg.bot.ID != developerID {
@@ -225,7 +227,12 @@ func fastBackoff(_, _ time.Duration, attempt int, _ *http.Response) time.Duratio
 // (see AddHook) are dropped. Close may be called more than once.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
-		close(s.closing)
+		s.mu.Lock()
+		s.closed = true
+		for _, cancel := range s.inflight {
+			cancel()
+		}
+		s.mu.Unlock()
 		s.hs.Close()
 		s.stopHooks()
 	})
@@ -378,7 +385,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(sw, http.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
 		return
 	}
-	s.serve(sw, r, body)
+	// Close cancels calls still in flight (those waiting out SetLatency).
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	s.mu.Lock()
+	if s.closed {
+		cancel()
+	}
+	s.inflight[r] = cancel
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.inflight, r)
+		s.mu.Unlock()
+	}()
+	s.serve(sw, r.WithContext(ctx), body)
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -392,11 +413,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
+			// The client went away, or Close cancelled the call.
 			t.Stop()
-			return
-		case <-s.closing:
-			t.Stop()
-			writeError(w, http.StatusServiceUnavailable, "503 Service Unavailable")
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				writeError(w, http.StatusServiceUnavailable, "503 Service Unavailable")
+			}
 			return
 		}
 	}

@@ -28,7 +28,7 @@ type captured struct {
 
 func receiver(t *testing.T) (string, <-chan captured) {
 	t.Helper()
-	ch := make(chan captured, 10)
+	ch := make(chan captured, 100)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		ch <- captured{r.Header.Clone(), b}
