@@ -271,35 +271,33 @@ func (s *Server) issueJSON(p *project, is *Issue) map[string]any {
 		closedBy = s.userJSON(is.ClosedByID)
 	}
 	return map[string]any{
-		"id":                   is.ID,
-		"iid":                  is.IID,
-		"project_id":           p.ID,
-		"title":                is.Title,
-		"description":          is.Description,
-		"state":                is.State,
-		"created_at":           ts(is.CreatedAt),
-		"updated_at":           ts(is.UpdatedAt),
-		"closed_at":            ts(is.ClosedAt),
-		"closed_by":            closedBy,
-		"labels":               labels,
-		"milestone":            nil,
-		"assignees":            []any{},
-		"assignee":             nil,
-		"author":               s.userJSON(is.AuthorID),
-		"type":                 "ISSUE",
-		"issue_type":           "issue",
-		"user_notes_count":     s.countNotes(p, IssueNoteable, is.IID),
-		"merge_requests_count": 0,
-		"upvotes":              0,
-		"downvotes":            0,
-		"due_date":             nil,
-		"confidential":         is.Confidential,
-		"discussion_locked":    nil,
-		"web_url":              fmt.Sprintf("%s/%s/-/issues/%d", s.URL(), p.Path, is.IID),
-		"references":           map[string]any{"short": ref, "relative": ref, "full": p.Path + ref},
-		"time_stats": map[string]any{
-			"time_estimate": 0, "total_time_spent": 0, "human_time_estimate": nil, "human_total_time_spent": nil,
-		},
+		"id":                     is.ID,
+		"iid":                    is.IID,
+		"project_id":             p.ID,
+		"title":                  is.Title,
+		"description":            is.Description,
+		"state":                  is.State,
+		"created_at":             ts(is.CreatedAt),
+		"updated_at":             ts(is.UpdatedAt),
+		"closed_at":              ts(is.ClosedAt),
+		"closed_by":              closedBy,
+		"labels":                 labels,
+		"milestone":              nil,
+		"assignees":              []any{},
+		"assignee":               nil,
+		"author":                 s.userJSON(is.AuthorID),
+		"type":                   "ISSUE",
+		"issue_type":             "issue",
+		"user_notes_count":       s.countNotes(p, IssueNoteable, is.IID),
+		"merge_requests_count":   0,
+		"upvotes":                0,
+		"downvotes":              0,
+		"due_date":               nil,
+		"confidential":           is.Confidential,
+		"discussion_locked":      nil,
+		"web_url":                fmt.Sprintf("%s/%s/-/issues/%d", s.URL(), p.Path, is.IID),
+		"references":             map[string]any{"short": ref, "relative": ref, "full": p.Path + ref},
+		"time_stats":             timeStats(),
 		"task_completion_status": map[string]any{"count": 0, "completed_count": 0},
 		"_links": map[string]any{
 			"self":    fmt.Sprintf("%s/api/v4/projects/%d/issues/%d", s.URL(), p.ID, is.IID),
@@ -385,12 +383,14 @@ func (s *Server) mrJSON(p *project, m *MergeRequest) map[string]any {
 		"diff_refs": map[string]any{
 			"base_sha": nilIfEmpty(p.branches[m.TargetBranch]), "head_sha": nilIfEmpty(snap.SHA), "start_sha": nilIfEmpty(p.branches[m.TargetBranch]),
 		},
-		"time_stats": map[string]any{
-			"time_estimate": 0, "total_time_spent": 0, "human_time_estimate": nil, "human_total_time_spent": nil,
-		},
+		"time_stats":             timeStats(),
 		"task_completion_status": map[string]any{"count": 0, "completed_count": 0},
 		"user":                   map[string]any{"can_merge": true},
 	}
+}
+
+func timeStats() map[string]any {
+	return map[string]any{"time_estimate": 0, "total_time_spent": 0, "human_time_estimate": nil, "human_total_time_spent": nil}
 }
 
 func nilIfEmpty(s string) any {

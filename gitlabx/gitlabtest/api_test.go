@@ -73,6 +73,7 @@ func TestBadInputAnswers400(t *testing.T) {
 	srv, c := newProject(t)
 	srv.AddIssue(7, gitlabtest.Issue{Title: "t"})
 	srv.SetFile(7, "main", "a", []byte("x"))
+	srv.AddMergeRequest(7, gitlabtest.MergeRequest{Title: "m", SourceBranch: "main"})
 	for _, tc := range []struct {
 		name string
 		call func() error
@@ -88,6 +89,10 @@ func TestBadInputAnswers400(t *testing.T) {
 		}, "at least one parameter must be provided"},
 		{"bad state_event", func() error {
 			_, _, err := c.Issues.UpdateIssue(7, 1, &gitlab.UpdateIssueOptions{StateEvent: gitlab.Ptr("explode")})
+			return err
+		}, "state_event does not have a valid value"},
+		{"bad MR state_event", func() error {
+			_, _, err := c.MergeRequests.UpdateMergeRequest(7, 1, &gitlab.UpdateMergeRequestOptions{StateEvent: gitlab.Ptr("merge")})
 			return err
 		}, "state_event does not have a valid value"},
 		{"note without body", func() error {
@@ -123,6 +128,25 @@ func TestBadInputAnswers400(t *testing.T) {
 			assert.Contains(t, er.Message, tc.want)
 		})
 	}
+}
+
+func TestMalformedJSONBody(t *testing.T) {
+	srv, _ := newProject(t)
+	for _, body := range []string{`{"title":"t"`, `["title"]`, `not json`} {
+		t.Run(body, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL()+"/api/v4/projects/7/issues", strings.NewReader(body))
+			require.NoError(t, err)
+			req.Header.Set("Private-Token", srv.Token())
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+			assert.JSONEq(t, `{"message":"400 Bad request - malformed JSON body"}`, string(b))
+		})
+	}
+	assert.Empty(t, srv.Issues(7), "nothing was created")
 }
 
 func TestListIssuesFilters(t *testing.T) {

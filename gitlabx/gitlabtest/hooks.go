@@ -201,58 +201,53 @@ func (s *Server) stopHooks() {
 	s.mu.Unlock()
 }
 
-func labelChanges(p *project, s *Server, before, after []string) map[string]any {
-	return map[string]any{"previous": s.hookLabels(p, before), "current": s.hookLabels(p, after)}
+// change records key in ch when the value differs, as GitLab's
+// "changes" object does: {"previous": ..., "current": ...}.
+func change[T comparable](ch map[string]any, key string, prev, cur T) {
+	if prev != cur {
+		ch[key] = map[string]any{"previous": prev, "current": cur}
+	}
 }
 
-// issueChanges describes what an update changed, the way GitLab's
-// "changes" object does.
-func (s *Server) issueChanges(p *project, before, after *Issue) map[string]any {
+// commonChanges fills in what issues and MRs share: title, description,
+// labels; finish adds updated_at when anything changed.
+func (s *Server) commonChanges(p *project, title, desc [2]string, labels [2][]string) map[string]any {
 	ch := map[string]any{}
-	if before.Title != after.Title {
-		ch["title"] = map[string]any{"previous": before.Title, "current": after.Title}
+	change(ch, "title", title[0], title[1])
+	change(ch, "description", desc[0], desc[1])
+	if !slices.Equal(labels[0], labels[1]) {
+		ch["labels"] = map[string]any{"previous": s.hookLabels(p, labels[0]), "current": s.hookLabels(p, labels[1])}
 	}
-	if before.Description != after.Description {
-		ch["description"] = map[string]any{"previous": before.Description, "current": after.Description}
+	return ch
+}
+
+func finish(ch map[string]any, prev, cur time.Time) map[string]any {
+	if len(ch) > 0 {
+		ch["updated_at"] = map[string]any{"previous": hookTime(prev), "current": hookTime(cur)}
 	}
-	if !slices.Equal(before.Labels, after.Labels) {
-		ch["labels"] = labelChanges(p, s, before.Labels, after.Labels)
-	}
+	return ch
+}
+
+// issueChanges describes what an issue update changed.
+func (s *Server) issueChanges(p *project, before, after *Issue) map[string]any {
+	ch := s.commonChanges(p, [2]string{before.Title, after.Title}, [2]string{before.Description, after.Description},
+		[2][]string{before.Labels, after.Labels})
 	if before.State != after.State {
 		ids := map[string]int{"opened": 1, "closed": 2}
-		ch["state_id"] = map[string]any{"previous": ids[before.State], "current": ids[after.State]}
-		ch["closed_at"] = map[string]any{"previous": ts(before.ClosedAt), "current": ts(after.ClosedAt)}
+		change(ch, "state_id", ids[before.State], ids[after.State])
+		change(ch, "closed_at", ts(before.ClosedAt), ts(after.ClosedAt))
 	}
-	if before.Confidential != after.Confidential {
-		ch["confidential"] = map[string]any{"previous": before.Confidential, "current": after.Confidential}
-	}
-	if len(ch) > 0 {
-		ch["updated_at"] = map[string]any{"previous": hookTime(before.UpdatedAt), "current": hookTime(after.UpdatedAt)}
-	}
-	return ch
+	change(ch, "confidential", before.Confidential, after.Confidential)
+	return finish(ch, before.UpdatedAt, after.UpdatedAt)
 }
 
+// mrChanges describes what an MR update changed.
 func (s *Server) mrChanges(p *project, before, after *MergeRequest) map[string]any {
-	ch := map[string]any{}
-	if before.Title != after.Title {
-		ch["title"] = map[string]any{"previous": before.Title, "current": after.Title}
-	}
-	if before.Description != after.Description {
-		ch["description"] = map[string]any{"previous": before.Description, "current": after.Description}
-	}
-	if before.TargetBranch != after.TargetBranch {
-		ch["target_branch"] = map[string]any{"previous": before.TargetBranch, "current": after.TargetBranch}
-	}
-	if !slices.Equal(before.Labels, after.Labels) {
-		ch["labels"] = labelChanges(p, s, before.Labels, after.Labels)
-	}
-	if before.State != after.State {
-		ch["state_id"] = map[string]any{"previous": mrStateID[before.State], "current": mrStateID[after.State]}
-	}
-	if len(ch) > 0 {
-		ch["updated_at"] = map[string]any{"previous": hookTime(before.UpdatedAt), "current": hookTime(after.UpdatedAt)}
-	}
-	return ch
+	ch := s.commonChanges(p, [2]string{before.Title, after.Title}, [2]string{before.Description, after.Description},
+		[2][]string{before.Labels, after.Labels})
+	change(ch, "target_branch", before.TargetBranch, after.TargetBranch)
+	change(ch, "state_id", mrStateID[before.State], mrStateID[after.State])
+	return finish(ch, before.UpdatedAt, after.UpdatedAt)
 }
 
 func issueHookName(is *Issue) string {

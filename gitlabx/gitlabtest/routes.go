@@ -84,18 +84,48 @@ func parseIID(x string) (int64, bool) {
 	return n, err == nil && n > 0
 }
 
+// sortBy sorts items stably by the comparison cmp (ascending), falling back
+// to ID, and reverses the whole order unless asc: GitLab's order_by/sort.
+func sortBy[T any](items []T, asc bool, cmp func(x, y T) int, id func(T) int64) {
+	slices.SortStableFunc(items, func(x, y T) int {
+		c := cmp(x, y)
+		if c == 0 {
+			c = int(id(x) - id(y))
+		}
+		if asc {
+			return c
+		}
+		return -c
+	})
+}
+
+// byTime returns a comparison of the time key picks: created_at unless
+// order_by is updated_at.
+func byTime[T any](orderBy string, created, updated func(T) time.Time) func(x, y T) int {
+	key := created
+	if orderBy == "updated_at" {
+		key = updated
+	}
+	return func(x, y T) int { return key(x).Compare(key(y)) }
+}
+
+// methods dispatches on the HTTP method, answering 405 for others.
+func methods(w http.ResponseWriter, m string, hs map[string]func()) {
+	if h, ok := hs[m]; ok {
+		h()
+		return
+	}
+	writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
+}
+
 // ---- issues ----
 
 func (s *Server) routeIssues(w http.ResponseWriter, a *apiRequest, p *project, m string, rest []string) {
 	if len(rest) == 0 {
-		switch m {
-		case get:
-			s.listIssues(w, a, p)
-		case post:
-			s.createIssueAPI(w, a, p)
-		default:
-			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
-		}
+		methods(w, m, map[string]func(){
+			get:  func() { s.listIssues(w, a, p) },
+			post: func() { s.createIssueAPI(w, a, p) },
+		})
 		return
 	}
 	iid, ok := parseIID(rest[0])
@@ -230,32 +260,11 @@ func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
 		}
 		out = append(out, is)
 	}
-	orderBy := a.get("order_by")
-	key := func(is *Issue) time.Time { return is.CreatedAt }
-	if orderBy == "updated_at" {
-		key = func(is *Issue) time.Time { return is.UpdatedAt }
+	order := byTime(a.get("order_by"), func(is *Issue) time.Time { return is.CreatedAt }, func(is *Issue) time.Time { return is.UpdatedAt })
+	if a.get("order_by") == "title" {
+		order = func(x, y *Issue) int { return strings.Compare(x.Title, y.Title) }
 	}
-	asc := a.get("sort") == "asc"
-	sort.SliceStable(out, func(i, j int) bool {
-		x, y := out[i], out[j]
-		if orderBy == "title" {
-			if asc {
-				return x.Title < y.Title
-			}
-			return x.Title > y.Title
-		}
-		kx, ky := key(x), key(y)
-		if kx.Equal(ky) {
-			if asc {
-				return x.ID < y.ID
-			}
-			return x.ID > y.ID
-		}
-		if asc {
-			return kx.Before(ky)
-		}
-		return kx.After(ky)
-	})
+	sortBy(out, a.get("sort") == "asc", order, func(is *Issue) int64 { return is.ID })
 	writeList(s, w, a, out, func(is *Issue) any { return s.issueJSON(p, is) })
 }
 
@@ -359,24 +368,9 @@ func (s *Server) routeNotes(w http.ResponseWriter, a *apiRequest, p *project, m 
 					out = append(out, n)
 				}
 			}
-			asc := a.get("sort") == "asc"
-			byUpdated := a.get("order_by") == "updated_at"
-			sort.SliceStable(out, func(i, j int) bool {
-				x, y := out[i].CreatedAt, out[j].CreatedAt
-				if byUpdated {
-					x, y = out[i].UpdatedAt, out[j].UpdatedAt
-				}
-				if x.Equal(y) {
-					if asc {
-						return out[i].ID < out[j].ID
-					}
-					return out[i].ID > out[j].ID
-				}
-				if asc {
-					return x.Before(y)
-				}
-				return x.After(y)
-			})
+			sortBy(out, a.get("sort") == "asc",
+				byTime(a.get("order_by"), func(n *Note) time.Time { return n.CreatedAt }, func(n *Note) time.Time { return n.UpdatedAt }),
+				func(n *Note) int64 { return n.ID })
 			writeList(s, w, a, out, func(n *Note) any { return s.noteJSON(n) })
 		case post:
 			body := a.get("body")
@@ -441,14 +435,10 @@ func (s *Server) routeNotes(w http.ResponseWriter, a *apiRequest, p *project, m 
 
 func (s *Server) routeMRs(w http.ResponseWriter, a *apiRequest, p *project, m string, rest []string) {
 	if len(rest) == 0 {
-		switch m {
-		case get:
-			s.listMRs(w, a, p)
-		case post:
-			s.createMR(w, a, p)
-		default:
-			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
-		}
+		methods(w, m, map[string]func(){
+			get:  func() { s.listMRs(w, a, p) },
+			post: func() { s.createMR(w, a, p) },
+		})
 		return
 	}
 	iid, ok := parseIID(rest[0])
@@ -535,13 +525,9 @@ func (s *Server) listMRs(w http.ResponseWriter, a *apiRequest, p *project) {
 		}
 		out = append(out, mr)
 	}
-	asc := a.get("sort") == "asc"
-	sort.SliceStable(out, func(i, j int) bool {
-		if asc {
-			return out[i].ID < out[j].ID
-		}
-		return out[i].ID > out[j].ID
-	})
+	sortBy(out, a.get("sort") == "asc",
+		byTime(a.get("order_by"), func(m *MergeRequest) time.Time { return m.CreatedAt }, func(m *MergeRequest) time.Time { return m.UpdatedAt }),
+		func(m *MergeRequest) int64 { return m.ID })
 	writeList(s, w, a, out, func(mr *MergeRequest) any { return s.mrJSON(p, mr) })
 }
 
@@ -569,11 +555,10 @@ func (s *Server) createMR(w http.ResponseWriter, a *apiRequest, p *project) {
 			return
 		}
 	}
-	p.nextMR++
 	now := s.cfg.clock()
 	title := a.get("title")
 	mr := &MergeRequest{
-		ID: s.st.id(), IID: p.nextMR, ProjectID: p.ID, Title: title, Description: a.get("description"),
+		ID: s.st.id(), IID: assignIID(&p.nextMR, 0, nil), ProjectID: p.ID, Title: title, Description: a.get("description"),
 		SourceBranch: src, TargetBranch: dst, State: "opened",
 		Draft:    strings.HasPrefix(strings.ToLower(title), "draft:") || strings.HasPrefix(strings.ToLower(title), "[draft]"),
 		Labels:   s.normalizeLabels(p, a.list("labels")),
@@ -585,6 +570,16 @@ func (s *Server) createMR(w http.ResponseWriter, a *apiRequest, p *project) {
 }
 
 func (s *Server) updateMR(w http.ResponseWriter, a *apiRequest, p *project, mr *MergeRequest) {
+	switch a.get("state_event") {
+	case "", "close", "reopen":
+	default:
+		writeParamError(w, "state_event does not have a valid value")
+		return
+	}
+	if a.has("title") && strings.TrimSpace(a.get("title")) == "" {
+		writeParamError(w, "title is empty")
+		return
+	}
 	before := s.mrSnapshot(p, mr)
 	if a.has("title") {
 		mr.Title = a.get("title")
@@ -977,14 +972,10 @@ var validTag = regexp.MustCompile(`^[^\s~^:?*\[\\]+$`)
 
 func (s *Server) routeTags(w http.ResponseWriter, a *apiRequest, p *project, m string, rest []string) {
 	if len(rest) == 0 {
-		switch m {
-		case get:
-			s.listTags(w, a, p)
-		case post:
-			s.createTag(w, a, p)
-		default:
-			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
-		}
+		methods(w, m, map[string]func(){
+			get:  func() { s.listTags(w, a, p) },
+			post: func() { s.createTag(w, a, p) },
+		})
 		return
 	}
 	name := strings.Join(rest, "/")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -67,6 +68,12 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // Server is a stateful in-memory GitLab REST v4 server on loopback.
 // It is safe for concurrent use. The caller must call Close when finished
 // (NewServer does that through tb.Cleanup).
+//
+// Methods that seed or read state by project ID (AddIssue, Issues, SetFile,
+// ...) panic when the project was never added, or when they name an issue,
+// merge request or ref that does not exist: that is a mistake in the test,
+// not a condition to handle. The event builders (MergeRequestEvent, ...)
+// return errors instead.
 type Server struct {
 	hs  *httptest.Server
 	cfg config
@@ -464,6 +471,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 			after = s.afterCode
 		}
 		s.mu.Unlock()
+	}
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" && len(bytes.TrimSpace(body)) > 0 {
+		var obj map[string]any
+		if json.Unmarshal(body, &obj) != nil {
+			writeError(w, http.StatusBadRequest, "400 Bad request - malformed JSON body")
+			return
+		}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	req := &apiRequest{r: r, body: body, user: user, segs: splitPath(strings.TrimPrefix(r.URL.EscapedPath(), "/api/v4/"))}

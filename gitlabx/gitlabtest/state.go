@@ -536,14 +536,8 @@ func (s *Server) AddIssue(project int64, is Issue) Issue {
 }
 
 func (s *Server) createIssue(p *project, is Issue) *Issue {
-	p.nextIID++
 	is.ID = s.st.id()
-	if is.IID == 0 || s.issueByIID(p, is.IID) != nil {
-		is.IID = p.nextIID
-	}
-	if is.IID > p.nextIID {
-		p.nextIID = is.IID
-	}
+	is.IID = assignIID(&p.nextIID, is.IID, func(n int64) bool { return s.issueByIID(p, n) != nil })
 	is.ProjectID = p.ID
 	if is.State == "" {
 		is.State = "opened"
@@ -586,6 +580,17 @@ func (s *Server) normalizeLabels(p *project, names []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// assignIID returns want when it is set and free, else the next IID from
+// the per-project counter *next, which stays above every IID handed out.
+func assignIID(next *int64, want int64, taken func(int64) bool) int64 {
+	if want <= 0 || taken(want) {
+		*next++
+		want = *next
+	}
+	*next = max(*next, want)
+	return want
 }
 
 func (s *Server) issueByIID(p *project, iid int64) *Issue {
@@ -642,14 +647,8 @@ func (s *Server) AddMergeRequest(project int64, mr MergeRequest) MergeRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.mustProject(project)
-	p.nextMR++
 	mr.ID = s.st.id()
-	if mr.IID == 0 || s.mrByIID(p, mr.IID) != nil {
-		mr.IID = p.nextMR
-	}
-	if mr.IID > p.nextMR {
-		p.nextMR = mr.IID
-	}
+	mr.IID = assignIID(&p.nextMR, mr.IID, func(n int64) bool { return s.mrByIID(p, n) != nil })
 	mr.ProjectID = p.ID
 	if mr.State == "" {
 		mr.State = "opened"
