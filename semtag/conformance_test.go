@@ -17,7 +17,7 @@ func TestRepoMemory(t *testing.T) {
 	semtagtest.TestRepo(t, semtagtest.Build)
 }
 
-func TestRepoGit(t *testing.T) {
+func TestIntegrationRepoGit(t *testing.T) {
 	semtagtest.TestRepo(t, func(t *testing.T, h semtagtest.History) semtagtest.Built {
 		r := newGitRepo(t, false)
 		var shas []string

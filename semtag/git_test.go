@@ -121,7 +121,7 @@ func runTagger(t *testing.T, repo semtag.Repo, cfg semtag.Config) semtag.Result 
 	return res
 }
 
-func TestGitTaggerFlow(t *testing.T) {
+func TestIntegrationGitTaggerFlow(t *testing.T) {
 	r := newGitRepo(t, false)
 	first := r.commit("initial commit")
 	// Messy tags: lightweight and annotated, other prefixes, shorthand, pre-release.
@@ -159,7 +159,7 @@ func TestGitTaggerFlow(t *testing.T) {
 	assert.Equal(t, "v0.1.1", old.Released, "Rev=%s", head)
 }
 
-func TestGitConventionalPathFilter(t *testing.T) {
+func TestIntegrationGitConventionalPathFilter(t *testing.T) {
 	r := newGitRepo(t, false)
 	r.writeFile("tools/go.mod", "module example.com/m/tools\n")
 	base := r.commit("feat: first", "tools/a.go", "main.go")
@@ -203,7 +203,7 @@ func TestGitConventionalPathFilter(t *testing.T) {
 	assert.Equal(t, []string{"docs: inside tools", "fix(tools): inside tools", "feat: first"}, msgs, "Commits(all, tools), newest first")
 }
 
-func TestGitGoMajor(t *testing.T) {
+func TestIntegrationGitGoMajor(t *testing.T) {
 	r := newGitRepo(t, false)
 	r.writeFile("go.mod", "module example.com/m\n")
 	r.run("tag", "v1.4.0", r.commit("first"))
@@ -240,7 +240,7 @@ func (r *racing) Tags(ctx context.Context, prefix string) ([]semtag.Tag, error) 
 	return tags, err
 }
 
-func TestGitPushToRemote(t *testing.T) {
+func TestIntegrationGitPushToRemote(t *testing.T) {
 	remote := newGitRepo(t, true)
 	seed := remote.clone()
 	seed.commit("initial")
@@ -300,7 +300,7 @@ func TestGitPushToRemote(t *testing.T) {
 	})
 }
 
-func TestGitBounded(t *testing.T) {
+func TestIntegrationGitBounded(t *testing.T) {
 	r := newGitRepo(t, false)
 	r.commit("initial")
 	other := r.clone()
@@ -327,7 +327,7 @@ func (a *alwaysLose) CreateTag(ctx context.Context, name, commit, message string
 	return a.Repo.CreateTag(ctx, name, commit, message)
 }
 
-func TestGitBadInput(t *testing.T) {
+func TestIntegrationGitBadInput(t *testing.T) {
 	r := newGitRepo(t, false)
 	r.commit("initial")
 	t.Run("missing dir", func(t *testing.T) {
@@ -376,7 +376,7 @@ func TestGitBadInput(t *testing.T) {
 
 // A merge request's commits arrive through a merge commit whose own header
 // counts for nothing; the commits on the merged branch decide.
-func TestGitConventionalMerge(t *testing.T) {
+func TestIntegrationGitConventionalMerge(t *testing.T) {
 	r := newGitRepo(t, false)
 	r.run("tag", "-a", "-m", "x", "v1.1.0", r.commit("initial"))
 	r.run("checkout", "-q", "-b", "feature")

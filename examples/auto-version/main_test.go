@@ -53,7 +53,7 @@ func runMain(t *testing.T, env map[string]string, args ...string) (stdout, stder
 	return out.String(), errb.String(), err
 }
 
-func TestRunLocal(t *testing.T) {
+func TestIntegrationRunLocal(t *testing.T) {
 	clone, origin, git := newClone(t)
 
 	out, _, err := runMain(t, nil, "-repo-dir", clone, "-dry-run")
