@@ -1,0 +1,157 @@
+// Command auto-version creates the next semantic-version tag of a Go module,
+// in a GitLab project (through the API) or in a local git clone.
+//
+// It prints the tag it creates (or, with -dry-run, would create) alone on
+// one stdout line. It prints nothing and exits 0 when the commit already
+// carries a version tag, so a re-run pipeline is a no-op, and when the
+// conventional mode finds nothing to release.
+//
+// Usage:
+//
+//	auto-version [-repo-dir DIR [-remote origin] | GitLab flags] [-prefix P] [-bump patch|minor|major|conventional] [-dry-run]
+//
+// Inside GitLab CI the GitLab flags default from CI_SERVER_URL,
+// CI_PROJECT_ID and CI_COMMIT_SHA, and the token is read from the
+// PRIVATE_TOKEN environment variable or from -token-file. The CI job token
+// cannot create tags: use a project access token with the api scope.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/opskit/opskit/internal/secret"
+	"github.com/opskit/opskit/semtag"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "auto-version:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("auto-version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	repoDir := fs.String("repo-dir", "", "use the local git clone in `DIR` instead of the GitLab API")
+	remote := fs.String("remote", "", "with -repo-dir: read tags from and push the new tag to this `remote` (e.g. origin)")
+	rev := fs.String("rev", "HEAD", "with -repo-dir: the `revision` to tag")
+	server := fs.String("gitlab-url", getenv("CI_SERVER_URL"), "GitLab base `URL` (default $CI_SERVER_URL)")
+	project := fs.String("project", getenv("CI_PROJECT_ID"), "GitLab project `ID or path` (default $CI_PROJECT_ID)")
+	commit := fs.String("commit", getenv("CI_COMMIT_SHA"), "GitLab: the commit `SHA` (or ref) to tag (default $CI_COMMIT_SHA)")
+	tokenFile := fs.String("token-file", "", "GitLab: read the token (api scope) from `FILE`; default $PRIVATE_TOKEN")
+	prefix := fs.String("prefix", "", "tag prefix `P` of the module: \"\" for the root module, \"tools/\" for tools/go.mod")
+	bump := fs.String("bump", "patch", "bump `mode`: patch, minor, major or conventional")
+	dryRun := fs.Bool("dry-run", false, "print the next tag without creating it")
+	allowMajor := fs.Bool("allow-major-mismatch", false, "allow v2+ even when go.mod's module path lacks /vN")
+	message := fs.String("message", "", "tag annotation (default \"Release <tag>\")")
+	verbose := fs.Bool("v", false, "log each step (to stderr)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: auto-version [-repo-dir DIR | GitLab flags] [-prefix P] [-bump patch|minor|major|conventional] [-dry-run]\n\n"+
+			"Creates the next semantic-version tag and prints it alone on stdout;\nprints nothing when the commit already carries a version tag.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	usage := func(format string, a ...any) error {
+		fmt.Fprintf(stderr, "auto-version: "+format+"\n", a...)
+		fs.Usage()
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected arguments %q", fs.Args())
+	}
+	b, err := semtag.ParseBump(*bump)
+	if err != nil {
+		return usage("%v", err)
+	}
+	if err := semtag.CheckPrefix(*prefix); err != nil {
+		return usage("%v", err)
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	var repo semtag.Repo
+	var gl *semtag.GitLab
+	if *repoDir != "" {
+		repo, err = semtag.NewGit(semtag.GitConfig{Dir: *repoDir, Rev: *rev, Remote: *remote, Logger: log})
+	} else {
+		if *server == "" || *project == "" || *commit == "" {
+			return usage("need -repo-dir, or -gitlab-url, -project and -commit (in GitLab CI: CI_SERVER_URL, CI_PROJECT_ID, CI_COMMIT_SHA)")
+		}
+		token := secret.String(getenv("PRIVATE_TOKEN"))
+		if *tokenFile != "" {
+			raw, rerr := os.ReadFile(*tokenFile)
+			if rerr != nil {
+				return fmt.Errorf("token file: %w", rerr)
+			}
+			token = secret.String(strings.TrimSpace(string(raw)))
+		}
+		if token == "" {
+			return usage("no GitLab token: set PRIVATE_TOKEN or -token-file (a project access token with the api scope; CI_JOB_TOKEN cannot create tags)")
+		}
+		client, cerr := gitlab.NewClient(token.Reveal(), gitlab.WithBaseURL(*server))
+		if cerr != nil {
+			return fmt.Errorf("gitlab client: %w", cerr)
+		}
+		var pid any = *project
+		if n, perr := strconv.ParseInt(*project, 10, 64); perr == nil {
+			pid = n
+		}
+		gl, err = semtag.NewGitLab(client, semtag.GitLabConfig{Project: pid, Commit: *commit, Logger: log})
+		repo = gl
+	}
+	if err != nil {
+		return err
+	}
+	tagger, err := semtag.NewTagger(repo, semtag.Config{
+		Prefix: *prefix, Bump: b, DryRun: *dryRun, AllowMajorMismatch: *allowMajor, Message: *message, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	res, err := tagger.Run(ctx)
+	if gl != nil {
+		log.Debug("auto-version: GitLab API calls", "calls", gl.APICalls())
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case res.Released != "":
+		log.Info("auto-version: commit already released", "commit", res.Commit, "tag", res.Released)
+	case res.Tag == "":
+		log.Info("auto-version: no releasable change since the base", "base", res.Base)
+	default:
+		fmt.Fprintln(stdout, res.Tag)
+	}
+	return nil
+}
