@@ -140,3 +140,22 @@ func TestFetchCancel(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+func TestReceiverFilesHidesUploadsInProgress(t *testing.T) {
+	rc, dir := newReceiver(t, release.ReceiverConfig{})
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "app/1.0.0"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "app/1.0.0/release.tgz"), []byte("stored"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".incoming/partial"), []byte("partial"), 0o644))
+	srv := httptest.NewServer(rc.Files())
+	t.Cleanup(srv.Close)
+	for path, want := range map[string]int{
+		"/app/1.0.0/release.tgz":    200,
+		"/.incoming/partial":        404,
+		"/app/../.incoming/partial": 404,
+	} {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, want, resp.StatusCode, path)
+	}
+}

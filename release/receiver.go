@@ -617,3 +617,23 @@ func (k *keyLocks) lock(ctx context.Context, key string) (unlock func(), err err
 		return nil, ctx.Err()
 	}
 }
+
+// Files returns an http.Handler that serves the stored releases read-only,
+// e.g. GET /<product>/<version>/release.tgz when mounted with
+// http.StripPrefix, for Fetch on the other side. It never serves uploads in
+// progress or any other name starting with a dot.
+func (rc *Receiver) Files() http.Handler {
+	return http.FileServer(noDotFiles{http.Dir(rc.dir)})
+}
+
+// noDotFiles hides Dir/.incoming and every other dot file.
+type noDotFiles struct{ fs http.FileSystem }
+
+func (n noDotFiles) Open(name string) (http.File, error) {
+	for _, part := range strings.Split(name, "/") {
+		if strings.HasPrefix(part, ".") {
+			return nil, os.ErrNotExist
+		}
+	}
+	return n.fs.Open(name)
+}

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -64,7 +63,7 @@ func New(secret release.Secret) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /release", s.tamperer(rc))
-	mux.Handle("GET /releases/", http.StripPrefix("/releases/", http.FileServer(noDotFiles{http.Dir(dir)})))
+	mux.Handle("GET /releases/", http.StripPrefix("/releases", rc.Files()))
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
 	return s, nil
@@ -155,16 +154,4 @@ func (s *Server) tamperer(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// noDotFiles hides Dir/.incoming and any other dot file from the file server.
-type noDotFiles struct{ fs http.FileSystem }
-
-func (n noDotFiles) Open(name string) (http.File, error) {
-	for _, part := range strings.Split(name, "/") {
-		if strings.HasPrefix(part, ".") {
-			return nil, os.ErrNotExist
-		}
-	}
-	return n.fs.Open(name)
 }
