@@ -346,16 +346,6 @@ type writeError struct{ err error }
 func (e *writeError) Error() string { return e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
 
-type errWriter struct{ w io.Writer }
-
-func (e errWriter) Write(p []byte) (int, error) {
-	n, err := e.w.Write(p)
-	if err != nil {
-		err = &writeError{err}
-	}
-	return n, err
-}
-
 func storageError(err error) error {
 	if errors.Is(err, syscall.ENOSPC) {
 		return &apiError{status: http.StatusInsufficientStorage, msg: "release: insufficient storage", err: err}
@@ -364,7 +354,8 @@ func storageError(err error) error {
 }
 
 // storeFile streams the file part into a new staging directory while
-// hashing it, and fsyncs it.
+// hashing it, and fsyncs it. Reading and hashing run in this goroutine while
+// another one writes the previous chunk, so hashing overlaps disk writes.
 func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 	stage, err := os.MkdirTemp(filepath.Join(rc.dir, incomingName), "upload-*")
 	if err != nil {
@@ -380,18 +371,11 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 	if rc.wrapWriter != nil {
 		fw = rc.wrapWriter(fw)
 	}
-	bw := bufio.NewWriterSize(errWriter{fw}, copyBufSize)
-	sh := sha256.New()
-	var mh hash.Hash
-	var dst io.Writer = io.MultiWriter(bw, sh)
+	hashes := []hash.Hash{sha256.New()}
 	if hashMD5 {
-		mh = md5.New()
-		dst = io.MultiWriter(bw, sh, mh)
+		hashes = append(hashes, md5.New())
 	}
-	n, err := io.CopyBuffer(dst, io.LimitReader(p, rc.maxSize+1), make([]byte, copyBufSize))
-	if err == nil {
-		err = bw.Flush()
-	}
+	n, err := copyPipelined(fw, p, rc.maxSize+1, hashes)
 	if err != nil {
 		var we *writeError
 		if errors.As(err, &we) {
@@ -409,11 +393,88 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 		return storageError(err)
 	}
 	up.size = n
-	up.sha256 = hex.EncodeToString(sh.Sum(nil))
-	if mh != nil {
-		up.md5 = hex.EncodeToString(mh.Sum(nil))
+	up.sha256 = hex.EncodeToString(hashes[0].Sum(nil))
+	if hashMD5 {
+		up.md5 = hex.EncodeToString(hashes[1].Sum(nil))
 	}
 	return nil
+}
+
+// copyPipelined copies at most limit bytes from r to w in chunks of
+// copyBufSize, feeding each chunk to hashes before handing it to a writer
+// goroutine. It stops at the first read or write error; write errors come
+// back as *writeError.
+func copyPipelined(w io.Writer, r io.Reader, limit int64, hashes []hash.Hash) (int64, error) {
+	const nbuf = 3
+	free := make(chan []byte, nbuf)
+	full := make(chan []byte, nbuf)
+	failed := make(chan struct{})
+	var werr error
+	done := make(chan struct{})
+	for range nbuf {
+		free <- make([]byte, copyBufSize)
+	}
+	go func() {
+		defer close(done)
+		for b := range full {
+			if werr == nil {
+				if _, err := w.Write(b); err != nil {
+					werr = &writeError{err}
+					close(failed)
+				}
+			}
+			free <- b[:cap(b)]
+		}
+	}()
+	var total int64
+	var rerr error
+	for total < limit {
+		var b []byte
+		select {
+		case b = <-free:
+		case <-failed:
+		}
+		if b == nil {
+			break
+		}
+		b = b[:min(int64(len(b)), limit-total)]
+		n, err := fill(r, b)
+		if n > 0 {
+			for _, h := range hashes {
+				h.Write(b[:n])
+			}
+			total += int64(n)
+			full <- b[:n]
+		} else {
+			free <- b
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			rerr = err
+			break
+		}
+	}
+	close(full)
+	<-done
+	if werr != nil {
+		return total, werr
+	}
+	return total, rerr
+}
+
+// fill reads into b until it is full, r ends (io.EOF) or fails.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // validate checks the fields and the checksum and builds the Release.
