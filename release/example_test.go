@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,7 +54,11 @@ func Example() {
 }
 
 func ExampleReceiver() {
-	dir, _ := os.MkdirTemp("", "releases-")
+	dir, err := os.MkdirTemp("", "releases-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer os.RemoveAll(dir)
 	rc, err := release.NewReceiver(release.ReceiverConfig{
 		Dir:     dir,
@@ -67,9 +73,21 @@ func ExampleReceiver() {
 		fmt.Println(err)
 		return
 	}
-	_ = rc // mount it: http.Handle("POST /release", rc)
-	fmt.Println("ready")
-	// Output: ready
+	mux := http.NewServeMux()
+	mux.Handle("POST /release", rc)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	up := &release.Uploader{URL: srv.URL + "/release", Secret: "old-secret"}
+	rcpt, err := up.Upload(context.Background(), release.Metadata{Product: "app", Version: "2.0.0"}, strings.NewReader("tgz"), 3)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("created:", rcpt.Created)
+	// Output:
+	// hook: app 2.0.0 release.tgz release.env
+	// created: true
 }
 
 func ExampleValidName() {

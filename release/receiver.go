@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/opskit/opskit/internal/atomicfile"
@@ -54,6 +55,12 @@ type ReceiverConfig struct {
 	MaxSize int64
 	// Hook runs after each newly stored release; nil runs nothing.
 	Hook Hook
+	// IdleTimeout aborts an upload whose client sends nothing for this
+	// long (a stalled or vanished build server), so it cannot hold a
+	// staging file forever. 0 means one minute. It works through
+	// http.ResponseController, so middleware wrapping the ResponseWriter
+	// must provide Unwrap.
+	IdleTimeout time.Duration
 	// Logger receives one event per upload; nil discards.
 	Logger *slog.Logger
 }
@@ -107,6 +114,7 @@ type Receiver struct {
 	secrets []string
 	maxSize int64
 	hook    Hook
+	idle    time.Duration
 	log     *slog.Logger
 	locks   keyLocks
 
@@ -146,6 +154,9 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = time.Minute
+	}
 	incoming := filepath.Join(cfg.Dir, incomingName)
 	if err := os.RemoveAll(incoming); err != nil {
 		return nil, fmt.Errorf("release: clearing leftover uploads: %w", err)
@@ -158,6 +169,7 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		secrets: secrets,
 		maxSize: cfg.MaxSize,
 		hook:    cfg.Hook,
+		idle:    cfg.IdleTimeout,
 		log:     cfg.Logger,
 	}, nil
 }
@@ -189,7 +201,7 @@ type upload struct {
 
 // ServeHTTP handles one upload. See Receiver for the protocol.
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rel, created, err := rc.receive(r)
+	rel, created, err := rc.receive(w, r)
 	log := rc.log.With("remote", r.RemoteAddr)
 	if err != nil {
 		var ae *apiError
@@ -226,7 +238,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // receive reads, verifies and stores one upload. created reports a new
 // release (201) rather than one already stored (200).
-func (rc *Receiver) receive(r *http.Request) (rel Release, created bool, err error) {
+func (rc *Receiver) receive(w http.ResponseWriter, r *http.Request) (rel Release, created bool, err error) {
 	if r.Method != http.MethodPost {
 		return rel, false, fail(http.StatusMethodNotAllowed, "release: method not allowed")
 	}
@@ -251,7 +263,9 @@ func (rc *Receiver) receive(r *http.Request) (rel Release, created bool, err err
 	if perr != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return rel, false, fail(http.StatusBadRequest, "release: body is not multipart/form-data")
 	}
-	body := http.MaxBytesReader(nil, r.Body, limit)
+	idle := &idleReader{r: r.Body, ctrl: http.NewResponseController(w), timeout: rc.idle}
+	defer idle.stop()
+	body := http.MaxBytesReader(nil, io.NopCloser(idle), limit)
 	// A large bufio.Reader is used by multipart.NewReader as it is, so each
 	// part read returns up to a megabyte instead of 4 KiB.
 	mr := multipart.NewReader(bufio.NewReaderSize(body, copyBufSize), params["boundary"])
@@ -313,6 +327,7 @@ func (rc *Receiver) receive(r *http.Request) (rel Release, created bool, err err
 		}
 		up.fields[name] = string(v)
 	}
+	idle.stop()
 	if !up.authed {
 		return rel, false, fail(http.StatusUnauthorized, "release: missing secret", "secret")
 	}
@@ -338,6 +353,37 @@ func bodyError(err error) error {
 		return &apiError{status: http.StatusRequestEntityTooLarge, msg: "release: too large", fields: []string{"file"}, err: err}
 	}
 	return &apiError{status: http.StatusBadRequest, msg: "release: truncated or malformed body", err: err}
+}
+
+// idleReader pushes the connection's read deadline forward while data
+// arrives, so only a client that stalls for the whole timeout is cut off.
+type idleReader struct {
+	r       io.Reader
+	ctrl    *http.ResponseController
+	timeout time.Duration
+	last    time.Time
+	off     bool // deadlines unsupported, or reading is over
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	if !ir.off {
+		if now := time.Now(); now.Sub(ir.last) > ir.timeout/8 {
+			if err := ir.ctrl.SetReadDeadline(now.Add(ir.timeout)); err != nil {
+				ir.off = true
+			}
+			ir.last = now
+		}
+	}
+	return ir.r.Read(p)
+}
+
+// stop clears the deadline once the body has been read, so that it cannot
+// fire while the hook runs or the connection waits for its next request.
+func (ir *idleReader) stop() {
+	if !ir.off && !ir.last.IsZero() {
+		ir.ctrl.SetReadDeadline(time.Time{})
+	}
+	ir.off = true
 }
 
 // writeError marks an error of the file system, not of the request body.

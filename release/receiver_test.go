@@ -453,12 +453,41 @@ func TestReceiverClientDisconnect(t *testing.T) {
 	}
 }
 
+// TestReceiverStalledClient holds half an upload open without closing the
+// connection: after IdleTimeout the receiver gives up and cleans up.
+func TestReceiverStalledClient(t *testing.T) {
+	rc, dir := newReceiver(t, release.ReceiverConfig{IdleTimeout: 200 * time.Millisecond})
+	done := make(chan int, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		rc.ServeHTTP(rec, r)
+		done <- rec.status
+	}))
+	t.Cleanup(srv.Close)
+	body, ct := form(t, goodForm(strings.Repeat("z", 1<<20))...)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /release HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\nAuthorization: Bearer %s\r\n\r\n", ct, len(body), testSecret)
+	conn.Write(body[:len(body)/2])
+	select {
+	case status := <-done:
+		assert.Equal(t, http.StatusBadRequest, status)
+	case <-time.After(time.Minute): // a guard against hanging, far above the 200ms idle timeout
+		t.Fatal("the receiver is still waiting for a stalled client")
+	}
+	assert.Empty(t, files(t, dir), "files left by a stalled upload")
+}
+
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
 
 func (s *statusRecorder) WriteHeader(code int) { s.status = code; s.ResponseWriter.WriteHeader(code) }
+
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // failAfter is a writer that fails with err once n bytes were written.
 type failAfter struct {
