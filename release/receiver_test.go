@@ -422,13 +422,7 @@ func TestReceiverConcurrentSameVersion(t *testing.T) {
 // hangs up: the receiver must leave neither a release nor a temp file.
 func TestReceiverClientDisconnect(t *testing.T) {
 	rc, dir := newReceiver(t, release.ReceiverConfig{})
-	done := make(chan int, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
-		rc.ServeHTTP(rec, r)
-		done <- rec.status
-	}))
-	t.Cleanup(srv.Close)
+	addr, done := serveRaw(t, rc)
 	content := strings.Repeat("z", 1<<20)
 	body, ct := form(t, goodForm(content)...)
 	for _, tt := range []struct {
@@ -439,12 +433,7 @@ func TestReceiverClientDisconnect(t *testing.T) {
 		{"before the checksum", bytes.LastIndex(body, []byte("sha256")) - 10},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-			require.NoError(t, err)
-			w := bufio.NewWriter(conn)
-			fmt.Fprintf(w, "POST /release HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\nAuthorization: Bearer %s\r\n\r\n", ct, len(body), testSecret)
-			w.Write(body[:tt.cut])
-			require.NoError(t, w.Flush())
+			conn := sendPartial(t, addr, ct, body, tt.cut)
 			conn.Close()
 			status := <-done
 			assert.Equal(t, http.StatusBadRequest, status)
@@ -457,19 +446,10 @@ func TestReceiverClientDisconnect(t *testing.T) {
 // connection: after IdleTimeout the receiver gives up and cleans up.
 func TestReceiverStalledClient(t *testing.T) {
 	rc, dir := newReceiver(t, release.ReceiverConfig{IdleTimeout: 200 * time.Millisecond})
-	done := make(chan int, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
-		rc.ServeHTTP(rec, r)
-		done <- rec.status
-	}))
-	t.Cleanup(srv.Close)
+	addr, done := serveRaw(t, rc)
 	body, ct := form(t, goodForm(strings.Repeat("z", 1<<20))...)
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	require.NoError(t, err)
+	conn := sendPartial(t, addr, ct, body, len(body)/2)
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /release HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\nAuthorization: Bearer %s\r\n\r\n", ct, len(body), testSecret)
-	conn.Write(body[:len(body)/2])
 	select {
 	case status := <-done:
 		assert.Equal(t, http.StatusBadRequest, status)
@@ -477,6 +457,33 @@ func TestReceiverStalledClient(t *testing.T) {
 		t.Fatal("the receiver is still waiting for a stalled client")
 	}
 	assert.Empty(t, files(t, dir), "files left by a stalled upload")
+}
+
+// serveRaw serves rc on loopback and reports the status of each request
+// once the handler has returned.
+func serveRaw(t *testing.T, rc http.Handler) (addr string, done <-chan int) {
+	t.Helper()
+	ch := make(chan int, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		rc.ServeHTTP(rec, r)
+		ch <- rec.status
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), ch
+}
+
+// sendPartial starts an upload of body over a raw connection but sends only
+// its first cut bytes. The caller closes the connection.
+func sendPartial(t *testing.T, addr, contentType string, body []byte, cut int) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	w := bufio.NewWriter(conn)
+	fmt.Fprintf(w, "POST /release HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\nAuthorization: Bearer %s\r\n\r\n", contentType, len(body), testSecret)
+	w.Write(body[:cut])
+	require.NoError(t, w.Flush())
+	return conn
 }
 
 type statusRecorder struct {
