@@ -102,6 +102,10 @@ func (u *Uploader) Upload(ctx context.Context, md Metadata, r io.Reader, size in
 	req.Header.Set("Authorization", "Bearer "+string(u.Secret))
 	req.Header.Set(checksumHint, "sha256")
 	req.Header.Set("Accept", "application/json")
+	if total > 0 {
+		// Let the receiver refuse (401, 413) before any of the file is sent.
+		req.Header.Set("Expect", "100-continue")
+	}
 
 	type result struct {
 		sum string

@@ -200,3 +200,28 @@ func TestUploaderNeedsURLAndSecret(t *testing.T) {
 	_, err := (&release.Uploader{}).Upload(t.Context(), md, bytes.NewReader(nil), 0)
 	assert.Error(t, err)
 }
+
+// With a known size the uploader asks for 100-continue, so a receiver that
+// refuses the secret or the size does so before any of the file is sent.
+func TestUploaderRefusedBeforeSending(t *testing.T) {
+	rc, _ := newReceiver(t, release.ReceiverConfig{MaxSize: 1 << 20})
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	for _, tt := range []struct {
+		name   string
+		secret release.Secret
+		size   int64
+		want   error
+	}{
+		{"wrong secret", "wrong", 8 << 20, release.ErrUnauthorized},
+		{"too large", testSecret, 8 << 20, release.ErrTooLarge},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var sent int64
+			up := &release.Uploader{URL: srv.URL, Secret: tt.secret, Progress: func(n, _ int64) { sent = n }}
+			_, err := up.Upload(t.Context(), md, io.LimitReader(zeros{}, tt.size), tt.size)
+			assert.ErrorIs(t, err, tt.want)
+			assert.Zero(t, sent, "bytes of the file sent before the refusal")
+		})
+	}
+}
