@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -14,7 +16,9 @@ import (
 // DefaultHookTimeout is the ScriptHook timeout used when 0 is given.
 const DefaultHookTimeout = 5 * time.Minute
 
-// ScriptHook returns a Hook that runs the executable at path with two
+// ScriptHook returns a Hook that runs the executable at path (a name
+// without a slash is looked up in PATH; a relative path is taken relative
+// to the current directory at the time of the call) with two
 // arguments, the paths of release.env and release.tgz, in the release's
 // directory, with stdin empty. Each line the script writes to stdout or
 // stderr is logged at Info level with the product and version; a nil logger
@@ -29,6 +33,11 @@ func ScriptHook(path string, timeout time.Duration, logger *slog.Logger) Hook {
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	// The script runs in the release's directory, so a relative path must
+	// be made absolute against the current one first.
+	if abs, err := filepath.Abs(path); err == nil && strings.ContainsRune(path, filepath.Separator) {
+		path = abs
 	}
 	return func(ctx context.Context, r Release) error {
 		ctx, cancel := context.WithTimeout(ctx, timeout)

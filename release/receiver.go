@@ -129,6 +129,13 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("release: ReceiverConfig.Dir is required")
 	}
+	// Release paths handed to hooks are absolute, since hooks run in the
+	// release's directory.
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	cfg.Dir = dir
 	fi, err := os.Stat(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("release: %w", err)

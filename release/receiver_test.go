@@ -633,6 +633,20 @@ func TestScriptHook(t *testing.T) {
 	}
 }
 
+// A relative hook path and a relative Dir still work although the hook
+// runs in the release's directory.
+func TestScriptHookRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hook.sh"), []byte("#!/bin/sh\n. \"$1\" && echo \"ran $VERSION $(cat \"$2\")\"\n"), 0o755))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "store"), 0o755))
+	t.Chdir(dir)
+	logs := &logRecords{}
+	rc, _ := newReceiver(t, release.ReceiverConfig{Dir: "store", Hook: release.ScriptHook("./hook.sh", 0, slog.New(logs))})
+	body, ct := form(t, goodForm("tgz")...)
+	assert.Equal(t, http.StatusCreated, post(t, rc, body, ct, testSecret).Status)
+	assert.Contains(t, logs.String(), "line=ran 1.0.0 tgz")
+}
+
 func TestReceiverNeverLogsTheSecret(t *testing.T) {
 	logs := &logRecords{}
 	rc, _ := newReceiver(t, release.ReceiverConfig{Logger: slog.New(logs)})

@@ -86,6 +86,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(h)
 	cfg := release.ReceiverConfig{Dir: *dir, Secrets: secrets, MaxSize: *maxSize, Logger: log}
 	if *hook != "" {
+		fi, err := os.Stat(*hook)
+		if err != nil {
+			return fmt.Errorf("hook: %w", err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			return fmt.Errorf("hook %s is not an executable file", *hook)
+		}
 		cfg.Hook = release.ScriptHook(*hook, *hookTimeout, log)
 	}
 	rc, err := release.NewReceiver(cfg)
