@@ -92,13 +92,17 @@ const (
 // before or after the file part. Optional: tag, build, revision, commit, log
 // and rpms ("1" or "0"). The secret is an "Authorization: Bearer" header or,
 // for legacy clients, a secret field, which must come before the file part.
+// The receiver computes MD5 besides SHA-256 only when an md5 field may
+// still come: a client that sends "Release-Checksum: sha256" (as Uploader
+// does) or a sha256 field before the file saves that work.
 //
 // Responses: 201 and 200 carry {"product","version","sha256","size"}; every
 // failure carries {"error": message, "fields": [names]}:
 //
 //	201  stored
 //	200  the same product/version/checksum was already stored (hook not re-run)
-//	400  missing or invalid fields, listed in "fields"; a truncated body
+//	400  missing or invalid fields, listed in "fields"; a truncated body, or
+//	     a client that disconnected or sent nothing for IdleTimeout
 //	401  wrong or missing secret
 //	405  not a POST
 //	409  this version is stored with other content (it is left untouched)

@@ -658,3 +658,13 @@ func TestReceiverNeverLogsTheSecret(t *testing.T) {
 	assert.NotEmpty(t, logs.String())
 	assert.NotContains(t, logs.String(), testSecret)
 }
+
+func TestSecretNeverPrints(t *testing.T) {
+	s := release.Secret("hunter2")
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("x", "secret", s)
+	for _, got := range []string{fmt.Sprint(s), fmt.Sprintf("%v %+v %#v %s", s, s, s, s), logged.String(),
+		fmt.Sprintf("%+v", release.Uploader{Secret: s})} {
+		assert.NotContains(t, got, "hunter2")
+	}
+}

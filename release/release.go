@@ -80,6 +80,7 @@ type FieldError struct {
 	Reason string   // what is wrong, e.g. "missing or invalid fields"
 }
 
+// Error lists the fields, e.g. "release: missing or invalid fields: product".
 func (e *FieldError) Error() string {
 	reason := e.Reason
 	if reason == "" {
@@ -95,6 +96,7 @@ type StatusError struct {
 	Message string // the server's "error" value, if it sent one
 }
 
+// Error gives the status and the server's message.
 func (e *StatusError) Error() string {
 	if e.Message == "" {
 		return fmt.Sprintf("release: http status %d", e.Code)
