@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -93,7 +94,11 @@ func (u *Uploader) Upload(ctx context.Context, md Metadata, r io.Reader, size in
 		}
 		total = n
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.URL, pr)
+	// The transport reads its body 32 KiB at a time; a large buffer in
+	// between takes whole chunks from the pipe, so the two goroutines hand
+	// over 8 times less often.
+	body := struct{ io.Reader }{bufio.NewReaderSize(pr, 1<<20)}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.URL, body)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("release: %w", err)
 	}

@@ -43,7 +43,7 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 mibps() { awk -v s="$1" -v m="$SIZE_MIB" 'BEGIN { printf "%.1f", m / s }'; }
 peak_kib() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
-cpu() { awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { printf "user %ss sys %ss", u, s }' "$1"; }
+cpu() { awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } /Voluntary context switches/ { v = $2 } END { printf "user %ss sys %ss, %s voluntary context switches", u, s, v }' "$1"; }
 
 "$TIME" -v -o "$work/server.time" "$work/bin/release-server" -dir "$work/store" -secret-file "$work/secret" \
 	-addr 127.0.0.1:0 -max-size $(((SIZE_MIB + 1) << 20)) >"$work/server.out" 2>"$work/server.log" &
