@@ -2,9 +2,11 @@ package release_test
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/opskit/opskit/release"
@@ -65,4 +67,33 @@ func FuzzReceiver(fz *testing.F) {
 func boundaryOf(body []byte) string {
 	line, _, _ := bytes.Cut(body, []byte("\r\n"))
 	return string(bytes.TrimPrefix(line, []byte("--")))
+}
+
+// FuzzUploaderReply feeds the Uploader arbitrary replies: it must never
+// panic, and must succeed only for a 200/201 that confirms the checksum
+// and size it sent.
+func FuzzUploaderReply(fz *testing.F) {
+	sum := sha256Hex("x")
+	fz.Add(201, `{"product":"app","version":"1","sha256":"`+sum+`","size":1}`)
+	fz.Add(200, `{"product":"app","version":"1","sha256":"`+sum+`","size":2}`)
+	fz.Add(400, `{"error":"release: missing or invalid fields","fields":["product"]}`)
+	fz.Add(400, `{"fields":null}`)
+	fz.Add(409, `not json`)
+	fz.Add(500, ``)
+	fz.Add(302, `{}`)
+	fz.Fuzz(func(t *testing.T, status int, body string) {
+		if status < 200 || status > 599 {
+			return
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.WriteHeader(status)
+			io.WriteString(w, body)
+		}))
+		defer srv.Close()
+		rcpt, err := (&release.Uploader{URL: srv.URL, Secret: "s"}).Upload(t.Context(), release.Metadata{Product: "app", Version: "1"}, strings.NewReader("x"), 1)
+		if err == nil && ((status != 200 && status != 201) || rcpt.SHA256 != sum || rcpt.Size != 1) {
+			t.Fatalf("status %d body %q accepted as %+v", status, body, rcpt)
+		}
+	})
 }
