@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hookTimeout := fs.Duration("hook-timeout", release.DefaultHookTimeout, "kill the hook script after this long")
 	maxSize := fs.Int64("max-size", release.DefaultMaxSize, "refuse tarballs larger than `BYTES` (413)")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	files := fs.Bool("files", true, "serve stored releases read-only, without a secret, at GET /releases/ (for release-fetch)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES]\n\nServes the release API: POST /release, GET /releases/<product>/<version>/release.tgz.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -101,7 +102,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /release", rc)
-	mux.Handle("GET /releases/", http.StripPrefix("/releases", rc.Files()))
+	if *files {
+		mux.Handle("GET /releases/", http.StripPrefix("/releases", rc.Files()))
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

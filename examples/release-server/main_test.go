@@ -152,6 +152,15 @@ func TestIntegrationLegacyCurl(t *testing.T) {
 	assert.NoDirExists(t, filepath.Join(dir, "legacy-app/9"))
 }
 
+func TestServerWithoutFiles(t *testing.T) {
+	t.Setenv("RELEASE_SECRET", "s")
+	base, _ := startServer(t, "-dir", t.TempDir(), "-files=false")
+	resp, err := http.Get(base + "/releases/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
 func readFile(t *testing.T, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
