@@ -419,12 +419,12 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 		return storageError(err)
 	}
 	up.stage = stage
-	f, err := os.OpenFile(filepath.Join(stage, tarballName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, direct, err := createTarball(filepath.Join(stage, tarballName))
 	if err != nil {
 		return storageError(err)
 	}
 	defer f.Close()
-	var fw io.Writer = f
+	var fw io.Writer = &directWriter{f: f, direct: direct}
 	if rc.wrapWriter != nil {
 		fw = rc.wrapWriter(fw)
 	}
@@ -432,7 +432,12 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 	if hashMD5 {
 		hashes = append(hashes, md5.New())
 	}
-	n, err := copyPipelined(fw, p, rc.maxSize+1, hashes)
+	bufs, free, err := allocBuffers(3, copyBufSize)
+	if err != nil {
+		return storageError(err)
+	}
+	defer free()
+	n, err := copyPipelined(fw, p, rc.maxSize+1, hashes, bufs)
 	if err != nil {
 		var we *writeError
 		if errors.As(err, &we) {
@@ -457,19 +462,18 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 	return nil
 }
 
-// copyPipelined copies at most limit bytes from r to w in chunks of
-// copyBufSize, feeding each chunk to hashes before handing it to a writer
-// goroutine. It stops at the first read or write error; write errors come
-// back as *writeError.
-func copyPipelined(w io.Writer, r io.Reader, limit int64, hashes []hash.Hash) (int64, error) {
-	const nbuf = 3
-	free := make(chan []byte, nbuf)
-	full := make(chan []byte, nbuf)
+// copyPipelined copies at most limit bytes from r to w in chunks the size
+// of bufs' buffers, feeding each chunk to hashes before handing it to a
+// writer goroutine. Every chunk but the last is full. It stops at the first
+// read or write error; write errors come back as *writeError.
+func copyPipelined(w io.Writer, r io.Reader, limit int64, hashes []hash.Hash, bufs [][]byte) (int64, error) {
+	free := make(chan []byte, len(bufs))
+	full := make(chan []byte, len(bufs))
 	failed := make(chan struct{})
 	var werr error
 	done := make(chan struct{})
-	for range nbuf {
-		free <- make([]byte, copyBufSize)
+	for _, b := range bufs {
+		free <- b
 	}
 	go func() {
 		defer close(done)
@@ -519,6 +523,32 @@ func copyPipelined(w io.Writer, r io.Reader, limit int64, hashes []hash.Hash) (i
 		return total, werr
 	}
 	return total, rerr
+}
+
+// directWriter writes to a file opened with O_DIRECT while the writes are
+// aligned, and turns O_DIRECT off for the last, shorter chunk or when the
+// file system refuses a direct write.
+type directWriter struct {
+	f      *os.File
+	direct bool
+}
+
+func (d *directWriter) Write(b []byte) (int, error) {
+	if d.direct && len(b)%directAlign != 0 {
+		if err := setBuffered(d.f); err != nil {
+			return 0, err
+		}
+		d.direct = false
+	}
+	n, err := d.f.Write(b)
+	if err != nil && n == 0 && d.direct && errors.Is(err, syscall.EINVAL) {
+		if err := setBuffered(d.f); err != nil {
+			return 0, err
+		}
+		d.direct = false
+		return d.f.Write(b)
+	}
+	return n, err
 }
 
 // fill reads into b until it is full, r ends (io.EOF) or fails.

@@ -668,3 +668,42 @@ func TestSecretNeverPrints(t *testing.T) {
 		assert.NotContains(t, got, "hunter2")
 	}
 }
+
+// Sizes around the 4 KiB and 1 MiB boundaries of the receiver's direct,
+// chunked writes all store exactly the bytes sent.
+func TestReceiverStoresEverySize(t *testing.T) {
+	for _, size := range []int{0, 1, 4095, 4096, 4097, 1 << 20, 1<<20 + 1, 3<<20 - 7, 3 << 20} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			rc, dir := newReceiver(t, release.ReceiverConfig{})
+			content := make([]byte, size)
+			for i := range content {
+				content[i] = byte(i*7 + i>>12)
+			}
+			body, ct := form(t, goodForm(string(content))...)
+			r := post(t, rc, body, ct, testSecret)
+			require.Equal(t, http.StatusCreated, r.Status, "reply %+v", r)
+			assert.Equal(t, int64(size), r.Size)
+			got, err := os.ReadFile(filepath.Join(dir, "app/1.0.0/release.tgz"))
+			require.NoError(t, err)
+			assert.True(t, bytes.Equal(content, got), "stored bytes differ from the upload")
+		})
+	}
+}
+
+// On a file system without O_DIRECT (tmpfs on older kernels) the receiver
+// falls back to buffered writes.
+func TestReceiverOnTmpfs(t *testing.T) {
+	if fi, err := os.Stat("/dev/shm"); err != nil || !fi.IsDir() {
+		t.Skip("no /dev/shm")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "release-test-")
+	if err != nil {
+		t.Skipf("/dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	rc, _ := newReceiver(t, release.ReceiverConfig{Dir: dir})
+	content := strings.Repeat("t", 2<<20+5)
+	body, ct := form(t, goodForm(content)...)
+	require.Equal(t, http.StatusCreated, post(t, rc, body, ct, testSecret).Status)
+	assert.Equal(t, content, readFile(t, filepath.Join(dir, "app/1.0.0/release.tgz")))
+}

@@ -7,13 +7,14 @@
 # peak RSS of the client and the server (goal <= 64 MiB each), read from
 # GNU time -v ("Maximum resident set size").
 #
-# Environment: SIZE_MIB (default 1024), ROUNDS (default 2; the best round
-# of each side is compared), BENCH_DIR (default /tmp; must hold 3 x SIZE).
+# Environment: SIZE_MIB (default 1024), ROUNDS (default 3; each round runs
+# both sides back to back; the best of each side and the per-round ratios
+# are printed), BENCH_DIR (default /tmp; must hold 3 x SIZE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZE_MIB=${SIZE_MIB:-1024}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 TIME=/usr/bin/time
 for tool in openssl "$TIME" go; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
@@ -56,7 +57,7 @@ url=$(sed -n 's/^listening on //p' "$work/server.out")
 [ -n "$url" ] || { echo "release-server did not start:"; cat "$work/server.log"; exit 1; }
 server_pid=$(pgrep -P "$time_pid" release-server || true)
 
-best_naive="" best_opskit="" client_peak=0
+best_naive="" best_opskit="" client_peak=0 ratios=""
 for round in $(seq "$ROUNDS"); do
 	# Same page-cache state for both sides: the source file is cached.
 	cat "$work/file" >/dev/null
@@ -79,8 +80,10 @@ for round in $(seq "$ROUNDS"); do
 	rm -rf "$work/store/bench"
 	sync
 
-	printf 'round %d: naive %ss (%s MiB/s)   opskit %ss (%s MiB/s)   %s\n' "$round" "$naive" "$(mibps "$naive")" \
-		"$opskit" "$(mibps "$opskit")" "$(cut -c1-40 "$work/client.out")"
+	r=$(awk -v n="$naive" -v o="$opskit" 'BEGIN { printf "%.2f", n / o }')
+	ratios="$ratios $r"
+	printf 'round %d: naive %ss (%s MiB/s)   opskit %ss (%s MiB/s)   ratio %s   %s\n' "$round" "$naive" "$(mibps "$naive")" \
+		"$opskit" "$(mibps "$opskit")" "$r" "$(cut -c1-40 "$work/client.out")"
 	if [ -z "$best_naive" ] || awk -v a="$naive" -v b="$best_naive" 'BEGIN { exit !(a < b) }'; then best_naive=$naive; fi
 	if [ -z "$best_opskit" ] || awk -v a="$opskit" -v b="$best_opskit" 'BEGIN { exit !(a < b) }'; then best_opskit=$opskit; fi
 done
@@ -95,6 +98,7 @@ echo
 echo "file:            ${SIZE_MIB} MiB, best of $ROUNDS rounds, machine load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "naive:           openssl dgst -sha256 + cp + sync: ${best_naive}s ($(mibps "$best_naive") MiB/s)"
 echo "opskit:          release-upload -> release-server (loopback, sha256 both sides, fsync): ${best_opskit}s ($(mibps "$best_opskit") MiB/s)"
-echo "throughput ratio (opskit / naive): $ratio (goal >= 0.8)"
+median=$(echo $ratios | tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+echo "throughput ratio (opskit / naive): $ratio best against best; per round:$ratios, median $median (goal >= 0.8)"
 echo "peak RSS client: $((client_peak / 1024)) MiB (${client_peak} KiB; goal <= 64 MiB); last round CPU $client_cpu"
 echo "peak RSS server: $((server_peak / 1024)) MiB (${server_peak} KiB; goal <= 64 MiB); all rounds CPU $(cpu "$work/server.time")"
