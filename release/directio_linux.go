@@ -12,18 +12,20 @@ import (
 // offsets on the file systems releases live on.
 const directAlign = 4096
 
-// createTarball creates path for writing, with O_DIRECT where the file
-// system supports it: the tarball then goes from our buffers to the disk
+// createTarball creates path for writing, with O_DIRECT when allowDirect
+// is set and the file system supports it: the tarball then goes from our buffers to the disk
 // without the page-cache copy that costs most of a buffered write's CPU.
-func createTarball(path string) (*os.File, bool, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_DIRECT, 0o644)
-	if err == nil {
-		return f, true, nil
+func createTarball(path string, allowDirect bool) (*os.File, bool, error) {
+	if allowDirect {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_DIRECT, 0o644)
+		if err == nil {
+			return f, true, nil
+		}
+		if !errors.Is(err, syscall.EINVAL) {
+			return nil, false, err
+		}
 	}
-	if !errors.Is(err, syscall.EINVAL) {
-		return nil, false, err
-	}
-	f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	return f, false, err
 }
 

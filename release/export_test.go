@@ -8,3 +8,6 @@ func (rc *Receiver) SetWriterWrapper(wrap func(io.Writer) io.Writer) { rc.wrapWr
 
 // ShellQuote exposes shellQuote to the external tests.
 var ShellQuote = shellQuote
+
+// SetBuffered turns O_DIRECT off, to test the buffered write path.
+func (rc *Receiver) SetBuffered(on bool) { rc.buffered = on }

@@ -125,6 +125,8 @@ type Receiver struct {
 	// wrapWriter, when set (by tests), wraps the tarball's file writer, so
 	// that a full disk can be simulated.
 	wrapWriter func(io.Writer) io.Writer
+	// buffered, when set (by tests), disables O_DIRECT.
+	buffered bool
 }
 
 // NewReceiver checks cfg and returns a Receiver. It creates Dir/.incoming
@@ -419,7 +421,7 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 		return storageError(err)
 	}
 	up.stage = stage
-	f, direct, err := createTarball(filepath.Join(stage, tarballName))
+	f, direct, err := createTarball(filepath.Join(stage, tarballName), !rc.buffered)
 	if err != nil {
 		return storageError(err)
 	}

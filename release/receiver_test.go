@@ -670,11 +670,21 @@ func TestSecretNeverPrints(t *testing.T) {
 }
 
 // Sizes around the 4 KiB and 1 MiB boundaries of the receiver's direct,
-// chunked writes all store exactly the bytes sent.
+// chunked writes all store exactly the bytes sent, with O_DIRECT and
+// without.
 func TestReceiverStoresEverySize(t *testing.T) {
-	for _, size := range []int{0, 1, 4095, 4096, 4097, 1 << 20, 1<<20 + 1, 3<<20 - 7, 3 << 20} {
-		t.Run(fmt.Sprint(size), func(t *testing.T) {
+	for _, tt := range []struct {
+		buffered bool
+		size     int
+	}{
+		{false, 0}, {false, 1}, {false, 4095}, {false, 4096}, {false, 4097}, {false, 1 << 20},
+		{false, 1<<20 + 1}, {false, 3<<20 - 7}, {false, 3 << 20},
+		{true, 4095}, {true, 1 << 20}, {true, 3<<20 - 7},
+	} {
+		size := tt.size
+		t.Run(fmt.Sprintf("buffered=%v/%d", tt.buffered, size), func(t *testing.T) {
 			rc, dir := newReceiver(t, release.ReceiverConfig{})
+			rc.SetBuffered(tt.buffered)
 			content := make([]byte, size)
 			for i := range content {
 				content[i] = byte(i*7 + i>>12)
