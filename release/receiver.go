@@ -498,8 +498,12 @@ func copyPipelined(w io.Writer, r io.Reader, limit int64, hashes []hash.Hash, bu
 	for total < limit {
 		var b []byte
 		select {
-		case b = <-free:
-		case <-failed:
+		case <-failed: // stop reading as soon as a write has failed
+		default:
+			select {
+			case b = <-free:
+			case <-failed:
+			}
 		}
 		if b == nil {
 			break
