@@ -597,8 +597,8 @@ func TestScriptHook(t *testing.T) {
 		{"succeeds, output logged", `. "$1"; echo "deploying $PRODUCT $VERSION from $(basename "$2")"; echo oops >&2`, 0, "",
 			[]string{"release hook output line=deploying app 1.0.0 from release.tgz", "release hook output line=oops"}, true},
 		{"exits non-zero", "echo cannot deploy; exit 3", 0, "exit status 3", []string{"line=cannot deploy"}, false},
-		{"hangs past the timeout", "echo started; sleep 30", 1500 * time.Millisecond, "timed out", []string{"line=started"}, false},
-		{"hangs in a child holding the output", "sleep 30 & wait", 1500 * time.Millisecond, "timed out", nil, false},
+		{"hangs past the timeout", "echo started; sleep 30", 3 * time.Second, "timed out", []string{"line=started"}, false},
+		{"hangs in a child holding the output", "sleep 30 & wait", 3 * time.Second, "timed out", nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
