@@ -67,7 +67,9 @@ func (u *Uploader) UploadFile(ctx context.Context, md Metadata, path string) (Re
 // ErrTooLarge (413), ErrChecksumMismatch (422, or a receipt with another
 // checksum), *StatusError for any other status, and an error for which
 // errors.Is(err, context.Canceled) holds when ctx is cancelled, which aborts
-// the transfer.
+// the transfer. Upload does not return while a Read on r is in progress, so
+// r must not block indefinitely (files and pipes closed by their writer are
+// fine).
 func (u *Uploader) Upload(ctx context.Context, md Metadata, r io.Reader, size int64) (Receipt, error) {
 	log := u.Logger
 	if log == nil {
