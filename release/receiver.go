@@ -438,7 +438,7 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 	if hashMD5 {
 		hashes = append(hashes, md5.New())
 	}
-	bufs, free, err := allocBuffers(3, copyBufSize)
+	bufs, free, err := allocBuffers(4, copyBufSize)
 	if err != nil {
 		return storageError(err)
 	}
@@ -469,12 +469,14 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 }
 
 // copyPipelined copies at most limit bytes from r to w in chunks the size
-// of bufs' buffers, feeding each chunk to hashes before handing it to a
-// writer goroutine. Every chunk but the last is full. It stops at the first
+// of bufs' buffers, through three goroutines: this one reads, a second
+// feeds each chunk to hashes, a third writes it, so reading, hashing and
+// the disk overlap. Every chunk but the last is full. It stops at the first
 // read or write error; write errors come back as *writeError.
 func copyPipelined(w io.Writer, r io.Reader, limit int64, hashes []hash.Hash, bufs [][]byte) (int64, error) {
 	free := make(chan []byte, len(bufs))
-	full := make(chan []byte, len(bufs))
+	toHash := make(chan []byte, len(bufs))
+	toWrite := make(chan []byte, len(bufs))
 	failed := make(chan struct{})
 	var werr error
 	done := make(chan struct{})
@@ -482,8 +484,17 @@ func copyPipelined(w io.Writer, r io.Reader, limit int64, hashes []hash.Hash, bu
 		free <- b
 	}
 	go func() {
+		defer close(toWrite)
+		for b := range toHash {
+			for _, h := range hashes {
+				h.Write(b)
+			}
+			toWrite <- b
+		}
+	}()
+	go func() {
 		defer close(done)
-		for b := range full {
+		for b := range toWrite {
 			if werr == nil {
 				if _, err := w.Write(b); err != nil {
 					werr = &writeError{err}
@@ -511,11 +522,8 @@ func copyPipelined(w io.Writer, r io.Reader, limit int64, hashes []hash.Hash, bu
 		b = b[:min(int64(len(b)), limit-total)]
 		n, err := fill(r, b)
 		if n > 0 {
-			for _, h := range hashes {
-				h.Write(b[:n])
-			}
 			total += int64(n)
-			full <- b[:n]
+			toHash <- b[:n]
 		} else {
 			free <- b
 		}
@@ -527,7 +535,7 @@ func copyPipelined(w io.Writer, r io.Reader, limit int64, hashes []hash.Hash, bu
 			break
 		}
 	}
-	close(full)
+	close(toHash)
 	<-done
 	if werr != nil {
 		return total, werr
