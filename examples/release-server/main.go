@@ -1,0 +1,170 @@
+// Command release-server serves the release API: POST /release stores
+// uploads as DIR/<product>/<version>/{release.tgz,release.env} and runs the
+// hook script; GET /releases/<product>/<version>/release.tgz serves them.
+//
+// Usage:
+//
+//	release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES]
+//
+// The secret file holds one accepted secret per line (several lines rotate
+// secrets; blank lines and lines starting with # are ignored). Without
+// -secret-file the secret comes from $RELEASE_SECRET. The hook script gets
+// the paths of release.env and release.tgz as arguments. The server prints
+// "listening on URL" on stdout once it accepts connections and logs to
+// stderr. See release-server.service for running it under systemd.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/opskit/opskit/release"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "release-server:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("release-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "store releases under `DIR` (required; must exist)")
+	secretFile := fs.String("secret-file", "", "read accepted secrets from `FILE`, one per line (default: $RELEASE_SECRET)")
+	addr := fs.String("addr", "127.0.0.1:8080", "listen on `host:port`")
+	hook := fs.String("hook", "", "run `SCRIPT` release.env release.tgz after each new release")
+	hookTimeout := fs.Duration("hook-timeout", release.DefaultHookTimeout, "kill the hook script after this long")
+	maxSize := fs.Int64("max-size", release.DefaultMaxSize, "refuse tarballs larger than `BYTES` (413)")
+	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	files := fs.Bool("files", true, "serve stored releases read-only, without a secret, at GET /releases/ (for release-fetch)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES]\n\nServes the release API: POST /release, GET /releases/<product>/<version>/release.tgz.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 || *dir == "" {
+		fmt.Fprintln(stderr, "release-server: -dir is required and no arguments are accepted")
+		fs.Usage()
+		return errUsage
+	}
+	secrets, err := readSecrets(*secretFile)
+	if err != nil {
+		return err
+	}
+	var h slog.Handler = slog.NewTextHandler(stderr, nil)
+	if *logJSON {
+		h = slog.NewJSONHandler(stderr, nil)
+	}
+	log := slog.New(h)
+	cfg := release.ReceiverConfig{Dir: *dir, Secrets: secrets, MaxSize: *maxSize, Logger: log}
+	if *hook != "" {
+		fi, err := os.Stat(*hook)
+		if err != nil {
+			return fmt.Errorf("hook: %w", err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			return fmt.Errorf("hook %s is not an executable file", *hook)
+		}
+		cfg.Hook = release.ScriptHook(*hook, *hookTimeout, log)
+	}
+	rc, err := release.NewReceiver(cfg)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /release", rc)
+	if *files {
+		mux.Handle("GET /releases/", http.StripPrefix("/releases", rc.Files()))
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+	log.Info("release-server started", "addr", ln.Addr().String(), "dir", *dir, "secrets", len(secrets), "hook", *hook)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("release-server stopping; waiting for uploads in flight")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// readSecrets reads one secret per line from path, or $RELEASE_SECRET when
+// path is empty.
+func readSecrets(path string) ([]release.Secret, error) {
+	if path == "" {
+		s := os.Getenv("RELEASE_SECRET")
+		if s == "" {
+			return nil, errors.New("no secret: give -secret-file or set RELEASE_SECRET")
+		}
+		return []release.Secret{release.Secret(s)}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []release.Secret
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		out = append(out, release.Secret(line))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no secret", path)
+	}
+	return out, nil
+}

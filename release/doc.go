@@ -1,0 +1,54 @@
+// Package release moves release tarballs from a build server to an update
+// server over a small HTTP release API, so that a release that arrives is
+// exactly what the build produced, or is not there at all.
+//
+// Three parts:
+//
+//   - [Receiver], the release API: an http.Handler for POST /release that
+//     streams the multipart upload to disk while hashing it, verifies the
+//     checksum, stores Dir/<product>/<version>/{release.tgz,release.env}
+//     atomically and runs a [Hook] such as [ScriptHook].
+//   - [Uploader], the build-server side: streams a file and its [Metadata]
+//     with constant memory and returns a [Receipt] once the receiver
+//     confirmed the checksum.
+//   - [Fetch], the "validate checksum or download" step: it downloads only
+//     when the destination lacks the checksum and never leaves a partial file.
+//
+// The shortest useful receiver:
+//
+//	rc, err := release.NewReceiver(release.ReceiverConfig{
+//		Dir:     "/var/lib/releases",
+//		Secrets: []release.Secret{release.Secret(os.Getenv("RELEASE_SECRET"))},
+//		Hook:    release.ScriptHook("/etc/release/deploy.sh", 10*time.Minute, logger),
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	http.Handle("POST /release", rc)
+//
+// and uploader:
+//
+//	up := &release.Uploader{URL: "https://updates.example/release", Secret: secret}
+//	rcpt, err := up.UploadFile(ctx, release.Metadata{Product: "app", Version: "1.4.2"}, "release.tgz")
+//
+// Legacy clients keep working unchanged: the receiver accepts the secret as
+// a form field and an md5 field instead of sha256, as in
+//
+//	curl -F secret=$DEPLOY_SECRET -F product=app -F version=1.4.2 \
+//	     -F file=@release.tgz -F md5=$(md5sum release.tgz | cut -d' ' -f1) $URL
+//
+// release.env holds PRODUCT, VERSION, TAG, BUILD, REVISION, COMMIT, RPMS,
+// SIZE, SHA256, MD5 and LOG, each value single-quoted, so `. release.env`
+// in a POSIX shell assigns variables and runs nothing, whatever the
+// changelog contains.
+//
+// # Testing
+//
+// Package [github.com/opskit/opskit/release/releasetest] runs a real
+// Receiver on loopback with a temporary directory; it serves the stored
+// files for Fetch, records the releases its hook saw and can corrupt uploads
+// in transit:
+//
+//	srv := releasetest.NewServer(t)
+//	rcpt, err := srv.Uploader().UploadFile(ctx, md, "release.tgz")
+package release

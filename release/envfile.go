@@ -1,0 +1,72 @@
+package release
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// shellQuote returns s as one single-quoted POSIX shell word. Inside single
+// quotes the shell expands nothing ($, backquote, backslash and newline are
+// literal); a quote inside s is written as a closing quote, a backslash-
+// escaped quote and an opening quote.
+// NUL cannot occur: the receiver refuses it in every field.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// envFile renders release.env: one NAME='value' line per variable, every
+// value single-quoted, so that `. release.env` in a POSIX shell only assigns
+// variables, whatever the changelog contains.
+func envFile(r Release) []byte {
+	rpms := "0"
+	if r.RPMs {
+		rpms = "1"
+	}
+	vars := [][2]string{
+		{"PRODUCT", r.Product},
+		{"VERSION", r.Version},
+		{"TAG", r.Tag},
+		{"BUILD", r.Build},
+		{"REVISION", r.Revision},
+		{"COMMIT", r.Commit},
+		{"RPMS", rpms},
+		{"SIZE", strconv.FormatInt(r.Size, 10)},
+		{"SHA256", r.SHA256},
+		{"MD5", r.MD5},
+		{"LOG", r.Log},
+	}
+	var b bytes.Buffer
+	b.WriteString("# release.env written by github.com/opskit/opskit/release; every value is single-quoted.\n")
+	for _, v := range vars {
+		b.WriteString(v[0])
+		b.WriteByte('=')
+		b.WriteString(shellQuote(v[1]))
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// storedSHA256 reads the SHA256 line of a release.env this package wrote.
+// It returns "" when the file has none.
+func storedSHA256(envPath string) (string, error) {
+	f, err := os.Open(envPath)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 4<<20))
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "SHA256='"); ok {
+			v = strings.TrimSuffix(v, "'")
+			if validHex(v, 64) {
+				return v, nil
+			}
+		}
+	}
+	return "", sc.Err()
+}

@@ -1,0 +1,151 @@
+package release
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/opskit/opskit/internal/atomicfile"
+)
+
+// Fetcher downloads a file unless the destination already has the expected
+// checksum. The zero value is ready to use.
+type Fetcher struct {
+	// Client sends the request; nil means http.DefaultClient.
+	Client *http.Client
+	// Secret, if set, is sent as "Authorization: Bearer <secret>".
+	Secret Secret
+	// Progress, if set, is called after each chunk downloaded with the bytes
+	// so far and the total (-1 when the server sent no length).
+	Progress func(done, total int64)
+	// Logger receives one event per fetch; nil discards.
+	Logger *slog.Logger
+}
+
+// FetchResult says what Fetch did.
+type FetchResult struct {
+	// Skipped is true when dst already had the checksum and nothing was
+	// downloaded.
+	Skipped bool
+	// Size is dst's size in bytes.
+	Size int64
+}
+
+// Fetch is (&Fetcher{}).Fetch: the "validate checksum or download" step.
+func Fetch(ctx context.Context, url, dst, sha256Hex string) (FetchResult, error) {
+	var f Fetcher
+	return f.Fetch(ctx, url, dst, sha256Hex)
+}
+
+// Fetch makes dst a file whose SHA-256 is sha256Hex. When dst already has
+// that checksum it downloads nothing. Otherwise it downloads url into a
+// temporary file beside dst while hashing, verifies the checksum, fsyncs and
+// renames the file over dst (keeping dst's permissions, or 0644 for a new
+// file).
+//
+// On any failure dst is exactly as it was before and no temporary file is
+// left. A wrong checksum is ErrChecksumMismatch; an HTTP status other than
+// 200 is a *StatusError; a cancelled ctx gives an error for which
+// errors.Is(err, context.Canceled) holds.
+func (f *Fetcher) Fetch(ctx context.Context, url, dst, sha256Hex string) (FetchResult, error) {
+	log := f.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if !validHex(sha256Hex, 64) {
+		return FetchResult{}, &FieldError{Fields: []string{"sha256"}, Reason: "invalid checksum"}
+	}
+	want := strings.ToLower(sha256Hex)
+	perm := fs.FileMode(0o644)
+	if fi, err := os.Stat(dst); err == nil && fi.Mode().IsRegular() {
+		perm = fi.Mode().Perm()
+		sum, n, err := fileSHA256(ctx, dst)
+		if err != nil {
+			return FetchResult{}, err
+		}
+		if sum == want {
+			log.Info("release fetch skipped: checksum matches", "dst", dst)
+			return FetchResult{Skipped: true, Size: n}, nil
+		}
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return FetchResult{}, fmt.Errorf("release: %w", err)
+	}
+	if f.Secret != "" {
+		req.Header.Set("Authorization", "Bearer "+string(f.Secret))
+	}
+	client := f.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return FetchResult{}, fmt.Errorf("release: fetch: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return FetchResult{}, &StatusError{Code: resp.StatusCode}
+	}
+
+	tmp, err := atomicfile.Create(dst, perm)
+	if err != nil {
+		return FetchResult{}, fmt.Errorf("release: %w", err)
+	}
+	defer tmp.Abort()
+	h := sha256.New()
+	cw := &progressWriter{w: tmp, h: h, total: resp.ContentLength, progress: f.Progress}
+	n, err := io.CopyBuffer(cw, ctxReader{ctx, resp.Body}, make([]byte, 256<<10))
+	if err != nil {
+		var we *writeError
+		if errors.As(err, &we) {
+			err = we.err
+		}
+		return FetchResult{}, fmt.Errorf("release: fetch: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return FetchResult{}, fmt.Errorf("%w: %s has sha256 %s, want %s", ErrChecksumMismatch, url, got, want)
+	}
+	if err := tmp.Commit(); err != nil {
+		return FetchResult{}, fmt.Errorf("release: %w", err)
+	}
+	log.Info("release fetched", "dst", dst, "size", n)
+	return FetchResult{Size: n}, nil
+}
+
+// fileSHA256 hashes the file at path, stopping when ctx is cancelled.
+func fileSHA256(ctx context.Context, path string) (string, int64, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("release: %w", err)
+	}
+	defer fh.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, ctxReader{ctx, fh}, make([]byte, 256<<10))
+	if err != nil {
+		return "", n, fmt.Errorf("release: hashing %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// ctxReader stops reading once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, c.ctx.Err()
+	}
+	return c.r.Read(p)
+}

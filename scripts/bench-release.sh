@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# bench-release: push a file (1 GiB by default) through the built
+# release-upload -> release-server binaries over loopback, and in the same
+# run do the naive local equivalent
+#     openssl dgst -sha256 FILE && cp FILE DEST && sync
+# Prints both throughputs, their ratio (opskit / naive; goal >= 0.8) and the
+# peak RSS of the client and the server (goal <= 64 MiB each), read from
+# GNU time -v ("Maximum resident set size").
+#
+# Environment: SIZE_MIB (default 1024), ROUNDS (default 3; each round runs
+# both sides back to back; the best of each side and the per-round ratios
+# are printed), BENCH_DIR (default /tmp; must hold 3 x SIZE).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZE_MIB=${SIZE_MIB:-1024}
+ROUNDS=${ROUNDS:-3}
+TIME=/usr/bin/time
+for tool in openssl "$TIME" go; do
+	if ! command -v "$tool" >/dev/null 2>&1; then
+		echo "bench-release: $tool is missing (GNU time: apt-get install time)" >&2
+		exit 1
+	fi
+done
+
+work=$(mktemp -d "${BENCH_DIR:-/tmp}/bench-release.XXXXXX")
+server_pid=""
+cleanup() {
+	if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "building release-server and release-upload"
+go build -o "$work/bin/" ./examples/release-server ./examples/release-upload
+
+echo "writing a ${SIZE_MIB} MiB random file"
+head -c "$((SIZE_MIB << 20))" /dev/urandom >"$work/file"
+sync
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
+mkdir -p "$work/store"
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+mibps() { awk -v s="$1" -v m="$SIZE_MIB" 'BEGIN { printf "%.1f", m / s }'; }
+peak_kib() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
+cpu() { awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } /Voluntary context switches/ { v = $2 } END { printf "user %ss sys %ss, %s voluntary context switches", u, s, v }' "$1"; }
+
+"$TIME" -v -o "$work/server.time" "$work/bin/release-server" -dir "$work/store" -secret-file "$work/secret" \
+	-addr 127.0.0.1:0 -max-size $(((SIZE_MIB + 1) << 20)) >"$work/server.out" 2>"$work/server.log" &
+time_pid=$!
+for _ in $(seq 100); do
+	grep -q '^listening on ' "$work/server.out" 2>/dev/null && break
+	sleep 0.1
+done
+url=$(sed -n 's/^listening on //p' "$work/server.out")
+[ -n "$url" ] || { echo "release-server did not start:"; cat "$work/server.log"; exit 1; }
+server_pid=$(pgrep -P "$time_pid" release-server || true)
+
+best_naive="" best_opskit="" client_peak=0 ratios=""
+for round in $(seq "$ROUNDS"); do
+	# Same page-cache state for both sides: the source file is cached.
+	cat "$work/file" >/dev/null
+
+	t0=$(now)
+	openssl dgst -sha256 "$work/file" >/dev/null && cp "$work/file" "$work/dest" && sync
+	t1=$(now)
+	naive=$(elapsed "$t0" "$t1")
+	rm -f "$work/dest"
+	sync
+
+	t0=$(now)
+	"$TIME" -v -o "$work/client.time" "$work/bin/release-upload" -url "$url/release" -secret-file "$work/secret" \
+		-product bench -version "1.0.$round" -progress never "$work/file" >"$work/client.out"
+	t1=$(now)
+	opskit=$(elapsed "$t0" "$t1")
+	peak=$(peak_kib "$work/client.time")
+	client_cpu=$(cpu "$work/client.time")
+	[ "$peak" -gt "$client_peak" ] && client_peak=$peak
+	rm -rf "$work/store/bench"
+	sync
+
+	r=$(awk -v n="$naive" -v o="$opskit" 'BEGIN { printf "%.2f", n / o }')
+	ratios="$ratios $r"
+	printf 'round %d: naive %ss (%s MiB/s)   opskit %ss (%s MiB/s)   ratio %s   %s\n' "$round" "$naive" "$(mibps "$naive")" \
+		"$opskit" "$(mibps "$opskit")" "$r" "$(cut -c1-40 "$work/client.out")"
+	if [ -z "$best_naive" ] || awk -v a="$naive" -v b="$best_naive" 'BEGIN { exit !(a < b) }'; then best_naive=$naive; fi
+	if [ -z "$best_opskit" ] || awk -v a="$opskit" -v b="$best_opskit" 'BEGIN { exit !(a < b) }'; then best_opskit=$opskit; fi
+done
+
+kill -TERM "$server_pid"
+wait "$time_pid" || true
+server_pid=""
+server_peak=$(peak_kib "$work/server.time")
+
+ratio=$(awk -v n="$best_naive" -v o="$best_opskit" 'BEGIN { printf "%.2f", n / o }')
+echo
+echo "file:            ${SIZE_MIB} MiB, best of $ROUNDS rounds, machine load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "naive:           openssl dgst -sha256 + cp + sync: ${best_naive}s ($(mibps "$best_naive") MiB/s)"
+echo "opskit:          release-upload -> release-server (loopback, sha256 both sides, fsync): ${best_opskit}s ($(mibps "$best_opskit") MiB/s)"
+median=$(echo $ratios | tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+echo "throughput ratio (opskit / naive): $ratio best against best; per round:$ratios, median $median (goal >= 0.8)"
+echo "peak RSS client: $((client_peak / 1024)) MiB (${client_peak} KiB; goal <= 64 MiB); last round CPU $client_cpu"
+echo "peak RSS server: $((server_peak / 1024)) MiB (${server_peak} KiB; goal <= 64 MiB); all rounds CPU $(cpu "$work/server.time")"
