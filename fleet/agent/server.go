@@ -260,6 +260,9 @@ type unixListener struct {
 	path string
 }
 
+// Addr reports the socket's final path, not the temporary one.
+func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
 func (l *unixListener) Close() error {
 	err := l.UnixListener.Close()
 	os.Remove(l.path)
