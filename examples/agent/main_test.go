@@ -103,4 +103,3 @@ func sleepZip(t testing.TB) []byte {
 	require.NoError(t, zw.Close())
 	return buf.Bytes()
 }
-

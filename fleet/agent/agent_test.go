@@ -101,30 +101,30 @@ func TestInstallBadInput(t *testing.T) {
 		status   int
 	}{
 		{"zip-slip", "app", func(t testing.TB) []byte {
-			return helperZip(t, entry{name: "../../../evil", body: []byte("x")})
+			return tinyZip(t, entry{name: "../../../evil", body: []byte("x")})
 		}, agent.Manifest{Binary: "bin/helper", Args: []string{"run"}}, agent.ErrUnsafeArchive, 400},
 		{"symlink escape", "app", func(t testing.TB) []byte {
-			return helperZip(t, entry{name: "etc", body: []byte("../../../.."), mode: os.ModeSymlink | 0o777})
+			return tinyZip(t, entry{name: "etc", body: []byte("../../../.."), mode: os.ModeSymlink | 0o777})
 		}, agent.Manifest{Binary: "bin/helper", Args: []string{"run"}}, agent.ErrUnsafeArchive, 400},
 		{"zip bomb", "app", func(t testing.TB) []byte {
 			return makeZip(t, entry{name: "bomb", body: make([]byte, 2<<20)})
 		}, agent.Manifest{Binary: "bomb"}, agent.ErrZipBomb, 413},
 		{"not a zip", "app", func(t testing.TB) []byte { return []byte("hello, not a zip") },
 			agent.Manifest{Binary: "bin/helper"}, agent.ErrBadArchive, 400},
-		{"truncated zip", "app", func(t testing.TB) []byte { z := helperZip(t); return z[:len(z)/2] },
+		{"truncated zip", "app", func(t testing.TB) []byte { z := tinyZip(t, entry{name: "data", body: bytes.Repeat([]byte("abc"), 10000)}); return z[:len(z)/2] },
 			agent.Manifest{Binary: "bin/helper"}, agent.ErrBadArchive, 400},
-		{"binary not in the package", "app", func(t testing.TB) []byte { return helperZip(t) },
+		{"binary not in the package", "app", func(t testing.TB) []byte { return tinyZip(t) },
 			agent.Manifest{Binary: "bin/nope"}, agent.ErrBinaryNotFound, 422},
-		{"absolute binary that does not exist", "app", func(t testing.TB) []byte { return helperZip(t) },
+		{"absolute binary that does not exist", "app", func(t testing.TB) []byte { return tinyZip(t) },
 			agent.Manifest{Binary: "/nonexistent/bin/app"}, agent.ErrBinaryNotFound, 422},
 		{"binary not executable", "app", func(t testing.TB) []byte {
 			return makeZip(t, entry{name: "bin/app", body: []byte("data"), mode: 0o644})
 		}, agent.Manifest{Binary: "bin/app"}, agent.ErrBinaryNotFound, 422},
-		{"binary outside the package", "app", func(t testing.TB) []byte { return helperZip(t) },
+		{"binary outside the package", "app", func(t testing.TB) []byte { return tinyZip(t) },
 			agent.Manifest{Binary: "../bin/helper"}, agent.ErrBadRequest, 400},
-		{"no binary", "app", func(t testing.TB) []byte { return helperZip(t) },
+		{"no binary", "app", func(t testing.TB) []byte { return tinyZip(t) },
 			agent.Manifest{}, agent.ErrBadRequest, 400},
-		{"bad package name", "-rf", func(t testing.TB) []byte { return helperZip(t) },
+		{"bad package name", "-rf", func(t testing.TB) []byte { return tinyZip(t) },
 			agent.Manifest{Binary: "bin/helper"}, agent.ErrBadRequest, 400},
 		{"too large", "app", func(t testing.TB) []byte { return make([]byte, 2<<20) },
 			agent.Manifest{Binary: "bin/helper"}, agent.ErrTooLarge, 413},
@@ -160,7 +160,7 @@ func TestInstallBadInput(t *testing.T) {
 func TestInstallTruncatedUpload(t *testing.T) {
 	a, _, dir := newAgent(t, nil)
 	_, sock := serve(t, a)
-	z := helperZip(t)
+	z := tinyZip(t, entry{name: "data", body: bytes.Repeat([]byte("abc"), 100000)})
 	conn, err := net.Dial("unix", sock)
 	require.NoError(t, err)
 	defer conn.Close()
@@ -181,8 +181,8 @@ func TestInstallTruncatedUpload(t *testing.T) {
 
 func TestInstallTruncatedUploadDirect(t *testing.T) {
 	a, _, dir := newAgent(t, nil)
-	z := helperZip(t)
-	_, err := a.Install(t.Context(), "app", io.MultiReader(bytes.NewReader(z[:1000]), errReader{io.ErrUnexpectedEOF}), agent.Manifest{Binary: "bin/helper"})
+	z := tinyZip(t, entry{name: "data", body: bytes.Repeat([]byte("abc"), 100000)})
+	_, err := a.Install(t.Context(), "app", io.MultiReader(bytes.NewReader(z[:len(z)/2]), errReader{io.ErrUnexpectedEOF}), agent.Manifest{Binary: "bin/helper"})
 	require.ErrorIs(t, err, agent.ErrBadArchive)
 	assert.Empty(t, leftovers(t, dir))
 }
@@ -222,7 +222,7 @@ func TestWrongToken(t *testing.T) {
 				return
 			}
 			require.ErrorIs(t, err, tt.want)
-			_, err = install(t, c, "app", helperZip(t), agent.Manifest{Binary: "bin/helper", Args: []string{"run"}})
+			_, err = install(t, c, "app", tinyZip(t), agent.Manifest{Binary: "bin/helper", Args: []string{"run"}})
 			require.ErrorIs(t, err, tt.want, "install refused too")
 			assert.Empty(t, a.Packages())
 		})
@@ -450,7 +450,7 @@ func TestInstallCancelled(t *testing.T) {
 	a, _, dir := newAgent(t, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err := a.Install(ctx, "app", bytes.NewReader(helperZip(t)), agent.Manifest{Binary: "bin/helper", Args: []string{"run"}})
+	_, err := a.Install(ctx, "app", bytes.NewReader(tinyZip(t)), agent.Manifest{Binary: "bin/helper", Args: []string{"run"}})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Empty(t, leftovers(t, dir))
 	assert.True(t, errors.Is(err, context.Canceled))

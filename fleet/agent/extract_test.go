@@ -192,3 +192,21 @@ func FuzzExtract(f *testing.F) {
 		assertContained(t, parent)
 	})
 }
+
+// BenchmarkExtract unpacks an 8 MiB package (incompressible data).
+func BenchmarkExtract(b *testing.B) {
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	z := makeZip(b, entry{name: "bin/app", body: []byte("x"), mode: 0o755}, entry{name: "data.bin", body: data})
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dir := b.TempDir()
+		zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+		require.NoError(b, err)
+		root, err := os.OpenRoot(dir)
+		require.NoError(b, err)
+		require.NoError(b, agent.Extract(b.Context(), zr, root, agent.Limits{}))
+		root.Close()
+	}
+}

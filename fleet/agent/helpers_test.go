@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	helperBin = filepath.Join(dir, "helper")
-	out, err := exec.Command("go", "build", "-o", helperBin, "./testdata/helper").CombinedOutput()
+	out, err := exec.Command("go", "build", "-ldflags=-s -w", "-o", helperBin, "./testdata/helper").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building the helper: %v\n%s", err, out)
 		os.Exit(1)
@@ -78,6 +78,13 @@ func helperZip(t testing.TB, extra ...entry) []byte {
 	b, err := os.ReadFile(helperBin)
 	require.NoError(t, err)
 	return makeZip(t, append([]entry{{name: "bin/helper", body: b, mode: 0o755, method: zip.Store}}, extra...)...)
+}
+
+// tinyZip is a package whose bin/helper is not a real program, for
+// installs that fail before anything starts.
+func tinyZip(t testing.TB, extra ...entry) []byte {
+	t.Helper()
+	return makeZip(t, append([]entry{{name: "bin/helper", body: []byte("not a program"), mode: 0o755}}, extra...)...)
 }
 
 // events collects an agent's events for tests to wait on.
