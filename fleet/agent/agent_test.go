@@ -111,7 +111,10 @@ func TestInstallBadInput(t *testing.T) {
 		}, agent.Manifest{Binary: "bomb"}, agent.ErrZipBomb, 413},
 		{"not a zip", "app", func(t testing.TB) []byte { return []byte("hello, not a zip") },
 			agent.Manifest{Binary: "bin/helper"}, agent.ErrBadArchive, 400},
-		{"truncated zip", "app", func(t testing.TB) []byte { z := tinyZip(t, entry{name: "data", body: bytes.Repeat([]byte("abc"), 10000)}); return z[:len(z)/2] },
+		{"truncated zip", "app", func(t testing.TB) []byte {
+			z := tinyZip(t, entry{name: "data", body: bytes.Repeat([]byte("abc"), 10000)})
+			return z[:len(z)/2]
+		},
 			agent.Manifest{Binary: "bin/helper"}, agent.ErrBadArchive, 400},
 		{"binary not in the package", "app", func(t testing.TB) []byte { return tinyZip(t) },
 			agent.Manifest{Binary: "bin/nope"}, agent.ErrBinaryNotFound, 422},
