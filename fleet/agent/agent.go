@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opskit/opskit/internal/atomicfile"
@@ -98,6 +99,9 @@ type Status struct {
 type Agent struct {
 	cfg     Config
 	sampler *Sampler
+	// sampling is set while a Serve runs the sampler, so several Serve
+	// calls (a socket and a TCP port) share one collection loop.
+	sampling atomic.Bool
 
 	mu   sync.Mutex
 	pkgs map[string]*pkg
@@ -233,12 +237,9 @@ func (a *Agent) Install(ctx context.Context, name string, body io.Reader, m Mani
 	if err := checkManifest(m); err != nil {
 		return Status{}, err
 	}
-	p, err := a.lookup(name, true)
+	p, err := a.lockForInstall(name)
 	if err != nil {
 		return Status{}, err
-	}
-	if !p.op.TryLock() {
-		return Status{}, fmt.Errorf("%w: package %s is being installed, started or stopped", ErrBusy, name)
 	}
 	defer p.op.Unlock()
 	defer a.forgetIfEmpty(p)
@@ -252,6 +253,28 @@ func (a *Agent) Install(ctx context.Context, name string, body io.Reader, m Mani
 	}
 	a.emit(Event{Package: name, Kind: EventInstalled})
 	return p.status(), nil
+}
+
+// lockForInstall returns name's package entry with its op lock held, or
+// ErrBusy.
+func (a *Agent) lockForInstall(name string) (*pkg, error) {
+	for {
+		p, err := a.lookup(name, true)
+		if err != nil {
+			return nil, err
+		}
+		if !p.op.TryLock() {
+			return nil, fmt.Errorf("%w: package %s is being installed, started or stopped", ErrBusy, name)
+		}
+		a.mu.Lock()
+		current := a.pkgs[name] == p
+		a.mu.Unlock()
+		if current {
+			return p, nil
+		}
+		// A failed first install dropped this entry meanwhile; take the new one.
+		p.op.Unlock()
+	}
 }
 
 func checkManifest(m Manifest) error {

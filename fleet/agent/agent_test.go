@@ -3,12 +3,15 @@ package agent_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -457,4 +460,33 @@ func TestInstallCancelled(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Empty(t, leftovers(t, dir))
 	assert.True(t, errors.Is(err, context.Canceled))
+}
+
+// TestClientOverTLS: the client over HTTPS with a token, and a client that
+// does not trust the agent's certificate.
+func TestClientOverTLS(t *testing.T) {
+	tok := secret.String("tls-token")
+	a, _, _ := newAgent(t, func(c *agent.Config) { c.Token = tok })
+	require.NoError(t, a.Sampler().Collect(t.Context()))
+	srv := httptest.NewTLSServer(a.Handler())
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+
+	c, err := agent.NewClient(srv.URL, agent.ClientConfig{Token: tok, TLS: &tls.Config{RootCAs: pool}})
+	require.NoError(t, err)
+	defer c.Close()
+	st, err := c.Stats(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, uint64(42), st.Uptime)
+
+	untrusting, err := agent.NewClient(srv.URL, agent.ClientConfig{Token: tok})
+	require.NoError(t, err)
+	defer untrusting.Close()
+	_, err = untrusting.Stats(t.Context())
+	var uae x509.UnknownAuthorityError
+	assert.ErrorAs(t, err, &uae)
+
+	_, err = agent.NewClient("ftp://x", agent.ClientConfig{})
+	assert.ErrorIs(t, err, agent.ErrBadRequest)
 }

@@ -53,6 +53,7 @@ type APIError struct {
 	Message string // the agent's message
 }
 
+// Error returns the agent's message.
 func (e *APIError) Error() string { return e.Message }
 
 // Is matches the Err value that the agent's code stands for.

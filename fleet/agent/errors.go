@@ -46,10 +46,12 @@ type ArchiveError struct {
 	Err    error // ErrUnsafeArchive or ErrZipBomb
 }
 
+// Error names the entry and the reason.
 func (e *ArchiveError) Error() string {
 	return fmt.Sprintf("%v: entry %q: %s", e.Err, e.Entry, e.Reason)
 }
 
+// Unwrap returns ErrUnsafeArchive or ErrZipBomb.
 func (e *ArchiveError) Unwrap() error { return e.Err }
 
 // StartError reports a program that failed to start or exited during the
@@ -62,6 +64,7 @@ type StartError struct {
 	RolledBack bool
 }
 
+// Error names the package and how its program ended.
 func (e *StartError) Error() string {
 	s := fmt.Sprintf("agent: package %s: program failed to start: %s", e.Package, e.Exit)
 	if e.RolledBack {
@@ -70,4 +73,5 @@ func (e *StartError) Error() string {
 	return s
 }
 
+// Is reports whether target is ErrStartFailed.
 func (e *StartError) Is(target error) bool { return target == ErrStartFailed }

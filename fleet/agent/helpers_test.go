@@ -21,23 +21,38 @@ import (
 	"github.com/opskit/opskit/fleet/agent"
 )
 
-var helperBin string
+var (
+	helperOnce sync.Once
+	helperDir  string
+	helperBin  string
+	helperErr  error
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "agent-helper-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	helperBin = filepath.Join(dir, "helper")
-	out, err := exec.Command("go", "build", "-ldflags=-s -w", "-o", helperBin, "./testdata/helper").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building the helper: %v\n%s", err, out)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if helperDir != "" {
+		os.RemoveAll(helperDir)
+	}
 	os.Exit(code)
+}
+
+// helperPath builds testdata/helper once per test binary (lazily, so fuzz
+// workers do not pay for it).
+func helperPath(t testing.TB) string {
+	t.Helper()
+	helperOnce.Do(func() {
+		helperDir, helperErr = os.MkdirTemp("", "agent-helper-")
+		if helperErr != nil {
+			return
+		}
+		helperBin = filepath.Join(helperDir, "helper")
+		out, err := exec.Command("go", "build", "-ldflags=-s -w", "-o", helperBin, "./testdata/helper").CombinedOutput()
+		if err != nil {
+			helperErr = fmt.Errorf("building the helper: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, helperErr)
+	return helperBin
 }
 
 // entry is one zip entry for makeZip.
@@ -75,7 +90,7 @@ func makeZip(t testing.TB, entries ...entry) []byte {
 // helperZip is a package holding the helper program as bin/helper.
 func helperZip(t testing.TB, extra ...entry) []byte {
 	t.Helper()
-	b, err := os.ReadFile(helperBin)
+	b, err := os.ReadFile(helperPath(t))
 	require.NoError(t, err)
 	return makeZip(t, append([]entry{{name: "bin/helper", body: b, mode: 0o755, method: zip.Store}}, extra...)...)
 }

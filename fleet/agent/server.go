@@ -269,7 +269,8 @@ func (l *unixListener) Close() error {
 	return err
 }
 
-// Serve serves the API on ln and runs the stats sampler until ctx is done,
+// Serve serves the API on ln and runs the stats sampler (unless another
+// Serve of the same Agent already does) until ctx is done,
 // then shuts the server down (waiting up to 5s for requests in flight) and
 // returns ctx's error. It does not stop the programs: call Close.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
@@ -280,7 +281,12 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go a.sampler.Run(sctx)
+	if a.sampling.CompareAndSwap(false, true) {
+		go func() {
+			defer a.sampling.Store(false)
+			a.sampler.Run(sctx)
+		}()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

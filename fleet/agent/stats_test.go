@@ -2,7 +2,10 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -185,4 +188,28 @@ func BenchmarkStatsHTTP(b *testing.B) {
 	}
 	b.SetBytes(n)
 	close(stop)
+}
+
+// TestVarsWithoutGlobalRegistry: /debug/vars is the agent's own handler;
+// nothing is registered on http.DefaultServeMux.
+func TestVarsWithoutGlobalRegistry(t *testing.T) {
+	a, _, _ := newAgent(t, nil)
+	require.NoError(t, a.Sampler().Collect(t.Context()))
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/debug/vars", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	var vars map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &vars))
+	assert.Contains(t, vars, "cmdline")
+	assert.Contains(t, vars, "memstats")
+	assert.JSONEq(t, `42`, string(mustField(t, vars["stats"], "uptime")))
+	_, pattern := http.DefaultServeMux.Handler(httptest.NewRequest("GET", "/debug/vars", nil))
+	assert.Empty(t, pattern, "nothing registered on the default mux")
+}
+
+func mustField(t testing.TB, raw json.RawMessage, field string) json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(raw, &m))
+	return m[field]
 }
