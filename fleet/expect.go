@@ -31,6 +31,7 @@ type ExpectError struct {
 	Err     error // ErrExpectEnded, or a *HostError for a deadline or cancellation
 }
 
+// Error returns "fleet: HOST: ..." with the cause.
 func (e *ExpectError) Error() string {
 	return fmt.Sprintf("fleet: %s: expect %q: %s; last output %q", e.Host, e.Pattern, strings.TrimPrefix(e.Err.Error(), "fleet: "), e.Output)
 }

@@ -126,6 +126,7 @@ type HostError struct {
 	Err  error
 }
 
+// Error returns "fleet: HOST: ..." with the cause.
 func (e *HostError) Error() string {
 	msg := strings.TrimPrefix(e.Kind.Error(), "fleet: ")
 	if e.Err == nil {
@@ -151,6 +152,7 @@ type ExitError struct {
 	Stderr []byte // last 4 KiB of the kept stderr
 }
 
+// Error returns "fleet: HOST: ..." with the cause.
 func (e *ExitError) Error() string {
 	if e.Signal != "" {
 		return fmt.Sprintf("fleet: %s: killed by signal %s", e.Host, e.Signal)
@@ -164,6 +166,7 @@ type MissingProgramsError struct {
 	Programs []string
 }
 
+// Error lists the missing programs.
 func (e *MissingProgramsError) Error() string {
 	return "fleet: programs not found: " + strings.Join(e.Programs, ", ")
 }

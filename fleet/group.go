@@ -72,6 +72,20 @@ func (g *Group) Run(ctx context.Context, hosts []string, cmd Command) (*Summary,
 	if err := cmd.validate(); err != nil {
 		return nil, err
 	}
+	if g.Executor == nil {
+		return nil, errors.New("fleet: Group.Executor is nil")
+	}
+	return g.Do(ctx, hosts, func(ctx context.Context, host string) (Result, error) {
+		c := cmd
+		c.Host = host
+		return g.Executor.Run(ctx, c)
+	})
+}
+
+// Do is Run for any per-host work: it calls fn for every host with the
+// same window, timeout, rate limit, callbacks and summary. Executor is not
+// used. fn must return when ctx ends.
+func (g *Group) Do(ctx context.Context, hosts []string, fn func(ctx context.Context, host string) (Result, error)) (*Summary, error) {
 	n := g.Concurrency
 	if n <= 0 {
 		n = DefaultConcurrency
@@ -112,9 +126,7 @@ func (g *Group) Run(ctx context.Context, hosts []string, cmd Command) (*Summary,
 				hctx, cancel = context.WithTimeout(ctx, g.HostTimeout)
 			}
 			defer cancel()
-			c := cmd
-			c.Host = h
-			res, err := g.Executor.Run(hctx, c)
+			res, err := fn(hctx, h)
 			res.Host = h
 			finish(i, res, err, true)
 			return nil

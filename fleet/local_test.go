@@ -3,6 +3,10 @@ package fleet_test
 import (
 	"errors"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/fleet/fleettest"
@@ -39,4 +43,14 @@ func TestLocalNoShellUnlessAsked(t *testing.T) {
 	if string(res.Stdout) != "$HOME; `id`\n" {
 		t.Errorf("Stdout = %q; want the arguments verbatim", res.Stdout)
 	}
+}
+
+// A background child that keeps stdout open must not hold Run past
+// WaitDelay.
+func TestLocalWaitDelay(t *testing.T) {
+	l := fleet.Local{WaitDelay: 100 * time.Millisecond}
+	res, err := l.Run(t.Context(), fleet.Command{Shell: "sleep 30 & echo started"})
+	require.NoError(t, err)
+	assert.Equal(t, "started\n", string(res.Stdout))
+	assert.Equal(t, 0, res.ExitCode)
 }

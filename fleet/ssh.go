@@ -251,6 +251,28 @@ func (s *SSH) Close() error {
 	return nil
 }
 
+// CloseHost closes the pooled connection to host, if any, for a caller
+// that will not run more commands there (fan-out over thousands of hosts
+// need not keep thousands of connections open). Commands in flight on it
+// fail with ErrUnreachable; a later Run dials again.
+func (s *SSH) CloseHost(host string) {
+	t := s.target(host)
+	s.mu.Lock()
+	hc := s.pool[t.user+"@"+t.addr]
+	delete(s.pool, t.user+"@"+t.addr)
+	s.mu.Unlock()
+	if hc == nil {
+		return
+	}
+	select {
+	case hc.lock <- struct{}{}:
+	case <-s.closeCh:
+		return
+	}
+	hc.closeLocked()
+	<-hc.lock
+}
+
 func (hc *hostConn) closeLocked() {
 	if hc.client != nil {
 		hc.client.Close()

@@ -342,3 +342,72 @@ func TestSSHReconnectsAfterDrop(t *testing.T) {
 }
 
 var _ = errors.New
+
+func TestSSHCloseHost(t *testing.T) {
+	r := newRig(t, fleettest.Config{})
+	ex := r.executor(t, nil)
+	for range 2 {
+		_, err := ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+		require.NoError(t, err)
+		ex.CloseHost(r.srv.Addr())
+	}
+	assert.Equal(t, 2, r.srv.Accepted(), "a closed host is dialled again")
+}
+
+func TestSSHKeepAliveDropsDeadConnection(t *testing.T) {
+	r := newRig(t, fleettest.Config{})
+	ex := r.executor(t, func(c *fleet.SSHConfig) { c.KeepAlive = 50 * time.Millisecond })
+	_, err := ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+	require.NoError(t, err)
+	r.srv.SetFailures(fleettest.Failures{IgnoreRequests: true})
+	// The unanswered keepalive makes the client close the connection.
+	require.Eventually(t, func() bool { return r.srv.Open() == 0 }, 10*time.Second, 10*time.Millisecond)
+	r.srv.SetFailures(fleettest.Failures{})
+	_, err = ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+	require.NoError(t, err)
+	assert.Equal(t, 2, r.srv.Accepted(), "a new connection after the dead one")
+}
+
+func TestSSHJumpHostBounded(t *testing.T) {
+	r := newRig(t, fleettest.Config{})
+	jump := newRig(t, fleettest.Config{AllowTCPForwarding: true})
+	jump.srv.SetFailures(fleettest.Failures{StallHandshake: true})
+	both := filepath.Join(t.TempDir(), "known_hosts")
+	require.NoError(t, os.WriteFile(both, []byte(r.srv.KnownHostsLine()+jump.srv.KnownHostsLine()), 0o600))
+	ex := r.executor(t, func(c *fleet.SSHConfig) {
+		c.KnownHostsFiles = []string{both}
+		c.Jump = []string{jump.srv.Addr()}
+		c.DialTimeout = 200 * time.Millisecond
+	})
+	_, err := ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+	require.ErrorIs(t, err, fleet.ErrTimeout)
+	assert.Zero(t, r.srv.Accepted(), "the target is never reached")
+}
+
+// Two executors (as two programs would) accept new keys for the same
+// hosts into one known_hosts file at once: each host ends up on exactly
+// one line.
+func TestSSHAcceptNewConcurrent(t *testing.T) {
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	var rigs []*rig
+	for range 5 {
+		rigs = append(rigs, newRig(t, fleettest.Config{}))
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		for _, r := range rigs {
+			ex := r.executor(t, func(c *fleet.SSHConfig) { c.KnownHostsFiles = []string{kh}; c.AcceptNewHostKeys = true })
+			wg.Go(func() {
+				_, err := ex.Run(t.Context(), fleet.Command{Host: r.srv.Addr(), Args: []string{"true"}})
+				assert.NoError(t, err)
+			})
+		}
+	}
+	wg.Wait()
+	b, err := os.ReadFile(kh)
+	require.NoError(t, err)
+	for _, r := range rigs {
+		assert.Equal(t, 1, strings.Count(string(b), r.srv.KnownHostsLine()), "lines for %s in\n%s", r.srv.Addr(), b)
+	}
+	assert.Equal(t, 5, strings.Count(string(b), "\n"))
+}

@@ -82,6 +82,9 @@ type Failures struct {
 	DropMidCommand bool
 	// StallHandshake accepts TCP connections and never speaks SSH.
 	StallHandshake bool
+	// IgnoreRequests leaves global requests (keepalives) unanswered, as
+	// a peer behind a broken network would.
+	IgnoreRequests bool
 }
 
 // Server is an in-process SSH server on 127.0.0.1. The caller must call
@@ -262,6 +265,13 @@ func (s *Server) Accepted() int {
 	return s.accepts
 }
 
+// Open returns the number of connections open now.
+func (s *Server) Open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Close stops the server, drops every connection and waits for its
 // goroutines.
 func (s *Server) Close() error {
@@ -319,7 +329,7 @@ func (s *Server) handleConn(c net.Conn) {
 	defer sc.Close()
 	go func() {
 		for r := range reqs {
-			if r.WantReply {
+			if r.WantReply && !s.failures().IgnoreRequests {
 				r.Reply(false, nil)
 			}
 		}

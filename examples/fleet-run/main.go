@@ -1,0 +1,231 @@
+// Command fleet-run runs one command on many hosts over SSH and prints one
+// JSON line per host as each finishes:
+//
+//	{"host":"web1","exit_code":0,"stdout":"...","stderr":"","error":"","duration_ms":312}
+//
+// It exits 1 when any host failed, 2 on bad flags.
+//
+// Usage:
+//
+//	fleet-run (-hosts FILE | -cidr CIDR) -user U [-key F] [-known-hosts F] [-port 22]
+//	          [-concurrency N] [-timeout D] -- CMD...
+//
+// CMD is run by the remote login shell, its words joined by spaces, as ssh
+// does. Host keys are verified against -known-hosts (default
+// ~/.ssh/known_hosts). With -cidr, the addresses of the prefix are first
+// probed by a TCP connect to -port, and only those that answer are run.
+// Secrets come from files or the environment only: -key, -password-file,
+// $SSH_AUTH_SOCK with -agent.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opskit/opskit/fleet"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case errors.Is(err, errFailed):
+		os.Exit(1)
+	default:
+		fmt.Fprintln(os.Stderr, "fleet-run:", err)
+		os.Exit(1)
+	}
+}
+
+var (
+	errUsage  = errors.New("usage")
+	errFailed = errors.New("some hosts failed")
+)
+
+// line is the JSON printed per host.
+type line struct {
+	Host       string `json:"host"`
+	ExitCode   int    `json:"exit_code"`
+	Stdout     string `json:"stdout"`
+	Stderr     string `json:"stderr"`
+	Error      string `json:"error"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fleet-run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	hostsFile := fs.String("hosts", "", "`file` with one [user@]host[:port] per line (# comments)")
+	cidr := fs.String("cidr", "", "run on the addresses of this `prefix` that answer on -port")
+	user := fs.String("user", "", "login `name` (required)")
+	key := fs.String("key", "", "private key `file`")
+	knownHosts := fs.String("known-hosts", "", "known_hosts `file` (default ~/.ssh/known_hosts)")
+	acceptNew := fs.Bool("accept-new", false, "record the keys of hosts not yet in known_hosts (a changed key is still refused)")
+	insecure := fs.Bool("insecure-ignore-host-key", false, "do not verify host keys at all (INSECURE)")
+	port := fs.Int("port", 22, "SSH `port` for hosts given without one")
+	concurrency := fs.Int("concurrency", 50, "hosts in flight at once")
+	timeout := fs.Duration("timeout", 30*time.Second, "per-host `limit` for connecting and running")
+	agentSock := fs.Bool("agent", false, "also authenticate with the ssh-agent at $SSH_AUTH_SOCK")
+	passwordFile := fs.String("password-file", "", "read the login password from this `file`")
+	jump := fs.String("jump", "", "comma-separated jump `hosts`, first hop first (like ssh -J)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: fleet-run (-hosts FILE | -cidr CIDR) -user U [flags] -- CMD...\n\nRuns CMD on every host over SSH and prints one JSON line per host.\nExits 1 when any host failed.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	usage := func(msg string) error {
+		fmt.Fprintln(stderr, "fleet-run:", msg)
+		fs.Usage()
+		return errUsage
+	}
+	switch {
+	case (*hostsFile == "") == (*cidr == ""):
+		return usage("give exactly one of -hosts and -cidr")
+	case *user == "":
+		return usage("-user is required")
+	case fs.NArg() == 0:
+		return usage("no command given after --")
+	case *concurrency < 1 || *port < 1 || *port > 65535 || *timeout <= 0:
+		return usage("-concurrency, -port and -timeout must be positive")
+	}
+	cfg := fleet.SSHConfig{
+		User:                  *user,
+		Port:                  *port,
+		AcceptNewHostKeys:     *acceptNew,
+		InsecureIgnoreHostKey: *insecure,
+	}
+	if *key != "" {
+		cfg.KeyFiles = []string{*key}
+		cfg.Passphrase = func(string) ([]byte, error) {
+			if p := os.Getenv("FLEET_KEY_PASSPHRASE"); p != "" {
+				return []byte(p), nil
+			}
+			return nil, errors.New("key is encrypted; set FLEET_KEY_PASSPHRASE")
+		}
+	}
+	if *knownHosts != "" {
+		cfg.KnownHostsFiles = []string{*knownHosts}
+	}
+	if *agentSock {
+		cfg.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
+		if cfg.AgentSocket == "" {
+			return usage("-agent needs $SSH_AUTH_SOCK")
+		}
+	}
+	if *passwordFile != "" {
+		b, err := os.ReadFile(*passwordFile)
+		if err != nil {
+			return err
+		}
+		pw := strings.TrimRight(string(b), "\r\n")
+		cfg.Password = func(string, string) (string, error) { return pw, nil }
+	}
+	if *jump != "" {
+		cfg.Jump = strings.Split(*jump, ",")
+	}
+	if cfg.KeyFiles == nil && cfg.AgentSocket == "" && cfg.Password == nil {
+		home, _ := os.UserHomeDir()
+		for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+			if p := filepath.Join(home, ".ssh", name); fileExists(p) {
+				cfg.KeyFiles = append(cfg.KeyFiles, p)
+			}
+		}
+	}
+
+	var hosts []string
+	if *hostsFile != "" {
+		var err error
+		if hosts, err = readHosts(*hostsFile); err != nil {
+			return err
+		}
+	} else {
+		addrs, err := fleet.ExpandCIDR(*cidr, 0)
+		if err != nil {
+			return usage(err.Error())
+		}
+		p := fleet.Prober{Port: *port, Timeout: min(*timeout, 3*time.Second)}
+		alive, err := p.Alive(ctx, addrs)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "fleet-run: %d of %d addresses answer on port %d\n", len(alive), len(addrs), *port)
+		for _, a := range alive {
+			hosts = append(hosts, netip.AddrPortFrom(a, uint16(*port)).String())
+		}
+	}
+
+	ex, err := fleet.NewSSH(cfg)
+	if err != nil {
+		return err
+	}
+	defer ex.Close()
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	var mu sync.Mutex
+	g := fleet.Group{
+		Executor:    ex,
+		Concurrency: *concurrency,
+		HostTimeout: *timeout,
+		OnResult: func(r fleet.Result, err error) {
+			ex.CloseHost(r.Host) // one command per host: free the connection now
+			l := line{Host: r.Host, ExitCode: r.ExitCode, Stdout: string(r.Stdout), Stderr: string(r.Stderr), DurationMS: r.Duration.Milliseconds()}
+			if err != nil {
+				l.Error = err.Error()
+			}
+			mu.Lock()
+			enc.Encode(l)
+			mu.Unlock()
+		},
+	}
+	sum, err := g.Run(ctx, hosts, fleet.Command{Shell: strings.Join(fs.Args(), " ")})
+	if sum == nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "fleet-run: %d succeeded, %d failed, %d not started\n", len(sum.Succeeded), len(sum.Failed), len(sum.NotStarted))
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return errFailed
+	}
+	return nil
+}
+
+// readHosts reads a hosts file (see fleet.ParseHosts).
+func readHosts(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	hosts, err := fleet.ParseHosts(f)
+	if err == nil && len(hosts) == 0 {
+		err = fmt.Errorf("%s: no hosts", path)
+	}
+	return hosts, err
+}
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

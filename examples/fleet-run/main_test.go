@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/opskit/opskit/fleet/fleettest"
+)
+
+// setup starts three in-process SSH servers accepting a new user key and
+// writes the key, a known_hosts file and a hosts file. The third server's
+// known_hosts entry is another key, as after a reinstall or an attack.
+func setup(t *testing.T) (dir string, srvs []*fleettest.Server) {
+	t.Helper()
+	dir = t.TempDir()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	blk, err := ssh.MarshalPrivateKey(priv, "")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "id"), pem.EncodeToMemory(blk), 0o600))
+	sg, _ := ssh.NewSignerFromKey(priv)
+	var kh, hosts strings.Builder
+	for i := range 3 {
+		srv := fleettest.NewServer(t, fleettest.Config{AuthorizedKeys: []ssh.PublicKey{sg.PublicKey()}, Handler: func(ctx context.Context, s *fleettest.Session) int {
+			if s.Command == "exit 3" {
+				return 3
+			}
+			fmt.Fprintf(s.Stdout, "ran %q\n", s.Command)
+			return 0
+		}})
+		srvs = append(srvs, srv)
+		if i == 2 {
+			other, _ := fleettest.NewSigner()
+			host, port, _ := net.SplitHostPort(srv.Addr())
+			kh.WriteString("[" + host + "]:" + port + " " + string(ssh.MarshalAuthorizedKey(other.PublicKey())))
+		} else {
+			kh.WriteString(srv.KnownHostsLine())
+		}
+		fmt.Fprintf(&hosts, "%s # server %d\n\n", srv.Addr(), i)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(kh.String()), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hosts"), []byte("# fleet\n"+hosts.String()), 0o600))
+	return dir, srvs
+}
+
+func decode(t *testing.T, out string) map[string]line {
+	t.Helper()
+	got := map[string]line{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var l line
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &l), "line %q", sc.Text())
+		got[l.Host] = l
+	}
+	return got
+}
+
+func TestRun(t *testing.T) {
+	dir, srvs := setup(t)
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"-hosts", filepath.Join(dir, "hosts"), "-user", "ops", "-key", filepath.Join(dir, "id"),
+		"-known-hosts", filepath.Join(dir, "known_hosts"), "--", "uname", "-a"}, &stdout, &stderr)
+	require.ErrorIs(t, err, errFailed, "one host has a changed key: exit 1")
+	got := decode(t, stdout.String())
+	require.Len(t, got, 3, "one JSON line per host:\n%s", stdout.String())
+	for _, s := range srvs[:2] {
+		l := got[s.Addr()]
+		assert.Equal(t, 0, l.ExitCode)
+		assert.Equal(t, "ran \"uname -a\"\n", l.Stdout)
+		assert.Empty(t, l.Error)
+	}
+	bad := got[srvs[2].Addr()]
+	assert.Equal(t, -1, bad.ExitCode)
+	assert.Contains(t, bad.Error, "host key changed")
+	assert.Empty(t, srvs[2].Commands(), "nothing ran on the host with the changed key")
+	assert.Contains(t, stderr.String(), "2 succeeded, 1 failed")
+}
+
+func TestRunExitCodes(t *testing.T) {
+	dir, srvs := setup(t)
+	hosts := filepath.Join(dir, "good")
+	require.NoError(t, os.WriteFile(hosts, []byte(srvs[0].Addr()+"\n"), 0o600))
+	base := []string{"-hosts", hosts, "-user", "ops", "-key", filepath.Join(dir, "id"), "-known-hosts", filepath.Join(dir, "known_hosts")}
+	var stdout bytes.Buffer
+	require.NoError(t, run(t.Context(), append(base, "--", "true"), &stdout, new(bytes.Buffer)))
+	stdout.Reset()
+	require.ErrorIs(t, run(t.Context(), append(base, "--", "exit", "3"), &stdout, new(bytes.Buffer)), errFailed)
+	assert.Equal(t, 3, decode(t, stdout.String())[srvs[0].Addr()].ExitCode)
+}
+
+func TestRunCIDRProbesFirst(t *testing.T) {
+	dir, srvs := setup(t)
+	_, port, _ := net.SplitHostPort(srvs[0].Addr())
+	var stdout, stderr bytes.Buffer
+	// 127.0.0.0/30 is 127.0.0.1 and 127.0.0.2; only .1 listens on port.
+	err := run(t.Context(), []string{"-cidr", "127.0.0.0/30", "-port", port, "-user", "ops", "-key", filepath.Join(dir, "id"),
+		"-known-hosts", filepath.Join(dir, "known_hosts"), "--", "hostname"}, &stdout, &stderr)
+	require.NoError(t, err)
+	got := decode(t, stdout.String())
+	assert.Len(t, got, 1)
+	assert.Contains(t, got, "127.0.0.1:"+port)
+	assert.Contains(t, stderr.String(), "1 of 2 addresses answer")
+}
+
+func TestRunUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want error
+	}{
+		{"help", []string{"-h"}, flag.ErrHelp},
+		{"unknown flag", []string{"-nope"}, errUsage},
+		{"no hosts", []string{"-user", "u", "--", "true"}, errUsage},
+		{"both hosts and cidr", []string{"-hosts", "f", "-cidr", "10.0.0.0/30", "-user", "u", "--", "true"}, errUsage},
+		{"no user", []string{"-hosts", "f", "--", "true"}, errUsage},
+		{"no command", []string{"-hosts", "f", "-user", "u"}, errUsage},
+		{"bad cidr", []string{"-cidr", "10.0.0.0/33", "-user", "u", "--", "true"}, errUsage},
+		{"zero concurrency", []string{"-hosts", "f", "-user", "u", "-concurrency", "0", "--", "true"}, errUsage},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(t.Context(), tc.args, new(bytes.Buffer), &stderr)
+			require.True(t, errors.Is(err, tc.want), "run(%q) = %v; want %v", tc.args, err, tc.want)
+			assert.Contains(t, stderr.String(), "Usage: fleet-run")
+		})
+	}
+}
