@@ -12,7 +12,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,8 +23,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/fleet/agent"
@@ -135,48 +132,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	var mu sync.Mutex // serialises stdout and stderr lines
 	m := agent.Manifest{Binary: *binary, Args: progArgs}
-	var g errgroup.Group
-	g.SetLimit(*concurrency)
-	failed := 0
-	for _, h := range hosts {
-		g.Go(func() error {
-			hctx, cancel := context.WithTimeout(ctx, *timeout)
-			defer cancel()
-			c := agent.NewSSHClient(ex.Client, h, *socket, agent.ClientConfig{})
-			defer c.Close()
-			lastPct := int64(-1)
-			st, err := c.InstallFile(hctx, *name, zipPath, m, agent.InstallOptions{Progress: func(sent int64) {
-				pct := sent * 100 / max(zf.Size(), 1)
-				if pct/10 != lastPct/10 || sent == zf.Size() {
-					lastPct = pct
-					mu.Lock()
-					fmt.Fprintf(stderr, "%s: sent %d/%d bytes (%d%%)\n", h, sent, zf.Size(), pct)
-					mu.Unlock()
-				}
-			}})
-			r := result{Host: h, Release: st.Release, Pid: st.Pid, Running: st.Running, Restarts: st.Restarts}
-			if err != nil {
-				r.Error = err.Error()
+	g := fleet.Group{Concurrency: *concurrency, HostTimeout: *timeout}
+	sum, _ := g.Do(ctx, hosts, func(hctx context.Context, h string) (fleet.Result, error) {
+		c := agent.NewSSHClient(ex.Client, h, *socket, agent.ClientConfig{})
+		defer c.Close()
+		lastPct := int64(-1)
+		st, err := c.InstallFile(hctx, *name, zipPath, m, agent.InstallOptions{Progress: func(sent int64) {
+			pct := sent * 100 / max(zf.Size(), 1)
+			if pct/10 != lastPct/10 || sent == zf.Size() {
+				lastPct = pct
+				mu.Lock()
+				fmt.Fprintf(stderr, "%s: sent %d/%d bytes (%d%%)\n", h, sent, zf.Size(), pct)
+				mu.Unlock()
 			}
-			b, _ := json.Marshal(r)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failed++
-				fmt.Fprintf(stderr, "%s: failed: %v\n", h, err)
-			} else {
-				fmt.Fprintf(stderr, "%s: installed %s, running as pid %d\n", h, st.Release, st.Pid)
-			}
-			fmt.Fprintf(stdout, "%s\n", b)
-			return nil
-		})
-	}
-	g.Wait()
+		}})
+		r := result{Host: h, Release: st.Release, Pid: st.Pid, Running: st.Running, Restarts: st.Restarts}
+		if err != nil {
+			r.Error = err.Error()
+		}
+		b, _ := json.Marshal(r)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: failed: %v\n", h, err)
+		} else {
+			fmt.Fprintf(stderr, "%s: installed %s, running as pid %d\n", h, st.Release, st.Pid)
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
+		return fleet.Result{Host: h}, err
+	})
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if failed > 0 {
-		return fmt.Errorf("%w: %d of %d", errFailed, failed, len(hosts))
+	if n := len(sum.Failed) + len(sum.NotStarted); n > 0 {
+		return fmt.Errorf("%w: %d of %d", errFailed, n, len(hosts))
 	}
 	return nil
 }
@@ -187,16 +176,5 @@ func readHosts(path string) ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = strings.TrimSpace(line[:i])
-		}
-		if line != "" {
-			out = append(out, line)
-		}
-	}
-	return out, sc.Err()
+	return fleet.ParseHosts(f)
 }

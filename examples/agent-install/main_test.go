@@ -88,7 +88,9 @@ func TestRunInstallsThroughSSH(t *testing.T) {
 	zipFile := filepath.Join(dir, "napper.zip")
 	require.NoError(t, os.WriteFile(zipFile, sleepZip(t), 0o600))
 	var out, errOut bytes.Buffer
-	err = run(t.Context(), []string{"-host", srv.Addr(), "-host", dead, "-user", "ops", "-key", keyFile,
+	hostsFile := filepath.Join(dir, "hosts")
+	require.NoError(t, os.WriteFile(hostsFile, []byte("# the agent's host\n"+srv.Addr()+"  # via fleettest\n"), 0o600))
+	err = run(t.Context(), []string{"-hosts", hostsFile, "-host", dead, "-user", "ops", "-key", keyFile,
 		"-known-hosts", kh, "-socket", sock, "-name", "napper", "-binary", "bin/sleep", zipFile, "--", "600"}, &out, &errOut)
 	require.ErrorIs(t, err, errFailed)
 
