@@ -414,6 +414,20 @@ func TestStartStop(t *testing.T) {
 	}
 }
 
+// TestStopKillsStubbornProgram: a program that ignores SIGTERM is killed
+// after StopTimeout.
+func TestStopKillsStubbornProgram(t *testing.T) {
+	a, ev, _ := newAgent(t, func(c *agent.Config) { c.StopTimeout = 100 * time.Millisecond })
+	c, _ := serve(t, a)
+	_, err := install(t, c, "app", helperZip(t), agent.Manifest{Binary: "bin/helper", Args: []string{"stubborn"}})
+	require.NoError(t, err)
+	st, err := c.Stop(t.Context(), "app")
+	require.NoError(t, err)
+	assert.False(t, st.Running)
+	assert.Equal(t, "signal: killed", st.LastExit)
+	assert.Equal(t, "signal: killed", ev.wait(t, "app", agent.EventStopped).Exit)
+}
+
 func TestOutputLogIsCapped(t *testing.T) {
 	a, _, dir := newAgent(t, func(c *agent.Config) { c.MaxLog = 64 << 10 })
 	c, _ := serve(t, a)

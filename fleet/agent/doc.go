@@ -48,6 +48,21 @@
 // their output in a size-capped log, and are restarted with exponential
 // backoff when they exit.
 //
+// # HTTP API
+//
+//	GET  /v1/stats                   Stats (503 before the first collection)
+//	GET  /v1/packages                []Status
+//	POST /v1/packages/{name}?binary=B&arg=A1&arg=A2   body: the zip; Status
+//	GET  /v1/packages/{name}         Status
+//	POST /v1/packages/{name}/start   Status
+//	POST /v1/packages/{name}/stop    Status
+//	GET  /v1/packages/{name}/log     the program's output (text/plain)
+//	GET  /debug/vars                 expvar-format JSON: cmdline, memstats, stats, packages
+//
+// Errors are JSON {"error": "...", "code": "..."}, with the status code
+// named on each Err value; Client turns them back into errors that match
+// those values through errors.Is.
+//
 // # Transport
 //
 // Listen opens a unix socket with mode 0600 by default. TCP needs a token

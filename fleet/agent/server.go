@@ -19,20 +19,6 @@ import (
 	"github.com/opskit/opskit/internal/secret"
 )
 
-// The HTTP API, served by Agent.Handler:
-//
-//	GET  /v1/stats                   Stats (503 before the first collection)
-//	GET  /v1/packages                []Status
-//	POST /v1/packages/{name}?binary=B&arg=A1&arg=A2   body: the zip; Status
-//	GET  /v1/packages/{name}         Status
-//	POST /v1/packages/{name}/start   Status
-//	POST /v1/packages/{name}/stop    Status
-//	GET  /v1/packages/{name}/log     the program's output (text/plain)
-//	GET  /debug/vars                 expvar-format JSON: cmdline, memstats, stats, packages
-//
-// Errors are JSON {"error": "...", "code": "..."} with the status codes
-// named on each Err value.
-
 // errorBody is the JSON of an error response.
 type errorBody struct {
 	Error string `json:"error"`

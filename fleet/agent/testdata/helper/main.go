@@ -4,6 +4,7 @@
 //	helper exit N        print "exiting N" and exit with status N
 //	helper spam N        write N bytes of output, then wait for a signal
 //	helper version V     print "version V" and wait for a signal
+//	helper stubborn      print "stubborn" and ignore SIGTERM
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -28,6 +30,12 @@ func main() {
 		n, _ := strconv.Atoi(os.Args[2])
 		fmt.Println("exiting", n)
 		os.Exit(n)
+	case "stubborn":
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("stubborn")
+		for {
+			time.Sleep(time.Hour)
+		}
 	case "spam":
 		n, _ := strconv.Atoi(os.Args[2])
 		os.Stdout.Write([]byte(strings.Repeat("x", n)))
