@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -56,7 +57,9 @@ func (l Limits) withDefaults() Limits {
 //     not clean ("a//b", "./a");
 //   - two entries with the same name (or a file and a directory);
 //   - device files, named pipes, sockets and other irregular files;
-//   - symlinks whose target is absolute or leaves the root;
+//   - symlinks whose target is absolute, leaves the root (checked both
+//     lexically and, after unpacking, as the kernel resolves it) or does
+//     not exist;
 //   - more than MaxFiles entries (ErrUnsafeArchive), and more than
 //     MaxUnpacked bytes in all or an entry that unpacks to more than
 //     MaxRatio times its compressed size (ErrZipBomb), counted while
@@ -96,6 +99,7 @@ func Extract(ctx context.Context, r *zip.Reader, root *os.Root, lim Limits) erro
 		}
 	}
 	var total int64
+	var links []string
 	for _, f := range r.File {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -111,12 +115,36 @@ func Extract(ctx context.Context, r *zip.Reader, root *os.Root, lim Limits) erro
 			if err := extractSymlink(root, f, name); err != nil {
 				return err
 			}
+			links = append(links, f.Name)
 		default:
 			n, err := extractFile(root, f, name, lim, lim.MaxUnpacked-total)
 			total += n
 			if err != nil {
 				return err
 			}
+		}
+	}
+	return checkLinks(root, links)
+}
+
+// checkLinks resolves every symlink the way the kernel will (a lexical
+// check alone misses "x -> ." followed by "a -> x/../etc") and refuses
+// one that leaves the root or dangles.
+func checkLinks(root *os.Root, links []string) error {
+	if len(links) == 0 {
+		return nil
+	}
+	base, err := filepath.EvalSymlinks(root.Name())
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	for _, l := range links {
+		real, err := filepath.EvalSymlinks(filepath.Join(base, filepath.FromSlash(strings.TrimSuffix(l, "/"))))
+		if err != nil {
+			return &ArchiveError{Entry: l, Reason: "symlink target does not exist in the archive", Err: ErrUnsafeArchive}
+		}
+		if real != base && !strings.HasPrefix(real, base+string(filepath.Separator)) {
+			return &ArchiveError{Entry: l, Reason: "symlink escapes the root", Err: ErrUnsafeArchive}
 		}
 	}
 	return nil

@@ -35,8 +35,9 @@ func extractInto(t testing.TB, data []byte, lim agent.Limits) (string, error) {
 }
 
 // assertContained checks that parent holds only root, and that every
-// symlink under root resolves inside it.
-func assertContained(t testing.TB, parent string) {
+// symlink under root resolves inside it (after a successful extraction;
+// a failed one is removed whole by the caller).
+func assertContained(t testing.TB, parent string, extracted bool) {
 	t.Helper()
 	ents, err := os.ReadDir(parent)
 	require.NoError(t, err)
@@ -46,15 +47,16 @@ func assertContained(t testing.TB, parent string) {
 		}
 	}
 	rootDir := filepath.Join(parent, "root")
+	realRoot, err := filepath.EvalSymlinks(rootDir)
+	require.NoError(t, err)
 	filepath.WalkDir(rootDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
 			target, _ := os.Readlink(p)
-			resolved := filepath.Join(filepath.Dir(p), target)
-			if filepath.IsAbs(target) || !strings.HasPrefix(resolved+"/", rootDir+"/") {
-				t.Errorf("symlink %s -> %s escapes the root", p, target)
+			if real, err := filepath.EvalSymlinks(p); extracted && err == nil && !strings.HasPrefix(real+"/", realRoot+"/") {
+				t.Errorf("symlink %s -> %s resolves to %s, outside the root", p, target, real)
 			}
 		} else if !d.IsDir() && !d.Type().IsRegular() {
 			t.Errorf("%s is not a regular file (%v)", p, d.Type())
@@ -73,7 +75,7 @@ func TestExtractGood(t *testing.T) {
 	)
 	parent, err := extractInto(t, data, agent.Limits{})
 	require.NoError(t, err)
-	assertContained(t, parent)
+	assertContained(t, parent, true)
 	root := filepath.Join(parent, "root")
 	b, err := os.ReadFile(filepath.Join(root, "etc/link.conf"))
 	require.NoError(t, err)
@@ -110,6 +112,11 @@ func TestExtractRefuses(t *testing.T) {
 			{name: "link", body: []byte("d"), mode: os.ModeSymlink | 0o777},
 			{name: "link/x", body: []byte("x")},
 		}, agent.Limits{}, agent.ErrUnsafeArchive},
+		{"symlink escape through a dot link", []entry{
+			{name: "x", body: []byte("."), mode: os.ModeSymlink | 0o777},
+			{name: "a", body: []byte("x/../etc"), mode: os.ModeSymlink | 0o777},
+		}, agent.Limits{}, agent.ErrUnsafeArchive},
+		{"dangling symlink", []entry{{name: "a", body: []byte("missing"), mode: os.ModeSymlink | 0o777}}, agent.Limits{}, agent.ErrUnsafeArchive},
 		{"duplicate names", []entry{{name: "a", body: []byte("1")}, {name: "a", body: []byte("2")}}, agent.Limits{}, agent.ErrUnsafeArchive},
 		{"file and directory of one name", []entry{{name: "a", body: []byte("1")}, {name: "a/"}}, agent.Limits{}, agent.ErrUnsafeArchive},
 		{"block device", []entry{{name: "sda", mode: os.ModeDevice | 0o600}}, agent.Limits{}, agent.ErrUnsafeArchive},
@@ -125,7 +132,7 @@ func TestExtractRefuses(t *testing.T) {
 			require.ErrorIs(t, err, tt.want)
 			var ae *agent.ArchiveError
 			require.ErrorAs(t, err, &ae)
-			assertContained(t, parent)
+			assertContained(t, parent, false)
 		})
 	}
 	_, err := os.Lstat("/tmp/agent-test-abs")
@@ -147,7 +154,7 @@ func TestExtractBombHeaderLies(t *testing.T) {
 
 	parent, err := extractInto(t, buf.Bytes(), agent.Limits{MaxRatio: 10})
 	require.ErrorIs(t, err, agent.ErrZipBomb)
-	assertContained(t, parent)
+	assertContained(t, parent, false)
 	st, err := os.Stat(filepath.Join(parent, "root", "bomb"))
 	require.NoError(t, err)
 	assert.LessOrEqual(t, st.Size(), int64(len(raw))*10+(64<<10)+1, "stopped at the ratio cap while writing")
@@ -163,7 +170,7 @@ func TestExtractCorrupt(t *testing.T) {
 	parent, err := extractInto(t, bad, agent.Limits{})
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, agent.ErrBadArchive), "corrupt data is ErrBadArchive, got %v", err)
-	assertContained(t, parent)
+	assertContained(t, parent, false)
 }
 
 func deflate(t testing.TB, b []byte) []byte {
@@ -188,8 +195,8 @@ func FuzzExtract(f *testing.F) {
 	f.Add(makeZip(f, entry{name: "d/"}, entry{name: "d/e/f", body: bytes.Repeat([]byte{0}, 5000)}))
 	f.Add(makeZip(f, entry{name: "a"}, entry{name: "a"}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		parent, _ := extractInto(t, data, agent.Limits{MaxUnpacked: 1 << 20, MaxFiles: 100})
-		assertContained(t, parent)
+		parent, err := extractInto(t, data, agent.Limits{MaxUnpacked: 1 << 20, MaxFiles: 100})
+		assertContained(t, parent, err == nil)
 	})
 }
 
