@@ -504,3 +504,18 @@ func TestClientOverTLS(t *testing.T) {
 	_, err = agent.NewClient("ftp://x", agent.ClientConfig{})
 	assert.ErrorIs(t, err, agent.ErrBadRequest)
 }
+
+// TestInstallTooLargeStreamed: an upload without a Content-Length is cut
+// off at MaxUpload while streaming.
+func TestInstallTooLargeStreamed(t *testing.T) {
+	a, _, dir := newAgent(t, func(c *agent.Config) { c.MaxUpload = 1 << 20 })
+	c, _ := serve(t, a)
+	body := io.LimitReader(zeroReader{}, 4<<20)
+	_, err := c.Install(t.Context(), "app", body, -1, agent.Manifest{Binary: "bin/helper"}, agent.InstallOptions{})
+	require.ErrorIs(t, err, agent.ErrTooLarge)
+	assert.Empty(t, leftovers(t, dir))
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(b []byte) (int, error) { clear(b); return len(b), nil }
