@@ -70,9 +70,10 @@
 //
 // # Testing
 //
-// Package fleet/fleettest has the in-process SSH server (with
-// AllowStreamLocal, for direct-streamlocal channels) that reaches an agent's
-// socket as a real host's sshd would. A Sampler takes any CollectFunc, so
-// tests can serve fixed stats. The agent itself runs in-process on a socket
-// in a temporary directory: see example_test.go.
+// Package fleet/agent/agenttest runs a real Agent in-process on a unix
+// socket in a temporary directory, with stats the test sets and recorded
+// events, optionally behind fleet/fleettest's in-process SSH server (with
+// AllowStreamLocal, for direct-streamlocal channels), so code that uses
+// Client is tested through SSH as in production. A Sampler takes any
+// CollectFunc, for fixed or slow stats.
 package agent
