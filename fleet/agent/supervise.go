@@ -95,6 +95,11 @@ func (p *proc) launch() (*exec.Cmd, error) {
 	p.cmd, p.pid, p.running, p.startedAt = cmd, cmd.Process.Pid, true, time.Now()
 	restarts := p.restarts
 	p.mu.Unlock()
+	if p.stopCh != nil && p.stopping() {
+		// stop ran between the backoff and this start: either it saw
+		// running and signalled, or we see its close here.
+		p.signal(syscall.SIGTERM)
+	}
 	p.emit(Event{Package: p.name, Kind: EventStarted, Pid: cmd.Process.Pid, Restarts: restarts})
 	return cmd, nil
 }
@@ -140,6 +145,10 @@ func (p *proc) supervise(cmd *exec.Cmd) {
 				p.emit(Event{Package: p.name, Kind: EventStopped, Exit: exit, Restarts: restarts})
 				return
 			case <-t.C:
+			}
+			if p.stopping() {
+				p.emit(Event{Package: p.name, Kind: EventStopped, Exit: exit, Restarts: restarts})
+				return
 			}
 			backoff = min(2*backoff, p.backoffMax)
 			p.mu.Lock()
