@@ -184,6 +184,9 @@ func ctxError(host string, ctx context.Context) error {
 		}
 		return &HostError{Host: host, Kind: ErrTimeout, Err: err}
 	}
+	if err == context.Canceled {
+		err = nil // the Kind says it all
+	}
 	return &HostError{Host: host, Kind: context.Canceled, Err: err}
 }
 

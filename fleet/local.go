@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os/exec"
 	"syscall"
@@ -88,9 +89,13 @@ func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 	if ctx.Err() != nil {
 		return res, ctxError(host, ctx)
 	}
+	if c.ProcessState == nil {
+		// It never started: not executable, bad Dir, ...
+		return res, fmt.Errorf("fleet: start %s: %w", args[0], err)
+	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) && !errors.Is(err, exec.ErrWaitDelay) {
-		return res, &HostError{Host: host, Kind: ErrUnreachable, Err: err}
+		return res, fmt.Errorf("fleet: %s: %w", args[0], err)
 	}
 	return res, exitError(res)
 }

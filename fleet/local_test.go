@@ -1,7 +1,10 @@
 package fleet_test
 
 import (
+	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -53,4 +56,25 @@ func TestLocalWaitDelay(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "started\n", string(res.Stdout))
 	assert.Equal(t, 0, res.ExitCode)
+}
+
+func TestLocalStartFailure(t *testing.T) {
+	dir := t.TempDir()
+	l := fleet.Local{Dir: filepath.Join(dir, "missing")}
+	_, err := l.Run(t.Context(), fleet.Command{Args: []string{"true"}})
+	require.ErrorIs(t, err, os.ErrNotExist)
+	assert.ErrorContains(t, err, "fleet: start true")
+}
+
+func TestCancelMessage(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var l fleet.Local
+	_, err := l.Run(ctx, fleet.Command{Host: "h1", Args: []string{"true"}})
+	assert.EqualError(t, err, "fleet: h1: context canceled")
+	ctx, cancelCause := context.WithCancelCause(t.Context())
+	cancelCause(errors.New("operator pressed ^C"))
+	_, err = l.Run(ctx, fleet.Command{Host: "h1", Args: []string{"true"}})
+	assert.EqualError(t, err, "fleet: h1: context canceled: operator pressed ^C")
+	assert.ErrorIs(t, err, context.Canceled)
 }

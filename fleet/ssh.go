@@ -163,6 +163,9 @@ func NewSSH(cfg SSHConfig) (*SSH, error) {
 		}
 		s.known = k
 	}
+	if cfg.InsecureIgnoreHostKey {
+		s.log.Warn("ssh host keys are not verified (InsecureIgnoreHostKey)")
+	}
 	for _, j := range cfg.Jump {
 		s.jumps = append(s.jumps, s.target(j))
 	}

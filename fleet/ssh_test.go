@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,7 +84,18 @@ func TestSSHConformance(t *testing.T) {
 }
 
 func TestSSHPoolsOneConnectionPerHost(t *testing.T) {
-	r := newRig(t, fleettest.Config{})
+	var inFlight, peak atomic.Int32
+	r := newRig(t, fleettest.Config{Handler: func(ctx context.Context, s *fleettest.Session) int {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		select { // hold the session a moment so that sessions overlap
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+		return 0
+	}})
 	ex := r.executor(t, func(c *fleet.SSHConfig) { c.MaxSessions = 3 })
 	var wg sync.WaitGroup
 	for range 20 {
@@ -95,6 +107,7 @@ func TestSSHPoolsOneConnectionPerHost(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 1, r.srv.Accepted(), "TCP connections for 20 commands on one host")
 	assert.Len(t, r.srv.Commands(), 20)
+	assert.LessOrEqual(t, peak.Load(), int32(3), "sessions open at once with MaxSessions 3")
 }
 
 func TestSSHRecordsCommandLine(t *testing.T) {

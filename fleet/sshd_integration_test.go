@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,17 +94,35 @@ LogLevel INFO
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	logged := make(chan struct{})
+	var logMu sync.Mutex
+	var log strings.Builder // sshd's log, shown if the test fails
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		select {
+		case <-logged:
+		case <-time.After(5 * time.Second):
+		}
+		cmd.Wait()
+		if t.Failed() {
+			logMu.Lock()
+			t.Logf("sshd log:\n%s", log.String())
+			logMu.Unlock()
+		}
+	})
 	// sshd -e logs "Server listening on 127.0.0.1 port N." when ready.
 	ready := make(chan error, 1)
 	go func() {
+		defer close(logged)
 		sc := bufio.NewScanner(stderr)
 		var lines []string
 		for sc.Scan() {
 			if strings.Contains(sc.Text(), "Server listening on") {
 				ready <- nil
 				for sc.Scan() {
-					t.Log("sshd:", sc.Text())
+					logMu.Lock()
+					log.WriteString(sc.Text() + "\n")
+					logMu.Unlock()
 				}
 				return
 			}

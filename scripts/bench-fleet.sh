@@ -8,7 +8,10 @@
 # times each, and the medians give the wall-time ratio opskit/pssh.
 # Then 1,000 targets through opskit, and a second command over pooled
 # connections (Go benchmark BenchmarkSSHDFanOut).
-# Knobs: ROUNDS=3 N=200 BIG=1000 (0 skips) PAR=50 GOBENCH=1 (0 skips) BENCHTIME=3x.
+# Knobs: ROUNDS=3 N=200 BIG=1000 (0 skips) PAR=50 GOBENCH=1 (0 skips) BENCHTIME=3x
+# SSHD_FLAGS (e.g. -r) KEEP=1 (keep the work directory).
+# Each round also prints the CPU used by the client side (with its ssh children
+# for pssh) and by sshd (its reaped children), to show which side the time is on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -57,7 +60,7 @@ PrintMotd no
 PrintLastLog no
 LogLevel ERROR
 CFG
-"$(command -v sshd)" -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
+"$(command -v sshd)" -D -e ${SSHD_FLAGS:-} -f "$work/sshd_config" 2>"$work/sshd.log" &
 sshd_pid=$!
 for _ in $(seq 100); do
 	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -96,16 +99,20 @@ pssh() {
 now() { date +%s.%N; }
 timeit() { local t0 t1; t0=$(now); "$@"; t1=$(now); echo "$t1 - $t0" | bc -l; }
 cpu() { tail -1 "$work/cpu" | awk '{print $1 + $2}'; }
+# sshd's CPU: its reaped children's user+sys (fields 16 and 17 of /proc/PID/stat), in seconds.
+tck=$(getconf CLK_TCK)
+sshd_cpu() { awk -v t="$tck" '{print ($16 + $17) / t}' "/proc/$sshd_pid/stat"; }
 
 echo "bench-fleet: uname -a on $N targets (127.0.0.2..), one sshd on loopback, parallelism $PAR, $ROUNDS interleaved rounds"
 echo "bench-fleet: machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 o=(); p=(); oc=(); pc=()
 for r in $(seq "$ROUNDS"); do
-	to=$(timeit opskit "$work/hosts"); co=$(cpu)
+	s0=$(sshd_cpu); to=$(timeit opskit "$work/hosts"); co=$(cpu); s1=$(sshd_cpu)
 	ok=$(grep -c '"exit_code":0' "$work/opskit.out" || true)
-	tp=$(timeit pssh "$work/hosts"); cp=$(cpu)
+	tp=$(timeit pssh "$work/hosts"); cp=$(cpu); s2=$(sshd_cpu)
 	okp=$(grep -c SUCCESS "$work/pssh.log" || true)
-	printf '  round %d: opskit %.2fs wall, %.2fs client CPU (%d/%d ok)   pssh %.2fs wall, %.2fs client CPU (%d/%d ok)\n' "$r" "$to" "$co" "$ok" "$N" "$tp" "$cp" "$okp" "$N"
+	printf '  round %d: opskit %.2fs wall, CPU client %.2fs sshd %.2fs (%d/%d ok)   pssh %.2fs wall, CPU client %.2fs sshd %.2fs (%d/%d ok)\n' \
+		"$r" "$to" "$co" "$(echo "$s1 - $s0" | bc -l)" "$ok" "$N" "$tp" "$cp" "$(echo "$s2 - $s1" | bc -l)" "$okp" "$N"
 	o+=("$to"); p+=("$tp"); oc+=("$co"); pc+=("$cp")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }

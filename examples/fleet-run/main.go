@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", 30*time.Second, "per-host `limit` for connecting and running")
 	agentSock := fs.Bool("agent", false, "also authenticate with the ssh-agent at $SSH_AUTH_SOCK")
 	passwordFile := fs.String("password-file", "", "read the login password from this `file`")
+	dialRate := fs.Float64("dial-rate", 0, "start at most this many hosts per `second` (0: no limit)")
 	jump := fs.String("jump", "", "comma-separated jump `hosts`, first hop first (like ssh -J)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: fleet-run (-hosts FILE | -cidr CIDR) -user U [flags] -- CMD...\n\nRuns CMD on every host over SSH and prints one JSON line per host.\nExits 1 when any host failed.\n\nFlags:\n")
@@ -106,8 +107,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usage("-user is required")
 	case fs.NArg() == 0:
 		return usage("no command given after --")
-	case *concurrency < 1 || *port < 1 || *port > 65535 || *timeout <= 0:
-		return usage("-concurrency, -port and -timeout must be positive")
+	case *concurrency < 1 || *port < 1 || *port > 65535 || *timeout <= 0 || *dialRate < 0:
+		return usage("-concurrency, -port and -timeout must be positive, -dial-rate not negative")
 	}
 	cfg := fleet.SSHConfig{
 		User:                  *user,
@@ -153,6 +154,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	var addrs []netip.Addr
+	if *cidr != "" {
+		var err error
+		if addrs, err = fleet.ExpandCIDR(*cidr, 0); err != nil {
+			return usage(err.Error())
+		}
+	}
+	ex, err := fleet.NewSSH(cfg)
+	if err != nil {
+		return err
+	}
+	defer ex.Close()
+
 	var hosts []string
 	if *hostsFile != "" {
 		var err error
@@ -160,10 +174,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	} else {
-		addrs, err := fleet.ExpandCIDR(*cidr, 0)
-		if err != nil {
-			return usage(err.Error())
-		}
 		p := fleet.Prober{Port: *port, Timeout: min(*timeout, 3*time.Second)}
 		alive, err := p.Alive(ctx, addrs)
 		if err != nil {
@@ -175,11 +185,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	ex, err := fleet.NewSSH(cfg)
-	if err != nil {
-		return err
-	}
-	defer ex.Close()
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	var mu sync.Mutex
@@ -187,6 +192,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Executor:    ex,
 		Concurrency: *concurrency,
 		HostTimeout: *timeout,
+		DialRate:    *dialRate,
 		OnResult: func(r fleet.Result, err error) {
 			ex.CloseHost(r.Host) // one command per host: free the connection now
 			l := line{Host: r.Host, ExitCode: r.ExitCode, Stdout: string(r.Stdout), Stderr: string(r.Stderr), DurationMS: r.Duration.Milliseconds()}

@@ -12,11 +12,12 @@
 // The server authenticates by password, keyboard-interactive, public key
 // and user certificate; serves exec and shell requests (after an optional
 // pty-req) with a Handler, by default RunReal, which runs the command with
-// /bin/sh as the test process's user; sends exit-status; optionally serves
+// /bin/sh as the test process's user (on a real pseudo-terminal after a
+// pty-req); sends exit-status; optionally serves
 // direct-tcpip (jump hosts) and direct-streamlocal@openssh.com (unix
 // sockets reached with ssh.Client.Dial("unix", path)); and injects
 // failures (refused auth, a connection dropped mid-command, a stalled
-// handshake). New starts one anywhere (the caller must Close it);
+// handshake, unanswered keepalives). New starts one anywhere (the caller must Close it);
 // NewServer starts one for a test and closes it with tb.Cleanup.
 //
 // TestExecutor checks that a fleet.Executor behaves as documented.

@@ -15,7 +15,9 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/google/goterm/term"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
@@ -503,7 +505,8 @@ func (s *Server) finish(ch ssh.Channel, sess *Session, code int) {
 
 // RunReal is the Handler that runs the command for real with /bin/sh -c
 // (a shell request runs /bin/sh reading commands from stdin), as the
-// test process's user. It returns 127 when the shell cannot start and
+// test process's user. After a pty-req it runs on a real pseudo-terminal
+// in raw mode, as the session leader. It returns 127 when the shell cannot start and
 // 128+n when the command is killed by signal n.
 func RunReal(ctx context.Context, s *Session) int {
 	args := []string{"/bin/sh"}
@@ -511,17 +514,17 @@ func RunReal(ctx context.Context, s *Session) int {
 		args = append(args, "-c", s.Command)
 	}
 	c := exec.CommandContext(ctx, args[0], args[1:]...)
-	c.Stdout, c.Stderr = s.Stdout, s.Stderr
-	if s.PTY {
-		c.Stderr = s.Stdout
-	}
 	for k, v := range s.Env {
 		c.Env = append(c.Environ(), k+"="+v)
 	}
 	// Kill the whole process group so that pipes close on cancel.
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
-	c.WaitDelay = 1e9
+	c.WaitDelay = time.Second
+	if s.PTY {
+		return runOnPTY(c, s)
+	}
+	c.Stdout, c.Stderr = s.Stdout, s.Stderr
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Copy stdin ourselves: Wait must not wait for a client that keeps
 	// its side open after the command exited.
 	in, err := c.StdinPipe()
@@ -532,13 +535,47 @@ func RunReal(ctx context.Context, s *Session) int {
 		return 127
 	}
 	go func() { io.Copy(in, s.Stdin); in.Close() }()
-	err = c.Wait()
+	c.Wait()
+	return exitStatus(c)
+}
+
+// runOnPTY runs c on a new pseudo-terminal in raw mode (no echo), as its
+// session leader, like sshd after a pty-req: stdout and stderr are the
+// terminal, and the program sees a tty.
+func runOnPTY(c *exec.Cmd, s *Session) int {
+	pty, err := term.OpenPTY()
+	if err != nil {
+		return 127
+	}
+	defer pty.Master.Close()
+	var t term.Termios
+	t.Raw()
+	t.Set(pty.Slave)
+	c.Stdin, c.Stdout, c.Stderr = pty.Slave, pty.Slave, pty.Slave
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	err = c.Start()
+	pty.Slave.Close()
+	if err != nil {
+		return 127
+	}
+	go io.Copy(pty.Master, s.Stdin)
+	copied := make(chan struct{})
+	// Reading the master ends with EIO once no process holds the slave.
+	go func() { io.Copy(s.Stdout, pty.Master); close(copied) }()
+	c.Wait()
+	select {
+	case <-copied:
+	case <-time.After(time.Second): // a background child kept the terminal
+	}
+	return exitStatus(c)
+}
+
+func exitStatus(c *exec.Cmd) int {
 	if c.ProcessState == nil {
 		return 127
 	}
 	if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return 128 + int(ws.Signal())
 	}
-	_ = err
 	return c.ProcessState.ExitCode()
 }

@@ -125,3 +125,15 @@ func TestRecorder(t *testing.T) {
 	_, err = rec.Run(ctx, fleet.Command{Host: "c", Shell: "x"})
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+func TestRunRealOnPTY(t *testing.T) {
+	srv := fleettest.NewServer(t, fleettest.Config{Password: "pw"})
+	sess, err := dial(t, srv).NewSession()
+	require.NoError(t, err)
+	require.NoError(t, sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{}))
+	out, err := sess.Output("tty; echo to-stderr >&2; exit 3")
+	var ee *ssh.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 3, ee.ExitStatus())
+	assert.Regexp(t, `^/dev/pts/\d+\nto-stderr\n$`, string(out), "a pty session has a tty and merges stderr")
+}
