@@ -39,6 +39,9 @@ curl -sS --fail-with-body --unix-socket "$tmp/agent.sock" -X POST -T "$tmp/pkg.z
 t1=$(now)
 grep -q '"running":true' "$tmp/install.json" || { cat "$tmp/install.json"; exit 1; }
 hwm_kib=$(awk '/VmHWM/ {print $2}' "/proc/$agent_pid/status")
+unpacked=$(stat -c %s "$tmp/pkgs/big/current/data.bin")
+[ "$unpacked" -eq $(( size_mib * 1048576 )) ] || { echo "FAIL: unpacked data.bin is $unpacked bytes"; exit 1; }
+cmp -s "$tmp/pkgs/big/current/bin/sleep" "$(command -v sleep)" || { echo "FAIL: bin/sleep differs"; exit 1; }
 
 mkdir "$tmp/unzipped"
 t2=$(now)
@@ -49,6 +52,7 @@ agent_s=$(echo "$t1 - $t0" | bc -l)
 unzip_s=$(echo "$t3 - $t2" | bc -l)
 printf 'agent install (upload + unpack + start, 200ms start grace): %.2fs\n' "$agent_s"
 printf 'unzip of the same zip (no upload):                          %.2fs\n' "$unzip_s"
+printf 'agent throughput: %.0f MiB/s of zip\n' "$(echo "$zip_bytes / 1048576 / $agent_s" | bc -l)"
 printf 'ratio agent/unzip: %.2f\n' "$(echo "$agent_s / $unzip_s" | bc -l)"
 printf 'agent peak RSS (VmHWM): %d MiB (at start %d MiB; limit 64 MiB)\n' $(( hwm_kib / 1024 )) $(( base_kib / 1024 ))
 if [ "$hwm_kib" -gt $(( 64 * 1024 )) ]; then echo "FAIL: peak RSS above 64 MiB"; exit 1; fi

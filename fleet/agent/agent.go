@@ -485,7 +485,8 @@ func (a *Agent) startProc(p *pkg, id string, m Manifest) (*proc, error) {
 	return np, nil
 }
 
-// prune removes every release but keep... (the current and the previous).
+// prune removes every release except those in keep (the current and the
+// previous one, for a manual rollback).
 func (a *Agent) prune(p *pkg, keep ...string) {
 	dir := filepath.Join(p.dir, "releases")
 	ents, err := os.ReadDir(dir)
