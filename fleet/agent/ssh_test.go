@@ -52,7 +52,7 @@ func TestClientOverSSH(t *testing.T) {
 	for _, k := range []string{"cmdline", "memstats", "stats", "packages"} {
 		assert.Contains(t, vars, k)
 	}
-	assert.JSONEq(t, `{"collected_at":"2023-11-14T22:13:20Z","cpu":{"total":{"cpu":"","user":0,"system":0,"idle":0,"nice":0,"iowait":0,"irq":0,"softirq":0,"steal":0,"guest":0,"guestNice":0,"percent":0},"per_cpu":null},"disks":null,"uptime":42}`, string(vars["stats"]))
+	assert.JSONEq(t, `42`, string(mustField(t, vars["stats"], "uptime")))
 	assert.Equal(t, 1, srv.Accepted(), "one pooled SSH connection")
 }
 

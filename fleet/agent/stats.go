@@ -46,12 +46,26 @@ type CPUStats struct {
 	PerCPU []CPUTimes `json:"per_cpu"`
 }
 
-// CPUTimes is one CPU's (or the total's) times and busy percentage.
+// CPUTimes is one CPU's (or the total's) times and percentages.
 type CPUTimes struct {
 	cpu.TimesStat
 	// Percent is the share of time not idle (idle and iowait count as
 	// idle), 0 to 100.
 	Percent float64 `json:"percent"`
+	// Percents is the share of each kind of time, 0 to 100.
+	Percents CPUPercents `json:"percents"`
+}
+
+// CPUPercents is the share of each kind of CPU time over an interval.
+type CPUPercents struct {
+	User    float64 `json:"user"`
+	System  float64 `json:"system"`
+	Idle    float64 `json:"idle"`
+	Nice    float64 `json:"nice"`
+	Iowait  float64 `json:"iowait"`
+	Irq     float64 `json:"irq"`
+	Softirq float64 `json:"softirq"`
+	Steal   float64 `json:"steal"`
 }
 
 // CollectFunc collects one Stats. prev is the previous collection (nil for
@@ -73,7 +87,7 @@ func CollectHost(ctx context.Context, prev *Stats) (*Stats, error) {
 		if prev != nil {
 			p = &prev.CPU.Total.TimesStat
 		}
-		s.CPU.Total = CPUTimes{TimesStat: total[0], Percent: busyPercent(p, total[0])}
+		s.CPU.Total = cpuTimes(p, total[0])
 	}
 	if per, err := cpu.TimesWithContext(ctx, true); err != nil {
 		fail("cpu per cpu", err)
@@ -84,7 +98,7 @@ func CollectHost(ctx context.Context, prev *Stats) (*Stats, error) {
 			if prev != nil && i < len(prev.CPU.PerCPU) && prev.CPU.PerCPU[i].CPU == t.CPU {
 				p = &prev.CPU.PerCPU[i].TimesStat
 			}
-			s.CPU.PerCPU[i] = CPUTimes{TimesStat: t, Percent: busyPercent(p, t)}
+			s.CPU.PerCPU[i] = cpuTimes(p, t)
 		}
 	}
 	var err error
@@ -127,19 +141,32 @@ func CollectHost(ctx context.Context, prev *Stats) (*Stats, error) {
 	return s, nil
 }
 
-// busyPercent is the non-idle share of the time between prev and cur.
-func busyPercent(prev *cpu.TimesStat, cur cpu.TimesStat) float64 {
-	idle := cur.Idle + cur.Iowait
-	total := cpuTotal(cur)
+// cpuTimes is cur with its percentages over the time since prev (since
+// boot when prev is nil).
+func cpuTimes(prev *cpu.TimesStat, cur cpu.TimesStat) CPUTimes {
+	d := cur
 	if prev != nil {
-		idle -= prev.Idle + prev.Iowait
-		total -= cpuTotal(*prev)
+		d = cpu.TimesStat{
+			User: cur.User - prev.User, System: cur.System - prev.System, Idle: cur.Idle - prev.Idle,
+			Nice: cur.Nice - prev.Nice, Iowait: cur.Iowait - prev.Iowait, Irq: cur.Irq - prev.Irq,
+			Softirq: cur.Softirq - prev.Softirq, Steal: cur.Steal - prev.Steal,
+		}
 	}
-	if total <= 0 {
-		return 0
+	total := cpuTotal(d)
+	pct := func(v float64) float64 {
+		if total <= 0 {
+			return 0
+		}
+		return min(max(100*v/total, 0), 100)
 	}
-	p := 100 * (total - idle) / total
-	return min(max(p, 0), 100)
+	return CPUTimes{
+		TimesStat: cur,
+		Percent:   pct(total - d.Idle - d.Iowait),
+		Percents: CPUPercents{
+			User: pct(d.User), System: pct(d.System), Idle: pct(d.Idle), Nice: pct(d.Nice),
+			Iowait: pct(d.Iowait), Irq: pct(d.Irq), Softirq: pct(d.Softirq), Steal: pct(d.Steal),
+		},
+	}
 }
 
 // cpuTotal is the sum of t's times. Guest and GuestNice are already

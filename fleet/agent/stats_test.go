@@ -213,3 +213,25 @@ func mustField(t testing.TB, raw json.RawMessage, field string) json.RawMessage 
 	require.NoError(t, json.Unmarshal(raw, &m))
 	return m[field]
 }
+
+// TestCollectHostPercents: the percentages of the second collection are
+// over the interval since the first and add up to 100.
+func TestCollectHostPercents(t *testing.T) {
+	first, err := agent.CollectHost(t.Context(), nil)
+	require.NoError(t, err)
+	// Burn a little CPU so the interval is not empty.
+	for i := 0; i < 3e7; i++ {
+		_ = i * i
+	}
+	second, err := agent.CollectHost(t.Context(), first)
+	require.NoError(t, err)
+	for _, c := range append([]agent.CPUTimes{second.CPU.Total}, second.CPU.PerCPU...) {
+		p := c.Percents
+		sum := p.User + p.System + p.Idle + p.Nice + p.Iowait + p.Irq + p.Softirq + p.Steal
+		if sum == 0 {
+			continue // a CPU with no ticks in the interval
+		}
+		assert.InDelta(t, 100, sum, 0.01, "%s: the kinds add up to 100%%", c.CPU)
+		assert.InDelta(t, 100-p.Idle-p.Iowait, c.Percent, 0.01, "%s: busy is the rest of idle", c.CPU)
+	}
+}
