@@ -56,15 +56,28 @@ func startAgent(t testing.TB, keyFile string) string {
 
 func splitHostPort(a string) (string, string, error) { return net.SplitHostPort(a) }
 
+// writeKey writes key (an ed25519 or ECDSA private key) to path in
+// OpenSSH format, encrypted when passphrase is set, and returns its signer.
+func writeKey(t testing.TB, path string, key any, passphrase string) ssh.Signer {
+	t.Helper()
+	var blk *pem.Block
+	var err error
+	if passphrase == "" {
+		blk, err = ssh.MarshalPrivateKey(key, "")
+	} else {
+		blk, err = ssh.MarshalPrivateKeyWithPassphrase(key, "", []byte(passphrase))
+	}
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(blk), 0o600))
+	sg, err := ssh.NewSignerFromKey(key)
+	require.NoError(t, err)
+	return sg
+}
+
 // ecdsaKeyOf writes a new ECDSA P-256 private key in OpenSSH format to dir/name.
 func ecdsaKeyOf(t testing.TB, dir, name string) ssh.Signer {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	blk, err := ssh.MarshalPrivateKey(k, "")
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(blk), 0o600))
-	sg, err := ssh.NewSignerFromKey(k)
-	require.NoError(t, err)
-	return sg
+	return writeKey(t, filepath.Join(dir, name), k, "")
 }

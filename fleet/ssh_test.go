@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"io"
 	"net"
@@ -30,18 +29,8 @@ func userKey(t testing.TB, dir string, passphrase string) (string, ssh.Signer) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	var blk *pem.Block
-	if passphrase == "" {
-		blk, err = ssh.MarshalPrivateKey(priv, "")
-	} else {
-		blk, err = ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte(passphrase))
-	}
-	require.NoError(t, err)
 	path := filepath.Join(dir, "id_ed25519")
-	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(blk), 0o600))
-	sg, err := ssh.NewSignerFromKey(priv)
-	require.NoError(t, err)
-	return path, sg
+	return path, writeKey(t, path, priv, passphrase)
 }
 
 type rig struct {
@@ -66,7 +55,14 @@ func newRig(t testing.TB, cfg fleettest.Config) *rig {
 
 func (r *rig) executor(t testing.TB, mod func(*fleet.SSHConfig)) *fleet.SSH {
 	t.Helper()
-	cfg := fleet.SSHConfig{User: "tester", KeyFiles: []string{r.keyFile}, KnownHostsFiles: []string{r.knownHosts}}
+	return newSSH(t, "tester", r.keyFile, r.knownHosts, mod)
+}
+
+// newSSH makes an SSH executor with a key file and a known_hosts file,
+// changed by mod, closed by t.Cleanup.
+func newSSH(t testing.TB, user, keyFile, knownHosts string, mod func(*fleet.SSHConfig)) *fleet.SSH {
+	t.Helper()
+	cfg := fleet.SSHConfig{User: user, KeyFiles: []string{keyFile}, KnownHostsFiles: []string{knownHosts}}
 	if mod != nil {
 		mod(&cfg)
 	}

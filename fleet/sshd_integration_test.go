@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -50,19 +49,11 @@ func startSSHD(t *testing.T) *sshd {
 		require.NoError(t, os.MkdirAll("/run/sshd", 0o755))
 	}
 	dir := t.TempDir()
-	writeKey := func(name string, key any) ssh.Signer {
-		blk, err := ssh.MarshalPrivateKey(key, "")
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(blk), 0o600))
-		sg, err := ssh.NewSignerFromKey(key)
-		require.NoError(t, err)
-		return sg
-	}
 	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
-	hostKey := writeKey("host_ed25519", hostPriv)
+	hostKey := writeKey(t, filepath.Join(dir, "host_ed25519"), hostPriv, "")
 	ecdsaKeyOf(t, dir, "host_ecdsa")
 	_, userPriv, _ := ed25519.GenerateKey(rand.Reader)
-	userKey := writeKey("id_ed25519", userPriv)
+	userKey := writeKey(t, filepath.Join(dir, "id_ed25519"), userPriv, "")
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(userKey.PublicKey()), 0o600))
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -144,14 +135,7 @@ LogLevel INFO
 
 func (s *sshd) executor(t testing.TB, mod func(*fleet.SSHConfig)) *fleet.SSH {
 	t.Helper()
-	cfg := fleet.SSHConfig{User: s.user, KeyFiles: []string{s.keyFile}, KnownHostsFiles: []string{s.knownHosts}}
-	if mod != nil {
-		mod(&cfg)
-	}
-	ex, err := fleet.NewSSH(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { ex.Close() })
-	return ex
+	return newSSH(t, s.user, s.keyFile, s.knownHosts, mod)
 }
 
 func TestSSHDIntegration(t *testing.T) {
