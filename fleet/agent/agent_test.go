@@ -259,6 +259,18 @@ func TestListen(t *testing.T) {
 	}
 }
 
+// TestServeRefusesOpenTCP: a TCP listener opened elsewhere (or by Listen
+// with a token the Agent does not have) is refused when the Agent has no
+// Token.
+func TestServeRefusesOpenTCP(t *testing.T) {
+	a, _, _ := newAgent(t, nil)
+	ln, err := agent.Listen(t.Context(), agent.ListenConfig{Network: "tcp", Address: "127.0.0.1:0", Token: "only-here"})
+	require.NoError(t, err)
+	defer ln.Close()
+	err = a.Serve(t.Context(), ln)
+	require.ErrorIs(t, err, agent.ErrInsecureListen)
+}
+
 func TestListenUnixMode(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "a.sock")
 	// A stale socket from an earlier run is replaced.

@@ -201,7 +201,7 @@ func Listen(ctx context.Context, cfg ListenConfig) (net.Listener, error) {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 		if cfg.TLS != nil {
-			ln = tls.NewListener(ln, cfg.TLS)
+			ln = &tlsListener{tls.NewListener(ln, cfg.TLS)}
 		}
 		return ln, nil
 	default:
@@ -241,6 +241,10 @@ func listenUnix(ctx context.Context, path string) (net.Listener, error) {
 	return &unixListener{UnixListener: ul, path: path}, nil
 }
 
+// tlsListener marks a listener that Listen wrapped in TLS, so Serve knows
+// a TCP listener without a token is still protected.
+type tlsListener struct{ net.Listener }
+
 type unixListener struct {
 	*net.UnixListener
 	path string
@@ -256,10 +260,19 @@ func (l *unixListener) Close() error {
 }
 
 // Serve serves the API on ln and runs the stats sampler (unless another
-// Serve of the same Agent already does) until ctx is done,
-// then shuts the server down (waiting up to 5s for requests in flight) and
-// returns ctx's error. It does not stop the programs: call Close.
+// Serve of the same Agent already does) until ctx is done, then shuts the
+// server down (waiting up to 5s for requests in flight) and returns ctx's
+// error. It does not stop the programs: call Close.
+//
+// A TCP listener is refused with ErrInsecureListen unless Config.Token is
+// set or ln came from Listen with TLS: the token given to Listen is only a
+// promise, the Agent's is what requests are checked against.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
+	if ln.Addr().Network() != "unix" && a.cfg.Token == "" {
+		if _, ok := ln.(*tlsListener); !ok {
+			return fmt.Errorf("%w: %s listener %s and the agent has no Token", ErrInsecureListen, ln.Addr().Network(), ln.Addr())
+		}
+	}
 	srv := &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
