@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -11,7 +10,6 @@ import (
 	"flag"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/opskit/opskit/fleet/agent"
+	"github.com/opskit/opskit/fleet/agent/agenttest"
 	"github.com/opskit/opskit/fleet/fleettest"
 )
 
@@ -117,17 +116,7 @@ func TestRunInstallsThroughSSH(t *testing.T) {
 
 func sleepZip(t testing.TB) []byte {
 	t.Helper()
-	p, err := exec.LookPath("sleep")
+	z, err := agenttest.ProgramZip("sleep", "bin/sleep")
 	require.NoError(t, err)
-	b, err := os.ReadFile(p)
-	require.NoError(t, err)
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	h := &zip.FileHeader{Name: "bin/sleep", Method: zip.Deflate}
-	h.SetMode(0o755)
-	w, err := zw.CreateHeader(h)
-	require.NoError(t, err)
-	w.Write(b)
-	require.NoError(t, zw.Close())
-	return buf.Bytes()
+	return z
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/zip"
 	"bufio"
 	"bytes"
 	"context"
@@ -9,7 +8,6 @@ import (
 	"flag"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opskit/opskit/fleet/agent"
+	"github.com/opskit/opskit/fleet/agent/agenttest"
 )
 
 func TestRunUsage(t *testing.T) {
@@ -89,17 +88,7 @@ func TestRunServesAndStopsPrograms(t *testing.T) {
 
 func sleepZip(t testing.TB) []byte {
 	t.Helper()
-	p, err := exec.LookPath("sleep")
+	z, err := agenttest.ProgramZip("sleep", "bin/sleep")
 	require.NoError(t, err)
-	b, err := os.ReadFile(p)
-	require.NoError(t, err)
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	h := &zip.FileHeader{Name: "bin/sleep", Method: zip.Deflate}
-	h.SetMode(0o755)
-	w, err := zw.CreateHeader(h)
-	require.NoError(t, err)
-	w.Write(b)
-	require.NoError(t, zw.Close())
-	return buf.Bytes()
+	return z
 }

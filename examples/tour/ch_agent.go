@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/fleet/agent"
+	"github.com/opskit/opskit/fleet/agent/agenttest"
 	"github.com/opskit/opskit/fleet/fleettest"
 )
 
@@ -97,7 +97,7 @@ func runAgentChapter(ctx context.Context, n *narrator) error {
 	n.Say("read stats through SSH: per-CPU times and percentages, memory, swap, disk usage per mount, load, host info and uptime")
 
 	// A package: a copy of sleep as bin/napper.
-	z, err := agentTourZip("bin/napper")
+	z, err := agenttest.ProgramZip("sleep", "bin/napper")
 	if err != nil {
 		return err
 	}
@@ -156,31 +156,6 @@ func runAgentChapter(ctx context.Context, n *narrator) error {
 	}
 	n.Say("stopped napper: running=%v", stopped.Running)
 	return nil
-}
-
-// agentTourZip packs a copy of the system's sleep as name.
-func agentTourZip(name string) ([]byte, error) {
-	p, err := exec.LookPath("sleep")
-	if err != nil {
-		return nil, err
-	}
-	prog, err := os.ReadFile(p)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	h := &zip.FileHeader{Name: name, Method: zip.Deflate}
-	h.SetMode(0o755)
-	w, err := zw.CreateHeader(h)
-	if err != nil {
-		return nil, err
-	}
-	w.Write(prog)
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // agentTourNext returns the next event of kind.

@@ -1,16 +1,15 @@
 package agent_test
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
 	"github.com/opskit/opskit/fleet/agent"
+	"github.com/opskit/opskit/fleet/agent/agenttest"
 )
 
 // Example installs a package holding a copy of sleep on an agent listening
@@ -44,19 +43,15 @@ func Example() {
 	a.Sampler().Collect(ctx)
 
 	// A package: bin/sleep, a copy of the system's sleep.
-	sleep, _ := exec.LookPath("sleep")
-	prog, _ := os.ReadFile(sleep)
-	var z bytes.Buffer
-	zw := zip.NewWriter(&z)
-	h := &zip.FileHeader{Name: "bin/sleep", Method: zip.Deflate}
-	h.SetMode(0o755)
-	w, _ := zw.CreateHeader(h)
-	w.Write(prog)
-	zw.Close()
+	z, err := agenttest.ProgramZip("sleep", "bin/sleep")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	c := agent.NewUnixClient(sock, agent.ClientConfig{})
 	defer c.Close()
-	st, err := c.Install(ctx, "napper", &z, int64(z.Len()),
+	st, err := c.Install(ctx, "napper", bytes.NewReader(z), int64(len(z)),
 		agent.Manifest{Binary: "bin/sleep", Args: []string{"600"}}, agent.InstallOptions{})
 	if err != nil {
 		fmt.Println(err)

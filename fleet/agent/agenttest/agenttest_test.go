@@ -1,9 +1,7 @@
 package agenttest_test
 
 import (
-	"archive/zip"
 	"bytes"
-	"os"
 	"os/exec"
 	"testing"
 
@@ -14,22 +12,11 @@ import (
 	"github.com/opskit/opskit/fleet/agent/agenttest"
 )
 
-// sleepZip packs a copy of sleep as bin/sleep.
 func sleepZip(t testing.TB) []byte {
 	t.Helper()
-	p, err := exec.LookPath("sleep")
+	z, err := agenttest.ProgramZip("sleep", "bin/sleep")
 	require.NoError(t, err)
-	prog, err := os.ReadFile(p)
-	require.NoError(t, err)
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	h := &zip.FileHeader{Name: "bin/sleep", Method: zip.Deflate}
-	h.SetMode(0o755)
-	w, err := zw.CreateHeader(h)
-	require.NoError(t, err)
-	w.Write(prog)
-	require.NoError(t, zw.Close())
-	return buf.Bytes()
+	return z
 }
 
 func TestServer(t *testing.T) {
@@ -78,4 +65,9 @@ func TestCloseRemovesEverything(t *testing.T) {
 	require.FileExists(t, sock)
 	require.NoError(t, srv.Close())
 	assert.NoFileExists(t, sock)
+}
+
+func TestProgramZipMissingProgram(t *testing.T) {
+	_, err := agenttest.ProgramZip("no-such-program-agenttest", "bin/x")
+	require.ErrorIs(t, err, exec.ErrNotFound)
 }
