@@ -32,6 +32,12 @@
 //   - [github.com/opskit/opskit/workflow]: a canary rollout runner with an
 //     exact failure budget, an EndState and a resumable journal.
 //
+// More fakes for tests: [github.com/opskit/opskit/release/releasetest] (a
+// release API), [github.com/opskit/opskit/fleet/agent/agenttest] (a real agent
+// in-process), [github.com/opskit/opskit/semtag/semtagtest] (an in-memory tag
+// repository) and [github.com/opskit/opskit/workflow/workflowtest] (a
+// recording executor).
+//
 // The programs under examples/ are thin mains, one per job; examples/tour
 // runs all of it end to end against the fakes:
 //
