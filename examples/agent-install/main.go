@@ -19,32 +19,23 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/fleet/agent"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "agent-install:", err)
-		os.Exit(1)
-	}
+	cli.Main("agent-install", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	})
 }
 
 var (
-	errUsage  = errors.New("usage")
+	errUsage  = cli.ErrUsage // the run tests compare with errUsage
 	errFailed = errors.New("some hosts failed")
 )
 
@@ -82,26 +73,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "Usage: agent-install [flags] ZIP [-- ARGS...]\n\nInstalls and starts ZIP on each host's agent through SSH.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	usage := func(msg string) error {
-		fmt.Fprintf(stderr, "agent-install: %s\n", msg)
-		fs.Usage()
-		return errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() < 1 {
-		return usage("no zip file")
+		return cli.Usagef(fs, "no zip file")
 	}
 	zipPath, progArgs := fs.Arg(0), fs.Args()[1:]
 	if len(progArgs) > 0 && progArgs[0] == "--" {
 		progArgs = progArgs[1:]
 	}
 	if *name == "" || *binary == "" {
-		return usage("-name and -binary are required")
+		return cli.Usagef(fs, "-name and -binary are required")
 	}
 	if *hostsFile != "" {
 		hs, err := readHosts(*hostsFile)
@@ -111,10 +94,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		hosts = append(hosts, hs...)
 	}
 	if len(hosts) == 0 {
-		return usage("no hosts (-host or -hosts)")
+		return cli.Usagef(fs, "no hosts (-host or -hosts)")
 	}
 	if *concurrency < 1 {
-		return usage("-concurrency must be at least 1")
+		return cli.Usagef(fs, "-concurrency must be at least 1")
 	}
 	zf, err := os.Stat(zipPath)
 	if err != nil {

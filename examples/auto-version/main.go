@@ -18,38 +18,28 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/internal/secret"
 	"github.com/opskit/opskit/semtag"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "auto-version:", err)
-		os.Exit(1)
-	}
+	cli.Main("auto-version", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	})
 }
 
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("auto-version", flag.ContinueOnError)
@@ -72,26 +62,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			"Creates the next semantic-version tag and prints it alone on stdout;\nprints nothing when the commit already carries a version tag.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	usage := func(format string, a ...any) error {
-		fmt.Fprintf(stderr, "auto-version: "+format+"\n", a...)
-		fs.Usage()
-		return errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		return usage("unexpected arguments %q", fs.Args())
+		return cli.Usagef(fs, "unexpected arguments %q", fs.Args())
 	}
 	b, err := semtag.ParseBump(*bump)
 	if err != nil {
-		return usage("%v", err)
+		return cli.Usagef(fs, "%v", err)
 	}
 	if err := semtag.CheckPrefix(*prefix); err != nil {
-		return usage("%v", err)
+		return cli.Usagef(fs, "%v", err)
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -105,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		repo, err = semtag.NewGit(semtag.GitConfig{Dir: *repoDir, Rev: *rev, Remote: *remote, Logger: log})
 	} else {
 		if *server == "" || *project == "" || *commit == "" {
-			return usage("need -repo-dir, or -gitlab-url, -project and -commit (in GitLab CI: CI_SERVER_URL, CI_PROJECT_ID, CI_COMMIT_SHA)")
+			return cli.Usagef(fs, "need -repo-dir, or -gitlab-url, -project and -commit (in GitLab CI: CI_SERVER_URL, CI_PROJECT_ID, CI_COMMIT_SHA)")
 		}
 		token := secret.String(getenv("PRIVATE_TOKEN"))
 		if *tokenFile != "" {
@@ -116,7 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			token = secret.String(strings.TrimSpace(string(raw)))
 		}
 		if token == "" {
-			return usage("no GitLab token: set PRIVATE_TOKEN or -token-file (a project access token with the api scope; CI_JOB_TOKEN cannot create tags)")
+			return cli.Usagef(fs, "no GitLab token: set PRIVATE_TOKEN or -token-file (a project access token with the api scope; CI_JOB_TOKEN cannot create tags)")
 		}
 		client, cerr := gitlab.NewClient(token.Reveal(), gitlab.WithBaseURL(*server))
 		if cerr != nil {

@@ -17,7 +17,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,31 +24,22 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/freshdesk"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "freshdesk-bridge:", err)
-		os.Exit(1)
-	}
+	cli.Main("freshdesk-bridge", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	}, syscall.SIGTERM)
 }
 
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("freshdesk-bridge", flag.ContinueOnError)
@@ -75,22 +65,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			"into a GitLab issue; -escalate N does it once from the command line.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	usage := func(format string, a ...any) error {
-		fmt.Fprintf(stderr, "freshdesk-bridge: "+format+"\n", a...)
-		fs.Usage()
-		return errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		return usage("unexpected arguments %q", fs.Args())
+		return cli.Usagef(fs, "unexpected arguments %q", fs.Args())
 	}
 	if *fdURL == "" || *glURL == "" || *project == "" {
-		return usage("-freshdesk-url, -gitlab-url and -project are required")
+		return cli.Usagef(fs, "-freshdesk-url, -gitlab-url and -project are required")
 	}
 	fdKey, err := secretFrom(*fdKeyFile, "FRESHDESK_API_KEY", getenv)
 	if err != nil {

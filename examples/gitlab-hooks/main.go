@@ -26,7 +26,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path"
 	"regexp"
 	"strings"
@@ -35,25 +34,17 @@ import (
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/gitlabx"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "gitlab-hooks:", err)
-		os.Exit(1)
-	}
+	cli.Main("gitlab-hooks", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}, syscall.SIGTERM)
 }
 
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 const defaultLabels = "To Do,In Development,In Review,To Test,Testing"
 
@@ -97,33 +88,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"Receives GitLab webhooks: warns on MRs with mismatched versions and moves linked issues across the board.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	usage := func(format string, a ...any) error {
-		fmt.Fprintf(stderr, "gitlab-hooks: "+format+"\n", a...)
-		fs.Usage()
-		return errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		return usage("unexpected arguments %q", fs.Args())
+		return cli.Usagef(fs, "unexpected arguments %q", fs.Args())
 	}
 	if *gitlabURL == "" {
-		return usage("-gitlab-url is required")
+		return cli.Usagef(fs, "-gitlab-url is required")
 	}
 	names := strings.Split(*labels, ",")
 	if len(names) != 5 {
-		return usage("-labels needs five labels, got %d", len(names))
+		return cli.Usagef(fs, "-labels needs five labels, got %d", len(names))
 	}
 	var source gitlabx.VersionSource
 	switch {
 	case *versionRe != "":
 		re, err := regexp.Compile(*versionRe)
 		if err != nil || re.NumSubexp() < 1 {
-			return usage("-version-regexp must compile and have a capture group")
+			return cli.Usagef(fs, "-version-regexp must compile and have a capture group")
 		}
 		source = gitlabx.VersionRegexp(*versionFile, re)
 	case path.Base(*versionFile) == "package.json":

@@ -33,7 +33,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -42,27 +41,19 @@ import (
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/internal/secret"
 	"github.com/opskit/opskit/racelog"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "race-report:", err)
-		os.Exit(1)
-	}
+	cli.Main("race-report", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	})
 }
 
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 // config is what the flags say.
 type config struct {
@@ -101,26 +92,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			"The token comes from -token-file or $GITLAB_TOKEN, never from a flag value.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, err
-		}
-		return c, errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return c, err
 	}
 	c.logs = fs.Args()
-	bad := func(msg string) (config, error) {
-		fmt.Fprintln(stderr, "race-report:", msg)
-		fs.Usage()
-		return c, errUsage
-	}
 	if len(c.logs) == 0 {
-		return bad("name at least one LOG (\"-\" for stdin)")
+		return c, cli.Usagef(fs, "name at least one LOG (\"-\" for stdin)")
 	}
 	if c.onClosed != "reopen" && c.onClosed != "new" {
-		return bad(fmt.Sprintf("-on-closed %q: want reopen or new", c.onClosed))
+		return c, cli.Usagef(fs, "-on-closed %q: want reopen or new", c.onClosed)
 	}
 	if !c.dryRun && (c.gitlabURL == "" || c.project == "") {
-		return bad("need -gitlab-url and -project (or -dry-run)")
+		return c, cli.Usagef(fs, "need -gitlab-url and -project (or -dry-run)")
 	}
 	return c, nil
 }

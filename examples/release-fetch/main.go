@@ -12,33 +12,23 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"syscall"
 
+	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/release"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "release-fetch:", err)
-		os.Exit(1)
-	}
+	cli.Main("release-fetch", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}, syscall.SIGTERM)
 }
 
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("release-fetch", flag.ContinueOnError)
@@ -50,16 +40,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "Usage: release-fetch -url URL -sha256 HEX -o FILE\n\nDownloads URL to FILE unless FILE already has the checksum; never leaves a partial FILE.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 || *url == "" || *sum == "" || *out == "" {
-		fmt.Fprintln(stderr, "release-fetch: -url, -sha256 and -o are required")
-		fs.Usage()
-		return errUsage
+		return cli.Usagef(fs, "-url, -sha256 and -o are required")
 	}
 	res, err := release.Fetch(ctx, *url, *out, *sum)
 	if err != nil {

@@ -18,30 +18,21 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/release"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "release-upload:", err)
-		os.Exit(1)
-	}
+	cli.Main("release-upload", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}, syscall.SIGTERM)
 }
 
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("release-upload", flag.ContinueOnError)
@@ -62,16 +53,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "Usage: release-upload -url URL -secret-file F -product P -version V [-tag T] [-build B] [-revision R] [-commit C] [-log-file F] [-rpms] FILE\n\nStreams FILE to the release API and exits 0 only when the server confirmed its checksum.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 || *url == "" || md.Product == "" || md.Version == "" {
-		fmt.Fprintln(stderr, "release-upload: -url, -product, -version and exactly one FILE are required")
-		fs.Usage()
-		return errUsage
+		return cli.Usagef(fs, "-url, -product, -version and exactly one FILE are required")
 	}
 	showProgress := false
 	switch *progress {

@@ -18,36 +18,26 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"time"
 
+	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/workflow"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "rollout:", err)
-		os.Exit(1)
-	}
+	cli.Main("rollout", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	})
 }
 
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 type options struct {
 	demo           bool
@@ -89,28 +79,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"Upgrades a service on many backends behind a load balancer, canaries first.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	usage := func(format string, a ...any) error {
-		fmt.Fprintf(stderr, "rollout: "+format+"\n", a...)
-		fs.Usage()
-		return errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	switch {
 	case fs.NArg() > 0:
-		return usage("unexpected arguments %q", fs.Args())
+		return cli.Usagef(fs, "unexpected arguments %q", fs.Args())
 	case o.demo == (o.config != ""):
-		return usage("give exactly one of -demo and -config")
+		return cli.Usagef(fs, "give exactly one of -demo and -config")
 	case o.resume && o.retryFailed:
-		return usage("-resume and -retry-failed exclude each other")
+		return cli.Usagef(fs, "-resume and -retry-failed exclude each other")
 	case !o.demo && o.user == "":
-		return usage("-user is required without -demo")
+		return cli.Usagef(fs, "-user is required without -demo")
 	case o.demoCorrupt < 0 || o.demoCorrupt > 8:
-		return usage("-demo-corrupt must be between 1 and 8")
+		return cli.Usagef(fs, "-demo-corrupt must be between 1 and 8")
 	}
 
 	printJournal := !o.demo || o.journal != ""

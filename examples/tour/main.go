@@ -9,32 +9,23 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
+
+	"github.com/opskit/opskit/examples/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "tour:", err)
-		os.Exit(1)
-	}
+	cli.Main("tour", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	})
 }
 
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 // chapter is one package's part of the tour.
 type chapter struct {
@@ -81,16 +72,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "Usage: tour [flags]\n\nRuns every opskit package end to end against in-process fakes.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tour: unexpected arguments %q\n", fs.Args())
-		fs.Usage()
-		return errUsage
+		return cli.Usagef(fs, "unexpected arguments %q", fs.Args())
 	}
 	all := chapters()
 	if *list {
