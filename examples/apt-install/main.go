@@ -23,34 +23,23 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/fleet"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case errors.Is(err, errFailed):
-		os.Exit(1)
-	default:
-		fmt.Fprintln(os.Stderr, "apt-install:", err)
-		os.Exit(1)
-	}
+	cli.Main("apt-install", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	})
 }
 
 var (
-	errUsage  = errors.New("usage")
-	errFailed = errors.New("some hosts failed")
+	errUsage  = cli.ErrUsage                                // the run tests compare with errUsage
+	errFailed = cli.Silent(errors.New("some hosts failed")) // main exits 1; run has printed every host
 )
 
 type line struct {
@@ -81,16 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "Usage: apt-install (-hosts FILE | -host H,... | -local) -user U [flags] PKG...\n\nInstalls packages with apt-get install, answering its prompt.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	usage := func(msg string) error {
-		fmt.Fprintln(stderr, "apt-install:", msg)
-		fs.Usage()
-		return errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	targets := 0
 	for _, set := range []bool{*hostsFile != "", *hostList != "", *local} {
@@ -100,17 +81,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch {
 	case targets != 1:
-		return usage("give exactly one of -hosts, -host and -local")
+		return cli.Usagef(fs, "give exactly one of -hosts, -host and -local")
 	case !*local && *user == "":
-		return usage("-user is required")
+		return cli.Usagef(fs, "-user is required")
 	case fs.NArg() == 0:
-		return usage("no packages given")
+		return cli.Usagef(fs, "no packages given")
 	case *concurrency < 1 || *timeout <= 0:
-		return usage("-concurrency and -timeout must be positive")
+		return cli.Usagef(fs, "-concurrency and -timeout must be positive")
 	}
 	for _, p := range fs.Args() {
 		if strings.HasPrefix(p, "-") {
-			return usage(fmt.Sprintf("package %q looks like an option", p))
+			return cli.Usagef(fs, "package %q looks like an option", p)
 		}
 	}
 	argv := append([]string{*aptGet, "install"}, fs.Args()...)

@@ -27,35 +27,24 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/fleet"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case errors.Is(err, errFailed):
-		os.Exit(1)
-	default:
-		fmt.Fprintln(os.Stderr, "fleet-run:", err)
-		os.Exit(1)
-	}
+	cli.Main("fleet-run", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	})
 }
 
 var (
-	errUsage  = errors.New("usage")
-	errFailed = errors.New("some hosts failed")
+	errUsage  = cli.ErrUsage                                // the run tests compare with errUsage
+	errFailed = cli.Silent(errors.New("some hosts failed")) // main exits 1; run has printed every host
 )
 
 // line is the JSON printed per host.
@@ -89,26 +78,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "Usage: fleet-run (-hosts FILE | -cidr CIDR) -user U [flags] -- CMD...\n\nRuns CMD on every host over SSH and prints one JSON line per host.\nExits 1 when any host failed.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	usage := func(msg string) error {
-		fmt.Fprintln(stderr, "fleet-run:", msg)
-		fs.Usage()
-		return errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	switch {
 	case (*hostsFile == "") == (*cidr == ""):
-		return usage("give exactly one of -hosts and -cidr")
+		return cli.Usagef(fs, "give exactly one of -hosts and -cidr")
 	case *user == "":
-		return usage("-user is required")
+		return cli.Usagef(fs, "-user is required")
 	case fs.NArg() == 0:
-		return usage("no command given after --")
+		return cli.Usagef(fs, "no command given after --")
 	case *concurrency < 1 || *port < 1 || *port > 65535 || *timeout <= 0 || *dialRate < 0:
-		return usage("-concurrency, -port and -timeout must be positive, -dial-rate not negative")
+		return cli.Usagef(fs, "-concurrency, -port and -timeout must be positive, -dial-rate not negative")
 	}
 	cfg := fleet.SSHConfig{
 		User:                  *user,
@@ -131,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *agentSock {
 		cfg.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
 		if cfg.AgentSocket == "" {
-			return usage("-agent needs $SSH_AUTH_SOCK")
+			return cli.Usagef(fs, "-agent needs $SSH_AUTH_SOCK")
 		}
 	}
 	if *passwordFile != "" {
@@ -158,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *cidr != "" {
 		var err error
 		if addrs, err = fleet.ExpandCIDR(*cidr, 0); err != nil {
-			return usage(err.Error())
+			return cli.Usagef(fs, "%v", err)
 		}
 	}
 	ex, err := fleet.NewSSH(cfg)
