@@ -20,36 +20,39 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/fleet/agent"
 	"github.com/opskit/opskit/internal/secret"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case err != nil && !errors.Is(err, context.Canceled):
-		msg := err.Error()
-		if !strings.HasPrefix(msg, "agent: ") {
-			msg = "agent: " + msg
-		}
-		fmt.Fprintln(os.Stderr, msg)
-		os.Exit(1)
-	}
+	cli.Main("agent", func(ctx context.Context) error {
+		return mainError(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	}, syscall.SIGTERM)
 }
 
-var errUsage = errors.New("usage")
+// mainError adapts run's error for cli.Main: a stop by SIGINT or SIGTERM
+// (a cancelled context) is a clean exit, and an error that already starts
+// with "agent: " is not prefixed a second time.
+func mainError(err error) error {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp), errors.Is(err, errUsage):
+		return err
+	case errors.Is(err, context.Canceled):
+		return nil
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), "agent: "); ok {
+		return errors.New(msg)
+	}
+	return err
+}
+
+var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
@@ -71,16 +74,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "Usage: agent [flags]\n\nServes host stats and installs and supervises packages.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "agent: unexpected arguments %q\n", fs.Args())
-		fs.Usage()
-		return errUsage
+		return cli.Usagef(fs, "unexpected arguments %q", fs.Args())
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		fmt.Fprintln(stderr, "agent: -tls-cert and -tls-key go together")
