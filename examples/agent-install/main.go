@@ -15,7 +15,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -55,8 +54,7 @@ type result struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("agent-install", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("agent-install", stderr, "Usage: agent-install [flags] ZIP [-- ARGS...]\n\nInstalls and starts ZIP on each host's agent through SSH.\n\nFlags:\n")
 	var hosts, keys multi
 	fs.Var(&hosts, "host", "`host` ([user@]host[:port]) to install on; repeatable")
 	hostsFile := fs.String("hosts", "", "`file` with one host per line (# comments)")
@@ -69,10 +67,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	binary := fs.String("binary", "", "program to run, a `path` inside the zip (required)")
 	concurrency := fs.Int("concurrency", 10, "hosts installed at once")
 	timeout := fs.Duration("timeout", 10*time.Minute, "time limit per host")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: agent-install [flags] ZIP [-- ARGS...]\n\nInstalls and starts ZIP on each host's agent through SSH.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

@@ -55,8 +55,7 @@ func mainError(err error) error {
 var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("agent", stderr, "Usage: agent [flags]\n\nServes host stats and installs and supervises packages.\n\nFlags:\n")
 	dir := fs.String("dir", "/var/lib/opskit-agent", "package `directory`")
 	socket := fs.String("socket", agent.DefaultSocket, "unix socket `path` (mode 0600)")
 	tcp := fs.String("tcp", "", "listen on this TCP `address` instead of the socket (needs -token-file or TLS)")
@@ -70,10 +69,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	maxLog := fs.Int64("max-log", agent.DefaultMaxLog, "size cap of each program's output log, in `bytes`")
 	startGrace := fs.Duration("start-grace", agent.DefaultStartGrace, "how long a new version must run for an install to succeed")
 	verbose := fs.Bool("v", false, "log debug events")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: agent [flags]\n\nServes host stats and installs and supervises packages.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

@@ -19,7 +19,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -53,8 +52,7 @@ type line struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("apt-install", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("apt-install", stderr, "Usage: apt-install (-hosts FILE | -host H,... | -local) -user U [flags] PKG...\n\nInstalls packages with apt-get install, answering its prompt.\n\nFlags:\n")
 	hostsFile := fs.String("hosts", "", "`file` with one [user@]host[:port] per line (# comments)")
 	hostList := fs.String("host", "", "comma-separated `hosts`")
 	local := fs.Bool("local", false, "run apt-get on this machine instead")
@@ -66,10 +64,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", 10*time.Minute, "per-host `limit` for the whole dialogue")
 	sudo := fs.Bool("sudo", false, "run apt-get through sudo -n")
 	aptGet := fs.String("apt-get", "apt-get", "the apt-get `program` to run")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: apt-install (-hosts FILE | -host H,... | -local) -user U [flags] PKG...\n\nInstalls packages with apt-get install, answering its prompt.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,8 +41,8 @@ func main() {
 var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("auto-version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("auto-version", stderr, "Usage: auto-version [-repo-dir DIR | GitLab flags] [-prefix P] [-bump patch|minor|major|conventional] [-dry-run]\n\n"+
+		"Creates the next semantic-version tag and prints it alone on stdout;\nprints nothing when the commit already carries a version tag.\n\nFlags:\n")
 	repoDir := fs.String("repo-dir", "", "use the local git clone in `DIR` instead of the GitLab API")
 	remote := fs.String("remote", "", "with -repo-dir: read tags from and push the new tag to this `remote` (e.g. origin)")
 	rev := fs.String("rev", "HEAD", "with -repo-dir: the `revision` to tag")
@@ -57,11 +56,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	allowMajor := fs.Bool("allow-major-mismatch", false, "allow v2+ even when go.mod's module path lacks /vN")
 	message := fs.String("message", "", "tag annotation (default \"Release <tag>\")")
 	verbose := fs.Bool("v", false, "log each step (to stderr)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: auto-version [-repo-dir DIR | GitLab flags] [-prefix P] [-bump patch|minor|major|conventional] [-dry-run]\n\n"+
-			"Creates the next semantic-version tag and prints it alone on stdout;\nprints nothing when the commit already carries a version tag.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

@@ -22,7 +22,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -58,8 +57,7 @@ type line struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("fleet-run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("fleet-run", stderr, "Usage: fleet-run (-hosts FILE | -cidr CIDR) -user U [flags] -- CMD...\n\nRuns CMD on every host over SSH and prints one JSON line per host.\nExits 1 when any host failed.\n\nFlags:\n")
 	hostsFile := fs.String("hosts", "", "`file` with one [user@]host[:port] per line (# comments)")
 	cidr := fs.String("cidr", "", "run on the addresses of this `prefix` that answer on -port")
 	user := fs.String("user", "", "login `name` (required)")
@@ -74,10 +72,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	passwordFile := fs.String("password-file", "", "read the login password from this `file`")
 	dialRate := fs.Float64("dial-rate", 0, "start at most this many hosts per `second` (0: no limit)")
 	jump := fs.String("jump", "", "comma-separated jump `hosts`, first hop first (like ssh -J)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: fleet-run (-hosts FILE | -cidr CIDR) -user U [flags] -- CMD...\n\nRuns CMD on every host over SSH and prints one JSON line per host.\nExits 1 when any host failed.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

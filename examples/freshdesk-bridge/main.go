@@ -17,7 +17,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,8 +41,9 @@ func main() {
 var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("freshdesk-bridge", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("freshdesk-bridge", stderr, "Usage: freshdesk-bridge -freshdesk-url URL -gitlab-url URL -project P [flags]\n\n"+
+		"Serves POST /escalate/{ticketID} (Authorization: Bearer <token>) and copies the ticket\n"+
+		"into a GitLab issue; -escalate N does it once from the command line.\n\nFlags:\n")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen `address` for POST /escalate/{ticketID}")
 	fdURL := fs.String("freshdesk-url", "", "help desk `URL`, e.g. https://acme.freshdesk.com (required)")
 	fdKeyFile := fs.String("freshdesk-key-file", "", "`file` holding the Freshdesk API key (default: $FRESHDESK_API_KEY)")
@@ -59,12 +59,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	parallel := fs.Int("parallel", 4, "attachments copied at `once`")
 	escalate := fs.Int64("escalate", 0, "escalate this `ticket` once, print JSON and exit instead of serving")
 	verbose := fs.Bool("v", false, "log progress to stderr")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: freshdesk-bridge -freshdesk-url URL -gitlab-url URL -project P [flags]\n\n"+
-			"Serves POST /escalate/{ticketID} (Authorization: Bearer <token>) and copies the ticket\n"+
-			"into a GitLab issue; -escalate N does it once from the command line.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

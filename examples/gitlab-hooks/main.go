@@ -19,7 +19,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -69,8 +68,8 @@ func readSecret(file, env, what string) (string, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("gitlab-hooks", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("gitlab-hooks", stderr, "Usage: gitlab-hooks -gitlab-url URL -token-file F -secret-file F [flags]\n\n"+
+		"Receives GitLab webhooks: warns on MRs with mismatched versions and moves linked issues across the board.\n\nFlags:\n")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen on this `address`")
 	gitlabURL := fs.String("gitlab-url", "", "GitLab base `URL`, e.g. https://gitlab.example.com (required)")
 	tokenFile := fs.String("token-file", "", "`file` holding the GitLab API token (default $GITLAB_TOKEN)")
@@ -83,11 +82,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	reopen := fs.Bool("reopen-on-merge", false, "reopen at To Test the issues GitLab closes when an MR merges")
 	backwards := fs.Bool("allow-backwards", false, "let events move issues to an earlier state")
 	workers := fs.Int("workers", 8, "deliveries handled at once")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gitlab-hooks -gitlab-url URL -token-file F -secret-file F [flags]\n\n"+
-			"Receives GitLab webhooks: warns on MRs with mismatched versions and moves linked issues across the board.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

@@ -28,7 +28,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -69,8 +68,10 @@ type config struct {
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
-	fs := flag.NewFlagSet("race-report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("race-report", stderr, "Usage: race-report [-dry-run] [-json] [GitLab flags] LOG...\n\n"+
+		"Finds Go race-detector reports in LOGs (\"-\" is stdin, .gz is read compressed)\n"+
+		"and files one GitLab issue per race, or comments on the one already filed.\n"+
+		"The token comes from -token-file or $GITLAB_TOKEN, never from a flag value.\n\nFlags:\n")
 	host, _ := os.Hostname()
 	fs.BoolVar(&c.dryRun, "dry-run", false, "print the reports; file nothing")
 	fs.BoolVar(&c.jsonOut, "json", false, "print JSON: one object per report (with -dry-run) or per filed race")
@@ -85,13 +86,6 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.runID, "run-id", "", "`ID` of this run; a comment with the same ID is not added twice (default: UTC date, host and log paths)")
 	fs.StringVar(&c.startMarker, "start-marker", racelog.DefaultStartMarker, "line that starts a report")
 	fs.StringVar(&c.endMarker, "end-marker", racelog.DefaultEndMarker, "line that ends a report")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: race-report [-dry-run] [-json] [GitLab flags] LOG...\n\n"+
-			"Finds Go race-detector reports in LOGs (\"-\" is stdin, .gz is read compressed)\n"+
-			"and files one GitLab issue per race, or comments on the one already filed.\n"+
-			"The token comes from -token-file or $GITLAB_TOKEN, never from a flag value.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return c, err
 	}

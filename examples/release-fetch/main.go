@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,15 +30,10 @@ func main() {
 var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("release-fetch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("release-fetch", stderr, "Usage: release-fetch -url URL -sha256 HEX -o FILE\n\nDownloads URL to FILE unless FILE already has the checksum; never leaves a partial FILE.\n\nFlags:\n")
 	url := fs.String("url", "", "download from `URL` (required)")
 	sum := fs.String("sha256", "", "the expected SHA-256 in `HEX` (required)")
 	out := fs.String("o", "", "write to `FILE` (required)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: release-fetch -url URL -sha256 HEX -o FILE\n\nDownloads URL to FILE unless FILE already has the checksum; never leaves a partial FILE.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

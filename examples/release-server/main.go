@@ -18,7 +18,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,8 +41,7 @@ func main() {
 var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("release-server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("release-server", stderr, "Usage: release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES]\n\nServes the release API: POST /release, GET /releases/<product>/<version>/release.tgz.\n\nFlags:\n")
 	dir := fs.String("dir", "", "store releases under `DIR` (required; must exist)")
 	secretFile := fs.String("secret-file", "", "read accepted secrets from `FILE`, one per line (default: $RELEASE_SECRET)")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen on `host:port`")
@@ -52,10 +50,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	maxSize := fs.Int64("max-size", release.DefaultMaxSize, "refuse tarballs larger than `BYTES` (413)")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	files := fs.Bool("files", true, "serve stored releases read-only, without a secret, at GET /releases/ (for release-fetch)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES]\n\nServes the release API: POST /release, GET /releases/<product>/<version>/release.tgz.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

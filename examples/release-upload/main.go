@@ -14,7 +14,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -35,8 +34,7 @@ func main() {
 var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("release-upload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("release-upload", stderr, "Usage: release-upload -url URL -secret-file F -product P -version V [-tag T] [-build B] [-revision R] [-commit C] [-log-file F] [-rpms] FILE\n\nStreams FILE to the release API and exits 0 only when the server confirmed its checksum.\n\nFlags:\n")
 	url := fs.String("url", "", "the release API `URL`, e.g. http://updates:8080/release (required)")
 	secretFile := fs.String("secret-file", "", "read the secret from `FILE` (default: $RELEASE_SECRET)")
 	var md release.Metadata
@@ -49,10 +47,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logFile := fs.String("log-file", "", "read the changelog from `FILE`")
 	fs.BoolVar(&md.RPMs, "rpms", false, "the release carries RPM packages")
 	progress := fs.String("progress", "auto", "progress line on stderr: auto (on a terminal), always or never")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: release-upload -url URL -secret-file F -product P -version V [-tag T] [-build B] [-revision R] [-commit C] [-log-file F] [-rpms] FILE\n\nStreams FILE to the release API and exits 0 only when the server confirmed its checksum.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

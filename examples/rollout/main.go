@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -57,8 +56,8 @@ type options struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rollout", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("rollout", stderr, "Usage:\n  rollout -demo [flags]\n  rollout -config FILE -user U [-key F] [-known-hosts F] [flags]\n\n"+
+		"Upgrades a service on many backends behind a load balancer, canaries first.\n\nFlags:\n")
 	var o options
 	fs.BoolVar(&o.demo, "demo", false, "run on 8 local backends and an in-process load balancer, on loopback")
 	fs.IntVar(&o.demoCorrupt, "demo-corrupt", 0, "with -demo, corrupt the copy to backend `N` (1-8), to show a tolerated failure")
@@ -74,11 +73,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.key, "key", "", "SSH private key `file` (passphrase, if any, from $ROLLOUT_KEY_PASSPHRASE; without -key, ssh-agent via $SSH_AUTH_SOCK)")
 	fs.StringVar(&o.knownHosts, "known-hosts", "", "known_hosts `file`; default ~/.ssh/known_hosts")
 	fs.IntVar(&o.sshPort, "ssh-port", 22, "SSH port of the backends")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage:\n  rollout -demo [flags]\n  rollout -config FILE -user U [-key F] [-known-hosts F] [flags]\n\n"+
-			"Upgrades a service on many backends behind a load balancer, canaries first.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -63,15 +62,10 @@ func (n *narrator) Say(format string, args ...any) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tour", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("tour", stderr, "Usage: tour [flags]\n\nRuns every opskit package end to end against in-process fakes.\n\nFlags:\n")
 	only := fs.String("chapter", "", "run only the chapter with this `name` (see -list)")
 	list := fs.Bool("list", false, "list the chapters and exit")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: tour [flags]\n\nRuns every opskit package end to end against in-process fakes.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

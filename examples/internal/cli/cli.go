@@ -14,8 +14,7 @@
 //	}
 //
 //	func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-//		fs := flag.NewFlagSet("tour", flag.ContinueOnError)
-//		fs.SetOutput(stderr)
+//		fs := cli.NewFlagSet("tour", stderr, "Usage: tour [flags]\n\nFlags:\n")
 //		if err := cli.Parse(fs, args); err != nil {
 //			return err
 //		}
@@ -95,6 +94,20 @@ func Silent(err error) error {
 type silentError struct{ error }
 
 func (e silentError) Unwrap() error { return e.error }
+
+// NewFlagSet returns a flag set called name that returns its errors
+// (flag.ContinueOnError) and writes to output. Its Usage prints usage as it
+// is, then the flags with their defaults; usage, as a program's help
+// conventionally does, ends with "Flags:" and a newline.
+func NewFlagSet(name string, output io.Writer, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.Usage = func() {
+		io.WriteString(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
 
 // Parse parses args into fs, which must use flag.ContinueOnError. It returns
 // nil, [flag.ErrHelp] when -h or -help was given (fs has printed its usage),

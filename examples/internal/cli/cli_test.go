@@ -104,3 +104,22 @@ func TestUsagefNoArgs(t *testing.T) {
 		t.Errorf("Usagef printed %q; want %q", got, want)
 	}
 }
+
+func TestNewFlagSet(t *testing.T) {
+	var out bytes.Buffer
+	fs := NewFlagSet("prog", &out, "Usage: prog [-v]\n\n100% plain text\n\nFlags:\n")
+	fs.Bool("v", false, "be verbose")
+	if err := Parse(fs, []string{"-h"}); err != flag.ErrHelp {
+		t.Errorf("Parse(-h) = %v; want flag.ErrHelp", err)
+	}
+	want := "Usage: prog [-v]\n\n100% plain text\n\nFlags:\n  -v\tbe verbose\n"
+	if got := out.String(); got != want {
+		t.Errorf("-h printed %q; want %q", got, want)
+	}
+	if err := Parse(fs, []string{"-x"}); err != ErrUsage {
+		t.Errorf("Parse(-x) = %v; want ErrUsage", err)
+	}
+	if fs.Name() != "prog" || fs.ErrorHandling() != flag.ContinueOnError {
+		t.Errorf("NewFlagSet = %q, %v; want \"prog\", ContinueOnError", fs.Name(), fs.ErrorHandling())
+	}
+}
