@@ -1013,3 +1013,41 @@ func TestCloseEndsLatencyWaits(t *testing.T) {
 	<-done
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 }
+
+// TestTagListCacheFollowsChanges checks that the cached tag order (which
+// keeps paging through many tags cheap) never serves a stale list.
+func TestTagListCacheFollowsChanges(t *testing.T) {
+	srv, c := newProject(t)
+	first := srv.SetFile(7, "main", "a", []byte("1"))
+	srv.AddTag(7, gitlabtest.Tag{Name: "v1.0.0", Commit: first.SHA})
+	srv.AddTag(7, gitlabtest.Tag{Name: "v1.1.0", Commit: first.SHA})
+	names := func(opt *gitlab.ListTagsOptions) []string {
+		t.Helper()
+		ts, _, err := c.Tags.ListTags(7, opt)
+		require.NoError(t, err)
+		out := []string{}
+		for _, x := range ts {
+			out = append(out, x.Name)
+		}
+		return out
+	}
+	byVersion := &gitlab.ListTagsOptions{OrderBy: gitlab.Ptr("version")}
+	assert.Equal(t, []string{"v1.1.0", "v1.0.0"}, names(byVersion))
+
+	srv.AddTag(7, gitlabtest.Tag{Name: "v1.2.0", Commit: first.SHA})
+	assert.Equal(t, []string{"v1.2.0", "v1.1.0", "v1.0.0"}, names(byVersion), "a seeded tag shows up")
+
+	_, _, err := c.Tags.CreateTag(7, &gitlab.CreateTagOptions{TagName: gitlab.Ptr("v2.0.0"), Ref: gitlab.Ptr("main")})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"v2.0.0", "v1.2.0", "v1.1.0", "v1.0.0"}, names(byVersion), "a created tag shows up")
+	assert.Equal(t, []string{"v1.0.0", "v1.1.0", "v1.2.0"}, names(&gitlab.ListTagsOptions{
+		OrderBy: gitlab.Ptr("version"), Sort: gitlab.Ptr("asc"), Search: gitlab.Ptr("^v1"),
+	}), "each order/search has its own entry")
+
+	_, err = c.Tags.DeleteTag(7, "v1.2.0")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"v2.0.0", "v1.1.0", "v1.0.0"}, names(byVersion), "a deleted tag is gone")
+	assert.Equal(t, []string{"v1.0.0", "v1.1.0"}, names(&gitlab.ListTagsOptions{
+		OrderBy: gitlab.Ptr("version"), Sort: gitlab.Ptr("asc"), Search: gitlab.Ptr("^v1"),
+	}))
+}

@@ -53,3 +53,29 @@ func BenchmarkCreateNote(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkListTagsPaged pages through 20,000 tags 100 at a time (semtag's
+// worst case); after the first page the sorted order comes from a cache.
+func BenchmarkListTagsPaged(b *testing.B) {
+	srv := gitlabtest.New()
+	defer srv.Close()
+	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+	c := srv.SetFile(7, "main", "a", []byte("a"))
+	for i := range 20000 {
+		srv.AddTag(7, gitlabtest.Tag{Name: fmt.Sprintf("v1.%d.%d", i/100, i%100), Commit: c.SHA})
+	}
+	b.ReportAllocs()
+	page := 0
+	for b.Loop() {
+		page = page%200 + 1
+		req := httptest.NewRequest(http.MethodGet, fmt.Sprintf("/api/v4/projects/7/repository/tags?search=%%5Ev1.&order_by=version&per_page=100&page=%d", page), nil)
+		req.Header.Set("Private-Token", srv.Token())
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code)
+		}
+		b.SetBytes(int64(rec.Body.Len()))
+	}
+	srv.ResetRequests()
+}

@@ -988,7 +988,7 @@ func (s *Server) routeTags(w http.ResponseWriter, a *apiRequest, p *project, m s
 	case get:
 		writeJSON(w, http.StatusOK, s.tagJSON(p, t))
 	case del:
-		delete(p.tags, name)
+		p.deleteTag(name)
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
@@ -996,17 +996,25 @@ func (s *Server) routeTags(w http.ResponseWriter, a *apiRequest, p *project, m s
 }
 
 func (s *Server) listTags(w http.ResponseWriter, a *apiRequest, p *project) {
-	search := a.get("search")
-	var out []*Tag
+	writeList(s, w, a, s.sortedTags(p, a.get("order_by"), a.get("sort"), a.get("search")), func(t *Tag) any { return s.tagJSON(p, t) })
+}
+
+// sortedTags returns the project's tags matching search in GitLab's order
+// (order_by updated, the default, name or version; sort desc unless "asc"),
+// cached until the tags change. Callers must not modify the slice.
+func (s *Server) sortedTags(p *project, orderBy, sortDir, search string) []*Tag {
+	if orderBy == "" {
+		orderBy = "updated"
+	}
+	key := orderBy + "\x00" + sortDir + "\x00" + search
+	if out, ok := p.tagOrder[key]; ok {
+		return out
+	}
+	out := []*Tag{}
 	for _, t := range p.tags {
 		if search == "" || matchSearch(t.Name, search) {
 			out = append(out, t)
 		}
-	}
-	asc := a.get("sort") == "asc"
-	orderBy := a.get("order_by")
-	if orderBy == "" {
-		orderBy = "updated"
 	}
 	cmp := func(x, y *Tag) int {
 		switch orderBy {
@@ -1022,6 +1030,7 @@ func (s *Server) listTags(w http.ResponseWriter, a *apiRequest, p *project) {
 			return strings.Compare(x.Name, y.Name)
 		}
 	}
+	asc := sortDir == "asc"
 	slices.SortStableFunc(out, func(x, y *Tag) int {
 		c := cmp(x, y)
 		if c == 0 {
@@ -1032,7 +1041,11 @@ func (s *Server) listTags(w http.ResponseWriter, a *apiRequest, p *project) {
 		}
 		return -c
 	})
-	writeList(s, w, a, out, func(t *Tag) any { return s.tagJSON(p, t) })
+	if p.tagOrder == nil {
+		p.tagOrder = map[string][]*Tag{}
+	}
+	p.tagOrder[key] = out
+	return out
 }
 
 // compareVersions orders names like `git tag --sort=version:refname`:
@@ -1097,7 +1110,7 @@ func (s *Server) createTag(w http.ResponseWriter, a *apiRequest, p *project) {
 		return
 	}
 	t := newTag(name, c.SHA, a.get("message"), s.cfg.clock())
-	p.tags[name] = t
+	p.setTag(t)
 	s.fireTag(p, t, a.user.ID)
 	writeJSON(w, http.StatusCreated, s.tagJSON(p, t))
 }

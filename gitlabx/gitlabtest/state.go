@@ -127,6 +127,16 @@ type Tag struct {
 	CreatedAt time.Time
 }
 
+func (p *project) setTag(t *Tag) {
+	p.tags[t.Name] = t
+	p.tagOrder = nil
+}
+
+func (p *project) deleteTag(name string) {
+	delete(p.tags, name)
+	p.tagOrder = nil
+}
+
 func newTag(name, commit, message string, at time.Time) *Tag {
 	t := &Tag{Name: name, Commit: commit, Target: commit, Message: message, CreatedAt: at}
 	if message != "" {
@@ -174,6 +184,9 @@ type project struct {
 	branches map[string]string
 	commits  map[string]*commitObj
 	tags     map[string]*Tag
+	// tagOrder caches sorted tag lists by "order_by sort search", so
+	// paging through many tags sorts once; any tag change clears it.
+	tagOrder map[string][]*Tag
 	uploads  []*Upload
 	nextIID  int64
 	nextMR   int64
@@ -509,7 +522,7 @@ func (s *Server) AddTag(project int64, t Tag) Tag {
 	}
 	nt := newTag(t.Name, sha, t.Message, at)
 	nt.Protected = t.Protected
-	p.tags[t.Name] = nt
+	p.setTag(nt)
 	return *nt
 }
 
