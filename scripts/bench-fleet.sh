@@ -6,6 +6,9 @@
 # (curve25519-sha256), cipher (aes128-gcm@openssh.com) and host-key type
 # (ssh-ed25519), enforced by the server. They run interleaved, ROUNDS
 # times each, and the medians give the wall-time ratio opskit/pssh.
+# A third client, the barest x/crypto/ssh loop (scripts/bench-fleet-bare),
+# runs in each round too: its ratio to pssh is the floor any Go client can
+# reach against this sshd on this machine.
 # Then 1,000 targets through opskit, and a second command over pooled
 # connections (Go benchmark BenchmarkSSHDFanOut).
 # Knobs: ROUNDS=3 N=200 BIG=1000 (0 skips) PAR=50 GOBENCH=1 (0 skips) BENCHTIME=3x
@@ -82,6 +85,7 @@ pub=$(cut -d' ' -f1,2 "$work/host_ed25519.pub")
 sed -E "s|^([0-9.]+):([0-9]+)$|[\1]:\2 $pub|" "$work/hosts-all" > "$work/known_hosts"
 
 go build -o "$work/fleet-run" ./examples/fleet-run
+go build -o "$work/bare" ./scripts/bench-fleet-bare
 ssh_opts=(-O "UserKnownHostsFile=$work/known_hosts" -O StrictHostKeyChecking=yes -O BatchMode=yes
 	-O "IdentityFile=$work/id_ed25519" -O IdentitiesOnly=yes -O ControlMaster=no -O ControlPath=none
 	-O KexAlgorithms=curve25519-sha256 -O Ciphers=aes128-gcm@openssh.com -O HostKeyAlgorithms=ssh-ed25519)
@@ -91,6 +95,10 @@ ssh_opts=(-O "UserKnownHostsFile=$work/known_hosts" -O StrictHostKeyChecking=yes
 opskit() {
 	/usr/bin/time -f '%U %S' -o "$work/cpu" "$work/fleet-run" -hosts "$1" -user "$user" -key "$work/id_ed25519" -known-hosts "$work/known_hosts" \
 		-concurrency "$PAR" -timeout 120s -- uname -a > "$work/opskit.out" 2>"$work/opskit.err"
+}
+bare() { # the barest x/crypto/ssh fan-out: the floor a Go client can reach
+	/usr/bin/time -f '%U %S' -o "$work/cpu" "$work/bare" -hosts "$1" -user "$user" -key "$work/id_ed25519" -known-hosts "$work/known_hosts" \
+		-concurrency "$PAR" -- uname -a > "$work/bare.out" 2>&1
 }
 pssh() {
 	rm -rf "$work/pssh.out"
@@ -105,19 +113,23 @@ sshd_cpu() { awk -v t="$tck" '{print ($16 + $17) / t}' "/proc/$sshd_pid/stat"; }
 
 echo "bench-fleet: uname -a on $N targets (127.0.0.2..), one sshd on loopback, parallelism $PAR, $ROUNDS interleaved rounds"
 echo "bench-fleet: machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-o=(); p=(); oc=(); pc=()
+o=(); p=(); x=(); oc=(); pc=()
 for r in $(seq "$ROUNDS"); do
 	s0=$(sshd_cpu); to=$(timeit opskit "$work/hosts"); co=$(cpu); s1=$(sshd_cpu)
 	ok=$(grep -c '"exit_code":0' "$work/opskit.out" || true)
 	tp=$(timeit pssh "$work/hosts"); cp=$(cpu); s2=$(sshd_cpu)
 	okp=$(grep -c SUCCESS "$work/pssh.log" || true)
-	printf '  round %d: opskit %.2fs wall, CPU client %.2fs sshd %.2fs (%d/%d ok)   pssh %.2fs wall, CPU client %.2fs sshd %.2fs (%d/%d ok)\n' \
-		"$r" "$to" "$co" "$(echo "$s1 - $s0" | bc -l)" "$ok" "$N" "$tp" "$cp" "$(echo "$s2 - $s1" | bc -l)" "$okp" "$N"
-	o+=("$to"); p+=("$tp"); oc+=("$co"); pc+=("$cp")
+	tx=$(timeit bare "$work/hosts"); cx=$(cpu); s3=$(sshd_cpu)
+	printf '  round %d: opskit %.2fs wall, CPU client %.2fs sshd %.2fs (%d/%d ok)   pssh %.2fs wall, CPU client %.2fs sshd %.2fs (%d/%d ok)   bare x/crypto %.2fs wall, CPU client %.2fs sshd %.2fs (%s)\n' \
+		"$r" "$to" "$co" "$(echo "$s1 - $s0" | bc -l)" "$ok" "$N" "$tp" "$cp" "$(echo "$s2 - $s1" | bc -l)" "$okp" "$N" \
+		"$tx" "$cx" "$(echo "$s3 - $s2" | bc -l)" "$(cat "$work/bare.out")"
+	o+=("$to"); p+=("$tp"); x+=("$tx"); oc+=("$co"); pc+=("$cp")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 mo=$(median "${o[@]}"); mp=$(median "${p[@]}")
 printf 'bench-fleet: median wall time: opskit %.2fs, pssh %.2fs, ratio opskit/pssh = %.2f (goal <= 0.60)\n' "$mo" "$mp" "$(echo "$mo / $mp" | bc -l)"
+mx=$(median "${x[@]}")
+printf 'bench-fleet: median wall time: bare x/crypto/ssh loop %.2fs, ratio bare/pssh = %.2f (the floor a Go client reaches against this sshd), opskit/bare = %.2f\n' "$mx" "$(echo "$mx / $mp" | bc -l)" "$(echo "$mo / $mx" | bc -l)"
 mco=$(median "${oc[@]}"); mcp=$(median "${pc[@]}")
 printf 'bench-fleet: median client CPU: opskit %.2fs, pssh+ssh %.2fs, ratio %.2f (the rest of the wall time is sshd)\n' "$mco" "$mcp" "$(echo "$mco / $mcp" | bc -l)"
 
