@@ -68,4 +68,7 @@
 // client-go v1.46.0, compare answers with GitLab's documented examples
 // (testdata/api) and payloads with the recorded webhooks in
 // internal/fixtures; `make bench-gitlabtest` runs its benchmarks.
+//
+// TestVersionSource checks a gitlabx.VersionSource of your own against the
+// contract gitlabx.VersionCheck relies on.
 package gitlabtest
