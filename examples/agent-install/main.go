@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Usagef(fs, "-name and -binary are required")
 	}
 	if *hostsFile != "" {
-		hs, err := readHosts(*hostsFile)
+		hs, err := cli.ReadHosts(*hostsFile)
 		if err != nil {
 			return err
 		}
@@ -145,13 +145,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: %d of %d", errFailed, n, len(hosts))
 	}
 	return nil
-}
-
-func readHosts(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return fleet.ParseHosts(f)
 }

@@ -193,14 +193,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// readHosts reads a hosts file (see fleet.ParseHosts).
+// readHosts reads a hosts file and insists on at least one host.
 func readHosts(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	hosts, err := fleet.ParseHosts(f)
+	hosts, err := cli.ReadHosts(path)
 	if err == nil && len(hosts) == 0 {
 		err = fmt.Errorf("%s: no hosts", path)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -121,5 +123,25 @@ func TestNewFlagSet(t *testing.T) {
 	}
 	if fs.Name() != "prog" || fs.ErrorHandling() != flag.ContinueOnError {
 		t.Errorf("NewFlagSet = %q, %v; want \"prog\", ContinueOnError", fs.Name(), fs.ErrorHandling())
+	}
+}
+
+func TestReadHosts(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hosts")
+	if err := os.WriteFile(path, []byte("# web tier\nweb1\nweb2:2222\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadHosts(path)
+	if err != nil || len(got) != 2 || got[0] != "web1" || got[1] != "web2:2222" {
+		t.Errorf("ReadHosts(%s) = %q, %v; want [web1 web2:2222]", path, got, err)
+	}
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	if got, err := ReadHosts(empty); err != nil || len(got) != 0 {
+		t.Errorf("ReadHosts(empty file) = %q, %v; want no hosts and no error", got, err)
+	}
+	if _, err := ReadHosts(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ReadHosts(missing) error = %v; want os.ErrNotExist", err)
 	}
 }
