@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/opskit/opskit/internal/atomicfile"
 )
 
 // demo is the -demo world on loopback: backends that serve their installed
@@ -103,28 +105,23 @@ func (d *demo) Push(ctx context.Context, host, src, dst, sum string) error {
 		return err
 	}
 	defer in.Close()
-	tmp := b.binary() + ".new"
-	out, err := os.Create(tmp)
+	out, err := atomicfile.Create(b.binary(), 0o644)
 	if err != nil {
 		return err
 	}
+	defer out.Abort() // a no-op once committed
 	h := sha256.New()
 	var w io.Writer = io.MultiWriter(out, h)
 	if host == d.corrupt {
 		w = &flipFirst{w: w} // a transfer that goes wrong
 	}
-	_, err = io.Copy(w, in)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && hex.EncodeToString(h.Sum(nil)) != sum {
-		err = fmt.Errorf("checksum mismatch: got %s, want %s", hex.EncodeToString(h.Sum(nil))[:12], sum[:12])
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if _, err := io.Copy(w, in); err != nil {
 		return err
 	}
-	return os.Rename(tmp, b.binary())
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		return fmt.Errorf("checksum mismatch: got %s, want %s", got[:12], sum[:12])
+	}
+	return out.Commit()
 }
 
 type flipFirst struct {
