@@ -56,3 +56,10 @@ ci: ## what CI runs
 	bash .ci/run
 
 -include mk/*.mk
+
+.PHONY: consumer vulncheck
+consumer: ## a throwaway module importing every public package next to client-go and grpc: tidy, build, vet
+	bash scripts/check-consumer.sh
+
+vulncheck: ## govulncheck over the module (needs the Go vulnerability database)
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@v1.9.0 ./...
