@@ -38,8 +38,12 @@
 // The issue's description starts with the hidden line
 // <!-- opskit:freshdesk-ticket=N --> and every copied conversation's note
 // with <!-- opskit:freshdesk-conversation=N -->. Escalate finds the issue by
-// that marker (or by the optional custom field) and skips conversations whose
-// marker is already on a note. GitLab writes are not retried after a 5xx or a
+// the optional custom field, or else by that marker, and skips conversations
+// whose marker is already on a note. Markers count only in issues and notes
+// that the bridge's own GitLab user wrote (learned once from GET /user):
+// anyone in the project can paste a marker, and a planted one is ignored
+// (the bridge creates its own issue and copies the conversation anyway).
+// GitLab writes are not retried after a 5xx or a
 // broken connection (only after a 429), so a write that may have happened is
 // settled by the next run, which looks before it writes. Escalations of one
 // ticket are serialized within a Bridge.
