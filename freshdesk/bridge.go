@@ -66,6 +66,9 @@ type BridgeConfig struct {
 	// EscalateTimeout bounds one escalation started by Handler, which goes
 	// on if the browser disconnects. 0 means 10 minutes.
 	EscalateTimeout time.Duration
+	// Sync configures what tickets hear back when their issues move; it is
+	// used by Register, HandleIssue and HandleNote.
+	Sync SyncConfig
 	// Logger receives progress and failures; nil discards.
 	Logger *slog.Logger
 }
@@ -81,6 +84,7 @@ type Bridge struct {
 
 	selfMu sync.Mutex
 	selfID int64 // the GitLab user of cfg.GitLab, learned once from GET /user
+	tmpl   syncTemplates
 }
 
 // Escalation is the outcome of Bridge.Escalate.
@@ -128,7 +132,11 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Bridge{cfg: cfg, pid: pid, proj: cfg.Project, logger: l}, nil
+	tmpl, err := parseSyncTemplates(cfg.Sync)
+	if err != nil {
+		return nil, err
+	}
+	return &Bridge{cfg: cfg, pid: pid, proj: cfg.Project, logger: l, tmpl: tmpl}, nil
 }
 
 // Escalate brings the GitLab issue of a ticket up to date, creating it on
@@ -344,13 +352,19 @@ func (b *Bridge) copiedConversations(ctx context.Context, iid int64) (map[int64]
 	}
 }
 
-// isOwnNote reports whether c is a note the bridge wrote on the ticket.
+// isOwnNote reports whether c is a note or reply the bridge wrote on the
+// ticket: a private note that starts with BridgePrefix, or a public reply
+// that carries the bridge's sync reference line.
 func (b *Bridge) isOwnNote(c Conversation) bool {
-	if c.Incoming || !c.Private {
+	if c.Incoming {
 		return false
 	}
 	if b.cfg.AgentID != 0 && c.UserID != b.cfg.AgentID {
 		return false
+	}
+	if !c.Private {
+		const tag = BridgePrefix + " ref " + SyncRefPrefix
+		return strings.Contains(c.BodyText, tag) || strings.Contains(htmlText(c.Body), tag)
 	}
 	return strings.HasPrefix(strings.TrimSpace(c.BodyText), BridgePrefix) ||
 		strings.HasPrefix(strings.TrimSpace(htmlText(c.Body)), BridgePrefix)

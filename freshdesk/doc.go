@@ -48,6 +48,28 @@
 // settled by the next run, which looks before it writes. Escalations of one
 // ticket are serialized within a Bridge.
 //
+// # Status sync back
+//
+// Bridge.Register puts the bridge on a gitlabx.Hooks receiver for issue and
+// comment events, so the ticket hears when its issue moves (SyncConfig):
+//
+//   - closed: a private note, or with CloseReply a public reply to the
+//     requester, from an html/template (CloseTemplate), and the optional
+//     CloseStatus (e.g. StatusResolved);
+//   - reopened: a private note (ReopenTemplate) and the status back to
+//     ReopenStatus (StatusOpen by default);
+//   - a comment whose text starts with NotePrefix ("/customer" by default)
+//     is copied, without the prefix, as a private note; internal comments
+//     and comments without the prefix stay in GitLab.
+//
+// Only issues the bridge escalated count: the ticket marker must be in an
+// issue the bridge's own user wrote, or the ticket's custom field must name
+// the issue; a planted marker syncs nothing. Nothing loops: comments by the
+// bridge's own GitLab user are never copied to the ticket, and the bridge's
+// notes and replies on the ticket are never copied to GitLab. Every action
+// leaves a reference (SyncRefPrefix) on the ticket and looks for it first,
+// so a redelivered event, after a restart too, changes nothing.
+//
 // # Testing
 //
 // The package freshdesk/freshdesktest is an in-memory Freshdesk API v2
