@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"html/template"
+	"io"
 	"log/slog"
 	"regexp"
 	"strconv"
@@ -25,7 +26,9 @@ type SyncConfig struct {
 	// DefaultCloseTemplate, or DefaultCloseReplyTemplate with CloseReply.
 	CloseTemplate string
 	// CloseReply sends the close message as a public reply to the
-	// requester instead of a private note.
+	// requester instead of a private note. The reply ends with a small
+	// reference line ("[gitlab-bridge] ref gitlab-sync:...") by which the
+	// bridge recognises it.
 	CloseReply bool
 	// CloseStatus, if not 0, is the status the ticket gets when its issue is
 	// closed, e.g. StatusResolved.
@@ -37,8 +40,9 @@ type SyncConfig struct {
 	// reopened. 0 means StatusOpen; -1 leaves the status alone.
 	ReopenStatus int
 	// NotePrefix marks the GitLab comments that are copied to the ticket as
-	// private notes: a comment whose text starts with it (e.g. "/customer
-	// The fix ships in 5.2.1") is copied without the prefix. Internal
+	// private notes: a comment whose text starts with it, followed by a
+	// space or a line break (e.g. "/customer The fix ships in 5.2.1"), is
+	// copied without the prefix. Internal
 	// comments and the bridge's own notes are never copied. "" means
 	// DefaultNotePrefix.
 	NotePrefix string
@@ -91,6 +95,13 @@ func parseSyncTemplates(c SyncConfig) (syncTemplates, error) {
 		return t, fmt.Errorf("%w: CloseTemplate: %v", ErrConfig, err)
 	}
 	if t.reopen, err = template.New("reopen").Parse(reopenSrc); err != nil {
+		return t, fmt.Errorf("%w: ReopenTemplate: %v", ErrConfig, err)
+	}
+	// A field that SyncData lacks fails only when executed: find it now.
+	if err := t.close.Execute(io.Discard, SyncData{}); err != nil {
+		return t, fmt.Errorf("%w: CloseTemplate: %v", ErrConfig, err)
+	}
+	if err := t.reopen.Execute(io.Discard, SyncData{}); err != nil {
 		return t, fmt.Errorf("%w: ReopenTemplate: %v", ErrConfig, err)
 	}
 	return t, nil
@@ -198,7 +209,7 @@ func (b *Bridge) HandleNote(ctx context.Context, ev gitlabx.NoteEvent) error {
 		return nil
 	}
 	a := e.ObjectAttributes
-	if a.System || !strings.HasPrefix(strings.TrimSpace(a.Note), b.notePrefix()) ||
+	if _, ok := b.cutNotePrefix(a.Note); a.System || !ok ||
 		!b.ownProject(e.ProjectID, e.Project.PathWithNamespace) {
 		return nil
 	}
@@ -225,7 +236,7 @@ func (b *Bridge) HandleNote(ctx context.Context, ev gitlabx.NoteEvent) error {
 	if err != nil {
 		return fmt.Errorf("freshdesk: sync note %d: %w", a.ID, err)
 	}
-	text, ok := strings.CutPrefix(strings.TrimSpace(n.Body), b.notePrefix())
+	text, ok := b.cutNotePrefix(n.Body)
 	if !ok || n.System || n.Internal || n.Author.ID == self {
 		return nil
 	}
@@ -242,7 +253,7 @@ func (b *Bridge) HandleNote(ctx context.Context, ev gitlabx.NoteEvent) error {
 	var body strings.Builder
 	fmt.Fprintf(&body, `<div>%s %s commented on <a href="%s">GitLab issue #%d</a>:</div>`,
 		BridgePrefix, html.EscapeString(who), html.EscapeString(issueURL), e.Issue.IID)
-	body.WriteString(`<div>` + strings.ReplaceAll(html.EscapeString(strings.TrimSpace(text)), "\n", "<br>") + `</div>`)
+	body.WriteString(`<div>` + strings.ReplaceAll(html.EscapeString(text), "\n", "<br>") + `</div>`)
 	body.WriteString(`<div>ref ` + ref + `</div>`)
 	if _, err := b.cfg.Freshdesk.CreateNote(ctx, ticketID, Note{Body: body.String()}); err != nil {
 		return fmt.Errorf("freshdesk: sync note %d: ticket %d: %w", n.ID, ticketID, err)
@@ -251,11 +262,19 @@ func (b *Bridge) HandleNote(ctx context.Context, ev gitlabx.NoteEvent) error {
 	return nil
 }
 
-func (b *Bridge) notePrefix() string {
-	if b.cfg.Sync.NotePrefix == "" {
-		return DefaultNotePrefix
+// cutNotePrefix returns the text of a comment marked for the ticket, after
+// NotePrefix and the space or line break that must follow it.
+func (b *Bridge) cutNotePrefix(body string) (string, bool) {
+	prefix := b.cfg.Sync.NotePrefix
+	if prefix == "" {
+		prefix = DefaultNotePrefix
 	}
-	return b.cfg.Sync.NotePrefix
+	rest, ok := strings.CutPrefix(strings.TrimSpace(body), prefix)
+	if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '\t' && rest[0] != '\n' && rest[0] != '\r') {
+		return "", false
+	}
+	rest = strings.TrimSpace(rest)
+	return rest, rest != ""
 }
 
 // ownProject reports whether an event's project is the bridge's.

@@ -94,6 +94,8 @@ func TestSyncRoundTrip(t *testing.T) {
 		{Body: gitlab.Ptr("Found it: NULL region in the join.")},
 		{Body: gitlab.Ptr("/customer The fix ships in 5.2.1;\n<script>alert(1)</script> keep the workaround until then.")},
 		{Body: gitlab.Ptr("/customer internal: blame the intern"), Internal: gitlab.Ptr(true)},
+		{Body: gitlab.Ptr("/customers are waiting, hurry")},
+		{Body: gitlab.Ptr("/customer")},
 	} {
 		_, _, err := s.dev.Notes.CreateIssueNote(project, iid, o)
 		require.NoError(t, err)
@@ -211,4 +213,16 @@ func TestSyncIssueNamedByCustomField(t *testing.T) {
 	s.settle(t)
 	require.Len(t, s.syncNotes(), 1)
 	assert.Equal(t, freshdesk.StatusOpen, s.status(t), "no CloseStatus configured: the status is left alone")
+}
+
+func TestSyncConfigTemplates(t *testing.T) {
+	fd, gl := freshdesktest.NewServer(t), gitlabtest.NewServer(t)
+	for _, sync := range []freshdesk.SyncConfig{
+		{CloseTemplate: "{{.Nope}}"},
+		{ReopenTemplate: "{{if}}"},
+	} {
+		_, err := freshdesk.NewBridge(freshdesk.BridgeConfig{Freshdesk: fd.Client(), GitLab: gl.Client(), Project: project,
+			FreshdeskURL: "https://acme.freshdesk.com", Sync: sync})
+		assert.ErrorIs(t, err, freshdesk.ErrConfig, "NewBridge with %+v", sync)
+	}
 }
