@@ -66,6 +66,9 @@ type BridgeConfig struct {
 	// EscalateTimeout bounds one escalation started by Handler, which goes
 	// on if the browser disconnects. 0 means 10 minutes.
 	EscalateTimeout time.Duration
+	// Sync configures what tickets hear back when their issues move; it is
+	// used by Register, HandleIssue and HandleNote.
+	Sync SyncConfig
 	// Logger receives progress and failures; nil discards.
 	Logger *slog.Logger
 }
@@ -78,6 +81,10 @@ type Bridge struct {
 	proj   any    // the project as client-go's services take it
 	logger *slog.Logger
 	locks  keyedMutex
+
+	selfMu sync.Mutex
+	selfID int64 // the GitLab user of cfg.GitLab, learned once from GET /user
+	tmpl   syncTemplates
 }
 
 // Escalation is the outcome of Bridge.Escalate.
@@ -125,7 +132,11 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Bridge{cfg: cfg, pid: pid, proj: cfg.Project, logger: l}, nil
+	tmpl, err := parseSyncTemplates(cfg.Sync)
+	if err != nil {
+		return nil, err
+	}
+	return &Bridge{cfg: cfg, pid: pid, proj: cfg.Project, logger: l, tmpl: tmpl}, nil
 }
 
 // Escalate brings the GitLab issue of a ticket up to date, creating it on
@@ -210,6 +221,23 @@ func ConversationMarker(conversationID int64) string {
 
 var conversationMarkerRE = regexp.MustCompile(`^<!-- opskit:freshdesk-conversation=([0-9]+) -->$`)
 
+// self returns the ID of the GitLab user the bridge acts as, asked once
+// from GET /user. Only issues and notes that this user wrote are the
+// bridge's own: anyone can paste a marker into an issue or a note.
+func (b *Bridge) self(ctx context.Context) (int64, error) {
+	b.selfMu.Lock()
+	defer b.selfMu.Unlock()
+	if b.selfID != 0 {
+		return b.selfID, nil
+	}
+	u, _, err := b.cfg.GitLab.Users.CurrentUser(gitlab.WithContext(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("get the bridge's GitLab user: %w", err)
+	}
+	b.selfID = u.ID
+	return u.ID, nil
+}
+
 // firstLine is s up to its first newline, without a trailing "\r".
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
@@ -242,9 +270,16 @@ func neverRetry(ctx context.Context, _ *http.Response, err error) (bool, error) 
 
 var issueURLRE = regexp.MustCompile(`/issues/([0-9]+)/?$`)
 
-// findIssue returns the ticket's issue, or nil if there is none yet.
+// findIssue returns the ticket's issue, or nil if there is none yet: the
+// issue the ticket's custom field names, or else the oldest issue that the
+// bridge's own user wrote with the ticket's marker. An issue someone else
+// wrote with the marker is not the ticket's.
 func (b *Bridge) findIssue(ctx context.Context, t *Ticket) (*gitlab.Issue, error) {
 	marker := TicketMarker(t.ID)
+	self, err := b.self(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if b.cfg.CustomField != "" {
 		if v, ok := t.CustomFields[b.cfg.CustomField].(string); ok {
 			if m := issueURLRE.FindStringSubmatch(v); m != nil {
@@ -265,6 +300,7 @@ func (b *Bridge) findIssue(ctx context.Context, t *Ticket) (*gitlab.Issue, error
 		ListOptions: gitlab.ListOptions{PerPage: 100},
 		Search:      gitlab.Ptr(strings.TrimSuffix(strings.TrimPrefix(marker, "<!-- "), " -->")),
 		In:          gitlab.Ptr("description"),
+		AuthorID:    gitlab.Ptr(self),
 		OrderBy:     gitlab.Ptr("created_at"),
 		Sort:        gitlab.Ptr("asc"),
 	}
@@ -274,7 +310,7 @@ func (b *Bridge) findIssue(ctx context.Context, t *Ticket) (*gitlab.Issue, error
 			return nil, err
 		}
 		for _, is := range issues {
-			if firstLine(is.Description) == marker {
+			if firstLine(is.Description) == marker && is.Author != nil && is.Author.ID == self {
 				return is, nil
 			}
 		}
@@ -286,8 +322,13 @@ func (b *Bridge) findIssue(ctx context.Context, t *Ticket) (*gitlab.Issue, error
 }
 
 // copiedConversations returns the IDs of the conversations already copied
-// into the issue, from the markers on its notes' first lines.
+// into the issue, from the markers on the first lines of the notes the
+// bridge's own user wrote.
 func (b *Bridge) copiedConversations(ctx context.Context, iid int64) (map[int64]bool, error) {
+	self, err := b.self(ctx)
+	if err != nil {
+		return nil, err
+	}
 	done := map[int64]bool{}
 	opt := &gitlab.ListIssueNotesOptions{ListOptions: gitlab.ListOptions{PerPage: 100}}
 	for {
@@ -296,6 +337,9 @@ func (b *Bridge) copiedConversations(ctx context.Context, iid int64) (map[int64]
 			return nil, err
 		}
 		for _, n := range notes {
+			if n.Author.ID != self || n.System {
+				continue
+			}
 			if m := conversationMarkerRE.FindStringSubmatch(firstLine(n.Body)); m != nil {
 				id, _ := strconv.ParseInt(m[1], 10, 64)
 				done[id] = true
@@ -308,13 +352,19 @@ func (b *Bridge) copiedConversations(ctx context.Context, iid int64) (map[int64]
 	}
 }
 
-// isOwnNote reports whether c is a note the bridge wrote on the ticket.
+// isOwnNote reports whether c is a note or reply the bridge wrote on the
+// ticket: a private note that starts with BridgePrefix, or a public reply
+// that carries the bridge's sync reference line.
 func (b *Bridge) isOwnNote(c Conversation) bool {
-	if c.Incoming || !c.Private {
+	if c.Incoming {
 		return false
 	}
 	if b.cfg.AgentID != 0 && c.UserID != b.cfg.AgentID {
 		return false
+	}
+	if !c.Private {
+		const tag = BridgePrefix + " ref " + SyncRefPrefix
+		return strings.Contains(c.BodyText, tag) || strings.Contains(htmlText(c.Body), tag)
 	}
 	return strings.HasPrefix(strings.TrimSpace(c.BodyText), BridgePrefix) ||
 		strings.HasPrefix(strings.TrimSpace(htmlText(c.Body)), BridgePrefix)

@@ -388,6 +388,48 @@ func (c *Client) UpdateCustomFields(ctx context.Context, ticketID int64, fields 
 	return &t, nil
 }
 
+// Ticket statuses: Freshdesk's built-in values of a ticket's "status".
+const (
+	StatusOpen     = 2
+	StatusPending  = 3
+	StatusResolved = 4
+	StatusClosed   = 5
+)
+
+// UpdateStatus sets a ticket's status (StatusOpen, StatusResolved, ... or a
+// custom status's value) and returns the updated ticket. A value the help
+// desk does not know gives an *APIError with Code "invalid_value".
+func (c *Client) UpdateStatus(ctx context.Context, ticketID int64, status int) (*Ticket, error) {
+	b, err := json.Marshal(map[string]any{"status": status})
+	if err != nil {
+		return nil, fmt.Errorf("freshdesk: encode status: %w", err)
+	}
+	u := c.endpoint(fmt.Sprintf("tickets/%d", ticketID), nil)
+	var t Ticket
+	body := func() (io.Reader, string, error) { return bytes.NewReader(b), "application/json", nil }
+	if _, err := c.do(ctx, http.MethodPut, u, body, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Reply sends a public reply (HTML body) to the ticket's requester, from the
+// help desk's support address, and returns it as a Conversation. An unknown
+// ticket gives an error matching ErrNotFound.
+func (c *Client) Reply(ctx context.Context, ticketID int64, body string) (*Conversation, error) {
+	b, err := json.Marshal(map[string]any{"body": body})
+	if err != nil {
+		return nil, fmt.Errorf("freshdesk: encode reply: %w", err)
+	}
+	u := c.endpoint(fmt.Sprintf("tickets/%d/reply", ticketID), nil)
+	var cv Conversation
+	fn := func() (io.Reader, string, error) { return bytes.NewReader(b), "application/json", nil }
+	if _, err := c.do(ctx, http.MethodPost, u, fn, &cv); err != nil {
+		return nil, err
+	}
+	return &cv, nil
+}
+
 func (c *Client) endpoint(path string, q url.Values) *url.URL {
 	u := *c.base
 	u.Path = strings.TrimRight(u.Path, "/") + "/" + path

@@ -38,11 +38,37 @@
 // The issue's description starts with the hidden line
 // <!-- opskit:freshdesk-ticket=N --> and every copied conversation's note
 // with <!-- opskit:freshdesk-conversation=N -->. Escalate finds the issue by
-// that marker (or by the optional custom field) and skips conversations whose
-// marker is already on a note. GitLab writes are not retried after a 5xx or a
+// the optional custom field, or else by that marker, and skips conversations
+// whose marker is already on a note. Markers count only in issues and notes
+// that the bridge's own GitLab user wrote (learned once from GET /user):
+// anyone in the project can paste a marker, and a planted one is ignored
+// (the bridge creates its own issue and copies the conversation anyway).
+// GitLab writes are not retried after a 5xx or a
 // broken connection (only after a 429), so a write that may have happened is
 // settled by the next run, which looks before it writes. Escalations of one
 // ticket are serialized within a Bridge.
+//
+// # Status sync back
+//
+// Bridge.Register puts the bridge on a gitlabx.Hooks receiver for issue and
+// comment events, so the ticket hears when its issue moves (SyncConfig):
+//
+//   - closed: a private note, or with CloseReply a public reply to the
+//     requester, from an html/template (CloseTemplate), and the optional
+//     CloseStatus (e.g. StatusResolved);
+//   - reopened: a private note (ReopenTemplate) and the status back to
+//     ReopenStatus (StatusOpen by default);
+//   - a comment whose text starts with NotePrefix ("/customer" by default)
+//     is copied, without the prefix, as a private note; internal comments
+//     and comments without the prefix stay in GitLab.
+//
+// Only issues the bridge escalated count: the ticket marker must be in an
+// issue the bridge's own user wrote, or the ticket's custom field must name
+// the issue; a planted marker syncs nothing. Nothing loops: comments by the
+// bridge's own GitLab user are never copied to the ticket, and the bridge's
+// notes and replies on the ticket are never copied to GitLab. Every action
+// leaves a reference (SyncRefPrefix) on the ticket and looks for it first,
+// so a redelivered event, after a restart too, changes nothing.
 //
 // # Testing
 //

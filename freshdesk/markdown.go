@@ -21,7 +21,9 @@ import (
 //   - links keep only http, https and mailto targets; images become links
 //     ("image: alt") instead of being loaded inline;
 //   - <pre> becomes a fenced code block whose fence is longer than any
-//     backtick run inside it.
+//     backtick run inside it;
+//   - in table cells every "|" is escaped, inside code spans and link
+//     destinations too, so no cell ends early.
 //
 // Paragraphs, line breaks, headings, bold, italics, inline code, lists,
 // block quotes, rules and simple tables keep their shape.
@@ -259,7 +261,7 @@ func (m *mdWriter) table(n *html.Node) {
 						sub := &mdWriter{}
 						sub.children(cell)
 						sub.flush()
-						row = append(row, strings.Join(strings.Fields(sub.out.String()), " "))
+						row = append(row, escapeCellPipes(strings.Join(strings.Fields(sub.out.String()), " ")))
 					}
 				}
 				rows = append(rows, row)
@@ -287,6 +289,48 @@ func (m *mdWriter) table(n *html.Node) {
 		}
 	}
 	m.block(lines)
+}
+
+// escapeCellPipes makes the Markdown of one table cell safe to put between
+// "|" delimiters: GFM splits a row at every "|" not preceded by a backslash
+// before it parses the inline content, so a "|" inside a code span or a
+// link destination would end the cell and let the rest of it be read as
+// new Markdown. Every such "|" gets a backslash; GFM renderers take the
+// backslash out again (inside code spans too), so the cell reads as before.
+// Escaped characters outside code spans ("\|" from escapeText) stay as
+// they are.
+func escapeCellPipes(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && i+1 < len(s):
+			b.WriteByte(c)
+			b.WriteByte(s[i+1])
+			i++
+		case c == '`':
+			n := 0
+			for i+n < len(s) && s[i+n] == '`' {
+				n++
+			}
+			run := s[i : i+n]
+			end := strings.Index(s[i+n:], run)
+			if end < 0 { // not a code span: literal backticks
+				b.WriteString(run)
+				i += n - 1
+				continue
+			}
+			b.WriteString(run)
+			b.WriteString(strings.ReplaceAll(s[i+n:i+n+end], "|", `\|`))
+			b.WriteString(run)
+			i += n + end + n - 1
+		case c == '|':
+			b.WriteString(`\|`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 func (m *mdWriter) codeBlock(code string) {

@@ -1,12 +1,19 @@
 package freshdesk
 
 import (
+	"bytes"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/ast"
+	"github.com/yuin/goldmark/extension"
+	"github.com/yuin/goldmark/text"
 )
 
 func TestMarkdownReadable(t *testing.T) {
@@ -88,6 +95,7 @@ func assertInert(t testing.TB, in, out string) {
 	if !utf8.ValidString(out) {
 		t.Fatalf("Markdown(%q) is not valid UTF-8", in)
 	}
+	wantLinks, wantCodes := 0, 0
 	inFence := ""
 	for _, line := range strings.Split(out, "\n") {
 		trimmed := strings.TrimLeft(line, " >-0123456789.|")
@@ -97,7 +105,7 @@ func assertInert(t testing.TB, in, out string) {
 			}
 			continue
 		}
-		if strings.HasPrefix(trimmed, "```") {
+		if strings.HasPrefix(trimmed, "```") && strings.Trim(trimmed, "`") == "" { // a fence; "``` x ```" is a code span
 			inFence = strings.TrimSpace(trimmed)
 			continue
 		}
@@ -105,7 +113,7 @@ func assertInert(t testing.TB, in, out string) {
 			t.Fatalf("Markdown(%q) has a line that is a hidden marker: %q", in, line)
 		}
 		// Our own syntax: link destinations <...>.
-		rest := regexp.MustCompile(`\]\(<[^<> ]*>\)`).ReplaceAllString(line, "]")
+		rest := regexp.MustCompile(`\]\(<[^<> ]*>\)`).ReplaceAllString(line, "](<>)")
 		for i := 0; i < len(rest); i++ {
 			c := rest[i]
 			if c == '\\' {
@@ -123,12 +131,90 @@ func assertInert(t testing.TB, in, out string) {
 					t.Fatalf("Markdown(%q): unclosed code span in line %q", in, line)
 				}
 				i += n + end + n - 1
+				wantCodes++
+				continue
+			}
+			if strings.HasPrefix(rest[i:], "](<") {
+				wantLinks++
+			}
+			if strings.HasPrefix(rest[i:], "](<>)") {
+				i += len("](<>)") - 1
 				continue
 			}
 			if strings.IndexByte("<@#!~%$&:/", c) >= 0 {
 				t.Fatalf("Markdown(%q): unescaped %q in line %q", in, c, line)
 			}
 		}
+	}
+	assertRendersInert(t, in, out, wantLinks, wantCodes)
+}
+
+// assertRendersInert parses out with a real CommonMark parser with GitHub's
+// extensions (goldmark with GFM: tables, autolinks, strikethrough, task
+// lists) and checks that a reader sees only the structure the converter
+// wrote: no raw HTML, no images, exactly the links and code spans that the
+// line scan of assertInert found (a "|" that ends a table cell inside a
+// code span or a link destination changes both), and links and autolinks
+// only to http, https or mailto.
+func assertRendersInert(t testing.TB, in, out string, wantLinks, wantCodes int) {
+	t.Helper()
+	src := []byte(out)
+	doc := goldmark.New(goldmark.WithExtensions(extension.GFM)).Parser().Parse(text.NewReader(src))
+	links, codes := 0, 0
+	err := ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
+		if !entering {
+			return ast.WalkContinue, nil
+		}
+		switch n := n.(type) {
+		case *ast.RawHTML, *ast.HTMLBlock:
+			return ast.WalkStop, fmt.Errorf("raw HTML")
+		case *ast.Image:
+			return ast.WalkStop, fmt.Errorf("an image of %q", n.Destination)
+		case *ast.Link:
+			if safeURL(string(n.Destination)) == "" {
+				return ast.WalkStop, fmt.Errorf("a link to %q", n.Destination)
+			}
+			links++
+		case *ast.AutoLink:
+			if u := string(n.URL(src)); safeURL(u) == "" && !strings.HasPrefix(u, "www.") && n.AutoLinkType != ast.AutoLinkEmail {
+				return ast.WalkStop, fmt.Errorf("an autolink to %q", u)
+			}
+		case *ast.CodeSpan:
+			codes++
+		}
+		return ast.WalkContinue, nil
+	})
+	if err != nil {
+		t.Fatalf("Markdown(%q) = %q renders %v", in, out, err)
+	}
+	if links != wantLinks || codes != wantCodes {
+		t.Fatalf("Markdown(%q) = %q renders %d links and %d code spans, want %d and %d",
+			in, out, links, codes, wantLinks, wantCodes)
+	}
+}
+
+// TestHardening05TableCellPipes: a "|" inside a table cell's code span,
+// link destination or image source must not end the cell, which would let
+// ticket HTML put an image beacon, a mention or a link of its choosing into
+// the GitLab note.
+func TestHardening05TableCellPipes(t *testing.T) {
+	tests := []struct{ name, html string }{
+		{"code span", `<table><tr><th>h</th><th>h</th><th>h</th></tr><tr><td><code>|![x](https://evil.example/p.gif)| @all |</code></td></tr></table>`},
+		{"link destination", `<table><tr><th>h</th><th>h</th><th>h</th></tr><tr><td><a href="https://ok.example/|@all|">t</a></td></tr></table>`},
+		{"image source", `<table><tr><th>h</th><th>h</th><th>h</th></tr><tr><td><img src="https://ok.example/|https://phish.example/login|" alt="a"></td></tr></table>`},
+		{"pre in a cell", "<table><tr><th>h</th><th>h</th></tr><tr><td><pre>a|[x](https://phish.example/)|</pre></td></tr></table>"},
+		{"nested table", `<table><tr><th>h</th><th>h</th></tr><tr><td><table><tr><td><code>|@all|</code></td></tr></table></td></tr></table>`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Markdown(tt.html)
+			assertInert(t, tt.html, got)
+			var rendered bytes.Buffer
+			require.NoError(t, goldmark.New(goldmark.WithExtensions(extension.GFM)).Convert([]byte(got), &rendered))
+			for _, bad := range []string{"<img", "phish.example/login\"", `href="https://phish`, "@all</td>", "evil.example/p.gif\""} {
+				assert.NotContains(t, rendered.String(), bad, "Markdown(%q) = %q renders %q", tt.html, got, rendered.String())
+			}
+		})
 	}
 }
 

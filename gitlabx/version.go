@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 )
@@ -178,12 +179,17 @@ type VersionResult struct {
 // VersionCheck warns on merge requests whose source and target branches
 // carry mismatched versions. It keeps exactly one note per MR, found again by
 // a hidden marker and edited in place, so redeliveries, retries and
-// concurrent events never add a second one.
+// concurrent events never add a second one. Only a note that the check's own
+// user wrote (learned once from GET /user) counts: a note carrying the marker
+// written by someone else is neither edited nor taken as the check's.
 type VersionCheck struct {
 	client *gitlab.Client
 	cfg    VersionCheckConfig
 	log    *slog.Logger
 	locks  keyedMutex
+
+	selfMu sync.Mutex
+	selfID int64 // the user of client, learned once from GET /user
 }
 
 // NewVersionCheck returns a check that calls GitLab through client.
@@ -317,7 +323,14 @@ func (v *VersionCheck) upsert(ctx context.Context, mr MergeRequestRef, body stri
 	return NoteCreated, n.ID, nil
 }
 
+// findNote returns the check's note on the MR: a note carrying its marker
+// that the check's own user wrote. A note with the marker written by
+// someone else (anyone can paste it) is neither edited nor taken as ours.
 func (v *VersionCheck) findNote(ctx context.Context, mr MergeRequestRef) (*gitlab.Note, error) {
+	self, err := v.self(ctx)
+	if err != nil {
+		return nil, err
+	}
 	opt := &gitlab.ListMergeRequestNotesOptions{ListOptions: gitlab.ListOptions{PerPage: 100}}
 	for {
 		notes, resp, err := v.client.Notes.ListMergeRequestNotes(mr.Project, mr.IID, opt, RequestOptions(ctx)...)
@@ -325,7 +338,7 @@ func (v *VersionCheck) findNote(ctx context.Context, mr MergeRequestRef) (*gitla
 			return nil, fmt.Errorf("gitlabx: listing notes of !%d: %w", mr.IID, err)
 		}
 		for _, n := range notes {
-			if hasMarker(n.Body, "version-check", v.cfg.Name) {
+			if n.Author.ID == self && !n.System && hasMarker(n.Body, "version-check", v.cfg.Name) {
 				return n, nil
 			}
 		}
@@ -334,6 +347,22 @@ func (v *VersionCheck) findNote(ctx context.Context, mr MergeRequestRef) (*gitla
 		}
 		opt.Page = resp.NextPage
 	}
+}
+
+// self returns the ID of the user the check writes as, asked once from
+// GET /user (again after a failure).
+func (v *VersionCheck) self(ctx context.Context) (int64, error) {
+	v.selfMu.Lock()
+	defer v.selfMu.Unlock()
+	if v.selfID != 0 {
+		return v.selfID, nil
+	}
+	u, _, err := v.client.Users.CurrentUser(RequestOptions(ctx)...)
+	if err != nil {
+		return 0, fmt.Errorf("gitlabx: getting the version check's own user: %w", err)
+	}
+	v.selfID = u.ID
+	return u.ID, nil
 }
 
 // noRetry turns off client-go's retries for one write that a retry could duplicate.

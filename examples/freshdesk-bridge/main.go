@@ -1,22 +1,29 @@
-// Command freshdesk-bridge escalates Freshdesk tickets to GitLab issues. It
-// serves POST /escalate/{ticketID} for the "Escalate to GitLab" button that
-// escalate.user.js adds to the Freshdesk ticket page, or, with -escalate N,
-// escalates one ticket and prints the result as JSON.
+// Command freshdesk-bridge escalates Freshdesk tickets to GitLab issues and
+// tells the tickets when their issues move. It serves POST
+// /escalate/{ticketID} for the "Escalate to GitLab" button that
+// escalate.user.js adds to the Freshdesk ticket page and, with a webhook
+// token, POST /gitlab/webhook for the project's GitLab webhook (issue and
+// comment events: close and reopen reach the ticket, comments starting with
+// -note-prefix are copied to it). With -escalate N it escalates one ticket
+// and prints the result as JSON.
 //
 // Usage:
 //
 //	freshdesk-bridge -freshdesk-url https://acme.freshdesk.com -gitlab-url https://gitlab.example.com \
-//	    -project acme/exporter [-addr 127.0.0.1:8080] [-custom-field cf_gitlab_issue] [-escalate TICKET]
+//	    -project acme/exporter [-addr 127.0.0.1:8080] [-custom-field cf_gitlab_issue] [-escalate TICKET] \
+//	    [-close-status resolved|closed|none] [-close-reply] [-close-template-file F] [-note-prefix /customer]
 //
 // Secrets come from files or the environment, never from flag values:
 // -freshdesk-key-file or FRESHDESK_API_KEY, -gitlab-token-file or
 // GITLAB_TOKEN, -token-file or BRIDGE_TOKEN (the bearer token the userscript
-// sends; required when serving).
+// sends; required when serving), -hook-token-file or GITLAB_WEBHOOK_TOKEN
+// (the webhook's secret token; without it /gitlab/webhook is not served).
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,6 +36,7 @@ import (
 
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/freshdesk"
+	"github.com/opskit/opskit/gitlabx"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 )
 
@@ -58,6 +66,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	maxUpload := fs.Int64("max-upload-size", freshdesk.DefaultMaxUploadSize, "largest attachment copied, in `bytes`")
 	parallel := fs.Int("parallel", 4, "attachments copied at `once`")
 	escalate := fs.Int64("escalate", 0, "escalate this `ticket` once, print JSON and exit instead of serving")
+	hookTokenFile := fs.String("hook-token-file", "", "`file` holding the GitLab webhook's secret token (default: $GITLAB_WEBHOOK_TOKEN); enables POST /gitlab/webhook")
+	closeStatus := fs.String("close-status", "resolved", "ticket `status` when its issue is closed: resolved, closed or none")
+	closeReply := fs.Bool("close-reply", false, "tell the requester with a public reply when the issue is closed (default: a private note)")
+	closeTemplate := fs.String("close-template-file", "", "`file` holding the html/template of the close message (fields .TicketID .IssueIID .IssueURL .Title .User)")
+	notePrefix := fs.String("note-prefix", freshdesk.DefaultNotePrefix, "GitLab comments starting with this `prefix` are copied to the ticket")
 	verbose := fs.Bool("v", false, "log progress to stderr")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -67,6 +80,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if *fdURL == "" || *glURL == "" || *project == "" {
 		return cli.Usagef(fs, "-freshdesk-url, -gitlab-url and -project are required")
+	}
+	sync := freshdesk.SyncConfig{CloseReply: *closeReply, NotePrefix: *notePrefix}
+	switch *closeStatus {
+	case "resolved":
+		sync.CloseStatus = freshdesk.StatusResolved
+	case "closed":
+		sync.CloseStatus = freshdesk.StatusClosed
+	case "none":
+	default:
+		return cli.Usagef(fs, "-close-status must be resolved, closed or none, not %q", *closeStatus)
 	}
 	fdKey, err := secretFrom(*fdKeyFile, "FRESHDESK_API_KEY", getenv)
 	if err != nil {
@@ -81,6 +104,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if token, err = secretFrom(*tokenFile, "BRIDGE_TOKEN", getenv); err != nil {
 			return err
 		}
+	}
+	var hookToken string
+	if *escalate == 0 && (*hookTokenFile != "" || getenv("GITLAB_WEBHOOK_TOKEN") != "") {
+		if hookToken, err = secretFrom(*hookTokenFile, "GITLAB_WEBHOOK_TOKEN", getenv); err != nil {
+			return err
+		}
+	}
+	if *closeTemplate != "" {
+		b, err := os.ReadFile(*closeTemplate)
+		if err != nil {
+			return err
+		}
+		sync.CloseTemplate = string(b)
 	}
 	if *origin == "" {
 		*origin = strings.TrimRight(*fdURL, "/")
@@ -108,7 +144,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	b, err := freshdesk.NewBridge(freshdesk.BridgeConfig{
 		Freshdesk: fd, GitLab: gl, Project: pid, FreshdeskURL: *fdURL, AgentID: *agentID,
 		CustomField: *customField, Labels: lbls, MaxUploadSize: *maxUpload, Parallel: *parallel,
-		Token: freshdesk.Secret(token), AllowedOrigin: *origin, Logger: logger,
+		Token: freshdesk.Secret(token), AllowedOrigin: *origin, Sync: sync, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -123,11 +159,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return enc.Encode(esc)
 	}
 
+	mux := http.NewServeMux()
+	mux.Handle("/escalate/", b.Handler())
+	var hooks *gitlabx.Hooks
+	if hookToken != "" {
+		bot, _, err := gl.Users.CurrentUser(gitlab.WithContext(ctx))
+		if err != nil {
+			return fmt.Errorf("gitlab: who am I: %w", err)
+		}
+		hooks, err = gitlabx.NewHooks(gitlabx.HooksConfig{Token: gitlabx.Secret(hookToken),
+			BotUserID: bot.ID, BotUsername: bot.Username, Logger: logger})
+		if err != nil {
+			return err
+		}
+		b.Register(hooks)
+		mux.Handle("POST /gitlab/webhook", hooks)
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -138,10 +190,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return err
+	err = srv.Shutdown(shutdown)
+	if hooks != nil {
+		err = errors.Join(err, hooks.Shutdown(shutdown))
 	}
-	return nil
+	return err
 }
 
 // secretFrom reads a secret from file, or else from the environment

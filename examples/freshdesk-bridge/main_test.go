@@ -12,11 +12,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/opskit/opskit/freshdesk"
 	"github.com/opskit/opskit/freshdesk/freshdesktest"
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	gitlab "gitlab.com/gitlab-org/api/client-go"
 )
 
 type fakes struct {
@@ -115,6 +118,8 @@ func TestRunFlags(t *testing.T) {
 		{"extra args", f.args("extra"), nil, errUsage, ""},
 		{"no api key", f.args("-escalate", "4711"), map[string]string{"GITLAB_TOKEN": "t"}, nil, "FRESHDESK_API_KEY"},
 		{"no bridge token when serving", f.args(), map[string]string{"FRESHDESK_API_KEY": "k", "GITLAB_TOKEN": "t"}, nil, "BRIDGE_TOKEN"},
+		{"bad close status", f.args("-close-status", "done"), nil, errUsage, ""},
+		{"webhook token file missing", f.args("-hook-token-file", "/nonexistent/hook"), map[string]string{"FRESHDESK_API_KEY": "k", "GITLAB_TOKEN": "t", "BRIDGE_TOKEN": "b"}, nil, "no such file"},
 		{"key file missing", f.args("-freshdesk-key-file", "/nonexistent/key", "-escalate", "1"), nil, nil, "no such file"},
 		{"unknown ticket", f.args("-freshdesk-key-file", keyFile, "-escalate", "999"), map[string]string{"GITLAB_TOKEN": f.gl.Token()}, nil, "404 not found"},
 	}
@@ -132,4 +137,55 @@ func TestRunFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunServesWebhook: with a webhook token the bridge also serves POST
+// /gitlab/webhook, and a ticket hears when its issue is closed.
+func TestRunServesWebhook(t *testing.T) {
+	f := setup(t)
+	f.env["GITLAB_WEBHOOK_TOKEN"] = "hook-s3cret"
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	var errb bytes.Buffer
+	go func() {
+		done <- run(ctx, f.args("-addr", "127.0.0.1:0", "-close-status", "closed"), f.getenv, pw, &errb)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err)
+	go io.Copy(io.Discard, pr)
+	base := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/escalate/4711", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	wrong, err := gitlabtest.SendWebhook(t.Context(), base+"/gitlab/webhook", gitlabtest.IssueHook, []byte(`{}`), gitlabtest.WebhookOptions{Token: "nope"})
+	require.NoError(t, err)
+	wrong.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, wrong.StatusCode, "the webhook token is checked")
+
+	f.gl.AddHook(7, gitlabtest.Hook{URL: base + "/gitlab/webhook", Options: gitlabtest.WebhookOptions{Token: "hook-s3cret"}})
+	dev := f.gl.ClientFor(gitlabtest.DeveloperToken)
+	_, _, err = dev.Issues.UpdateIssue(7, 1, &gitlab.UpdateIssueOptions{StateEvent: gitlab.Ptr("close")})
+	require.NoError(t, err)
+	require.NoError(t, f.gl.WaitDeliveries(t.Context()))
+	told := func() bool {
+		for _, c := range f.fd.Conversations(f.ticket) {
+			if strings.Contains(c.Body, "was closed by") {
+				return true
+			}
+		}
+		return false
+	}
+	require.Eventually(t, told, 10*time.Second, 5*time.Millisecond, "the ticket gets the close note")
+	tk, _ := f.fd.Ticket(f.ticket)
+	assert.Equal(t, freshdesk.StatusClosed, tk.Status, "the ticket is closed with its issue")
+
+	cancel()
+	require.NoError(t, <-done)
 }

@@ -13,10 +13,13 @@
 //	convs, err := c.Conversations(ctx, tk.ID)
 //
 // It serves GET /api/v2/tickets/{id} (include=requester, conversations),
-// PUT /api/v2/tickets/{id} (custom_fields; unknown fields answer 400
-// invalid_field), GET /api/v2/tickets/{id}/conversations (page, per_page up
-// to 100, a Link header with rel="next" until the last page) and POST
-// /api/v2/tickets/{id}/notes (JSON or multipart with attachments[]). Answers
+// PUT /api/v2/tickets/{id} (custom_fields, unknown fields answer 400
+// invalid_field; status, 2 to 5, others answer 400 invalid_value),
+// GET /api/v2/tickets/{id}/conversations (page, per_page up to 100, a Link
+// header with rel="next" until the last page), POST
+// /api/v2/tickets/{id}/notes (JSON or multipart with attachments[]) and POST
+// /api/v2/tickets/{id}/reply (JSON; a public outgoing conversation of the
+// API key's agent from SupportEmail, answered 201). Answers
 // carry the fields and headers of the recorded shapes in internal/fixtures,
 // and errors use both Freshdesk error shapes.
 //

@@ -516,6 +516,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.listConversations(w, r, id)
 	case len(parts) == 3 && parts[2] == "notes" && r.Method == http.MethodPost:
 		s.createNote(w, r, id)
+	case len(parts) == 3 && parts[2] == "reply" && r.Method == http.MethodPost:
+		s.createReply(w, r, id)
 	default:
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"code": "method_not_allowed", "message": "Method not allowed"})
 	}
@@ -575,6 +577,7 @@ func (s *Server) getTicket(w http.ResponseWriter, r *http.Request, id int64) {
 func (s *Server) updateTicket(w http.ResponseWriter, r *http.Request, id int64) {
 	var req struct {
 		CustomFields map[string]any `json:"custom_fields"`
+		Status       *int           `json:"status"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		validation(w, freshdesk.FieldError{Code: "invalid_json", Message: "Request body has invalid json format"})
@@ -593,6 +596,9 @@ func (s *Server) updateTicket(w http.ResponseWriter, r *http.Request, id int64) 
 			bad = append(bad, freshdesk.FieldError{Field: k, Code: "invalid_field", Message: "Unexpected/invalid field in request"})
 		}
 	}
+	if req.Status != nil && (*req.Status < 2 || *req.Status > 5) {
+		bad = append(bad, freshdesk.FieldError{Field: "status", Code: "invalid_value", Message: "It should be one of these values: '2,3,4,5'"})
+	}
 	if len(bad) > 0 {
 		s.mu.Unlock()
 		slices.SortFunc(bad, func(a, b freshdesk.FieldError) int { return strings.Compare(a.Field, b.Field) })
@@ -601,6 +607,9 @@ func (s *Server) updateTicket(w http.ResponseWriter, r *http.Request, id int64) 
 	}
 	for k, v := range req.CustomFields {
 		t.CustomFields[k] = v
+	}
+	if req.Status != nil {
+		t.Status = *req.Status
 	}
 	t.UpdatedAt = s.now().UTC().Truncate(time.Second)
 	m := s.ticketJSON(r, t)
@@ -726,6 +735,54 @@ func (s *Server) createNote(w http.ResponseWriter, r *http.Request, id int64) {
 	m["notified_to"] = []string{}
 	w.Header().Set("Location", fmt.Sprintf("%s/api/v2/conversations/%d", origin(r), c.ID))
 	writeJSON(w, http.StatusCreated, m)
+}
+
+// SupportEmail is the help desk's address that replies are sent from.
+const SupportEmail = "support@acme.example"
+
+// createReply answers POST /api/v2/tickets/{id}/reply (JSON body, required
+// "body"): the reply is stored as an outgoing public conversation (source 0,
+// email) of the API key's agent, sent from SupportEmail to the requester,
+// and answered 201 with the reply's shape.
+func (s *Server) createReply(w http.ResponseWriter, r *http.Request, id int64) {
+	s.mu.Lock()
+	t, ok := s.tickets[id]
+	var requester string
+	if ok {
+		requester = t.Requester.Email
+	}
+	s.mu.Unlock()
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"code": "invalid_content_type", "message": "Content-Type header should have application/json or multipart/form-data"})
+		return
+	}
+	var req struct {
+		Body *string `json:"body"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		validation(w, freshdesk.FieldError{Code: "invalid_json", Message: "Request body has invalid json format"})
+		return
+	}
+	if req.Body == nil || *req.Body == "" {
+		validation(w, freshdesk.FieldError{Field: "body", Code: "missing_field", Message: "It should be a/an String"})
+		return
+	}
+	s.mu.Lock()
+	c := s.addConversation(id, Conversation{Body: *req.Body, UserID: s.agentID, Source: 0, FromEmail: SupportEmail})
+	s.mu.Unlock()
+	replied := []string{}
+	if requester != "" {
+		replied = append(replied, requester)
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"body_text": htmlText(c.Body), "body": c.Body, "id": c.ID, "user_id": c.UserID,
+		"from_email": c.FromEmail, "cc_emails": []string{}, "bcc_emails": []string{}, "ticket_id": id,
+		"replied_to": replied, "attachments": []any{}, "created_at": c.CreatedAt, "updated_at": c.CreatedAt,
+	})
 }
 
 // serveAttachment serves /s3/{id}/{name}?X-Amz-Date=...&X-Amz-Expires=...&X-Amz-Signature=...
