@@ -48,7 +48,7 @@ func ExampleScanner() {
 	// line 3, prefix "Nov 22 01:02:04 web1 app[42]: "
 	// Write by goroutine 8 in example.com/app/cache.(*Cache).Set()
 	// Previous read by goroutine main in example.com/app/cache.(*Cache).Get()
-	// b5de30aa6e91be3f
+	// d3111b06d87ca7e7
 }
 
 func ExampleParse() {
