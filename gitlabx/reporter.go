@@ -872,7 +872,10 @@ func (r *IssueReporter) hasNote(ctx context.Context, iid int64, mark string) (bo
 	}
 }
 
-// seenLine says how often and where: "Seen again: 3 occurrences (`Read/Write` 2, `Write/Write` 1) on web1, web2 in `app.log`."
+// seenLine says how often and where, and in which variants:
+//
+//	Seen again: 3 occurrences on `web1`, `web2` in `app.log`.
+//	Variants: Read/Write 2 `40fa7fd1bbc67a41`, Write/Write 1 `9d1c2b3a4f5e6d7c`.
 func seenLine(lead string, rep Report) string {
 	var b strings.Builder
 	b.WriteString(lead)
@@ -880,17 +883,6 @@ func seenLine(lead string, rep Report) string {
 		b.WriteString(": 1 occurrence")
 	} else {
 		fmt.Fprintf(&b, ": %d occurrences", rep.Occurrences)
-	}
-	if len(rep.Variants) > 0 {
-		vs := make([]string, len(rep.Variants))
-		for i, v := range rep.Variants {
-			name := v.Name
-			if v.ID != "" {
-				name += " " + v.ID
-			}
-			vs[i] = fmt.Sprintf("%s %d", codeSpans([]string{name})[0], v.Count)
-		}
-		fmt.Fprintf(&b, " (%s)", strings.Join(vs, ", "))
 	}
 	if len(rep.Hosts) > 0 {
 		b.WriteString(" on ")
@@ -901,6 +893,18 @@ func seenLine(lead string, rep Report) string {
 		b.WriteString(strings.Join(codeSpans(rep.LogFiles), ", "))
 	}
 	b.WriteString(".")
+	if len(rep.Variants) > 0 {
+		vs := make([]string, len(rep.Variants))
+		for i, v := range rep.Variants {
+			vs[i] = fmt.Sprintf("%s %d", strings.ReplaceAll(v.Name, "`", "'"), v.Count)
+			if v.ID != "" {
+				vs[i] += " " + codeSpans([]string{v.ID})[0]
+			}
+		}
+		b.WriteString("\nVariants: ")
+		b.WriteString(strings.Join(vs, ", "))
+		b.WriteString(".")
+	}
 	return b.String()
 }
 
