@@ -16,6 +16,8 @@ import (
 	"time"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/opskit/opskit/racelog"
 )
 
 // DefaultReportLabel is the label IssueReporter puts on the issues it files,
@@ -83,6 +85,26 @@ type Report struct {
 	// be re-run safely. Empty means a random ID, which still prevents
 	// duplicates from retries within one Report call. ReportRun sets it.
 	RunID string
+}
+
+// RaceReport turns a race collected by racelog into a Report: its title,
+// fingerprint, representative text, occurrences, hosts and files, its
+// variants by shape with counts, and the variants' IDs as Aliases (so an
+// issue filed under racelog's older fingerprints is reused).
+func RaceReport(rc racelog.Race) Report {
+	rep := Report{
+		Title:       rc.Title,
+		Fingerprint: rc.Fingerprint,
+		Aliases:     rc.VariantIDs(),
+		Text:        rc.Report.Text,
+		Occurrences: rc.Occurrences,
+		Hosts:       rc.Hosts,
+		LogFiles:    rc.Files,
+	}
+	for _, v := range rc.Variants {
+		rep.Variants = append(rep.Variants, ReportVariant{Name: v.Shape, ID: v.Variant, Count: v.Count})
+	}
+	return rep
 }
 
 // ReportVariant is one shape of a Report and how often it was seen.

@@ -215,24 +215,6 @@ type filed struct {
 	URL         string `json:"url,omitempty"`
 }
 
-// toReport is what a race becomes in GitLab: its variants are listed, and
-// their IDs find issues filed under racelog's older fingerprints.
-func toReport(rc racelog.Race) gitlabx.Report {
-	rep := gitlabx.Report{
-		Title:       rc.Title,
-		Fingerprint: rc.Fingerprint,
-		Aliases:     rc.VariantIDs(),
-		Text:        rc.Report.Text,
-		Occurrences: rc.Occurrences,
-		Hosts:       rc.Hosts,
-		LogFiles:    rc.Files,
-	}
-	for _, v := range rc.Variants {
-		rep.Variants = append(rep.Variants, gitlabx.ReportVariant{Name: v.Shape, ID: v.Variant, Count: v.Count})
-	}
-	return rep
-}
-
 func file(ctx context.Context, client *gitlab.Client, c config, races []racelog.Race, stdout, stderr io.Writer) error {
 	var project any = c.project
 	if id, err := strconv.ParseInt(c.project, 10, 64); err == nil {
@@ -250,7 +232,7 @@ func file(ctx context.Context, client *gitlab.Client, c config, races []racelog.
 	}
 	reports := make([]gitlabx.Report, len(races))
 	for i, rc := range races {
-		reports[i] = toReport(rc)
+		reports[i] = gitlabx.RaceReport(rc)
 	}
 	res, runErr := rep.ReportRun(ctx, cmp.Or(c.runID, defaultRunID(c)), reports)
 	enc := json.NewEncoder(stdout)

@@ -83,18 +83,6 @@ func racesOfTheDay(ctx context.Context, bin string) ([]racelog.Race, []racelog.R
 	return c.Races(), firstOfShape, nil
 }
 
-// toReport is what race-report files for a race.
-func toReport(rc racelog.Race) gitlabx.Report {
-	rep := gitlabx.Report{
-		Title: rc.Title, Fingerprint: rc.Fingerprint, Aliases: rc.VariantIDs(), Text: rc.Report.Text,
-		Occurrences: rc.Occurrences, Hosts: rc.Hosts, LogFiles: rc.Files,
-	}
-	for _, v := range rc.Variants {
-		rep.Variants = append(rep.Variants, gitlabx.ReportVariant{Name: v.Shape, ID: v.Variant, Count: v.Count})
-	}
-	return rep
-}
-
 func runRacelog(ctx context.Context, n *narrator) error {
 	dir, err := os.MkdirTemp("", "opskit-tour-racelog-")
 	if err != nil {
@@ -132,7 +120,7 @@ func runRacelog(ctx context.Context, n *narrator) error {
 	file := func(day string, races []racelog.Race) (gitlabx.RunResult, error) {
 		reps := make([]gitlabx.Report, len(races))
 		for i, rc := range races {
-			reps[i] = toReport(rc)
+			reps[i] = gitlabx.RaceReport(rc)
 		}
 		return reporter.ReportRun(ctx, day, reps)
 	}
