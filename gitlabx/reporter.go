@@ -174,11 +174,13 @@ const DefaultFixedLabel = "fixed?"
 // carries: anyone can paste a marker. Removing the reporter's label from
 // an issue disowns it; the next run files a new one.
 //
-// A run makes 2 requests plus the pages of labelled issues (100 a page),
-// plus per report: 1 to create an issue; or 2 to comment (the notes are
-// read to see whether this run already commented, skipped when the issue
-// has no notes); plus 1 to reopen. With CloseAfterRuns set: 1 more request
-// (2 on the first run) for the ledger and 2 per issue closed.
+// A run makes one request per page of labelled issues (at least one), plus
+// GET /user on the reporter's first run, plus per report: 1 to create an
+// issue; or 1 to comment, plus 1 to read the issue's notes (to see whether
+// this run already commented) when it has any; plus 1 to reopen; nothing
+// for a report this run already filed. With CloseAfterRuns
+// set: 1 more request for the ledger (2 on the first run) and 2 per issue
+// closed. 60 new races take 62 requests, a re-run of that run 2.
 //
 // # Rate limits and retries
 //
@@ -330,7 +332,8 @@ func (r *IssueReporter) Report(ctx context.Context, rep Report) (ReportResult, e
 //
 // A report that fails does not stop the others (unless ctx is cancelled):
 // the error is errors.Join of every failure, and RunResult.Reports holds a
-// result for every report, failed ones with an empty Action. Bad input
+// result for every report, failed ones with an empty Action. A run in which
+// a report failed is not counted and closes nothing. Bad input
 // gives ErrReportTitle or ErrReportFingerprint for that report.
 func (r *IssueReporter) ReportRun(ctx context.Context, runID string, reps []Report) (RunResult, error) {
 	if runID == "" {
