@@ -300,3 +300,40 @@ func TestReporterHonours429(t *testing.T) {
 	assert.Len(t, srv.Issues(project), 2)
 	assert.Equal(t, 5, res.APICalls, "GET /user, 429, list, 2 creates")
 }
+
+// TestReporterSixtyRacesWithAutoClose: the ledger costs one request a run
+// (two on the first), nothing on a re-run.
+func TestReporterSixtyRacesWithAutoClose(t *testing.T) {
+	srv := newServer(t)
+	searches := searchLimited(srv)
+	reps := races(60)
+	run := func(id string, reps []gitlabx.Report) (int, int) {
+		t.Helper()
+		r := gitlabx.NewReporter(srv.Client(), project)
+		r.CloseAfterRuns = 3
+		res, err := r.ReportRun(t.Context(), id, reps)
+		require.NoError(t, err)
+		total, writes, statuses := requestCounts(srv)
+		assert.Empty(t, statuses, "run %s: error answers", id)
+		assert.Equal(t, total, res.APICalls)
+		t.Logf("CloseAfterRuns 3, run %s with %d races: %d API calls, %d writes, %d closed", id, len(reps), total, writes, len(res.Closed))
+		return total, writes
+	}
+	total, writes := run("day1", reps)
+	assert.Equal(t, 64, total, "GET /user, one page, 60 creates, ledger create and close")
+	assert.Equal(t, 62, writes)
+	total, writes = run("day1", reps)
+	assert.Equal(t, 2, total, "re-run: GET /user, one page")
+	assert.Zero(t, writes)
+	total, _ = run("day2", reps)
+	assert.Equal(t, 63, total, "GET /user, one page, 60 comments, ledger update")
+	run("day3", nil)
+	run("day4", nil)
+	total, writes = run("day5", nil)
+	assert.Equal(t, 3+2*60, total, "GET /user, one page, per race a comment and a close, ledger update")
+	assert.Equal(t, 121, writes)
+	for _, is := range srv.Issues(project) {
+		assert.Equal(t, "closed", is.State, "#%d %s", is.IID, is.Title)
+	}
+	assert.Zero(t, searches.Load())
+}
