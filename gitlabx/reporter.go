@@ -21,15 +21,15 @@ import (
 )
 
 // DefaultReportLabel is the label IssueReporter puts on the issues it files,
-// and narrows its lookup with, when IssueReporter.Labels is empty.
+// and finds them by, when IssueReporter.Labels is empty.
 const DefaultReportLabel = "Race condition"
 
-// ErrReportTitle is returned by IssueReporter.Report for a Report without a
-// title.
+// ErrReportTitle is returned by IssueReporter.Report and ReportRun for a
+// Report without a title.
 var ErrReportTitle = errors.New("gitlabx: report has no title")
 
-// ErrReportFingerprint is returned by IssueReporter.Report for a fingerprint
-// that cannot be carried by a hidden marker (it contains white space or '>').
+// ErrReportFingerprint is returned by IssueReporter.Report and ReportRun for
+// a fingerprint that contains white space or '>'.
 var ErrReportFingerprint = errors.New("gitlabx: report fingerprint has white space or '>'")
 
 // ClosedPolicy says what IssueReporter does when the issue filed for a
