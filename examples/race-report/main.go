@@ -236,23 +236,29 @@ func file(ctx context.Context, client *gitlab.Client, c config, races []racelog.
 	}
 	res, runErr := rep.ReportRun(ctx, cmp.Or(c.runID, defaultRunID(c)), reports)
 	enc := json.NewEncoder(stdout)
-	print := func(r gitlabx.ReportResult, title string, n int) error {
-		if c.jsonOut {
-			return enc.Encode(filed{r.Fingerprint, title, n, string(r.Action), r.IID, r.WebURL})
-		}
-		_, err := fmt.Fprintf(stdout, "%s #%d %s (%d occurrences)\n", r.Action, r.IID, title, n)
-		return err
-	}
 	for i, r := range res.Reports {
 		if r.Action == "" {
 			continue // failed: in runErr
 		}
-		if err := print(r, races[i].Title, races[i].Occurrences); err != nil {
+		rc := races[i]
+		var err error
+		if c.jsonOut {
+			err = enc.Encode(filed{r.Fingerprint, rc.Title, rc.Occurrences, string(r.Action), r.IID, r.WebURL})
+		} else {
+			_, err = fmt.Fprintf(stdout, "%s #%d %s (%d occurrences)\n", r.Action, r.IID, rc.Title, rc.Occurrences)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	for _, r := range res.Closed {
-		if err := print(r, "not seen for "+strconv.Itoa(c.closeAfter)+" runs", 0); err != nil {
+		var err error
+		if c.jsonOut {
+			err = enc.Encode(filed{Fingerprint: r.Fingerprint, Action: string(r.Action), IID: r.IID, URL: r.WebURL})
+		} else {
+			_, err = fmt.Fprintf(stdout, "%s #%d: not seen for %d runs\n", r.Action, r.IID, c.closeAfter)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -206,7 +206,7 @@ func TestCloseAfter(t *testing.T) {
 	file("d2", testdata+"counter.log")
 	assert.NotContains(t, file("d2", testdata+"counter.log"), "closed", "a re-run counted as a run")
 	out := file("d3", testdata+"counter.log")
-	assert.Contains(t, out, "closed #1 not seen for 2 runs")
+	assert.Contains(t, out, "closed #1: not seen for 2 runs\n")
 	is, ok := srv.Issue(7, 1)
 	require.True(t, ok)
 	assert.Equal(t, "closed", is.State)
