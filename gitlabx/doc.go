@@ -18,7 +18,12 @@
 //     Closed) with one label update per issue, never backwards unless
 //     configured, refusing labels that do not exist in the project.
 //   - IssueReporter files an issue for a finding, or comments on the issue
-//     already filed for it, found again by its hidden marker.
+//     already filed for it, found again by its hidden marker. ReportRun
+//     files a whole run (RaceReport turns a racelog.Race into a Report)
+//     with a bounded number of API calls and no search: it lists the
+//     issues carrying its label and authored by its own user once, trusts
+//     no marker anyone else wrote, and can close issues whose problem was
+//     not seen for CloseAfterRuns runs (off by default).
 //
 // Notes and issues written by opskit carry a hidden marker,
 // <!-- opskit:<kind>=<value> -->, by which a retry or a re-run finds them

@@ -168,10 +168,12 @@ func TestReporterClosedIssue(t *testing.T) {
 	}
 }
 
-func TestReporterLabelsNarrowLookup(t *testing.T) {
+// TestReporterListsByOwnLabel: the reporter finds its issues by listing
+// its own label (Labels[0]) once, never by searching.
+func TestReporterListsByOwnLabel(t *testing.T) {
 	srv := newServer(t)
 	r := gitlabx.NewReporter(srv.Client(), project)
-	r.Labels = []string{"bug", "race"}
+	r.Labels = []string{"race", "bug"}
 	_, err := r.Report(t.Context(), raceReport("day1"))
 	require.NoError(t, err)
 	issues := srv.Issues(project)
@@ -179,16 +181,18 @@ func TestReporterLabelsNarrowLookup(t *testing.T) {
 	assert.ElementsMatch(t, []string{"bug", "race"}, issues[0].Labels)
 	var lookups int
 	for _, req := range srv.Requests() {
+		assert.False(t, req.Query.Has("search"), "%s %s?%s searches", req.Method, req.Path, req.RawQuery)
 		if req.Method == http.MethodGet && strings.HasSuffix(req.Path, "/issues") {
 			lookups++
-			assert.Equal(t, "b5de30aa6e91be3f", req.Query.Get("search"), "lookup searches the fingerprint")
-			assert.Equal(t, "description", req.Query.Get("in"))
+			assert.Equal(t, "race", req.Query.Get("labels"), "lookup lists the reporter's label")
+			assert.Equal(t, "all", req.Query.Get("state"))
+			assert.Equal(t, "1", req.Query.Get("author_id"), "lookup lists the bot's own issues")
 		}
 	}
-	assert.Positive(t, lookups)
+	assert.Equal(t, 1, lookups)
 
-	// Someone relabels the issue: it is still found, no duplicate.
-	_, _, err = srv.Client().Issues.UpdateIssue(project, issues[0].IID, &gitlab.UpdateIssueOptions{Labels: &gitlab.LabelOptions{"triaged"}})
+	// Someone changes the other labels: it is still found, no duplicate.
+	_, _, err = srv.Client().Issues.UpdateIssue(project, issues[0].IID, &gitlab.UpdateIssueOptions{Labels: &gitlab.LabelOptions{"race", "triaged"}})
 	require.NoError(t, err)
 	res, err := r.Report(t.Context(), raceReport("day2"))
 	require.NoError(t, err)
@@ -196,10 +200,43 @@ func TestReporterLabelsNarrowLookup(t *testing.T) {
 	assert.Len(t, srv.Issues(project), 1)
 }
 
+// TestHardening14ReporterIgnoresPlantedMarker: a project member pastes the
+// reporter's hidden markers into an issue and a note of their own. The
+// reporter neither adopts nor edits that issue, and a planted run marker
+// does not make it skip its comment.
+func TestHardening14ReporterIgnoresPlantedMarker(t *testing.T) {
+	srv := newServer(t)
+	planted := srv.AddIssue(project, gitlabtest.Issue{
+		Title:       "Race condition in example.com/app/cache.(*Cache).Set()",
+		Description: "<!-- opskit:fingerprint=b5de30aa6e91be3f --> <!-- opskit:run=day0 -->\nFirst seen: 1 occurrence.",
+		Labels:      []string{gitlabx.DefaultReportLabel},
+		AuthorID:    srv.Developer().ID,
+	})
+	r := gitlabx.NewReporter(srv.Client(), project)
+	res, err := r.Report(t.Context(), raceReport("day1"))
+	require.NoError(t, err)
+	assert.Equal(t, gitlabx.ReportCreated, res.Action, "the planted issue was adopted")
+	assert.NotEqual(t, planted.IID, res.IID)
+	after, ok := srv.Issue(project, planted.IID)
+	require.True(t, ok)
+	assert.Equal(t, planted.Description, after.Description, "the planted issue was edited")
+	assert.Equal(t, "opened", after.State)
+	assert.Empty(t, srv.Notes(project, gitlabtest.IssueNoteable, planted.IID), "the planted issue was commented")
+
+	// A planted note with day 2's run marker on the reporter's own issue.
+	srv.AddNote(project, gitlabtest.IssueNoteable, res.IID, gitlabtest.Note{
+		Body: "<!-- opskit:fingerprint=b5de30aa6e91be3f --> <!-- opskit:run=day2 -->", AuthorID: srv.Developer().ID,
+	})
+	res2, err := r.Report(t.Context(), raceReport("day2"))
+	require.NoError(t, err)
+	assert.Equal(t, gitlabx.ReportCommented, res2.Action, "a planted run marker suppressed the comment")
+	assert.Equal(t, res.IID, res2.IID)
+}
+
 func TestReporterIgnoresIssuesWithoutMarker(t *testing.T) {
 	srv := newServer(t)
 	// A person pasted the fingerprint into an issue of their own.
-	srv.AddIssue(project, gitlabtest.Issue{Title: "notes", Description: "see b5de30aa6e91be3f", Labels: []string{gitlabx.DefaultReportLabel}})
+	srv.AddIssue(project, gitlabtest.Issue{Title: "notes", Description: "see b5de30aa6e91be3f", Labels: []string{gitlabx.DefaultReportLabel}, AuthorID: srv.BotUser().ID})
 	r := gitlabx.NewReporter(srv.Client(), project)
 	res, err := r.Report(t.Context(), raceReport("day1"))
 	require.NoError(t, err)

@@ -1,6 +1,7 @@
-// Package racelog finds Go race-detector reports in application logs and
-// gives each one a title and a stable fingerprint, so that a daily job can
-// file one issue per race (see gitlabx.IssueReporter).
+// Package racelog finds Go race-detector reports in application logs, gives
+// each one a title and a stable fingerprint, and groups them into races, so
+// that a daily job can file one issue per race (see gitlabx.IssueReporter
+// and gitlabx.RaceReport).
 //
 // The shortest useful program prints the title and fingerprint of every
 // race in a log, plain or gzip-compressed:
@@ -52,9 +53,43 @@
 //
 // Report.Function is the first frame of the first access as printed;
 // Report.Title names the first application frame instead (see
-// TitleFunction). Report.Fingerprint ignores addresses, goroutine IDs, PC
-// offsets, file paths and line numbers, and the order of the two accesses;
-// see Fingerprint for the rules and why line numbers take no part.
+// TitleFunction).
+//
+// Report.Fingerprint is the race, not the report: the pair of racing code
+// locations (the first application frame of each access, function and file
+// name), order-free, with the access kinds left out. A counter++ racing
+// with itself is printed as "Read at ... Previous write" by one run and as
+// "Write at ... Previous write" by the next; a map read racing with a write
+// is printed once through runtime.mapaccess1 and once through the map
+// header. Each is one race, fixed by one change, and has one fingerprint.
+// Addresses, goroutine IDs, PC offsets, directories and line numbers take
+// no part; see Fingerprint for the rules and why. Report.Variant is the
+// finer signature that tells those reports apart (it was the fingerprint
+// before this rule, so issues filed under it can be found), and
+// Report.Shape names the kinds ("Read/Write", "Write/Write").
+//
+// # Grouping
+//
+// A Collector groups reports by fingerprint into Races, with the number of
+// occurrences, the first and last sighting, the variants with counts, and
+// the hosts and files; Collect does it for a slice. A daily job over
+// several logs:
+//
+//	var races racelog.Collector
+//	for _, path := range logs {
+//		f, err := os.Open(path)
+//		if err != nil {
+//			return err
+//		}
+//		err = races.Scan(ctx, f, racelog.Config{}, racelog.Sighting{Host: host, File: path})
+//		f.Close()
+//		if err != nil {
+//			return err
+//		}
+//	}
+//	for _, rc := range races.Races() {
+//		fmt.Println(rc.Occurrences, rc.Title, len(rc.Variants))
+//	}
 //
 // # Testing
 //

@@ -3,6 +3,7 @@ package racelog_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/opskit/opskit/racelog"
@@ -48,7 +49,7 @@ func ExampleScanner() {
 	// line 3, prefix "Nov 22 01:02:04 web1 app[42]: "
 	// Write by goroutine 8 in example.com/app/cache.(*Cache).Set()
 	// Previous read by goroutine main in example.com/app/cache.(*Cache).Get()
-	// b5de30aa6e91be3f
+	// d3111b06d87ca7e7
 }
 
 func ExampleParse() {
@@ -94,4 +95,32 @@ func ExampleFingerprint() {
 	// Output:
 	// true
 	// example.com/app/cache.(*Cache).Inc() example.com/app/cache.(*Cache).Get()
+}
+
+// Real race-detector output of counter++ from four goroutines: the race is
+// printed as Read/Write and as Write/Write, and is one race.
+func ExampleCollector() {
+	f, err := os.Open("testdata/counter.log")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer f.Close()
+	var races racelog.Collector
+	if err := races.Scan(context.Background(), f, racelog.Config{}, racelog.Sighting{Host: "test1", File: "app.log"}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, rc := range races.Races() {
+		fmt.Println(rc.Title, rc.Fingerprint, rc.Occurrences, rc.Hosts, rc.Files)
+		fmt.Println("first seen at line", rc.FirstSeen.Line, "last seen at line", rc.LastSeen.Line)
+		for _, v := range rc.Variants {
+			fmt.Println(v.Shape, v.Variant, v.Count)
+		}
+	}
+	// Output:
+	// Race condition in main.inc() 5bdb6b29419ac6f5 2 [test1] [app.log]
+	// first seen at line 2 last seen at line 24
+	// Read/Write f78cd46c74e701ee 1
+	// Write/Write 94fc0c6b0dae2e46 1
 }

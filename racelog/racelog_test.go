@@ -246,17 +246,35 @@ func TestTitleAndFingerprintRules(t *testing.T) {
 	otherLines := []racelog.Access{base[0], base[1]}
 	otherLines[0].Frames = append([]racelog.Frame(nil), base[0].Frames...)
 	otherLines[0].Frames[1].Line = 999
-	otherLines[0].Frames[1].File = "/root/go/pkg/mod/restorepoint@v1.2.3/foo/bar.go"
-	assert.Equal(t, racelog.Fingerprint(base), racelog.Fingerprint(otherLines), "lines and paths take no part")
+	otherLines[0].Frames[1].File = "/root/go/pkg/mod/restorepoint@v1.2.3/x/y.go"
+	assert.Equal(t, racelog.Fingerprint(base), racelog.Fingerprint(otherLines), "lines and directories take no part")
 
+	// The access kinds and the runtime frames are the report's shape:
+	// they tell variants apart, not races.
+	sameRace := map[string][]racelog.Access{
+		"read vs write": {acc("Read", "runtime.mapassign_faststr()", "restorepoint/foo.(*Bar).Baz()"), base[1]},
+		"other runtime": {acc("Write", "runtime.mapdelete_faststr()", "restorepoint/foo.(*Bar).Baz()"), base[1]},
+		"no runtime":    {acc("Write", "restorepoint/foo.(*Bar).Baz()"), acc("Previous write", "restorepoint/foo.(*Bar).Get()")},
+	}
+	for name, a := range sameRace {
+		assert.Equal(t, racelog.Fingerprint(base), racelog.Fingerprint(a), name)
+		assert.NotEqual(t, racelog.Variant(base), racelog.Variant(a), "variant of %s", name)
+	}
+	assert.Equal(t, racelog.Variant(base), racelog.Variant(swapped), "variant: either side, other callers")
+	otherFile := []racelog.Access{base[0], acc("Previous read", "runtime.mapaccess1_faststr()", "restorepoint/foo.(*Bar).Get()")}
+	otherFile[1].Frames[1].File = "/x/other.go"
 	differs := map[string][]racelog.Access{
-		"other function": {acc("Write", "runtime.mapassign_faststr()", "restorepoint/foo.(*Bar).Qux()"), base[1]},
-		"read vs write":  {acc("Read", "runtime.mapassign_faststr()", "restorepoint/foo.(*Bar).Baz()"), base[1]},
-		"other runtime":  {acc("Write", "runtime.mapdelete_faststr()", "restorepoint/foo.(*Bar).Baz()"), base[1]},
+		"other function":      {acc("Write", "runtime.mapassign_faststr()", "restorepoint/foo.(*Bar).Qux()"), base[1]},
+		"other file":          otherFile,
+		"same function twice": {base[0], acc("Previous write", "restorepoint/foo.(*Bar).Baz()")},
 	}
 	for name, a := range differs {
 		assert.NotEqual(t, racelog.Fingerprint(base), racelog.Fingerprint(a), name)
 	}
+	assert.Equal(t, "Read/Write", racelog.Shape(base))
+	assert.Equal(t, "Read/Write", racelog.Shape(swapped))
+	assert.Equal(t, "Write/Write", racelog.Shape(sameRace["no runtime"]))
+	assert.Equal(t, "Atomic write/Read", racelog.Shape([]racelog.Access{acc("Read"), acc("Previous atomic write")}))
 	generic := []racelog.Access{acc("Write", "example.com/x.Map[go.shape.int,go.shape.string].Put()"), acc("Previous write", "example.com/x.Map[go.shape.int,go.shape.string].Put()")}
 	generic2 := []racelog.Access{acc("Write", "example.com/x.Map[...].Put()"), acc("Previous write", "example.com/x.Map[...].Put()")}
 	assert.Equal(t, racelog.Fingerprint(generic), racelog.Fingerprint(generic2), "generic shapes are ignored")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,7 +55,25 @@ func goCmd(t testing.TB, dir string, args ...string) *exec.Cmd {
 // into a fresh temporary directory and returns the binary.
 func buildRacy(t testing.TB, extra ...string) string {
 	t.Helper()
+	return buildRacyIn(t, racyModule(t, t.TempDir()), extra...)
+}
+
+// buildRacyShifted builds the racy program after an edit above the racing
+// code: every line of its sources moves down by three.
+func buildRacyShifted(t testing.TB) string {
+	t.Helper()
 	dir := racyModule(t, t.TempDir())
+	for _, f := range []string{"main.go", "cache/cache.go"} {
+		p := filepath.Join(dir, f)
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(p, append([]byte("// An edit\n// above the\n// racing code.\n"), b...), 0o644))
+	}
+	return buildRacyIn(t, dir)
+}
+
+func buildRacyIn(t testing.TB, dir string, extra ...string) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "racy")
 	args := append([]string{"build", "-race", "-o", bin}, extra...)
 	args = append(args, ".")
@@ -169,6 +188,7 @@ func TestRealFingerprintStable(t *testing.T) {
 		{"reported from the other side", plain, "read-first", nil},
 		{"-trimpath build", trimmed, "write-first", nil},
 		{"strip_path_prefix", plain, "read-first", []string{"GORACE=strip_path_prefix=/tmp"}},
+		{"lines shifted by an edit above", buildRacyShifted(t), "write-first", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,4 +217,71 @@ func TestRealGoTestJSON(t *testing.T) {
 	plain := parse(t, runRacy(t, bin, "write-first"))
 	require.Len(t, plain, 1)
 	assert.Equal(t, plain[0].Fingerprint, r.Fingerprint, "go test -json and a plain run see the same race")
+}
+
+// shapes returns the distinct shapes of reps, sorted.
+func shapes(reps []racelog.Report) []string {
+	var out []string
+	for _, r := range reps {
+		if !slices.Contains(out, r.Shape) {
+			out = append(out, r.Shape)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestRealFingerprintIsTheRace checks that the reports of one race, in
+// whatever shape the race detector prints them, share one fingerprint (and
+// so one issue), while different races keep different ones.
+func TestRealFingerprintIsTheRace(t *testing.T) {
+	bin := buildRacy(t)
+
+	t.Run("counter++ from 4 goroutines", func(t *testing.T) {
+		// Which shapes one run prints depends on the scheduling; run until
+		// both Read/Write and Write/Write were printed (each run prints
+		// Write/Write about half the time).
+		var all []racelog.Report
+		for i := 0; i < 60 && len(shapes(all)) < 2; i++ {
+			all = append(all, parse(t, runRacy(t, bin, "counter"))...)
+		}
+		require.Equal(t, []string{"Read/Write", "Write/Write"}, shapes(all), "shapes printed in 60 runs")
+		races := racelog.Collect(all, racelog.Sighting{Host: "test1"})
+		require.Len(t, races, 1, "races among %d reports of counter++", len(all))
+		rc := races[0]
+		assert.Equal(t, "Race condition in main.inc()", rc.Title)
+		assert.Equal(t, len(all), rc.Occurrences)
+		require.Len(t, rc.Variants, 2, "variants: %+v", rc.Variants)
+		assert.NotEqual(t, rc.Variants[0].Variant, rc.Variants[1].Variant)
+		assert.Equal(t, len(all), rc.Variants[0].Count+rc.Variants[1].Count)
+	})
+
+	t.Run("map get/put", func(t *testing.T) {
+		reps := parse(t, runRacy(t, bin, "map-get-put"))
+		// One report through runtime.mapaccess1_faststr, one through the
+		// map header: the same pair of locations, (*Cache).Lookup and
+		// (*Cache).Set.
+		require.Len(t, reps, 2)
+		assert.Equal(t, reps[0].Fingerprint, reps[1].Fingerprint, "one racing pair, two fingerprints")
+		assert.NotEqual(t, reps[0].Variant, reps[1].Variant, "the two reports are different variants")
+		races := racelog.Collect(reps, racelog.Sighting{})
+		require.Len(t, races, 1)
+		assert.Equal(t, "Race condition between example.com/racy/cache.(*Cache).Lookup() and example.com/racy/cache.(*Cache).Set()", races[0].Title)
+		assert.Equal(t, 2, races[0].Occurrences)
+
+		// Set racing with Set is another pair, and another race.
+		set := parse(t, runRacy(t, bin, "map"))
+		require.Len(t, set, 1)
+		assert.NotEqual(t, reps[0].Fingerprint, set[0].Fingerprint)
+	})
+
+	t.Run("two races in one function", func(t *testing.T) {
+		reps := parse(t, runRacy(t, bin, "two-in-one"))
+		require.Len(t, reps, 2)
+		assert.NotEqual(t, reps[0].Fingerprint, reps[1].Fingerprint, "Reset races with Get and with Lookup")
+		races := racelog.Collect(reps, racelog.Sighting{})
+		require.Len(t, races, 2)
+		assert.Equal(t, "Race condition between example.com/racy/cache.(*Cache).Get() and example.com/racy/cache.(*Cache).Reset()", races[0].Title)
+		assert.Equal(t, "Race condition between example.com/racy/cache.(*Cache).Lookup() and example.com/racy/cache.(*Cache).Reset()", races[1].Title)
+	})
 }

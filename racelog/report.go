@@ -61,9 +61,19 @@ type Report struct {
 	Title string `json:"title"`
 	// Function is the first frame of the first access exactly as printed.
 	Function string `json:"function"`
-	// Fingerprint identifies the race across days, machines and builds.
-	// See [Fingerprint] for what takes part.
+	// Fingerprint identifies the race across days, machines and builds:
+	// the pair of code locations that race. See [Fingerprint] for what
+	// takes part.
 	Fingerprint string `json:"fingerprint"`
+	// Variant tells apart the reports of one race: it adds the access
+	// kinds and the runtime frames to the pair of locations (see
+	// [Variant]). It is what Fingerprint was before opskit made the
+	// fingerprint the race, so an issue filed under an older fingerprint
+	// can be found by it.
+	Variant string `json:"variant"`
+	// Shape names the access kinds of the report, order-free and without
+	// "Previous": "Read/Write", "Write/Write", "Atomic write/Read".
+	Shape string `json:"shape"`
 	// Accesses are the racing accesses in the order printed.
 	Accesses []Access `json:"accesses"`
 	// Goroutines are the "created at" sections.
@@ -103,6 +113,8 @@ func (r *Report) finish() {
 		r.Title = "Race condition (stack unavailable)"
 	}
 	r.Fingerprint = Fingerprint(r.Accesses)
+	r.Variant = Variant(r.Accesses)
+	r.Shape = Shape(r.Accesses)
 }
 
 func firstFunction(acc []Access) string {
@@ -170,24 +182,71 @@ func PackagePath(fn string) string {
 
 // Fingerprint returns a stable identifier of a race: 16 hex digits.
 //
-// Each access contributes its kind, reduced to read or write (so the same
-// race reported from either side, write first or read first, gets the same
-// fingerprint), and the function names of its frames from the innermost one
-// down to and including the first application frame (see [TitleFunction]).
-// The two accesses are sorted before hashing.
+// A race is a pair of code locations: for each access, its first
+// application frame (see [TitleFunction]; the innermost frame when the stack
+// has none), as function and file name. The pair is sorted, so the order in
+// which the report prints the accesses takes no part, and the access kinds
+// take no part either: a counter++ racing with itself is reported as "Read
+// at ... Previous write" by one run and "Write at ... Previous write" by the
+// next, and a map read racing with a write is reported once through
+// runtime.mapaccess1 and once through the map header, yet each is one
+// race, fixed by one change, and gets one issue. The finer signature,
+// which tells those reports apart, is [Variant].
 //
-// Addresses, goroutine IDs, PC offsets and file paths take no part, so the
-// fingerprint is the same on another day, machine or build (GOPATH, module
-// cache, -trimpath and strip_path_prefix only change file paths). Generic
+// Addresses, goroutine IDs, PC offsets, callers below the application
+// frame, directories and line numbers take no part, so the fingerprint is
+// the same on another day, machine or build (GOPATH, module cache,
+// -trimpath and strip_path_prefix only change directories), and an
+// unrelated edit above the racing code, which moves its line numbers, does
+// not file the same race again after every release. Generic
 // instantiations ("[...]") and vendor/ prefixes are removed from function
 // names.
 //
-// Line numbers take no part either: an unrelated edit above the racing code
-// moves its line numbers, and a fingerprint that changed with them would
-// file the same race again after every release. The price is that two races
-// between the same pair of functions share one issue, which a reader of that
-// issue sees in its comments.
+// The price is that two races between the same pair of functions (on two
+// different fields, say) share one issue; its comments list the variants
+// seen. Two races of one function with two different partners are two
+// races. Accesses whose stack could not be restored contribute nothing.
 func Fingerprint(acc []Access) string {
+	locs := make([]string, 0, len(acc))
+	for _, a := range acc {
+		locs = append(locs, location(a))
+	}
+	slices.Sort(locs)
+	sum := sha256.Sum256([]byte("race\n" + strings.Join(locs, "\n--\n")))
+	return hex.EncodeToString(sum[:8])
+}
+
+// location is the access's first application frame as "func file".
+func location(a Access) string {
+	if len(a.Frames) == 0 {
+		return ""
+	}
+	f := a.Frames[0]
+	for _, fr := range a.Frames {
+		if !IsStd(fr.Func) {
+			f = fr
+			break
+		}
+	}
+	file := f.File
+	if i := strings.LastIndexAny(file, `/\`); i >= 0 {
+		file = file[i+1:]
+	}
+	return normalizeFunc(f.Func) + " " + file
+}
+
+// Variant returns the finer signature of a race report: 16 hex digits.
+//
+// Each access contributes its kind, reduced to read or write, and the
+// function names of its frames from the innermost one down to and
+// including the first application frame; the accesses are sorted. So the
+// same race reported from either side has one variant, while a Read/Write
+// report and a Write/Write report of one race (one [Fingerprint]) have two.
+// Addresses, goroutine IDs, PC offsets, file paths and line numbers take no
+// part. This was the fingerprint of racelog before the fingerprint became
+// the pair of locations; issue reporters look variants up to find issues
+// filed under it.
+func Variant(acc []Access) string {
 	sigs := make([]string, 0, len(acc))
 	for _, a := range acc {
 		sigs = append(sigs, accessSignature(a))
@@ -196,6 +255,23 @@ func Fingerprint(acc []Access) string {
 	sigs = slices.Compact(sigs)
 	sum := sha256.Sum256([]byte(strings.Join(sigs, "\n--\n")))
 	return hex.EncodeToString(sum[:8])
+}
+
+// Shape names the access kinds of a report, sorted and without "Previous":
+// "Read/Write" for both "Read at ... Previous write" and "Write at ...
+// Previous read", "Write/Write" for two writes.
+func Shape(acc []Access) string {
+	kinds := make([]string, 0, len(acc))
+	for _, a := range acc {
+		k := strings.TrimSpace(strings.TrimPrefix(a.Kind, "Previous"))
+		if k == "" {
+			continue
+		}
+		k = strings.ToUpper(k[:1]) + strings.ToLower(k[1:])
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	return strings.Join(kinds, "/")
 }
 
 func accessSignature(a Access) string {

@@ -13,12 +13,16 @@
 // JSON object per report (title, function, fingerprint, accesses, truncated,
 // text, and the log it came from).
 //
-// Without -dry-run the reports are grouped by fingerprint and each race is
-// filed through gitlabx.IssueReporter in the project named by -project on
-// -gitlab-url. The token is read from -token-file, or else from the
-// environment variable named by -token-env (GITLAB_TOKEN); it is never a
-// flag value. A re-run on the same day, host and logs adds no second comment
-// (see -run-id).
+// Without -dry-run the reports are grouped by fingerprint (racelog.Collector:
+// one race, whatever shapes its reports take) and each race is filed through
+// gitlabx.IssueReporter.ReportRun in the project named by -project on
+// -gitlab-url, with the variants seen and their counts. The reporter lists
+// its own labelled issues once per run and never searches. The token is
+// read from -token-file, or else from the environment variable named by
+// -token-env (GITLAB_TOKEN); it is never a flag value. A re-run on the same
+// day, host and logs adds no second comment (see -run-id). With
+// -close-after N, an issue whose race was not seen in N consecutive runs is
+// closed and labelled "fixed?"; it is reopened if the race comes back.
 package main
 
 import (
@@ -27,13 +31,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +59,9 @@ var errUsage = cli.ErrUsage // the run tests compare with errUsage
 // config is what the flags say.
 type config struct {
 	dryRun, jsonOut, confidential bool
+	closeAfter                    int
+	quarantine                    string
+	rate                          float64
 	gitlabURL, project            string
 	tokenFile, tokenEnv           string
 	labels                        string
@@ -82,6 +87,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.labels, "labels", gitlabx.DefaultReportLabel, "comma-separated `labels` for new issues; they also narrow the lookup")
 	fs.StringVar(&c.onClosed, "on-closed", "reopen", "`mode` when the race's issue is closed: reopen it, or file a new one")
 	fs.BoolVar(&c.confidential, "confidential", false, "file new issues as confidential")
+	fs.IntVar(&c.closeAfter, "close-after", 0, "close an issue whose race was not seen in `N` consecutive runs (0: never)")
+	fs.StringVar(&c.quarantine, "quarantine-label", "", "put this `label` on open race issues, remove it when closing")
+	fs.Float64Var(&c.rate, "rate", 0, "at most this many GitLab API `requests` per second (0: no cap)")
 	fs.StringVar(&c.host, "host", host, "host `name` the logs come from, listed in issues and comments")
 	fs.StringVar(&c.runID, "run-id", "", "`ID` of this run; a comment with the same ID is not added twice (default: UTC date, host and log paths)")
 	fs.StringVar(&c.startMarker, "start-marker", racelog.DefaultStartMarker, "line that starts a report")
@@ -92,6 +100,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c.logs = fs.Args()
 	if len(c.logs) == 0 {
 		return c, cli.Usagef(fs, "name at least one LOG (\"-\" for stdin)")
+	}
+	if c.closeAfter < 0 || c.rate < 0 {
+		return c, cli.Usagef(fs, "-close-after and -rate must not be negative")
 	}
 	if c.onClosed != "reopen" && c.onClosed != "new" {
 		return c, cli.Usagef(fs, "-on-closed %q: want reopen or new", c.onClosed)
@@ -119,19 +130,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return err
 		}
 	}
-	var reports []found
+	var races racelog.Collector
 	enc := json.NewEncoder(stdout)
 	for _, name := range c.logs {
 		err := scan(ctx, name, stdin, c, func(r racelog.Report) error {
-			f := found{Report: r, Log: name}
 			if c.dryRun {
 				if c.jsonOut {
-					return enc.Encode(f)
+					return enc.Encode(found{Report: r, Log: name})
 				}
 				_, err := fmt.Fprintf(stdout, "%s:%d: %s %s%s\n", name, r.Line, r.Fingerprint, r.Title, truncatedNote(r))
 				return err
 			}
-			reports = append(reports, f)
+			races.Add(r, racelog.Sighting{Host: c.host, File: name})
 			return nil
 		})
 		if err != nil {
@@ -145,7 +155,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return fmt.Errorf("gitlab client: %w", err)
 	}
-	return file(ctx, client, c, reports, stdout, stderr)
+	return file(ctx, client, c, races.Races(), stdout, stderr)
 }
 
 func truncatedNote(r racelog.Report) string {
@@ -195,13 +205,6 @@ func scan(ctx context.Context, name string, stdin io.Reader, c config, fn func(r
 	return nil
 }
 
-// race is one fingerprint's reports from every log.
-type race struct {
-	first found // the first complete report, else the first one
-	count int
-	logs  []string
-}
-
 // filed is what -json prints per race when filing.
 type filed struct {
 	Fingerprint string `json:"fingerprint"`
@@ -212,23 +215,7 @@ type filed struct {
 	URL         string `json:"url,omitempty"`
 }
 
-func file(ctx context.Context, client *gitlab.Client, c config, reports []found, stdout, stderr io.Writer) error {
-	races := map[string]*race{}
-	var order []string
-	for _, f := range reports {
-		rc := races[f.Fingerprint]
-		if rc == nil {
-			rc = &race{first: f}
-			races[f.Fingerprint] = rc
-			order = append(order, f.Fingerprint)
-		} else if rc.first.Truncated && !f.Truncated {
-			rc.first = f
-		}
-		rc.count++
-		if !slices.Contains(rc.logs, f.Log) {
-			rc.logs = append(rc.logs, f.Log)
-		}
-	}
+func file(ctx context.Context, client *gitlab.Client, c config, races []racelog.Race, stdout, stderr io.Writer) error {
 	var project any = c.project
 	if id, err := strconv.ParseInt(c.project, 10, 64); err == nil {
 		project = id
@@ -236,44 +223,47 @@ func file(ctx context.Context, client *gitlab.Client, c config, reports []found,
 	rep := gitlabx.NewReporter(client, project)
 	rep.Labels = splitList(c.labels)
 	rep.Confidential = c.confidential
+	rep.CloseAfterRuns = c.closeAfter
+	rep.QuarantineLabel = c.quarantine
+	rep.RequestsPerSecond = c.rate
 	rep.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	if c.onClosed == "new" {
 		rep.OnClosed = gitlabx.FileNewAfterClosed
 	}
-	runID := cmp.Or(c.runID, defaultRunID(c))
-	var hosts []string
-	if c.host != "" {
-		hosts = []string{c.host}
+	reports := make([]gitlabx.Report, len(races))
+	for i, rc := range races {
+		reports[i] = gitlabx.RaceReport(rc)
 	}
+	res, runErr := rep.ReportRun(ctx, cmp.Or(c.runID, defaultRunID(c)), reports)
 	enc := json.NewEncoder(stdout)
-	var errs []error
-	for _, fp := range order {
-		rc := races[fp]
-		res, err := rep.Report(ctx, gitlabx.Report{
-			Title:       rc.first.Title,
-			Fingerprint: fp,
-			Text:        rc.first.Text,
-			Occurrences: rc.count,
-			Hosts:       hosts,
-			LogFiles:    rc.logs,
-			RunID:       runID,
-		})
-		if err != nil {
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-			continue
+	for i, r := range res.Reports {
+		if r.Action == "" {
+			continue // failed: in runErr
 		}
+		rc := races[i]
+		var err error
 		if c.jsonOut {
-			if err := enc.Encode(filed{fp, rc.first.Title, rc.count, string(res.Action), res.IID, res.WebURL}); err != nil {
-				return err
-			}
+			err = enc.Encode(filed{r.Fingerprint, rc.Title, rc.Occurrences, string(r.Action), r.IID, r.WebURL})
 		} else {
-			fmt.Fprintf(stdout, "%s #%d %s (%d occurrences)\n", res.Action, res.IID, rc.first.Title, rc.count)
+			_, err = fmt.Fprintf(stdout, "%s #%d %s (%d occurrences)\n", r.Action, r.IID, rc.Title, rc.Occurrences)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return errors.Join(errs...)
+	for _, r := range res.Closed {
+		var err error
+		if c.jsonOut {
+			err = enc.Encode(filed{Fingerprint: r.Fingerprint, Action: string(r.Action), IID: r.IID, URL: r.WebURL})
+		} else {
+			_, err = fmt.Fprintf(stdout, "%s #%d: not seen for %d runs\n", r.Action, r.IID, c.closeAfter)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	rep.Logger.Info("run filed", "races", len(races), "api_calls", res.APICalls)
+	return runErr
 }
 
 func splitList(s string) []string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
+	"github.com/opskit/opskit/racelog"
 )
 
 const testdata = "../../racelog/testdata/"
@@ -164,4 +166,75 @@ func TestCustomMarkersAndClosedPolicy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "created #2")
 	assert.Len(t, srv.Issues(7), 2, "-on-closed new files a second issue")
+}
+
+// TestOneRaceTwoShapes: counter++ printed as Read/Write and as Write/Write
+// (real race-detector output) is one race: one issue listing two variants.
+func TestOneRaceTwoShapes(t *testing.T) {
+	srv := gitlabtest.NewServer(t)
+	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+	t.Setenv("GITLAB_TOKEN", srv.Token())
+	out, _, err := runArgs(t, "", "-dry-run", testdata+"counter.log")
+	require.NoError(t, err)
+	assert.Equal(t, 2, strings.Count(out, "Race condition in main.inc()"), "two reports:\n%s", out)
+
+	out, stderr, err := runArgs(t, "", "-gitlab-url", srv.URL(), "-project", "7", "-host", "test1", "-run-id", "d1", testdata+"counter.log")
+	require.NoError(t, err, "stderr: %s", stderr)
+	assert.Equal(t, "created #1 Race condition in main.inc() (2 occurrences)\n", out)
+	issues := srv.Issues(7)
+	require.Len(t, issues, 1)
+	assert.Equal(t, "Race condition in main.inc()", issues[0].Title)
+	assert.Regexp(t, "\nVariants: Read/Write 1 `[0-9a-f]{16}`, Write/Write 1 `[0-9a-f]{16}`.\n", issues[0].Description)
+	for _, req := range srv.Requests() {
+		assert.False(t, req.Query.Has("search"), "searched: %s?%s", req.Path, req.RawQuery)
+	}
+}
+
+// TestCloseAfter: with -close-after 2 a race gone for two runs is closed,
+// and reopened when it comes back.
+func TestCloseAfter(t *testing.T) {
+	srv := gitlabtest.NewServer(t)
+	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+	t.Setenv("GITLAB_TOKEN", srv.Token())
+	file := func(runID, log string) string {
+		t.Helper()
+		out, stderr, err := runArgs(t, "", "-gitlab-url", srv.URL(), "-project", "7", "-close-after", "2", "-run-id", runID, log)
+		require.NoError(t, err, "stderr: %s", stderr)
+		return out
+	}
+	file("d1", testdata+"old.log")
+	file("d2", testdata+"counter.log")
+	assert.NotContains(t, file("d2", testdata+"counter.log"), "closed", "a re-run counted as a run")
+	out := file("d3", testdata+"counter.log")
+	assert.Contains(t, out, "closed #1: not seen for 2 runs\n")
+	is, ok := srv.Issue(7, 1)
+	require.True(t, ok)
+	assert.Equal(t, "closed", is.State)
+	assert.Contains(t, is.Labels, "fixed?")
+	assert.Contains(t, file("d4", testdata+"old.log"), "reopened #1")
+}
+
+// TestOldIssueReused: an issue that race-report filed under racelog's old
+// fingerprint (today's variant) gets the comment; no second issue.
+func TestOldIssueReused(t *testing.T) {
+	srv := gitlabtest.NewServer(t)
+	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+	t.Setenv("GITLAB_TOKEN", srv.Token())
+	f, err := os.Open(testdata + "old.log")
+	require.NoError(t, err)
+	defer f.Close()
+	reps, err := racelog.Parse(t.Context(), f)
+	require.NoError(t, err)
+	require.Len(t, reps, 1)
+	require.NotEqual(t, reps[0].Variant, reps[0].Fingerprint)
+	old := srv.AddIssue(7, gitlabtest.Issue{
+		Title:       reps[0].Title,
+		Description: "<!-- opskit:fingerprint=" + reps[0].Variant + " --> <!-- opskit:run=d0 -->\nFirst seen: 1 occurrence.",
+		Labels:      []string{"Race condition"},
+		AuthorID:    srv.BotUser().ID,
+	})
+	out, stderr, err := runArgs(t, "", "-gitlab-url", srv.URL(), "-project", "7", "-run-id", "d1", testdata+"old.log")
+	require.NoError(t, err, "stderr: %s", stderr)
+	assert.Contains(t, out, fmt.Sprintf("commented #%d", old.IID))
+	assert.Len(t, srv.Issues(7), 1)
 }
