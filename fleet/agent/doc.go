@@ -40,8 +40,9 @@
 // MaxUpload; never held in memory) and unpacks it with Extract through an
 // os.Root into a staging directory. Extract refuses zip-slip names, absolute
 // paths, symlinks that leave the root, devices, pipes and sockets, duplicate
-// names, and zip bombs (total and per-entry ratio caps counted while
-// writing). The running version is then stopped, the new one swapped in by
+// names, names too deep or too long, too many entries (the directories their
+// paths imply count too), and zip bombs (total and per-entry ratio caps
+// counted while writing, each directory charged DirSize). The running version is then stopped, the new one swapped in by
 // an atomic symlink rename and started; if it fails to start or exits within
 // StartGrace, the previous version is swapped back and restarted. Programs
 // run from argv, never through a shell, in their own process group, with
