@@ -49,6 +49,16 @@
 // their output in a size-capped log, and are restarted with exponential
 // backoff when they exit.
 //
+// # Crashes
+//
+// New locks the directory (flock on DIR/.lock): a second agent on it gets
+// ErrDirLocked, and Listen does not replace a socket that still accepts
+// connections (ErrSocketInUse). Each run's pid and start time are kept in
+// DIR/NAME/pid. Programs run in their own process group and so outlive an
+// agent killed with SIGKILL, but their output pipe dies with it; the next
+// agent therefore stops such orphans (EventOrphanStopped) and removes half
+// uploads before Resume starts one supervised copy of each program.
+//
 // # HTTP API
 //
 //	GET  /v1/stats                   Stats (503 before the first collection)
