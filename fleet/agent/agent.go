@@ -67,6 +67,12 @@ type Config struct {
 	OnEvent func(Event)
 	// Logger receives events an operator can act on; nil discards.
 	Logger *slog.Logger
+	// Metrics, when set, serves GET /metrics on the API (behind Token
+	// like every route): typically promhttp.HandlerFor over a registry
+	// holding agentmetrics.New(agent). This package itself does not import
+	// Prometheus (whose client registers expvar's /debug/vars on
+	// http.DefaultServeMux).
+	Metrics http.Handler
 }
 
 // Manifest says how to run a package.

@@ -34,6 +34,18 @@
 // format (plus cmdline and memstats) without touching expvar's global
 // registry.
 //
+// # Metrics
+//
+// Package fleet/agent/agentmetrics turns an Agent into a Prometheus
+// collector for a registry of the caller's: host metrics under
+// node_exporter's names (node_cpu_seconds_total by cpu and mode,
+// node_memory_*_bytes, node_filesystem_*, node_load1/5/15), so its
+// dashboards work, and what node_exporter does not give, per installed
+// program: opskit_agent_program_up, _restarts_total, _cpu_seconds_total,
+// _resident_memory_bytes, _start_time_seconds and _info. Config.Metrics
+// serves a handler on GET /metrics of the API, behind the token. This
+// package does not import Prometheus.
+//
 // # Packages
 //
 // POST /v1/packages/{name} streams the zip to a temporary file (capped by
@@ -69,6 +81,7 @@
 //	POST /v1/packages/{name}/stop    Status
 //	GET  /v1/packages/{name}/log     the program's output (text/plain)
 //	GET  /debug/vars                 expvar-format JSON: cmdline, memstats, stats, packages
+//	GET  /metrics                    Config.Metrics, when set (Prometheus text format)
 //
 // Errors are JSON {"error": "...", "code": "..."}, with the status code
 // named on each Err value; Client turns them back into errors that match

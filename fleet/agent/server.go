@@ -69,6 +69,9 @@ func (a *Agent) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/packages/{name}/log", a.handleLog)
 	mux.HandleFunc("GET /debug/vars", a.handleVars)
+	if a.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", a.cfg.Metrics)
+	}
 	if a.cfg.Token == "" {
 		return mux
 	}
