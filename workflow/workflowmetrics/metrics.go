@@ -29,7 +29,7 @@ type Metrics struct {
 	cfg Config
 
 	targets, phase, budget, budgetMax, budgetRatio, failures, rollbacks, endState *prometheus.Desc
-	started, ended, last                                                        *prometheus.Desc
+	started, ended, last                                                          *prometheus.Desc
 
 	mu        sync.Mutex
 	status    map[string]string // target -> its latest status
