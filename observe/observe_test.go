@@ -235,3 +235,38 @@ func TestWriteTextfile(t *testing.T) {
 	assert.Error(t, observe.WriteTextfile(filepath.Join(dir, "rollout.txt"), reg))
 	assert.Error(t, observe.WriteTextfile(filepath.Join(dir, "missing", "x.prom"), reg))
 }
+
+// BenchmarkTransport times one loopback call bare, with metrics, and with
+// metrics and spans, for the instrumentation-overhead comparison (run the
+// three side by side: go test -bench Transport ./observe).
+func BenchmarkTransport(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("[]")) }))
+	defer srv.Close()
+	for _, bc := range []struct {
+		name string
+		cfg  func() observe.TransportConfig
+	}{
+		{"bare", func() observe.TransportConfig { return observe.TransportConfig{} }},
+		{"metrics", func() observe.TransportConfig {
+			m, _ := observe.NewClientMetrics(prometheus.NewRegistry(), "gitlab")
+			return observe.TransportConfig{Metrics: m}
+		}},
+		{"metrics+spans", func() observe.TransportConfig {
+			m, _ := observe.NewClientMetrics(prometheus.NewRegistry(), "gitlab")
+			return observe.TransportConfig{Metrics: m, TracerProvider: sdktrace.NewTracerProvider()} // sampled spans, no exporter
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			hc := &http.Client{Transport: observe.NewTransport(nil, bc.cfg())}
+			b.ReportAllocs()
+			for b.Loop() {
+				req, _ := http.NewRequestWithContext(b.Context(), http.MethodGet, srv.URL+"/api/v4/projects/7/issues", nil)
+				resp, err := hc.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+}
