@@ -31,6 +31,14 @@
 //     a recording executor for tests.
 //   - [github.com/opskit/opskit/workflow]: a canary rollout runner with an
 //     exact failure budget, an EndState and a resumable journal.
+//   - [github.com/opskit/opskit/observe]: an http.RoundTripper with
+//     Prometheus metrics and OpenTelemetry spans for API clients, and a
+//     node_exporter textfile writer for batch jobs.
+//
+// Prometheus collectors for a registry of yours (never the global one):
+// [github.com/opskit/opskit/fleet/agent/agentmetrics] (host metrics under
+// node_exporter's names, and per supervised program) and
+// [github.com/opskit/opskit/workflow/workflowmetrics] (a rollout's progress).
 //
 // More fakes for tests: [github.com/opskit/opskit/release/releasetest] (a
 // release API), [github.com/opskit/opskit/fleet/agent/agenttest] (a real agent

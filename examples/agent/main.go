@@ -5,6 +5,14 @@
 // Usage:
 //
 //	agent [-dir DIR] [-socket PATH | -tcp ADDR -token-file F [-tls-cert F -tls-key F]]
+//	      [-metrics-addr HOST:PORT] [-log-format text|json]
+//
+// Metrics (host metrics under node_exporter's names, per-program metrics
+// under opskit_agent_*, and the agent's own go_* and process_*) are served
+// on GET /metrics of the API (behind the token when there is one) and, with
+// -metrics-addr, on a separate plain-HTTP listener for a local Prometheus.
+// Traces follow the OTEL_* environment variables (no exporter unless they
+// ask for one).
 //
 // The token is read from -token-file or the OPSKIT_AGENT_TOKEN environment
 // variable, never from a flag value. opskit-agent.service beside this file
@@ -26,7 +34,9 @@ import (
 	"time"
 
 	"github.com/opskit/opskit/examples/internal/cli"
+	"github.com/opskit/opskit/examples/internal/telemetry"
 	"github.com/opskit/opskit/fleet/agent"
+	"github.com/opskit/opskit/fleet/agent/agentmetrics"
 	"github.com/opskit/opskit/internal/secret"
 )
 
@@ -69,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	maxLog := fs.Int64("max-log", agent.DefaultMaxLog, "size cap of each program's output log, in `bytes`")
 	startGrace := fs.Duration("start-grace", agent.DefaultStartGrace, "how long a new version must run for an install to succeed")
 	verbose := fs.Bool("v", false, "log debug events")
+	metricsAddr := fs.String("metrics-addr", "", "also serve /metrics without a token on this `address` (e.g. 127.0.0.1:9101)")
+	logFormat := telemetry.LogFormatFlag(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -83,7 +95,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log, err := telemetry.NewLogger(stderr, *logFormat, level)
+	if err != nil {
+		return cli.Usagef(fs, "%v", err)
+	}
+	shutdownTracing, err := telemetry.SetupTracing(ctx, "opskit-agent")
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(context.WithoutCancel(ctx))
+	reg := telemetry.NewRegistry()
 
 	token, err := readToken(*tokenFile)
 	if err != nil {
@@ -114,11 +135,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		OnEvent: func(e agent.Event) {
 			log.Info("package event", "package", e.Package, "event", string(e.Kind), "pid", e.Pid, "exit", e.Exit, "restarts", e.Restarts)
 		},
-		Logger: log,
+		Logger:  log,
+		Metrics: telemetry.MetricsHandler(reg),
 	})
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(agentmetrics.New(a))
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), agent.DefaultStopTimeout+time.Second)
 		defer cancel()
@@ -133,6 +156,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Error("resuming packages", "err", err)
 	}
 	fmt.Fprintf(stdout, "agent: listening on %s %s\n", ln.Addr().Network(), ln.Addr())
+	ms, err := telemetry.StartMetrics(ctx, *metricsAddr, reg, log)
+	if err != nil {
+		return err
+	}
+	defer ms.Close()
+	if ms != nil {
+		fmt.Fprintf(stdout, "agent: metrics on http://%s/metrics\n", ms.Addr())
+	}
 	return a.Serve(ctx, ln)
 }
 

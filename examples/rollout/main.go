@@ -18,6 +18,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/workflow"
+	"github.com/opskit/opskit/workflow/workflowmetrics"
 )
 
 func main() {
@@ -53,6 +55,7 @@ type options struct {
 	key            string
 	knownHosts     string
 	sshPort        int
+	metricsFile    string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,6 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.key, "key", "", "SSH private key `file` (passphrase, if any, from $ROLLOUT_KEY_PASSPHRASE; without -key, ssh-agent via $SSH_AUTH_SOCK)")
 	fs.StringVar(&o.knownHosts, "known-hosts", "", "known_hosts `file`; default ~/.ssh/known_hosts")
 	fs.IntVar(&o.sshPort, "ssh-port", 22, "SSH port of the backends")
+	fs.StringVar(&o.metricsFile, "metrics-file", "", "write the rollout's metrics to this `file` (*.prom) for node_exporter's textfile collector")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -173,6 +177,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer j.Close()
 	}
 	prog := &progress{w: stderr, tty: isTerminal(stderr), total: len(targets)}
+	met := workflowmetrics.New(workflowmetrics.Config{MaxFailures: cfg.MaxFailures, Targets: len(targets)})
 	r := workflow.Runner{
 		Concurrency:    cfg.Concurrency,
 		CanaryNum:      cfg.CanaryNum,
@@ -191,7 +196,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		DryRun:     o.dryRun,
 		PlanOutput: stdout,
 		Journal:    j,
-		OnEvent:    prog.event,
+		OnEvent:    func(ev workflow.Event) { met.Observe(ev); prog.event(ev) },
 	}
 	var rep workflow.Report
 	switch {
@@ -204,6 +209,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.dryRun {
 		return err
+	}
+	if o.metricsFile != "" {
+		err = errors.Join(err, met.WriteTextfile(o.metricsFile))
 	}
 	for _, f := range rep.Failures {
 		fmt.Fprintf(stdout, "failed: %s in state %s: %v\n", f.Target, f.State, f.Err)

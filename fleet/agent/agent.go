@@ -67,6 +67,12 @@ type Config struct {
 	OnEvent func(Event)
 	// Logger receives events an operator can act on; nil discards.
 	Logger *slog.Logger
+	// Metrics, when set, serves GET /metrics on the API (behind Token
+	// like every route): typically promhttp.HandlerFor over a registry
+	// holding agentmetrics.New(agent). This package itself does not import
+	// Prometheus (whose client registers expvar's /debug/vars on
+	// http.DefaultServeMux).
+	Metrics http.Handler
 }
 
 // Manifest says how to run a package.
@@ -105,6 +111,9 @@ type Agent struct {
 
 	mu   sync.Mutex
 	pkgs map[string]*pkg
+
+	lock      *os.File // DIR/.lock, flocked until Close
+	closeOnce sync.Once
 }
 
 type pkg struct {
@@ -123,9 +132,15 @@ type pkg struct {
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-// New returns an Agent over cfg.Dir, which it creates if needed. Packages
-// already installed there are known (stopped); Resume starts those that were
-// running.
+// New returns an Agent over cfg.Dir, which it creates if needed, and locks
+// it (flock on DIR/.lock, released by Close or the process's death): while
+// another agent holds it, New returns ErrDirLocked and touches nothing.
+// Packages already installed there are known (stopped); Resume starts those
+// that were running. What a previous agent killed without Close left
+// behind is cleaned first: half uploads and staging directories are
+// removed, and programs it left running (found through their pidfiles,
+// checked by pid, process group and start time) are stopped, SIGTERM then
+// SIGKILL after StopTimeout, each reported as EventOrphanStopped.
 func New(cfg Config) (*Agent, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("%w: Config.Dir is required", ErrBadRequest)
@@ -161,10 +176,18 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	a.lock = lock
 	ents, err := os.ReadDir(cfg.Dir)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	cleanStale(cfg.Dir, func(p string) { cfg.Logger.Info("removed what a crashed agent left", "path", p) })
+	a.stopOrphans()
 	for _, e := range ents {
 		if !e.IsDir() || !validName.MatchString(e.Name()) {
 			continue
@@ -475,7 +498,7 @@ func (a *Agent) startProc(p *pkg, id string, m Manifest) (*proc, error) {
 		bin = filepath.Join(dir, bin)
 	}
 	np := &proc{
-		name: p.name, dir: dir, bin: bin, args: slices.Clone(m.Args), out: out,
+		name: p.name, dir: dir, pkgDir: p.dir, bin: bin, args: slices.Clone(m.Args), out: out,
 		backoffMin: a.cfg.BackoffMin, backoffMax: a.cfg.BackoffMax, stopTimeout: a.cfg.StopTimeout,
 		emit: a.emit,
 	}
@@ -649,8 +672,11 @@ func (a *Agent) Resume(ctx context.Context) error {
 }
 
 // Close stops every program (their desired state on disk stays, so Resume
-// restarts them) and closes the logs.
+// restarts them), closes the logs and releases the directory lock, so
+// another agent may start on it. The Agent must not be used afterwards;
+// calling Close again does nothing more.
 func (a *Agent) Close(ctx context.Context) error {
+	defer a.closeOnce.Do(func() { a.lock.Close() })
 	a.mu.Lock()
 	ps := make([]*pkg, 0, len(a.pkgs))
 	for _, p := range a.pkgs {

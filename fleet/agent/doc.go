@@ -34,19 +34,42 @@
 // format (plus cmdline and memstats) without touching expvar's global
 // registry.
 //
+// # Metrics
+//
+// Package fleet/agent/agentmetrics turns an Agent into a Prometheus
+// collector for a registry of the caller's: host metrics under
+// node_exporter's names (node_cpu_seconds_total by cpu and mode,
+// node_memory_*_bytes, node_filesystem_*, node_load1/5/15), so its
+// dashboards work, and what node_exporter does not give, per installed
+// program: opskit_agent_program_up, _restarts_total, _cpu_seconds_total,
+// _resident_memory_bytes, _start_time_seconds and _info. Config.Metrics
+// serves a handler on GET /metrics of the API, behind the token. This
+// package does not import Prometheus.
+//
 // # Packages
 //
 // POST /v1/packages/{name} streams the zip to a temporary file (capped by
 // MaxUpload; never held in memory) and unpacks it with Extract through an
 // os.Root into a staging directory. Extract refuses zip-slip names, absolute
 // paths, symlinks that leave the root, devices, pipes and sockets, duplicate
-// names, and zip bombs (total and per-entry ratio caps counted while
-// writing). The running version is then stopped, the new one swapped in by
+// names, names too deep or too long, too many entries (the directories their
+// paths imply count too), and zip bombs (total and per-entry ratio caps
+// counted while writing, each directory charged DirSize). The running version is then stopped, the new one swapped in by
 // an atomic symlink rename and started; if it fails to start or exits within
 // StartGrace, the previous version is swapped back and restarted. Programs
 // run from argv, never through a shell, in their own process group, with
 // their output in a size-capped log, and are restarted with exponential
 // backoff when they exit.
+//
+// # Crashes
+//
+// New locks the directory (flock on DIR/.lock): a second agent on it gets
+// ErrDirLocked, and Listen does not replace a socket that still accepts
+// connections (ErrSocketInUse). Each run's pid and start time are kept in
+// DIR/NAME/pid. Programs run in their own process group and so outlive an
+// agent killed with SIGKILL, but their output pipe dies with it; the next
+// agent therefore stops such orphans (EventOrphanStopped) and removes half
+// uploads before Resume starts one supervised copy of each program.
 //
 // # HTTP API
 //
@@ -58,6 +81,7 @@
 //	POST /v1/packages/{name}/stop    Status
 //	GET  /v1/packages/{name}/log     the program's output (text/plain)
 //	GET  /debug/vars                 expvar-format JSON: cmdline, memstats, stats, packages
+//	GET  /metrics                    Config.Metrics, when set (Prometheus text format)
 //
 // Errors are JSON {"error": "...", "code": "..."}, with the status code
 // named on each Err value; Client turns them back into errors that match

@@ -34,6 +34,12 @@ var (
 	ErrStartFailed = errors.New("agent: program failed to start")
 	// ErrUnauthorized: a missing or wrong token. HTTP 401.
 	ErrUnauthorized = errors.New("agent: unauthorized")
+	// ErrDirLocked: another agent (a live process) holds Config.Dir. New
+	// returns it; nothing in the directory is touched.
+	ErrDirLocked = errors.New("agent: directory in use by another agent")
+	// ErrSocketInUse: Listen found a unix socket at its path that accepts
+	// connections (a running agent); it is left in place.
+	ErrSocketInUse = errors.New("agent: socket in use by a running agent")
 	// ErrInsecureListen: a TCP listener without a token or TLS. Listen
 	// returns it before opening anything.
 	ErrInsecureListen = errors.New("agent: refusing to listen on TCP without a token or TLS")

@@ -18,6 +18,12 @@ const (
 	DefaultMaxUnpacked = 4 << 30 // 4 GiB in all
 	DefaultMaxRatio    = 200     // uncompressed/compressed per entry
 	DefaultMaxFiles    = 100_000
+	DefaultMaxDepth    = 64   // path components of an entry name
+	DefaultMaxPathLen  = 1024 // bytes of an entry name
+	// DirSize is what each directory an archive creates (named or implied
+	// by a file's path) is charged against MaxUnpacked: a file system
+	// block, which is what an empty directory costs on disk.
+	DirSize = 4096
 	// ratioSlack lets tiny, highly compressible files through the ratio
 	// cap: an entry may always unpack to this much.
 	ratioSlack = 64 << 10
@@ -33,8 +39,16 @@ type Limits struct {
 	// MaxRatio caps each entry's unpacked size to MaxRatio times its
 	// compressed size (plus 1 MiB); 0 means DefaultMaxRatio.
 	MaxRatio int64
-	// MaxFiles caps the number of entries; 0 means DefaultMaxFiles.
+	// MaxFiles caps the number of entries plus the directories their
+	// paths imply ("a/b/c" implies "a" and "a/b"); 0 means
+	// DefaultMaxFiles.
 	MaxFiles int
+	// MaxDepth caps the path components of an entry name; 0 means
+	// DefaultMaxDepth.
+	MaxDepth int
+	// MaxPathLen caps the length in bytes of an entry name; 0 means
+	// DefaultMaxPathLen.
+	MaxPathLen int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -46,6 +60,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxFiles <= 0 {
 		l.MaxFiles = DefaultMaxFiles
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = DefaultMaxDepth
+	}
+	if l.MaxPathLen <= 0 {
+		l.MaxPathLen = DefaultMaxPathLen
 	}
 	return l
 }
@@ -60,10 +80,13 @@ func (l Limits) withDefaults() Limits {
 //   - symlinks whose target is absolute, leaves the root (checked both
 //     lexically and, after unpacking, as the kernel resolves it) or does
 //     not exist;
-//   - more than MaxFiles entries (ErrUnsafeArchive), and more than
-//     MaxUnpacked bytes in all or an entry that unpacks to more than
-//     MaxRatio times its compressed size (ErrZipBomb), counted while
-//     unpacking.
+//   - names deeper than MaxDepth components or longer than MaxPathLen
+//     bytes, and more than MaxFiles entries and directories (those the
+//     names imply count too) (ErrUnsafeArchive), all before anything is
+//     written;
+//   - more than MaxUnpacked bytes in all (each directory is charged
+//     DirSize) or an entry that unpacks to more than MaxRatio times its
+//     compressed size (ErrZipBomb), counted while unpacking.
 //
 // A corrupt zip is ErrBadArchive. On error, what was already unpacked stays
 // in root: unpack into a staging directory and remove it on error.
@@ -74,31 +97,49 @@ func Extract(ctx context.Context, r *zip.Reader, root *os.Root, lim Limits) erro
 	if len(r.File) > lim.MaxFiles {
 		return &ArchiveError{Entry: "", Reason: fmt.Sprintf("more than %d entries", lim.MaxFiles), Err: ErrUnsafeArchive}
 	}
-	// First pass: names, kinds and duplicates, before anything is written.
+	// First pass: names, kinds, duplicates, depth and the directories the
+	// names imply, before anything is written.
 	seen := make(map[string]bool, len(r.File))
-	dirs := map[string]bool{}
+	dirs := map[string]bool{}    // named as directories
+	implied := map[string]bool{} // parents of some entry
 	for _, f := range r.File {
 		name, isDir, err := entryName(f)
 		if err != nil {
 			return err
 		}
-		if seen[name] {
+		switch {
+		case strings.Count(name, "/")+1 > lim.MaxDepth:
+			return &ArchiveError{Entry: shorten(f.Name), Reason: fmt.Sprintf("path deeper than %d components", lim.MaxDepth), Err: ErrUnsafeArchive}
+		case len(name) > lim.MaxPathLen:
+			return &ArchiveError{Entry: shorten(f.Name), Reason: fmt.Sprintf("name longer than %d bytes", lim.MaxPathLen), Err: ErrUnsafeArchive}
+		case seen[name]:
 			return &ArchiveError{Entry: f.Name, Reason: "duplicate name", Err: ErrUnsafeArchive}
 		}
 		seen[name] = true
 		if isDir {
 			dirs[name] = true
 		}
-	}
-	// A file may not also be the parent of another entry.
-	for name := range seen {
-		for d := path.Dir(name); d != "."; d = path.Dir(d) {
-			if seen[d] && !dirs[d] {
-				return &ArchiveError{Entry: d, Reason: "a file is also used as a directory", Err: ErrUnsafeArchive}
-			}
+		for d := path.Dir(name); d != "." && !implied[d]; d = path.Dir(d) {
+			implied[d] = true
+		}
+		if n := len(seen) + len(implied); n > lim.MaxFiles {
+			return &ArchiveError{Entry: f.Name, Reason: fmt.Sprintf("more than %d entries and directories", lim.MaxFiles), Err: ErrUnsafeArchive}
 		}
 	}
-	var total int64
+	// A file may not also be the parent of another entry.
+	ndirs := int64(len(dirs))
+	for d := range implied {
+		if seen[d] && !dirs[d] {
+			return &ArchiveError{Entry: d, Reason: "a file is also used as a directory", Err: ErrUnsafeArchive}
+		}
+		if !dirs[d] {
+			ndirs++
+		}
+	}
+	if ndirs*DirSize > lim.MaxUnpacked {
+		return &ArchiveError{Entry: "", Reason: fmt.Sprintf("%d directories (charged %d bytes each) exceed the unpack cap", ndirs, DirSize), Err: ErrZipBomb}
+	}
+	total := ndirs * DirSize
 	var links []string
 	for _, f := range r.File {
 		if err := ctx.Err(); err != nil {
@@ -125,6 +166,14 @@ func Extract(ctx context.Context, r *zip.Reader, root *os.Root, lim Limits) erro
 		}
 	}
 	return checkLinks(root, links)
+}
+
+// shorten cuts a long entry name for an error message.
+func shorten(name string) string {
+	if len(name) <= 256 {
+		return name
+	}
+	return name[:256] + "..."
 }
 
 // checkLinks resolves every symlink the way the kernel will (a lexical

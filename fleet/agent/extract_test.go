@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -216,4 +217,78 @@ func BenchmarkExtract(b *testing.B) {
 		require.NoError(b, agent.Extract(b.Context(), zr, root, agent.Limits{}))
 		root.Close()
 	}
+}
+
+// countDirs counts the directories under dir (dir itself excluded).
+func countDirs(t testing.TB, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && p != dir {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// TestHardening06DeepImpliedDirectories: 20 entries 2000 levels deep (a
+// ~160 KB zip) used to create 40,021 directories: the directories that file
+// paths imply were counted nowhere. The archive is refused before anything
+// is created.
+func TestHardening06DeepImpliedDirectories(t *testing.T) {
+	var entries []entry
+	for i := range 20 {
+		name := strings.Repeat(fmt.Sprintf("d%d/", i), 2000) + "f"
+		entries = append(entries, entry{name: name, body: []byte("x")})
+	}
+	data := makeZip(t, entries...)
+	parent, err := extractInto(t, data, agent.Limits{})
+	require.ErrorIs(t, err, agent.ErrUnsafeArchive)
+	var ae *agent.ArchiveError
+	require.ErrorAs(t, err, &ae)
+	assert.Contains(t, ae.Reason, "deep")
+	assert.Zero(t, countDirs(t, filepath.Join(parent, "root")), "directories created for a refused archive")
+}
+
+// TestHardening06ImpliedDirectoriesCount: directories implied by file
+// paths count against MaxFiles and are charged against MaxUnpacked, and
+// over-long paths are refused, all before anything is written.
+func TestHardening06ImpliedDirectoriesCount(t *testing.T) {
+	deep := func(n int, prefix string) string { return strings.Repeat(prefix, n) + "f" }
+	var wide []entry
+	for i := range 30 {
+		wide = append(wide, entry{name: fmt.Sprintf("d%02d/f", i)})
+	}
+	tests := []struct {
+		name    string
+		entries []entry
+		lim     agent.Limits
+		want    error
+		reason  string
+	}{
+		// 1 entry, 21 implied directories.
+		{"implied directories over MaxFiles", []entry{{name: deep(20, "a/"), body: []byte("x")}}, agent.Limits{MaxFiles: 10}, agent.ErrUnsafeArchive, "entries and directories"},
+		// 30 empty files, 30 directories of agent.DirSize bytes each.
+		{"directories charged against MaxUnpacked", wide, agent.Limits{MaxUnpacked: 20 * agent.DirSize}, agent.ErrZipBomb, "directories"},
+		{"path too deep", []entry{{name: deep(agent.DefaultMaxDepth+1, "a/")}}, agent.Limits{}, agent.ErrUnsafeArchive, "deep"},
+		{"path too long", []entry{{name: deep(10, strings.Repeat("n", 200)+"/")}}, agent.Limits{MaxPathLen: 1024}, agent.ErrUnsafeArchive, "long"},
+		{"explicit deep directory", []entry{{name: deep(5, "a/") + "/"}}, agent.Limits{MaxDepth: 3}, agent.ErrUnsafeArchive, "deep"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent, err := extractInto(t, makeZip(t, tt.entries...), tt.lim)
+			require.ErrorIs(t, err, tt.want)
+			var ae *agent.ArchiveError
+			require.ErrorAs(t, err, &ae)
+			assert.Contains(t, ae.Reason, tt.reason)
+			assert.Zero(t, countDirs(t, filepath.Join(parent, "root")), "directories created for a refused archive")
+		})
+	}
+	// Within the limits the same shapes unpack.
+	parent, err := extractInto(t, makeZip(t, wide...), agent.Limits{MaxUnpacked: 30 * agent.DirSize, MaxFiles: 60})
+	require.NoError(t, err)
+	assert.Equal(t, 30, countDirs(t, filepath.Join(parent, "root")))
+	_, err = extractInto(t, makeZip(t, entry{name: deep(agent.DefaultMaxDepth-1, "a/"), body: []byte("x")}), agent.Limits{})
+	require.NoError(t, err, "a path of DefaultMaxDepth components unpacks")
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/opskit/opskit/internal/secret"
@@ -68,6 +69,9 @@ func (a *Agent) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/packages/{name}/log", a.handleLog)
 	mux.HandleFunc("GET /debug/vars", a.handleVars)
+	if a.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", a.cfg.Metrics)
+	}
 	if a.cfg.Token == "" {
 		return mux
 	}
@@ -175,8 +179,9 @@ type ListenConfig struct {
 
 // Listen opens the agent's listener. A unix socket is created with mode
 // 0600 (at a temporary name, chmodded, then renamed into place, so it is
-// never reachable with wider permissions); a stale socket at the path is
-// replaced, anything else there is an error. TCP without a token or TLS
+// never reachable with wider permissions); a stale socket at the path
+// (nothing accepts on it) is replaced, a live one is left alone and the
+// error is ErrSocketInUse, anything else there is an error. TCP without a token or TLS
 // is refused with ErrInsecureListen, before anything is opened: on a
 // non-loopback address the API would be open to the network, and even on
 // loopback to every local user. The caller must close the listener (which
@@ -217,7 +222,16 @@ func listenUnix(ctx context.Context, path string) (net.Listener, error) {
 		if st.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("agent: %s exists and is not a socket", path)
 		}
-		os.Remove(path) // a stale socket from a previous run
+		d := net.Dialer{Timeout: time.Second}
+		c, err := d.DialContext(ctx, "unix", path)
+		switch {
+		case err == nil:
+			c.Close()
+			return nil, fmt.Errorf("%w: %s", ErrSocketInUse, path)
+		case !errors.Is(err, syscall.ECONNREFUSED):
+			return nil, fmt.Errorf("agent: checking the existing socket %s: %w", path, err)
+		}
+		os.Remove(path) // a stale socket: nothing listens on it
 	}
 	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.%d.tmp", filepath.Base(path), os.Getpid()))
 	os.Remove(tmp)

@@ -27,6 +27,9 @@ type Stats struct {
 	Swap   *mem.SwapMemoryStat    `json:"swap,omitempty"`
 	// Disks holds the usage of each mounted file system, one per mount point.
 	Disks []*disk.UsageStat `json:"disks"`
+	// DiskDevices maps each mount point in Disks to its device
+	// ("/dev/sda1"), when known.
+	DiskDevices map[string]string `json:"disk_devices,omitempty"`
 	// Load holds the 1, 5 and 15 minute load averages.
 	Load *load.AvgStat `json:"load,omitempty"`
 	// Host describes the machine (hostname, OS, kernel, boot time).
@@ -123,6 +126,10 @@ func CollectHost(ctx context.Context, prev *Stats) (*Stats, error) {
 				continue
 			}
 			s.Disks = append(s.Disks, u)
+			if s.DiskDevices == nil {
+				s.DiskDevices = map[string]string{}
+			}
+			s.DiskDevices[p.Mountpoint] = p.Device
 		}
 	}
 	if s.Load, err = load.AvgWithContext(ctx); err != nil {

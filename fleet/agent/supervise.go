@@ -22,6 +22,11 @@ const (
 	EventStopped    EventKind = "stopped"     // stopped on request
 	EventInstalled  EventKind = "installed"   // a new version was swapped in and runs
 	EventRolledBack EventKind = "rolled-back" // a new version failed to start; the previous one is back
+	// EventOrphanStopped: New found a run that a previous agent on the
+	// directory left behind (it was killed without stopping its
+	// programs) and stopped it (Pid is the orphan's; Exit is "terminated"
+	// or "killed"), so that Resume starts one supervised copy.
+	EventOrphanStopped EventKind = "orphan-stopped"
 )
 
 // Event is one thing that happened to a package, for progress and logs.
@@ -37,6 +42,7 @@ type Event struct {
 // it exits, and stops it on request.
 type proc struct {
 	name, dir, bin string
+	pkgDir         string // DIR/NAME, where the pidfile is
 	args           []string
 	out            *cappedLog
 	backoffMin     time.Duration
@@ -91,6 +97,7 @@ func (p *proc) launch() (*exec.Cmd, error) {
 		p.mu.Unlock()
 		return nil, err
 	}
+	writePidfile(p.pkgDir, cmd.Process.Pid)
 	p.mu.Lock()
 	p.cmd, p.pid, p.running, p.startedAt = cmd, cmd.Process.Pid, true, time.Now()
 	restarts := p.restarts
@@ -115,6 +122,7 @@ func (p *proc) stopping() bool {
 
 func (p *proc) supervise(cmd *exec.Cmd) {
 	defer close(p.done)
+	defer removePidfile(p.pkgDir)
 	backoff := p.backoffMin
 	first := true
 	for {
