@@ -25,7 +25,10 @@
 // # Errors
 //
 // Executors return a *ExitError (with the Result) when a command exits
-// non-zero, and a *HostError otherwise, matching one of ErrUnreachable,
+// non-zero; its message ends with the last lines of stderr (at most 200
+// bytes, e.g. "fleet: web1: exit status 1: Job for app.service failed ...")
+// and its Stderr field keeps the last 4 KiB. Otherwise they return a
+// *HostError, matching one of ErrUnreachable,
 // ErrAuth, ErrHostKeyUnknown, ErrHostKeyChanged, ErrTimeout (and
 // context.DeadlineExceeded) or context.Canceled through errors.Is.
 //
