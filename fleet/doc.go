@@ -22,6 +22,10 @@
 //	}
 //	return err // errors.Join of the hosts that failed
 //
+// [ShellExecutor] adapts any Executor to package workflow's Executor, so a
+// canary rollout runs its commands through SSH with
+// workflow.Cmd(fleet.ShellExecutor{Executor: ssh}, host, "systemctl restart app", nil).
+//
 // # Errors
 //
 // Executors return a *ExitError (with the Result) when a command exits

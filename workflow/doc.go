@@ -27,6 +27,11 @@
 //	report, err := r.Run(ctx, targets) // after a crash: r.Resume(ctx, targets)
 //	fmt.Println(report.State)          // ESSuccess, ESCanaryFailure, ESMaxFailures, ...
 //
+// exec is a [Executor]: anything with Run(ctx, host, cmd) ([]byte, error).
+// For package fleet's executors it is fleet.ShellExecutor{Executor: ssh},
+// which runs each command as a shell line on the host. fleet and workflow do
+// not import each other; only your program joins them.
+//
 // The failure budget is exact: with MaxFailures set to n, the (n+1)th
 // failure trips it and no target starts afterwards, whatever the
 // concurrency. Targets already running then drain, or are canceled when
