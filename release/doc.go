@@ -31,6 +31,13 @@
 //	up := &release.Uploader{URL: "https://updates.example/release", Secret: secret}
 //	rcpt, err := up.UploadFile(ctx, release.Metadata{Product: "app", Version: "1.4.2"}, "release.tgz")
 //
+// A [Secret] is an alias of opskit.Secret, the SDK's one secret type: it
+// never prints (fmt, slog, JSON), and release.Secret(s) and opskit.Secret(s)
+// are interchangeable. Migration: release.Secret used to be a type of its
+// own; conversions and constants keep compiling, and a Secret now also
+// encodes as "REDACTED" in JSON. Read one with opskit.SecretFromFile or
+// opskit.SecretFromEnv.
+//
 // Legacy clients keep working unchanged: the receiver accepts the secret as
 // a form field and an md5 field instead of sha256, as in
 //

@@ -3,26 +3,17 @@ package release
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"strings"
 
-	"github.com/opskit/opskit/internal/secret"
+	"github.com/opskit/opskit"
 )
 
-// Secret is a shared upload secret. It never prints: fmt and slog show it as
-// REDACTED. Compare secrets only through the Receiver, which does so in
-// constant time.
-type Secret string
-
-// String implements fmt.Stringer without revealing the value.
-func (Secret) String() string { return secret.Redacted }
-
-// GoString implements fmt.GoStringer without revealing the value.
-func (Secret) GoString() string { return secret.Redacted }
-
-// LogValue implements slog.LogValuer without revealing the value.
-func (Secret) LogValue() slog.Value { return slog.StringValue(secret.Redacted) }
+// Secret is opskit.Secret, the SDK's one credential type, here a shared
+// upload secret. It never prints: fmt, slog and encoders show it as
+// REDACTED. It is an alias, so release.Secret(s) and opskit.Secret(s) are
+// the same value. The Receiver compares secrets in constant time.
+type Secret = opskit.Secret
 
 // Metadata describes a release: the form fields that travel with the file.
 // Product and Version are required; the rest is optional.

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/opskit/opskit/internal/secret"
+	"github.com/opskit/opskit"
 )
 
 // DefaultSocket is where examples/agent listens by default.
@@ -28,8 +28,9 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // ClientConfig configures a Client. The zero value of each field selects
 // the documented default.
 type ClientConfig struct {
-	// Token is sent as "Authorization: Bearer TOKEN" when set.
-	Token secret.String
+	// Token is sent as "Authorization: Bearer TOKEN" when set; convert a
+	// string with opskit.Secret(s).
+	Token opskit.Secret
 	// TLS configures HTTPS for an https:// URL.
 	TLS *tls.Config
 	// Dial, when set, opens every connection (NewSSHClient and
@@ -42,7 +43,7 @@ type ClientConfig struct {
 // through errors.Is and are *APIError.
 type Client struct {
 	base  string
-	token secret.String
+	token opskit.Secret
 	hc    *http.Client
 }
 
