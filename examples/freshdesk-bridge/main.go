@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/freshdesk"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
@@ -76,7 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	var token string
+	var token opskit.Secret
 	if *escalate == 0 {
 		if token, err = secretFrom(*tokenFile, "BRIDGE_TOKEN", getenv); err != nil {
 			return err
@@ -90,11 +91,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 
-	fd, err := freshdesk.New(freshdesk.Config{BaseURL: strings.TrimRight(*fdURL, "/") + "/api/v2", APIKey: freshdesk.Secret(fdKey), Logger: logger})
+	fd, err := freshdesk.New(freshdesk.Config{BaseURL: strings.TrimRight(*fdURL, "/") + "/api/v2", APIKey: fdKey, Logger: logger})
 	if err != nil {
 		return err
 	}
-	gl, err := gitlab.NewClient(glToken, gitlab.WithBaseURL(*glURL))
+	gl, err := gitlab.NewClient(glToken.Reveal(), gitlab.WithBaseURL(*glURL))
 	if err != nil {
 		return fmt.Errorf("gitlab client: %w", err)
 	}
@@ -108,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	b, err := freshdesk.NewBridge(freshdesk.BridgeConfig{
 		Freshdesk: fd, GitLab: gl, Project: pid, FreshdeskURL: *fdURL, AgentID: *agentID,
 		CustomField: *customField, Labels: lbls, MaxUploadSize: *maxUpload, Parallel: *parallel,
-		Token: freshdesk.Secret(token), AllowedOrigin: *origin, Logger: logger,
+		Token: token, AllowedOrigin: *origin, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -145,21 +146,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // secretFrom reads a secret from file, or else from the environment
-// variable env.
-func secretFrom(file, env string, getenv func(string) string) (string, error) {
+// variable env (through getenv, not os.Getenv, so that tests give each run
+// its environment).
+func secretFrom(file, env string, getenv func(string) string) (opskit.Secret, error) {
 	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", err
-		}
-		s := strings.TrimSpace(string(b))
-		if s == "" {
-			return "", fmt.Errorf("%s is empty", file)
-		}
-		return s, nil
+		return opskit.SecretFromFile(file)
 	}
 	if s := strings.TrimSpace(getenv(env)); s != "" {
-		return s, nil
+		return opskit.Secret(s), nil
 	}
-	return "", fmt.Errorf("no secret: pass a file flag or set $%s", env)
+	return "", fmt.Errorf("%w: pass a file flag or set $%s", opskit.ErrNoSecret, env)
 }

@@ -13,14 +13,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/release"
 )
@@ -64,7 +63,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "release-upload: -progress must be auto, always or never, not %q\n", *progress)
 		return errUsage
 	}
-	secret, err := readSecret(*secretFile)
+	// The first line of the file: release-server's rotation file lists the
+	// current secret first.
+	secret, err := opskit.SecretFromFileOrEnv(*secretFile, "RELEASE_SECRET")
 	if err != nil {
 		return err
 	}
@@ -95,24 +96,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s %s %s sha256=%s size=%d\n", what, rcpt.Product, rcpt.Version, rcpt.SHA256, rcpt.Size)
 	return nil
-}
-
-func readSecret(path string) (release.Secret, error) {
-	if path == "" {
-		if s := os.Getenv("RELEASE_SECRET"); s != "" {
-			return release.Secret(s), nil
-		}
-		return "", errors.New("no secret: give -secret-file or set RELEASE_SECRET")
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
-	if s == "" {
-		return "", fmt.Errorf("%s holds no secret", path)
-	}
-	return release.Secret(s), nil
 }
 
 func isTerminal(w io.Writer) bool {
