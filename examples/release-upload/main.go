@@ -118,7 +118,7 @@ type progressLine struct {
 	drawn bool
 }
 
-func (p *progressLine) update(sent, total int64) {
+func (p *progressLine) update(_ release.Metadata, sent, total int64) {
 	p.sent, p.total = sent, total
 	if now := time.Now(); now.Sub(p.last) >= 200*time.Millisecond || (total >= 0 && sent == total) {
 		p.last = now
