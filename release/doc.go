@@ -36,7 +36,9 @@
 // the *FieldError says which rule it broke. Every *StatusError names the
 // method and the URL, without user info or query values. Progress receives
 // the Metadata of the upload it reports, so one Uploader serves concurrent
-// uploads.
+// uploads. Migration: Progress used to be func(sent, total int64); add a
+// first parameter, func(md release.Metadata, sent, total int64), and key
+// per-upload state by md.Product and md.Version.
 //
 // A [Secret] is an alias of opskit.Secret, the SDK's one secret type: it
 // never prints (fmt, slog, JSON), and release.Secret(s) and opskit.Secret(s)
