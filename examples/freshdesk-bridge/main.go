@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	var token opskit.Secret
+	var token string
 	if *escalate == 0 {
 		if token, err = secretFrom(*tokenFile, "BRIDGE_TOKEN", getenv); err != nil {
 			return err
@@ -91,11 +91,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 
-	fd, err := freshdesk.New(freshdesk.Config{BaseURL: strings.TrimRight(*fdURL, "/") + "/api/v2", APIKey: fdKey, Logger: logger})
+	fd, err := freshdesk.New(freshdesk.Config{BaseURL: strings.TrimRight(*fdURL, "/") + "/api/v2", APIKey: freshdesk.Secret(fdKey), Logger: logger})
 	if err != nil {
 		return err
 	}
-	gl, err := gitlab.NewClient(glToken.Reveal(), gitlab.WithBaseURL(*glURL))
+	gl, err := gitlab.NewClient(glToken, gitlab.WithBaseURL(*glURL))
 	if err != nil {
 		return fmt.Errorf("gitlab client: %w", err)
 	}
@@ -109,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	b, err := freshdesk.NewBridge(freshdesk.BridgeConfig{
 		Freshdesk: fd, GitLab: gl, Project: pid, FreshdeskURL: *fdURL, AgentID: *agentID,
 		CustomField: *customField, Labels: lbls, MaxUploadSize: *maxUpload, Parallel: *parallel,
-		Token: token, AllowedOrigin: *origin, Logger: logger,
+		Token: freshdesk.Secret(token), AllowedOrigin: *origin, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -145,15 +145,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// secretFrom reads a secret from file, or else from the environment
-// variable env (through getenv, not os.Getenv, so that tests give each run
-// its environment).
-func secretFrom(file, env string, getenv func(string) string) (opskit.Secret, error) {
+// secretFrom reads a secret from file (opskit.SecretFromFile: its first
+// line), or else from the environment variable env, through getenv so that
+// tests give each run its environment. It returns the plain string, which
+// goes into freshdesk.Secret, gitlab.NewClient and gitlabx.Secret alike.
+func secretFrom(file, env string, getenv func(string) string) (string, error) {
 	if file != "" {
-		return opskit.SecretFromFile(file)
+		s, err := opskit.SecretFromFile(file)
+		return s.Reveal(), err
 	}
 	if s := strings.TrimSpace(getenv(env)); s != "" {
-		return opskit.Secret(s), nil
+		return s, nil
 	}
 	return "", fmt.Errorf("%w: pass a file flag or set $%s", opskit.ErrNoSecret, env)
 }
