@@ -14,6 +14,7 @@ import (
 	"go/types"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,6 +57,9 @@ func TestDocSnippetsCompile(t *testing.T) {
 	}
 
 	imp := newSnippetImporter(t)
+	if testing.Verbose() {
+		t.Logf("packages snippets may name: %v", slices.Sorted(maps.Keys(imp.names)))
+	}
 	n := 0
 	for _, s := range snippets {
 		t.Run(s.pos(), func(t *testing.T) {
@@ -107,9 +111,17 @@ var snippetVars = map[string]struct {
 	"logs":       {"[]string", nil},
 	"host":       {"string", nil},
 	"today":      {"string", nil},
+	"url":        {"string", nil},
+	"r":          {"workflow.Runner", []string{"github.com/opskit/opskit/workflow"}},
+	"targets":    {"[]workflow.Target", []string{"github.com/opskit/opskit/workflow"}},
+	// Used only once the module requires them (go list -e skips them before).
+	"reg": {"*prometheus.Registry", []string{"github.com/prometheus/client_golang/prometheus"}},
+	"tp":  {"trace.TracerProvider", []string{"go.opentelemetry.io/otel/trace"}},
 }
 
-// snippetImports are the packages a snippet may name, by name.
+// snippetImports are the packages outside this module that a snippet may
+// name, by name. Every package of this module is named by its package name
+// too (opskit, release, fleettest, ...).
 var snippetImports = map[string]string{
 	"opskit":        "github.com/opskit/opskit",
 	"release":       "github.com/opskit/opskit/release",
@@ -147,6 +159,7 @@ var notGo = []string{
 	"go run ",  // doc.go: a shell command
 	"curl ",    // release: the legacy client's command
 	"GET  /v1", // fleet/agent: the HTTP API's routes
+	"opskit_",  // a table of metric names
 }
 
 // skipSnippets lists snippets not compiled here, by where they are and the
@@ -274,7 +287,7 @@ func startsWithDecl(code string) bool {
 // source wraps s in a file of package snippet: imports for every package it
 // names and, for statements, a function whose parameters are vars. It
 // returns the source and the number of lines before s.code.
-func (s snippet) source(vars []string) (string, int, error) {
+func (s snippet) source(vars []string, names map[string]string) (string, int, error) {
 	body := s.code
 	if !s.decls {
 		body = "func _() error {\n" + s.code + "\nreturn nil\n}\n"
@@ -288,8 +301,8 @@ func (s snippet) source(vars []string) (string, int, error) {
 	paths := map[string]bool{}
 	ast.Inspect(f, func(n ast.Node) bool {
 		if sel, ok := n.(*ast.SelectorExpr); ok {
-			if id, ok := sel.X.(*ast.Ident); ok && snippetImports[id.Name] != "" {
-				paths[snippetImports[id.Name]] = true
+			if id, ok := sel.X.(*ast.Ident); ok && names[id.Name] != "" {
+				paths[names[id.Name]] = true
 			}
 		}
 		return true
@@ -326,10 +339,10 @@ func (s snippet) source(vars []string) (string, int, error) {
 var undefinedRE = regexp.MustCompile(`^undefined: ([A-Za-z_][A-Za-z0-9_]*)$`)
 
 // typeCheckSnippet returns what is wrong with s, as file:line messages.
-func typeCheckSnippet(s snippet, imp types.Importer) []string {
+func typeCheckSnippet(s snippet, imp *snippetImporter) []string {
 	var vars []string
 	for {
-		src, head, err := s.source(vars)
+		src, head, err := s.source(vars, imp.names)
 		if err != nil {
 			return []string{fmt.Sprintf("%s: does not parse as Go (%v); fix it, or list it in notGo if it is not Go", s.pos(), err)}
 		}
@@ -349,7 +362,7 @@ func typeCheckSnippet(s snippet, imp types.Importer) []string {
 			}
 			line := s.line + fset.Position(e.Pos).Line - head - 1
 			if m := undefinedRE.FindStringSubmatch(e.Msg); m != nil && !s.decls {
-				if _, ok := snippetVars[m[1]]; ok && !slices.Contains(vars, m[1]) {
+				if sv, ok := snippetVars[m[1]]; ok && !slices.Contains(vars, m[1]) && imp.available(sv.imports) {
 					missing = append(missing, m[1])
 					continue
 				}
@@ -367,11 +380,27 @@ func typeCheckSnippet(s snippet, imp types.Importer) []string {
 	}
 }
 
+// snippetImporter imports packages from the compiler's export data.
+type snippetImporter struct {
+	types.Importer
+	exports map[string]string // import path: export data file
+	names   map[string]string // package name a snippet may use: import path
+}
+
+func (imp *snippetImporter) available(paths []string) bool {
+	for _, p := range paths {
+		if imp.exports[p] == "" {
+			return false
+		}
+	}
+	return true
+}
+
 // newSnippetImporter reads the compiler's export data (go list -export) of
-// every package the snippets may import.
-func newSnippetImporter(t *testing.T) types.Importer {
+// every package of the module and every package the snippets may import.
+func newSnippetImporter(t *testing.T) *snippetImporter {
 	t.Helper()
-	var paths []string
+	paths := []string{"./..."}
 	for _, p := range snippetImports {
 		paths = append(paths, p)
 	}
@@ -380,7 +409,7 @@ func newSnippetImporter(t *testing.T) types.Importer {
 	}
 	slices.Sort(paths)
 	paths = slices.Compact(paths)
-	cmd := exec.Command("go", append([]string{"list", "-deps", "-export", "-json=ImportPath,Export"}, paths...)...)
+	cmd := exec.Command("go", append([]string{"list", "-e", "-deps", "-export", "-json=ImportPath,Name,Export,Module,Error"}, paths...)...)
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr string
@@ -389,20 +418,41 @@ func newSnippetImporter(t *testing.T) types.Importer {
 		}
 		t.Fatalf("go list -export: %v\n%s", err, stderr)
 	}
-	exports := map[string]string{}
+	imp := &snippetImporter{exports: map[string]string{}, names: map[string]string{}}
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	for dec.More() {
-		var p struct{ ImportPath, Export string }
+		var p struct {
+			ImportPath, Name, Export string
+			Module                   *struct{ Path string }
+			Error                    *struct{ Err string }
+		}
 		if err := dec.Decode(&p); err != nil {
 			t.Fatal(err)
 		}
-		exports[p.ImportPath] = p.Export
+		if p.Error != nil {
+			continue // a package this module does not require (yet)
+		}
+		imp.exports[p.ImportPath] = p.Export
+		if p.Module != nil && p.Module.Path == "github.com/opskit/opskit" && p.Name != "main" &&
+			!strings.HasPrefix(p.ImportPath, "github.com/opskit/opskit/internal/") {
+			if prev, dup := imp.names[p.Name]; dup && prev != p.ImportPath {
+				t.Logf("package name %s is ambiguous (%s, %s); snippets get %s", p.Name, prev, p.ImportPath, min(prev, p.ImportPath))
+				p.ImportPath = min(prev, p.ImportPath)
+			}
+			imp.names[p.Name] = p.ImportPath
+		}
 	}
-	return importer.ForCompiler(token.NewFileSet(), "gc", func(path string) (io.ReadCloser, error) {
-		f, ok := exports[path]
+	for name, path := range snippetImports {
+		if _, ok := imp.names[name]; !ok {
+			imp.names[name] = path
+		}
+	}
+	imp.Importer = importer.ForCompiler(token.NewFileSet(), "gc", func(path string) (io.ReadCloser, error) {
+		f, ok := imp.exports[path]
 		if !ok || f == "" {
 			return nil, fmt.Errorf("no export data for %s", path)
 		}
 		return os.Open(f)
 	})
+	return imp
 }
