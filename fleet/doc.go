@@ -4,6 +4,10 @@
 // executor for interactive programs, fan-out over many hosts, CIDR
 // discovery with a liveness probe, and file push with a SHA-256 check.
 //
+// [ShellExecutor] adapts any Executor to package workflow's Executor, so a
+// canary rollout runs its commands through SSH with
+// workflow.Cmd(fleet.ShellExecutor{Executor: ssh}, host, "systemctl restart app", nil).
+//
 // The shortest useful program runs uname on two hosts:
 //
 //	ex, err := fleet.NewSSH(fleet.SSHConfig{
@@ -21,10 +25,6 @@
 //		fmt.Printf("%s: %s", r.Host, r.Stdout)
 //	}
 //	return err // errors.Join of the hosts that failed
-//
-// [ShellExecutor] adapts any Executor to package workflow's Executor, so a
-// canary rollout runs its commands through SSH with
-// workflow.Cmd(fleet.ShellExecutor{Executor: ssh}, host, "systemctl restart app", nil).
 //
 // # Errors
 //
