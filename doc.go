@@ -1,10 +1,26 @@
 // Package opskit is an embeddable Go SDK for the automation a small platform
 // team writes around GitLab, a help desk and a fleet of Linux machines.
 //
-// This package holds no code. Import the packages below into your own
-// internal tools, compose their typed APIs in your own main packages, and
-// test those mains with the in-memory fakes that opskit ships beside each
-// package (the *test subpackages, like net/http/httptest).
+// This package holds only the SDK's one credential type, [Secret], which
+// every package uses (or aliases, as freshdesk.Secret and release.Secret
+// do): it never prints through fmt, log/slog or encoders, compares in
+// constant time, and is read with [SecretFromFile], [SecretFromEnv] or
+// [SecretFromFileOrEnv]:
+//
+//	tok, err := opskit.SecretFromFileOrEnv(*tokenFile, "OPSKIT_AGENT_TOKEN")
+//	if err != nil {
+//		return err // names the file or variable, never the value
+//	}
+//	a, err := agent.New(agent.Config{Dir: "/var/lib/opskit-agent", Token: tok})
+//
+// A string converts with opskit.Secret(s). Migration: fleettest.Config.Password
+// and the Token fields of fleet/agent used to have a type from an internal
+// package that a user could not name; they are opskit.Secret now.
+//
+// Import the packages below into your own internal tools, compose their
+// typed APIs in your own main packages, and test those mains with the
+// in-memory fakes that opskit ships beside each package (the *test
+// subpackages, like net/http/httptest).
 //
 //   - [github.com/opskit/opskit/release]: stream release.tgz with its metadata
 //     from a build server to a release API that verifies the checksum, stores

@@ -4,6 +4,10 @@
 // executor for interactive programs, fan-out over many hosts, CIDR
 // discovery with a liveness probe, and file push with a SHA-256 check.
 //
+// [ShellExecutor] adapts any Executor to package workflow's Executor, so a
+// canary rollout runs its commands through SSH with
+// workflow.Cmd(fleet.ShellExecutor{Executor: ssh}, host, "systemctl restart app", nil).
+//
 // The shortest useful program runs uname on two hosts:
 //
 //	ex, err := fleet.NewSSH(fleet.SSHConfig{
@@ -25,7 +29,10 @@
 // # Errors
 //
 // Executors return a *ExitError (with the Result) when a command exits
-// non-zero, and a *HostError otherwise, matching one of ErrUnreachable,
+// non-zero; its message ends with the last lines of stderr (at most 200
+// bytes, e.g. "fleet: web1: exit status 1: Job for app.service failed ...")
+// and its Stderr field keeps the last 4 KiB. Otherwise they return a
+// *HostError, matching one of ErrUnreachable,
 // ErrAuth, ErrHostKeyUnknown, ErrHostKeyChanged, ErrTimeout (and
 // context.DeadlineExceeded) or context.Canceled through errors.Is.
 //

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // DefaultMaxOutput is the number of bytes of stdout and of stderr that a
@@ -152,12 +154,63 @@ type ExitError struct {
 	Stderr []byte // last 4 KiB of the kept stderr
 }
 
-// Error returns "fleet: HOST: ..." with the cause.
+// maxErrorStderr is the number of bytes at the end of Stderr that
+// ExitError.Error shows.
+const maxErrorStderr = 200
+
+// Error returns "fleet: HOST: exit status N" (or "killed by signal S")
+// followed by the last lines of Stderr on one line, at most 200
+// bytes of them, so a report that prints the error says why the command
+// failed: "fleet: web1: exit status 1: Job for app.service failed ...".
+// The whole Stderr stays in the field (errors.As).
 func (e *ExitError) Error() string {
+	msg := fmt.Sprintf("fleet: %s: exit status %d", e.Host, e.Code)
 	if e.Signal != "" {
-		return fmt.Sprintf("fleet: %s: killed by signal %s", e.Host, e.Signal)
+		msg = fmt.Sprintf("fleet: %s: killed by signal %s", e.Host, e.Signal)
 	}
-	return fmt.Sprintf("fleet: %s: exit status %d", e.Host, e.Code)
+	if tail := stderrTail(e.Stderr, maxErrorStderr); tail != "" {
+		msg += ": " + tail
+	}
+	return msg
+}
+
+// stderrTail returns the last lines of stderr within max bytes, joined by
+// "; " on one line, without control characters. When the last line alone
+// is longer than max, its end is kept after "...".
+func stderrTail(stderr []byte, max int) string {
+	s := strings.TrimRightFunc(string(stderr), unicode.IsSpace)
+	cut := false
+	if len(s) > max {
+		s = s[len(s)-max:]
+		cut = true
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			s = s[i+1:] // drop the partial first line
+			cut = false
+		}
+		for len(s) > 0 && !utf8.RuneStart(s[0]) {
+			s = s[1:]
+		}
+	}
+	var lines []string
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.Map(func(r rune) rune {
+			if r == utf8.RuneError || unicode.IsControl(r) {
+				return ' '
+			}
+			return r
+		}, line)
+		if line = strings.TrimSpace(line); line != "" {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	out := strings.Join(lines, "; ")
+	if cut {
+		out = "..." + out
+	}
+	return out
 }
 
 // MissingProgramsError lists programs that LookPath could not find.

@@ -16,12 +16,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/opskit/opskit/internal/secret"
+	"github.com/opskit/opskit"
 )
 
-// Secret is a credential (an API key or a bearer token). It never prints:
-// fmt and slog show it as REDACTED. Convert a string with freshdesk.Secret(s).
-type Secret = secret.String
+// Secret is opskit.Secret, the SDK's one credential type (an API key or a
+// bearer token here). It never prints: fmt, slog and encoders show it as
+// REDACTED. It is an alias, so freshdesk.Secret(s) and opskit.Secret(s) are
+// the same value and either fills Config.APIKey and BridgeConfig.Token.
+type Secret = opskit.Secret
 
 // Config configures a Client. The zero value of each optional field selects
 // the documented default.

@@ -33,6 +33,12 @@
 //	esc, err := b.Escalate(ctx, 4711)
 //	fmt.Println(esc.IssueURL, esc.NotesAdded)
 //
+// Config.APIKey and BridgeConfig.Token are a [Secret], which is an alias of
+// opskit.Secret, the SDK's one secret type: it never prints, and
+// freshdesk.Secret(s) and opskit.Secret(s) are interchangeable. Migration:
+// Secret used to alias a type from an internal package; code that converts
+// with freshdesk.Secret(s) keeps compiling unchanged.
+//
 // # Idempotency
 //
 // The issue's description starts with the hidden line

@@ -31,6 +31,22 @@
 //	up := &release.Uploader{URL: "https://updates.example/release", Secret: secret}
 //	rcpt, err := up.UploadFile(ctx, release.Metadata{Product: "app", Version: "1.4.2"}, "release.tgz")
 //
+// The uploader checks the Metadata with the receiver's rules
+// ([Metadata.Validate]) before it connects, so a bad name costs nothing and
+// the *FieldError says which rule it broke. Every *StatusError names the
+// method and the URL, without user info or query values. Progress receives
+// the Metadata of the upload it reports, so one Uploader serves concurrent
+// uploads. Migration: Progress used to be func(sent, total int64); add a
+// first parameter, func(md release.Metadata, sent, total int64), and key
+// per-upload state by md.Product and md.Version.
+//
+// A [Secret] is an alias of opskit.Secret, the SDK's one secret type: it
+// never prints (fmt, slog, JSON), and release.Secret(s) and opskit.Secret(s)
+// are interchangeable. Migration: release.Secret used to be a type of its
+// own; conversions and constants keep compiling, and a Secret now also
+// encodes as "REDACTED" in JSON. Read one with opskit.SecretFromFile or
+// opskit.SecretFromEnv.
+//
 // Legacy clients keep working unchanged: the receiver accepts the secret as
 // a form field and an md5 field instead of sha256, as in
 //

@@ -52,16 +52,27 @@ func Fetch(ctx context.Context, url, dst, sha256Hex string) (FetchResult, error)
 // file).
 //
 // On any failure dst is exactly as it was before and no temporary file is
-// left. A wrong checksum is ErrChecksumMismatch; an HTTP status other than
-// 200 is a *StatusError; a cancelled ctx gives an error for which
-// errors.Is(err, context.Canceled) holds.
+// left. The errors:
+//
+//   - *FieldError with Fields ["sha256"] when sha256Hex is not 64 hex
+//     characters; its Rules say what is wrong ("has length 7, want 64 hex
+//     characters", "has non-hex character 'g' at index 5"). Nothing is
+//     read or requested.
+//   - ErrChecksumMismatch when the downloaded bytes have another checksum.
+//   - *StatusError for an HTTP status other than 200, naming the method
+//     and url (without user info or query values).
+//   - An error for which errors.Is(err, context.Canceled) (or
+//     context.DeadlineExceeded) holds when ctx ends first.
+//   - An error wrapping the *url.Error of a failed request (url without
+//     credentials), an invalid url, or the file system's error (e.g.
+//     fs.ErrPermission) for dst, its directory or the temporary file.
 func (f *Fetcher) Fetch(ctx context.Context, url, dst, sha256Hex string) (FetchResult, error) {
 	log := f.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if !validHex(sha256Hex, 64) {
-		return FetchResult{}, &FieldError{Fields: []string{"sha256"}, Reason: "invalid checksum"}
+	if rule := checksumRule(sha256Hex, 64); rule != "" {
+		return FetchResult{}, &FieldError{Fields: []string{"sha256"}, Reason: "fetch: invalid argument", Rules: []string{"sha256 checksum" + rule}}
 	}
 	want := strings.ToLower(sha256Hex)
 	perm := fs.FileMode(0o644)
@@ -79,7 +90,7 @@ func (f *Fetcher) Fetch(ctx context.Context, url, dst, sha256Hex string) (FetchR
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return FetchResult{}, fmt.Errorf("release: %w", err)
+		return FetchResult{}, fmt.Errorf("release: fetch: %w", redactURLError(err))
 	}
 	if f.Secret != "" {
 		req.Header.Set("Authorization", "Bearer "+string(f.Secret))
@@ -90,11 +101,11 @@ func (f *Fetcher) Fetch(ctx context.Context, url, dst, sha256Hex string) (FetchR
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return FetchResult{}, fmt.Errorf("release: fetch: %w", err)
+		return FetchResult{}, fmt.Errorf("release: fetch: %w", redactURLError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return FetchResult{}, &StatusError{Code: resp.StatusCode}
+		return FetchResult{}, &StatusError{Code: resp.StatusCode, Method: http.MethodGet, URL: redactURL(url)}
 	}
 
 	tmp, err := atomicfile.Create(dst, perm)
@@ -113,7 +124,7 @@ func (f *Fetcher) Fetch(ctx context.Context, url, dst, sha256Hex string) (FetchR
 		return FetchResult{}, fmt.Errorf("release: fetch: %w", err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return FetchResult{}, fmt.Errorf("%w: %s has sha256 %s, want %s", ErrChecksumMismatch, url, got, want)
+		return FetchResult{}, fmt.Errorf("%w: %s has sha256 %s, want %s", ErrChecksumMismatch, redactURL(url), got, want)
 	}
 	if err := tmp.Commit(); err != nil {
 		return FetchResult{}, fmt.Errorf("release: %w", err)

@@ -33,9 +33,12 @@ type Uploader struct {
 	// and no overall timeout (cancel the context instead).
 	Client *http.Client
 	// Progress, if set, is called from the uploading goroutine after each
-	// chunk of the file has been handed to the connection, with the bytes
-	// sent so far and the total (-1 when unknown).
-	Progress func(sent, total int64)
+	// chunk of the file has been handed to the connection, with the
+	// Metadata of the upload it reports, the bytes sent so far and the
+	// total (-1 when unknown). Concurrent uploads call it concurrently, each
+	// with its own Metadata, so one Uploader can serve them all; Progress
+	// must synchronise what it shares.
+	Progress func(md Metadata, sent, total int64)
 	// Logger receives one event per upload; nil discards.
 	Logger *slog.Logger
 }
@@ -63,9 +66,14 @@ func (u *Uploader) UploadFile(ctx context.Context, md Metadata, path string) (Re
 // receiver's Receipt only when the receiver confirmed the checksum computed
 // while sending.
 //
-// Errors: ErrUnauthorized (401), *FieldError (400), ErrConflict (409),
-// ErrTooLarge (413), ErrChecksumMismatch (422, or a receipt with another
-// checksum), *StatusError for any other status, and an error for which
+// Before it connects, Upload checks md with Metadata.Validate, the
+// receiver's own rules: an invalid release is a *FieldError whose Rules
+// name the field and the rule, and nothing is read or sent.
+//
+// Errors: *FieldError (invalid md, or 400), ErrUnauthorized (401),
+// ErrConflict (409), ErrTooLarge (413), ErrChecksumMismatch (422, or a
+// receipt with another checksum), *StatusError for any other status (it
+// names the method and the URL without credentials), and an error for which
 // errors.Is(err, context.Canceled) holds when ctx is cancelled, which aborts
 // the transfer. Upload does not return while a Read on r is in progress, so
 // r must not block indefinitely (files and pipes closed by their writer are
@@ -77,6 +85,9 @@ func (u *Uploader) Upload(ctx context.Context, md Metadata, r io.Reader, size in
 	}
 	if u.URL == "" || u.Secret == "" {
 		return Receipt{}, errors.New("release: Uploader needs URL and Secret")
+	}
+	if err := md.Validate(); err != nil {
+		return Receipt{}, err
 	}
 	client := u.Client
 	if client == nil {
@@ -102,7 +113,7 @@ func (u *Uploader) Upload(ctx context.Context, md Metadata, r io.Reader, size in
 	body := struct{ io.Reader }{bufio.NewReaderSize(pr, 1<<20)}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.URL, body)
 	if err != nil {
-		return Receipt{}, fmt.Errorf("release: %w", err)
+		return Receipt{}, fmt.Errorf("release: %w", redactURLError(err))
 	}
 	req.ContentLength = total
 	req.Header.Set("Content-Type", mw.FormDataContentType())
@@ -121,7 +132,11 @@ func (u *Uploader) Upload(ctx context.Context, md Metadata, r io.Reader, size in
 	}
 	done := make(chan result, 1)
 	go func() {
-		sum, n, err := writeBody(mw, md, r, size, u.Progress)
+		var progress func(int64, int64)
+		if u.Progress != nil {
+			progress = func(sent, total int64) { u.Progress(md, sent, total) }
+		}
+		sum, n, err := writeBody(mw, md, r, size, progress)
 		if err == nil {
 			err = mw.Close()
 		}
@@ -140,7 +155,7 @@ func (u *Uploader) Upload(ctx context.Context, md Metadata, r io.Reader, size in
 		if sent.err != nil && !errors.Is(sent.err, errRequestDone) {
 			return Receipt{}, fmt.Errorf("release: upload %s %s: %w", md.Product, md.Version, sent.err)
 		}
-		return Receipt{}, fmt.Errorf("release: upload %s %s: %w", md.Product, md.Version, err)
+		return Receipt{}, fmt.Errorf("release: upload %s %s: %w", md.Product, md.Version, redactURLError(err))
 	}
 	defer resp.Body.Close()
 	rcpt, err := readReply(resp)
@@ -270,7 +285,7 @@ func readReply(resp *http.Response) (Receipt, error) {
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated:
 		if jerr != nil {
-			return Receipt{}, &StatusError{Code: resp.StatusCode, Message: "reply is not JSON"}
+			return Receipt{}, &StatusError{Code: resp.StatusCode, Message: "reply is not JSON", Method: resp.Request.Method, URL: redactURL(resp.Request.URL.String())}
 		}
 		body.Receipt.Created = resp.StatusCode == http.StatusCreated
 		return body.Receipt, nil
@@ -291,5 +306,5 @@ func readReply(resp *http.Response) (Receipt, error) {
 	if jerr != nil {
 		msg = ""
 	}
-	return Receipt{}, &StatusError{Code: resp.StatusCode, Message: msg}
+	return Receipt{}, &StatusError{Code: resp.StatusCode, Message: msg, Method: resp.Request.Method, URL: redactURL(resp.Request.URL.String())}
 }

@@ -30,7 +30,8 @@ func TestUploaderUploadsAndReports(t *testing.T) {
 
 	var calls, last, total int64
 	up := srv.Uploader()
-	up.Progress = func(sent, tot int64) {
+	up.Progress = func(m release.Metadata, sent, tot int64) {
+		assert.Equal(t, md, m, "Progress reports the upload")
 		assert.GreaterOrEqual(t, sent, last, "progress went backwards")
 		calls++
 		last, total = sent, tot
@@ -58,7 +59,7 @@ func TestUploaderUnknownSize(t *testing.T) {
 	srv := releasetest.NewServer(t)
 	var gotTotal int64
 	up := srv.Uploader()
-	up.Progress = func(_, total int64) { gotTotal = total }
+	up.Progress = func(_ release.Metadata, _, total int64) { gotTotal = total }
 	// A plain io.Reader of unknown length goes out chunked.
 	rcpt, err := up.Upload(t.Context(), md, io.MultiReader(strings.NewReader("abc"), strings.NewReader("def")), -1)
 	require.NoError(t, err)
@@ -108,7 +109,9 @@ func TestUploaderFieldError(t *testing.T) {
 	var fe *release.FieldError
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, []string{"product", "version"}, fe.Fields)
-	assert.Equal(t, "release: missing or invalid fields: product, version", err.Error())
+	assert.Equal(t, `release: invalid metadata: product "../etc" must start with a letter or digit, not '.'; `+
+		`version "1.0/x" has '/' at index 3 (allowed: letters, digits and . _ + ~ -)`, err.Error())
+	assert.Empty(t, srv.Releases())
 }
 
 func TestUploaderTooLarge(t *testing.T) {
@@ -218,7 +221,7 @@ func TestUploaderRefusedBeforeSending(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var sent int64
-			up := &release.Uploader{URL: srv.URL, Secret: tt.secret, Progress: func(n, _ int64) { sent = n }}
+			up := &release.Uploader{URL: srv.URL, Secret: tt.secret, Progress: func(_ release.Metadata, n, _ int64) { sent = n }}
 			_, err := up.Upload(t.Context(), md, io.LimitReader(zeros{}, tt.size), tt.size)
 			assert.ErrorIs(t, err, tt.want)
 			assert.Zero(t, sent, "bytes of the file sent before the refusal")

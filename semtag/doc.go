@@ -6,11 +6,17 @@
 // patch version:
 //
 //	repo, err := semtag.NewGit(semtag.GitConfig{Dir: "."})
-//	if err != nil { ... }
+//	if err != nil {
+//		return err
+//	}
 //	tagger, err := semtag.NewTagger(repo, semtag.Config{})
-//	if err != nil { ... }
+//	if err != nil {
+//		return err
+//	}
 //	res, err := tagger.Run(ctx)
-//	if err != nil { ... }
+//	if err != nil {
+//		return err
+//	}
 //	fmt.Println(res.Tag) // "v1.4.3", or "" when HEAD is already released
 //
 // In GitLab CI use NewGitLab instead, with CI_PROJECT_ID and CI_COMMIT_SHA.

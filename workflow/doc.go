@@ -9,6 +9,12 @@
 // succeeded and restarts the others at the state they were in, and
 // Runner.RetryFailed reruns only the failed ones from the state they failed in.
 //
+// Commands run through an [Executor]: anything with Run(ctx, host, cmd)
+// ([]byte, error), exec in the program below. For package fleet's executors
+// it is fleet.ShellExecutor{Executor: ssh}, which runs each command as a
+// shell line on the host. fleet and workflow do not import each other; only
+// your program joins them.
+//
 // The shortest useful program:
 //
 //	j, err := workflow.OpenJournal("rollout.journal")

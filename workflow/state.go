@@ -83,9 +83,11 @@ func Goto(name string) StateFn {
 }
 
 // Executor runs cmd on host and returns its standard output. It is the one
-// method the workflow package needs from a command executor; package fleet's
-// executors provide it through a small adapter, and the example
-// examples/rollout shows one.
+// method the workflow package needs from a command executor. For package
+// fleet's executors (SSH, local, a fleettest.Recorder) use
+// fleet.ShellExecutor{Executor: ex}, which runs cmd as a shell line on host;
+// fleet does not import workflow nor workflow fleet, so neither package
+// pulls in the other.
 type Executor interface {
 	Run(ctx context.Context, host, cmd string) ([]byte, error)
 }

@@ -33,11 +33,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/examples/internal/telemetry"
 	"github.com/opskit/opskit/fleet/agent"
 	"github.com/opskit/opskit/fleet/agent/agentmetrics"
-	"github.com/opskit/opskit/internal/secret"
 )
 
 func main() {
@@ -167,17 +167,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return a.Serve(ctx, ln)
 }
 
-func readToken(file string) (secret.String, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", err
-		}
-		t := strings.TrimSpace(string(b))
-		if t == "" {
-			return "", fmt.Errorf("token file %s is empty", file)
-		}
-		return secret.String(t), nil
+// readToken reads the optional API token from file, or else from
+// $OPSKIT_AGENT_TOKEN; without either the agent has no token.
+func readToken(file string) (opskit.Secret, error) {
+	tok, err := opskit.SecretFromFileOrEnv(file, "OPSKIT_AGENT_TOKEN")
+	if file == "" && errors.Is(err, opskit.ErrNoSecret) {
+		return "", nil
 	}
-	return secret.String(os.Getenv("OPSKIT_AGENT_TOKEN")), nil
+	return tok, err
 }

@@ -27,8 +27,8 @@ import (
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/examples/internal/cli"
-	"github.com/opskit/opskit/internal/secret"
 	"github.com/opskit/opskit/semtag"
 )
 
@@ -83,13 +83,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if *server == "" || *project == "" || *commit == "" {
 			return cli.Usagef(fs, "need -repo-dir, or -gitlab-url, -project and -commit (in GitLab CI: CI_SERVER_URL, CI_PROJECT_ID, CI_COMMIT_SHA)")
 		}
-		token := secret.String(getenv("PRIVATE_TOKEN"))
+		token := opskit.Secret(strings.TrimSpace(getenv("PRIVATE_TOKEN")))
 		if *tokenFile != "" {
-			raw, rerr := os.ReadFile(*tokenFile)
-			if rerr != nil {
-				return fmt.Errorf("token file: %w", rerr)
+			if token, err = opskit.SecretFromFile(*tokenFile); err != nil {
+				return err
 			}
-			token = secret.String(strings.TrimSpace(string(raw)))
 		}
 		if token == "" {
 			return cli.Usagef(fs, "no GitLab token: set PRIVATE_TOKEN or -token-file (a project access token with the api scope; CI_JOB_TOKEN cannot create tags)")

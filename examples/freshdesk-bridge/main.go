@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/freshdesk"
 	"github.com/opskit/opskit/gitlabx"
@@ -197,22 +198,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
-// secretFrom reads a secret from file, or else from the environment
-// variable env.
+// secretFrom reads a secret from file (opskit.SecretFromFile: its first
+// line), or else from the environment variable env, through getenv so that
+// tests give each run its environment. It returns the plain string, which
+// goes into freshdesk.Secret, gitlab.NewClient and gitlabx.Secret alike.
 func secretFrom(file, env string, getenv func(string) string) (string, error) {
 	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", err
-		}
-		s := strings.TrimSpace(string(b))
-		if s == "" {
-			return "", fmt.Errorf("%s is empty", file)
-		}
-		return s, nil
+		s, err := opskit.SecretFromFile(file)
+		return s.Reveal(), err
 	}
 	if s := strings.TrimSpace(getenv(env)); s != "" {
 		return s, nil
 	}
-	return "", fmt.Errorf("no secret: pass a file flag or set $%s", env)
+	return "", fmt.Errorf("%w: pass a file flag or set $%s", opskit.ErrNoSecret, env)
 }

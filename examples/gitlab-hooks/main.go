@@ -33,6 +33,7 @@ import (
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/gitlabx"
 )
@@ -49,20 +50,13 @@ const defaultLabels = "To Do,In Development,In Review,To Test,Testing"
 
 // readSecret reads a secret from file, or from the environment variable env
 // when file is empty.
-func readSecret(file, env, what string) (string, error) {
-	if file == "" {
-		if v := os.Getenv(env); v != "" {
-			return v, nil
-		}
-		return "", fmt.Errorf("%s: set -%s-file or $%s", what, strings.ReplaceAll(what, " ", "-"), env)
+func readSecret(file, env, what string) (opskit.Secret, error) {
+	s, err := opskit.SecretFromFileOrEnv(file, env)
+	if err != nil && file == "" {
+		return "", fmt.Errorf("%s: set -%s-file or $%s: %w", what, strings.ReplaceAll(what, " ", "-"), env, err)
 	}
-	b, err := os.ReadFile(file)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("%s: %s is empty", what, file)
 	}
 	return s, nil
 }
@@ -116,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var signing string
+	var signing opskit.Secret
 	if *signingFile != "" {
 		if signing, err = readSecret(*signingFile, "", "signing token"); err != nil {
 			return err
@@ -124,7 +118,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	client, err := gitlab.NewClient(token, gitlab.WithBaseURL(*gitlabURL))
+	client, err := gitlab.NewClient(token.Reveal(), gitlab.WithBaseURL(*gitlabURL))
 	if err != nil {
 		return fmt.Errorf("gitlab client: %w", err)
 	}
@@ -133,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("checking the GitLab token: %w", err)
 	}
 	hooks, err := gitlabx.NewHooks(gitlabx.HooksConfig{
-		Token: gitlabx.Secret(hookSecret), SigningToken: gitlabx.Secret(signing),
+		Token: gitlabx.Secret(hookSecret.Reveal()), SigningToken: gitlabx.Secret(signing.Reveal()),
 		BotUserID: bot.ID, BotUsername: bot.Username, Workers: *workers, Logger: log,
 	})
 	if err != nil {

@@ -42,9 +42,9 @@ import (
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/gitlabx"
-	"github.com/opskit/opskit/internal/secret"
 	"github.com/opskit/opskit/racelog"
 )
 
@@ -124,7 +124,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	var token secret.String
+	var token opskit.Secret
 	if !c.dryRun {
 		if token, err = readToken(c); err != nil {
 			return err
@@ -165,21 +165,12 @@ func truncatedNote(r racelog.Report) string {
 	return ""
 }
 
-func readToken(c config) (secret.String, error) {
-	if c.tokenFile != "" {
-		raw, err := os.ReadFile(c.tokenFile)
-		if err != nil {
-			return "", fmt.Errorf("token file: %w", err)
-		}
-		if t := strings.TrimSpace(string(raw)); t != "" {
-			return secret.String(t), nil
-		}
-		return "", fmt.Errorf("token file %s is empty", c.tokenFile)
+func readToken(c config) (opskit.Secret, error) {
+	tok, err := opskit.SecretFromFileOrEnv(c.tokenFile, c.tokenEnv)
+	if err != nil && c.tokenFile == "" {
+		return "", fmt.Errorf("no GitLab token: set $%s or -token-file: %w", c.tokenEnv, err)
 	}
-	if t := strings.TrimSpace(os.Getenv(c.tokenEnv)); t != "" {
-		return secret.String(t), nil
-	}
-	return "", fmt.Errorf("no GitLab token: set $%s or -token-file", c.tokenEnv)
+	return tok, err
 }
 
 // scan calls fn for each report in the log called name ("-" is stdin).

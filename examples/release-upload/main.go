@@ -13,14 +13,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/release"
 )
@@ -64,7 +63,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "release-upload: -progress must be auto, always or never, not %q\n", *progress)
 		return errUsage
 	}
-	secret, err := readSecret(*secretFile)
+	// The first line of the file: release-server's rotation file lists the
+	// current secret first.
+	secret, err := opskit.SecretFromFileOrEnv(*secretFile, "RELEASE_SECRET")
 	if err != nil {
 		return err
 	}
@@ -97,24 +98,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func readSecret(path string) (release.Secret, error) {
-	if path == "" {
-		if s := os.Getenv("RELEASE_SECRET"); s != "" {
-			return release.Secret(s), nil
-		}
-		return "", errors.New("no secret: give -secret-file or set RELEASE_SECRET")
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
-	if s == "" {
-		return "", fmt.Errorf("%s holds no secret", path)
-	}
-	return release.Secret(s), nil
-}
-
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
@@ -135,7 +118,7 @@ type progressLine struct {
 	drawn bool
 }
 
-func (p *progressLine) update(sent, total int64) {
+func (p *progressLine) update(_ release.Metadata, sent, total int64) {
 	p.sent, p.total = sent, total
 	if now := time.Now(); now.Sub(p.last) >= 200*time.Millisecond || (total >= 0 && sent == total) {
 		p.last = now

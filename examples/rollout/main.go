@@ -148,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			defer ssh.Close()
-			exec, push = fleetExec{ssh}, fleetPush{ssh}
+			exec, push = fleet.ShellExecutor{Executor: ssh}, fleetPush{ssh}
 		}
 		if o.journal == "" {
 			o.journal = "rollout.journal"
@@ -235,14 +235,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "journal: %s (-resume or -retry-failed continue from it)\n", o.journal)
 	}
 	return err
-}
-
-// fleetExec adapts a fleet SSH executor to workflow.Executor.
-type fleetExec struct{ ssh *fleet.SSH }
-
-func (e fleetExec) Run(ctx context.Context, host, cmd string) ([]byte, error) {
-	res, err := e.ssh.Run(ctx, fleet.Command{Host: host, Shell: cmd})
-	return res.Stdout, err
 }
 
 // fleetPush copies the binary with fleet.Push: streamed over SSH into a

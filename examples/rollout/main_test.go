@@ -209,20 +209,6 @@ func TestSSHPath(t *testing.T) {
 	assert.Len(t, srv.Commands(), 4, "-resume skipped the backend that succeeded")
 }
 
-// TestFleetExecAdapter checks the adapter from fleet's SSH executor to
-// workflow.Executor with workflowtest's checker, over fleettest's SSH
-// server running real /bin/sh.
-func TestFleetExecAdapter(t *testing.T) {
-	srv := fleettest.NewServer(t, fleettest.Config{Password: "pw"})
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	require.NoError(t, os.WriteFile(kh, []byte(srv.KnownHostsLine()), 0o600))
-	ex, err := fleet.NewSSH(fleet.SSHConfig{User: "ops", KnownHostsFiles: []string{kh},
-		Password: func(user, host string) (string, error) { return "pw", nil }})
-	require.NoError(t, err)
-	t.Cleanup(func() { ex.Close() })
-	workflowtest.TestExecutor(t, fleetExec{ex}, srv.Addr())
-}
-
 func TestConfigDryRunWritesNothing(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "app")

@@ -32,7 +32,7 @@ func runRelease(ctx context.Context, n *narrator) error {
 	tarball := bytes.Repeat([]byte("opskit release tarball\n"), 100_000) // 2.3 MB
 	up := &release.Uploader{URL: srv.UploadURL(), Secret: "tour-secret"}
 	calls, lastPct := 0, int64(0)
-	up.Progress = func(sent, total int64) { calls++; lastPct = sent * 100 / total }
+	up.Progress = func(_ release.Metadata, sent, total int64) { calls++; lastPct = sent * 100 / total }
 	md := release.Metadata{Product: "app", Version: "1.0.0", Tag: "v1.0.0", Log: "fix: it's $(not) run `ever`"}
 	rcpt, err := up.Upload(ctx, md, bytes.NewReader(tarball), int64(len(tarball)))
 	if err != nil {

@@ -18,8 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/internal/atomicfile"
-	"github.com/opskit/opskit/internal/secret"
 )
 
 // Defaults of Config.
@@ -57,8 +57,9 @@ type Config struct {
 	StopTimeout time.Duration
 	// Token, when set, is required on every HTTP request as
 	// "Authorization: Bearer TOKEN", compared in constant time. Listen
-	// requires it (or TLS) for TCP.
-	Token secret.String
+	// requires it (or TLS) for TCP. Convert a string with opskit.Secret(s),
+	// or read one with opskit.SecretFromFileOrEnv.
+	Token opskit.Secret
 	// Sampler provides GET /v1/stats; nil means a Sampler collecting this
 	// host every DefaultInterval (Serve runs it).
 	Sampler *Sampler

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/opskit/opskit/internal/secret"
+	"github.com/opskit/opskit"
 )
 
 // DefaultSocket is where examples/agent listens by default.
@@ -28,8 +29,9 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // ClientConfig configures a Client. The zero value of each field selects
 // the documented default.
 type ClientConfig struct {
-	// Token is sent as "Authorization: Bearer TOKEN" when set.
-	Token secret.String
+	// Token is sent as "Authorization: Bearer TOKEN" when set; convert a
+	// string with opskit.Secret(s).
+	Token opskit.Secret
 	// TLS configures HTTPS for an https:// URL.
 	TLS *tls.Config
 	// Dial, when set, opens every connection (NewSSHClient and
@@ -42,7 +44,8 @@ type ClientConfig struct {
 // through errors.Is and are *APIError.
 type Client struct {
 	base  string
-	token secret.String
+	where string // the agent in errors: its URL without credentials, or its socket
+	token opskit.Secret
 	hc    *http.Client
 }
 
@@ -51,10 +54,48 @@ type APIError struct {
 	Status  int    // HTTP status
 	Code    string // the agent's error code, such as "busy"
 	Message string // the agent's message
+	// Agent names the agent: its base URL without user info,
+	// "unix:/run/opskit-agent/agent.sock", or "web1 (ssh) unix:/run/...".
+	Agent  string
+	Method string // the request's method, e.g. "POST"
+	// Path is the request's path, every query value (program arguments
+	// among them) replaced by REDACTED.
+	Path string
 }
 
-// Error returns the agent's message.
-func (e *APIError) Error() string { return e.Message }
+// Error names the agent, the request, the status and the agent's message,
+// e.g. "agent: http://web1:7777: POST /v1/packages/app?binary=REDACTED: 409 Conflict: package app is busy".
+func (e *APIError) Error() string {
+	if e.Method == "" {
+		return e.Message
+	}
+	msg := strings.TrimPrefix(e.Message, "agent: ")
+	status := fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
+	if msg == "" {
+		return fmt.Sprintf("agent: %s: %s %s: %s", e.Agent, e.Method, e.Path, status)
+	}
+	return fmt.Sprintf("agent: %s: %s %s: %s: %s", e.Agent, e.Method, e.Path, status, msg)
+}
+
+// redactURL returns raw without user info and with every query value
+// replaced by REDACTED.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User = nil
+	if u.RawQuery != "" {
+		pairs := strings.Split(u.RawQuery, "&")
+		for i, p := range pairs {
+			if k, _, ok := strings.Cut(p, "="); ok {
+				pairs[i] = k + "=" + opskit.Redacted
+			}
+		}
+		u.RawQuery = strings.Join(pairs, "&")
+	}
+	return u.String()
+}
 
 // Is matches the Err value that the agent's code stands for.
 func (e *APIError) Is(target error) bool {
@@ -79,7 +120,8 @@ func NewClient(baseURL string, cfg ClientConfig) (*Client, error) {
 	if cfg.Dial != nil {
 		tr.DialContext = cfg.Dial
 	}
-	return &Client{base: strings.TrimSuffix(baseURL, "/"), token: cfg.Token, hc: &http.Client{Transport: tr}}, nil
+	base := strings.TrimSuffix(baseURL, "/")
+	return &Client{base: base, where: redactURL(base), token: cfg.Token, hc: &http.Client{Transport: tr}}, nil
 }
 
 // NewUnixClient returns a client of the agent listening on the unix socket
@@ -90,6 +132,7 @@ func NewUnixClient(path string, cfg ClientConfig) *Client {
 		return d.DialContext(ctx, "unix", path)
 	}
 	c, _ := NewClient("http://agent", cfg) // a constant, valid URL
+	c.where = "unix:" + path
 	return c
 }
 
@@ -116,6 +159,7 @@ func NewSSHClient(conn SSHClientFunc, host, socketPath string, cfg ClientConfig)
 		return c, nil
 	}
 	c, _ := NewClient("http://agent", cfg)
+	c.where = host + " (ssh) unix:" + socketPath
 	return c
 }
 
@@ -128,7 +172,7 @@ func (c *Client) Close() error {
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, size int64, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return fmt.Errorf("agent: %s: %s %s: %w", c.where, method, redactURL(path), err)
 	}
 	if body != nil {
 		req.ContentLength = size
@@ -140,18 +184,22 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, si
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("agent: %s %s: %w", method, path, ctx.Err())
+			return fmt.Errorf("agent: %s: %s %s: %w", c.where, method, redactURL(path), ctx.Err())
 		}
-		return fmt.Errorf("agent: %s %s: %w", method, path, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its URL may carry credentials; c.where names the agent
+		}
+		return fmt.Errorf("agent: %s: %s %s: %w", c.where, method, redactURL(path), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		var eb errorBody
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
-			eb = errorBody{Error: fmt.Sprintf("agent: %s %s: %s", method, path, resp.Status), Code: ""}
+		if json.Unmarshal(b, &eb) != nil {
+			eb = errorBody{}
 		}
-		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
+		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error, Agent: c.where, Method: method, Path: redactURL(path)}
 	}
 	if w, ok := out.(io.Writer); ok {
 		_, err = io.Copy(w, resp.Body)

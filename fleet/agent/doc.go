@@ -92,6 +92,12 @@
 // Listen opens a unix socket with mode 0600 by default. TCP needs a token
 // (compared in constant time) or TLS; Listen refuses it otherwise.
 //
+// Tokens (Config.Token, ListenConfig.Token, ClientConfig.Token) have the
+// SDK's one secret type, opskit.Secret, which never prints. Migration: these
+// fields used to have a type from an internal package that a user could not
+// name; build them with opskit.Secret(s) from a string, or read one with
+// opskit.SecretFromFileOrEnv(file, "OPSKIT_AGENT_TOKEN").
+//
 // # Testing
 //
 // Package fleet/agent/agenttest runs a real Agent in-process on a unix

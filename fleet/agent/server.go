@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/internal/secret"
 )
 
@@ -174,7 +175,7 @@ type ListenConfig struct {
 	// TLS, when set, serves TCP over TLS.
 	TLS *tls.Config
 	// Token is the Agent's Config.Token; TCP requires it or TLS.
-	Token secret.String
+	Token opskit.Secret
 }
 
 // Listen opens the agent's listener. A unix socket is created with mode

@@ -22,6 +22,10 @@
 //
 // TestExecutor checks that a fleet.Executor behaves as documented.
 //
+// Config.Password has the SDK's one secret type, opskit.Secret. Migration:
+// it used to have a type from an internal package; a constant still works
+// (Password: "pw"), and a string variable converts with opskit.Secret(pw).
+//
 // # Testing
 //
 // This package is itself the test package of fleet; its own behaviour is

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/internal/secret"
 )
 
@@ -32,8 +33,9 @@ type Config struct {
 	// ExtraHostKeys are further host keys of other types, offered too.
 	ExtraHostKeys []ssh.Signer
 	// Password, when non-empty, is accepted for every user, by password
-	// and by keyboard-interactive authentication.
-	Password secret.String
+	// and by keyboard-interactive authentication. Convert a string with
+	// opskit.Secret(s), or write a constant: Password: "pw".
+	Password opskit.Secret
 	// AuthorizedKeys are accepted public keys, for every user.
 	AuthorizedKeys []ssh.PublicKey
 	// TrustedUserCAs sign user certificates that are accepted.

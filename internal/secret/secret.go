@@ -1,37 +1,30 @@
 // Package secret holds the credential plumbing shared by opskit's packages:
-// a string type that never prints and a constant-time comparison.
+// constant-time comparisons of plain strings, for the places that receive a
+// secret on the wire.
 //
-// It is internal: users configure secrets through each package's own types.
+// It is internal. The public secret type is opskit.Secret (package
+// github.com/opskit/opskit); String is an alias of it, kept for the code
+// written before it existed. Exported identifiers of public packages use
+// opskit.Secret, never String (TestPublicAPIHasNoInternalTypes checks).
 package secret
 
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"log/slog"
+
+	"github.com/opskit/opskit"
 )
 
-// String is a credential. Its String, GoString and LogValue methods never
-// reveal the value, so a secret that reaches fmt or slog prints as REDACTED.
-type String string
+// String is opskit.Secret.
+type String = opskit.Secret
 
-// Redacted is what a String prints as.
-const Redacted = "REDACTED"
-
-// String implements fmt.Stringer without revealing the value.
-func (String) String() string { return Redacted }
-
-// GoString implements fmt.GoStringer without revealing the value.
-func (String) GoString() string { return Redacted }
-
-// LogValue implements slog.LogValuer without revealing the value.
-func (String) LogValue() slog.Value { return slog.StringValue(Redacted) }
-
-// Reveal returns the credential itself, for the one place that must send it.
-func (s String) Reveal() string { return string(s) }
+// Redacted is what a secret prints as.
+const Redacted = opskit.Redacted
 
 // Equal reports whether got equals want in time that depends on neither
 // value's contents nor on got's length relative to want's: both are hashed
-// first, so the comparison is over two fixed-size digests.
+// first, so the comparison is over two fixed-size digests. It is
+// opskit.Secret.Equal for plain strings.
 // An empty want never matches, so an unset secret cannot be satisfied by an
 // empty one.
 func Equal(got, want string) bool {

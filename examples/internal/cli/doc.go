@@ -21,7 +21,8 @@
 //		if fs.NArg() > 0 {
 //			return cli.Usagef(fs, "unexpected arguments %q", fs.Args())
 //		}
-//		…
+//		fmt.Fprintln(stdout, "the program's work, bounded by ctx")
+//		return ctx.Err()
 //	}
 //
 // # Testing

@@ -3,7 +3,9 @@
 //
 //	logFormat := telemetry.LogFormatFlag(fs)        // -log-format text|json
 //	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this `address`")
-//	...
+//	if err := cli.Parse(fs, args); err != nil {
+//		return err
+//	}
 //	log, err := telemetry.NewLogger(stderr, *logFormat, slog.LevelInfo)
 //	shutdown, err := telemetry.SetupTracing(ctx, "opskit-agent") // from the OTEL_* variables
 //	defer shutdown(context.WithoutCancel(ctx))

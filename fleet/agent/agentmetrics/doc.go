@@ -5,7 +5,9 @@
 // give).
 //
 //	a, err := agent.New(agent.Config{Dir: dir, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
-//	...
+//	if err != nil {
+//		return err
+//	}
 //	reg.MustRegister(agentmetrics.New(a)) // reg is the caller's, never the global registry
 //
 // It is a package of its own so that fleet/agent does not import the

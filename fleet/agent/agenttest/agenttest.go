@@ -26,7 +26,6 @@ import (
 	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/fleet/agent"
 	"github.com/opskit/opskit/fleet/fleettest"
-	"github.com/opskit/opskit/internal/secret"
 )
 
 // Config configures a Server. The zero value serves on a unix socket with
@@ -121,7 +120,7 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) startSSH() error {
 	var err error
-	s.ssh, err = fleettest.New(fleettest.Config{Password: secret.String("agenttest"), AllowStreamLocal: true})
+	s.ssh, err = fleettest.New(fleettest.Config{Password: "agenttest", AllowStreamLocal: true})
 	if err != nil {
 		return err
 	}

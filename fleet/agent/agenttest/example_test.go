@@ -2,6 +2,7 @@ package agenttest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/opskit/opskit/fleet/agent"
@@ -26,8 +27,11 @@ func Example() {
 	}
 	fmt.Println("uptime:", st.Uptime)
 	_, err = c.Status(context.Background(), "app")
-	fmt.Println(err)
+	var ae *agent.APIError
+	if errors.As(err, &ae) {
+		fmt.Println(ae.Method, ae.Path, ae.Status, ae.Message, errors.Is(err, agent.ErrNotFound))
+	}
 	// Output:
 	// uptime: 3600
-	// agent: package not found: app
+	// GET /v1/packages/app 404 agent: package not found: app true
 }
