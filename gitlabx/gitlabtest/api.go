@@ -1,6 +1,7 @@
 package gitlabtest
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -242,17 +243,18 @@ func (s *Server) projectJSON(p *project) map[string]any {
 		ns = p.Path[:i]
 	}
 	return map[string]any{
-		"id":                  p.ID,
-		"name":                p.Name,
-		"name_with_namespace": strings.ReplaceAll(ns, "/", " / ") + " / " + p.Name,
-		"path":                p.Path[strings.LastIndex(p.Path, "/")+1:],
-		"path_with_namespace": p.Path,
-		"description":         "",
-		"default_branch":      p.DefaultBranch,
-		"visibility":          p.Visibility,
-		"web_url":             s.URL() + "/" + p.Path,
-		"http_url_to_repo":    s.URL() + "/" + p.Path + ".git",
-		"ssh_url_to_repo":     "git@127.0.0.1:" + p.Path + ".git",
+		"id":                          p.ID,
+		"name":                        p.Name,
+		"name_with_namespace":         strings.ReplaceAll(ns, "/", " / ") + " / " + p.Name,
+		"path":                        p.Path[strings.LastIndex(p.Path, "/")+1:],
+		"path_with_namespace":         p.Path,
+		"description":                 "",
+		"default_branch":              p.DefaultBranch,
+		"autoclose_referenced_issues": !p.AutocloseDisabled,
+		"visibility":                  p.Visibility,
+		"web_url":                     s.URL() + "/" + p.Path,
+		"http_url_to_repo":            s.URL() + "/" + p.Path + ".git",
+		"ssh_url_to_repo":             "git@127.0.0.1:" + p.Path + ".git",
 		"namespace": map[string]any{
 			"id": 1, "name": ns, "path": ns[strings.LastIndex(ns, "/")+1:], "kind": "group", "full_path": ns,
 		},
@@ -326,7 +328,7 @@ func (s *Server) mrJSON(p *project, m *MergeRequest) map[string]any {
 	}
 	var mergedBy any
 	if m.State == "merged" {
-		mergedBy = s.userJSON(m.AuthorID)
+		mergedBy = s.userJSON(cmp.Or(m.MergedByID, m.AuthorID))
 	}
 	return map[string]any{
 		"id":                              m.ID,
@@ -517,5 +519,18 @@ func (s *Server) labelJSON(p *project, l *Label) map[string]any {
 		"subscribed":                false,
 		"priority":                  nil,
 		"is_project_label":          true,
+	}
+}
+
+// stateEventJSON renders a resource state event (lib/api/entities/resource_state_event.rb).
+func (s *Server) stateEventJSON(is *Issue, e StateEvent) map[string]any {
+	var mr any
+	if e.SourceMergeRequestID != 0 {
+		mr = e.SourceMergeRequestID
+	}
+	return map[string]any{
+		"id": e.ID, "user": s.userJSON(e.UserID), "created_at": ts(e.CreatedAt),
+		"resource_type": "Issue", "resource_id": is.ID,
+		"source_commit": nil, "source_merge_request_id": mr, "state": e.State,
 	}
 }

@@ -38,6 +38,9 @@ type pendingDelivery struct {
 	hook  Hook
 	event string
 	body  []byte
+	// job, when set, is a background job (GitLab's Sidekiq) run under the
+	// server's lock in queue order instead of a delivery.
+	job func()
 }
 
 type hookQueue struct {
@@ -109,6 +112,17 @@ func (s *Server) fire(p *project, event string, build func() ([]byte, error)) {
 		s.cfg.logger.Error("gitlabtest: building webhook", "event", event, "err", err)
 		return
 	}
+	for _, h := range hooks {
+		s.enqueue(pendingDelivery{hook: h, event: event, body: body})
+	}
+}
+
+// enqueue adds a delivery or background job to the queue and starts the
+// delivery goroutine if needed; caller holds s.mu.
+func (s *Server) enqueue(d pendingDelivery) {
+	if s.closed {
+		return
+	}
 	q := &s.hq
 	if q.wake == nil {
 		q.wake, q.stop, q.exited = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
@@ -117,13 +131,11 @@ func (s *Server) fire(p *project, event string, build func() ([]byte, error)) {
 		q.started = true
 		go s.deliverLoop()
 	}
-	for _, h := range hooks {
-		if q.pending == 0 {
-			q.drained = make(chan struct{})
-		}
-		q.pending++
-		q.queue = append(q.queue, pendingDelivery{hook: h, event: event, body: body})
+	if q.pending == 0 {
+		q.drained = make(chan struct{})
 	}
+	q.pending++
+	q.queue = append(q.queue, d)
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -152,6 +164,15 @@ func (s *Server) deliverLoop() {
 		}
 		d := q.queue[0]
 		q.queue = q.queue[1:]
+		if d.job != nil {
+			d.job()
+			q.pending--
+			if q.pending == 0 {
+				close(q.drained)
+			}
+			s.mu.Unlock()
+			continue
+		}
 		s.mu.Unlock()
 
 		o := d.hook.Options

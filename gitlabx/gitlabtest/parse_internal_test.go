@@ -61,7 +61,7 @@ func TestClosesIssues(t *testing.T) {
 		{"see #9; closes#10", nil},
 		{"Closing #11 #12", []int64{11, 12}},
 	} {
-		got := closesIssues(&MergeRequest{Description: tc.desc})
+		got := closesIssues(mainProject(), &MergeRequest{Description: tc.desc, TargetBranch: "main"})
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("closesIssues(%q) = %v; want %v", tc.desc, got, tc.want)
 		}
@@ -74,7 +74,7 @@ func FuzzClosesIssues(f *testing.F) {
 	f.Add("Closes #1, #2 and #3")
 	f.Add("fixes issues #99999999999999999999")
 	f.Fuzz(func(t *testing.T, desc string) {
-		got := closesIssues(&MergeRequest{Description: desc})
+		got := closesIssues(mainProject(), &MergeRequest{Description: desc, TargetBranch: "main"})
 		seen := map[int64]bool{}
 		for _, n := range got {
 			if seen[n] {
@@ -102,4 +102,8 @@ func TestMatchSearch(t *testing.T) {
 			t.Errorf("matchSearch(%q, %q) = %v; want %v", tc.name, tc.q, got, tc.want)
 		}
 	}
+}
+
+func mainProject() *project {
+	return &project{Project: Project{DefaultBranch: "main"}, branches: map[string]string{}, commits: map[string]*commitObj{}}
 }

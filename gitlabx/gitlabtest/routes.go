@@ -144,6 +144,8 @@ func (s *Server) routeIssues(w http.ResponseWriter, a *apiRequest, p *project, m
 		s.updateIssue(w, a, p, is)
 	case len(rest) >= 2 && rest[1] == "notes":
 		s.routeNotes(w, a, p, m, IssueNoteable, is.ID, is.IID, rest[2:])
+	case len(rest) == 2 && rest[1] == "resource_state_events" && m == get:
+		writeList(s, w, a, p.stateEvents[is.IID], func(e StateEvent) any { return s.stateEventJSON(is, e) })
 	default:
 		writeError(w, http.StatusNotFound, "404 Not Found")
 	}
@@ -346,6 +348,9 @@ func (s *Server) updateIssue(w http.ResponseWriter, a *apiRequest, p *project, i
 		is.State, is.ClosedAt, is.ClosedByID = "opened", time.Time{}, 0
 	}
 	is.UpdatedAt = now
+	if before.State != is.State {
+		s.addStateEvent(p, is, a.user.ID, map[string]string{"closed": "closed", "opened": "reopened"}[is.State], 0)
+	}
 	if ch := s.issueChanges(p, &before, is); len(ch) > 0 {
 		action := "update"
 		if before.State != is.State {
@@ -467,7 +472,7 @@ func (s *Server) routeMRs(w http.ResponseWriter, a *apiRequest, p *project, m st
 		s.merge(p, mr, a.user.ID)
 		writeJSON(w, http.StatusOK, s.mrJSON(p, mr))
 	case len(rest) == 2 && m == get && (rest[1] == "closes_issues" || rest[1] == "related_issues"):
-		iids := closesIssues(mr)
+		iids := closesIssues(p, mr)
 		if rest[1] == "related_issues" {
 			iids = mr.RelatedIssues
 		}

@@ -38,11 +38,12 @@ const DefaultMaxUploadSize = 10 << 20
 type Option func(*config)
 
 type config struct {
-	token     string
-	bot       User
-	maxUpload int64
-	clock     func() time.Time
-	logger    *slog.Logger
+	token      string
+	bot        User
+	maxUpload  int64
+	clock      func() time.Time
+	logger     *slog.Logger
+	closeOrder MergeCloseOrder
 }
 
 // WithToken sets the token of the bot user (see BotUser and Token).
@@ -61,6 +62,13 @@ func WithMaxUploadSize(n int64) Option { return func(c *config) { c.maxUpload = 
 // and moves one second forward each time it is read, so output that prints
 // times is reproducible.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.clock = now } }
+
+// WithMergeCloseOrder fixes the order in which a merge's "merge" event
+// and the "close" events of the issues it closes are delivered (see
+// MergeCloseOrder). GitLab runs them as independent background jobs, so
+// the default, CloseOrderRandom, picks one order per merge; pin each order
+// in a test of its own to cover both.
+func WithMergeCloseOrder(o MergeCloseOrder) Option { return func(c *config) { c.closeOrder = o } }
 
 // WithLogger sets a logger for the requests the server answers; nil discards.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"regexp"
 	"slices"
 	"sort"
@@ -30,6 +31,10 @@ type Project struct {
 	Name          string
 	DefaultBranch string
 	Visibility    string // "private" unless set
+	// AutocloseDisabled turns off the project setting
+	// autoclose_referenced_issues (on by default, as in GitLab): merging an
+	// MR then closes no issue and closes_issues lists none.
+	AutocloseDisabled bool
 }
 
 // Issue is a snapshot of an issue. ID is global across projects, IID counts
@@ -48,6 +53,17 @@ type Issue struct {
 	UpdatedAt    time.Time
 	ClosedAt     time.Time // zero while open
 	ClosedByID   int64     // who closed it; 0 while open
+}
+
+// StateEvent is a resource state event of an issue (GET
+// /projects/:id/issues/:iid/resource_state_events): who closed or reopened
+// it and, for a close caused by a merge, the merge request's global ID.
+type StateEvent struct {
+	ID                   int64
+	UserID               int64
+	State                string // "closed" or "reopened"
+	SourceMergeRequestID int64  // 0 unless a merged MR closed the issue
+	CreatedAt            time.Time
 }
 
 // NoteableKind says what a note is attached to.
@@ -98,6 +114,7 @@ type MergeRequest struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	MergedAt       time.Time
+	MergedByID     int64 // the user who merged it; 0 until merged
 }
 
 // Commit is a commit in a project's repository. When adding one, Files sets
@@ -188,8 +205,10 @@ type project struct {
 	// paging through many tags sorts once; any tag change clears it.
 	tagOrder map[string][]*Tag
 	uploads  []*Upload
-	nextIID  int64
-	nextMR   int64
+	// stateEvents holds each issue's resource state events, by issue IID.
+	stateEvents map[int64][]StateEvent
+	nextIID     int64
+	nextMR      int64
 }
 
 type state struct {
@@ -704,11 +723,22 @@ var (
 	issueRef    = regexp.MustCompile(`#(\d+)`)
 )
 
-// closesIssues returns the IIDs an MR closes on merge: the explicit list
-// plus references in its description, in order, without duplicates.
-func closesIssues(m *MergeRequest) []int64 {
+// closesIssues returns the IIDs an MR closes on merge, as GitLab's
+// MergeRequest#closes_issues and visible_closing_issues_for: nothing
+// unless it targets the default branch and the project's auto-close
+// setting is on; otherwise the explicit list plus the references that
+// GitLab's closing pattern finds in its title, description and commit
+// messages, in order, without duplicates.
+func closesIssues(p *project, m *MergeRequest) []int64 {
+	if m.TargetBranch != p.DefaultBranch || p.AutocloseDisabled {
+		return nil
+	}
 	out := slices.Clone(m.ClosesIssues)
-	for _, match := range closingRefs.FindAllStringSubmatch(m.Description, -1) {
+	texts := []string{m.Title, m.Description}
+	for _, c := range mrCommits(p, m) {
+		texts = append(texts, c.Message)
+	}
+	for _, match := range closingRefs.FindAllStringSubmatch(strings.Join(texts, "\n"), -1) {
 		for _, ref := range issueRef.FindAllStringSubmatch(match[1], -1) {
 			if n, err := strconv.ParseInt(ref[1], 10, 64); err == nil && !slices.Contains(out, n) {
 				out = append(out, n)
@@ -718,11 +748,48 @@ func closesIssues(m *MergeRequest) []int64 {
 	return out
 }
 
+// mrCommits returns the MR's own commits: those of its source head that
+// its target did not have (before the merge, for a merged MR).
+func mrCommits(p *project, m *MergeRequest) []*commitObj {
+	head := m.SHA
+	if head == "" {
+		head = p.branches[m.SourceBranch]
+	}
+	base := p.branches[m.TargetBranch]
+	if mc := p.commits[m.MergeCommitSHA]; mc != nil && len(mc.Parents) > 0 {
+		base = mc.Parents[0]
+	}
+	if head == "" {
+		return nil
+	}
+	return walk(p, head, reachable(p, base))
+}
+
+// MergeCloseOrder says in which order the fake delivers a merge's "merge"
+// event and the "close" events of the issues it closes (see WithMergeCloseOrder).
+type MergeCloseOrder int
+
+// The orders WithMergeCloseOrder accepts.
+const (
+	// CloseOrderRandom picks one of the two orders at random for each
+	// merge, as GitLab's independent background jobs do. The default.
+	CloseOrderRandom MergeCloseOrder = iota
+	// CloseAfterMerge delivers the merge event first and closes the issues
+	// only once that delivery was answered, so a receiver that handles the
+	// merge event sees the issues still open.
+	CloseAfterMerge
+	// CloseBeforeMerge closes the issues with the merge and delivers their
+	// close events before the merge event.
+	CloseBeforeMerge
+)
+
 // MergeMergeRequest merges merge request iid the way GitLab does, as the
 // MR's author: the target branch gets a merge commit whose tree is the source
 // branch's, the MR becomes "merged", and the issues it closes (see
-// MergeRequest) are closed. Hooks (AddHook) get the MR's "merge" event and
-// each closed issue's "close" event. It returns the merged MR.
+// MergeRequest) are closed by a background job, in the order that
+// WithMergeCloseOrder chooses; call WaitDeliveries before looking at them.
+// Hooks (AddHook) get the MR's "merge" event and each closed issue's
+// "close" event. It returns the merged MR.
 func (s *Server) MergeMergeRequest(project, iid int64) MergeRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -736,12 +803,17 @@ func (s *Server) MergeMergeRequest(project, iid int64) MergeRequest {
 }
 
 // merge performs a merge by user and fires its webhooks; caller holds s.mu.
+// As GitLab's MergeRequests::PostMergeService, it marks the MR merged, queues
+// the closing of the issues it closes (MergeRequests::CloseIssueWorker, as
+// the merging user) and executes the merge hooks; the two are independent,
+// so their deliveries come in either order.
 func (s *Server) merge(p *project, m *MergeRequest, user int64) {
 	before := s.mrSnapshot(p, m)
 	src := p.branches[m.SourceBranch]
 	if m.SHA == "" {
 		m.SHA = src
 	}
+	closing := closesIssues(p, m)
 	var parents []string
 	if t := p.branches[m.TargetBranch]; t != "" {
 		parents = append(parents, t)
@@ -768,15 +840,51 @@ func (s *Server) merge(p *project, m *MergeRequest, user int64) {
 		Files:   files,
 	})
 	now := s.cfg.clock()
-	m.State, m.MergeCommitSHA, m.MergedAt, m.UpdatedAt = "merged", c.SHA, now, now
-	s.fireMR(p, m, user, "merge", s.mrChanges(p, &before, m))
-	for _, iid := range closesIssues(m) {
-		if is := s.issueByIID(p, iid); is != nil && is.State == "opened" {
-			ib := cloneIssue(is)
-			is.State, is.ClosedAt, is.UpdatedAt, is.ClosedByID = "closed", now, now, user
-			s.fireIssue(p, is, user, "close", s.issueChanges(p, &ib, is))
+	m.State, m.MergeCommitSHA, m.MergedAt, m.UpdatedAt, m.MergedByID = "merged", c.SHA, now, now, user
+	closeIssues := func() {
+		for _, iid := range closing {
+			if is := s.issueByIID(p, iid); is != nil && is.State == "opened" {
+				ib := cloneIssue(is)
+				at := s.cfg.clock()
+				is.State, is.ClosedAt, is.UpdatedAt, is.ClosedByID = "closed", at, at, user
+				s.addStateEvent(p, is, user, "closed", m.ID)
+				s.fireIssue(p, is, user, "close", s.issueChanges(p, &ib, is))
+			}
 		}
 	}
+	order := s.cfg.closeOrder
+	if order == CloseOrderRandom {
+		order = CloseAfterMerge
+		if rand.IntN(2) == 0 {
+			order = CloseBeforeMerge
+		}
+	}
+	if order == CloseBeforeMerge {
+		closeIssues()
+		s.fireMR(p, m, user, "merge", s.mrChanges(p, &before, m))
+		return
+	}
+	s.fireMR(p, m, user, "merge", s.mrChanges(p, &before, m))
+	if len(closing) > 0 {
+		s.enqueue(pendingDelivery{job: closeIssues})
+	}
+}
+
+// addStateEvent records a resource state event; caller holds s.mu.
+func (s *Server) addStateEvent(p *project, is *Issue, user int64, state string, mrID int64) {
+	if p.stateEvents == nil {
+		p.stateEvents = map[int64][]StateEvent{}
+	}
+	p.stateEvents[is.IID] = append(p.stateEvents[is.IID], StateEvent{
+		ID: s.st.id(), UserID: user, State: state, SourceMergeRequestID: mrID, CreatedAt: is.UpdatedAt,
+	})
+}
+
+// StateEvents returns the resource state events of an issue, oldest first.
+func (s *Server) StateEvents(project, iid int64) []StateEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.mustProject(project).stateEvents[iid])
 }
 
 // SetMergeRequest replaces the stored merge request with the same IID

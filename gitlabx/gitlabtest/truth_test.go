@@ -1,0 +1,175 @@
+package gitlabtest_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/opskit/opskit/gitlabx/gitlabtest"
+)
+
+// seen is what a receiver observed when a delivery arrived: the event, its
+// action, and the state of issue #1 at that moment.
+type seen struct {
+	Event, Action, Issue1State string
+}
+
+// stateRecorder is a webhook receiver that notes, for each delivery, the
+// state issue #1 of project 7 had while the delivery was being answered.
+func stateRecorder(t *testing.T, srv *gitlabtest.Server) (string, func() []seen) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []seen
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var m struct {
+			Attrs struct{ Action string } `json:"object_attributes"`
+		}
+		_ = json.Unmarshal(b, &m)
+		is, _ := srv.Issue(7, 1)
+		mu.Lock()
+		got = append(got, seen{r.Header.Get("X-Gitlab-Event"), m.Attrs.Action, is.State})
+		mu.Unlock()
+	}))
+	t.Cleanup(hs.Close)
+	return hs.URL, func() []seen {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]seen(nil), got...)
+	}
+}
+
+// TestMergeClosesIssuesAsynchronously: as GitLab's PostMergeService and
+// CloseIssueWorker, the merge and the closing of "Closes #1" are separate
+// deliveries whose order WithMergeCloseOrder pins; the close is done as the
+// merging user and recorded as a state event that names the MR.
+func TestMergeClosesIssuesAsynchronously(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		order gitlabtest.MergeCloseOrder
+		want  []seen
+	}{
+		{"merge first", gitlabtest.CloseAfterMerge, []seen{
+			{gitlabtest.MergeRequestHook, "merge", "opened"}, // the receiver sees #1 still open
+			{gitlabtest.IssueHook, "close", "closed"},
+		}},
+		{"close first", gitlabtest.CloseBeforeMerge, []seen{
+			{gitlabtest.IssueHook, "close", "closed"},
+			{gitlabtest.MergeRequestHook, "merge", "closed"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := gitlabtest.NewServer(t, gitlabtest.WithMergeCloseOrder(tc.order))
+			srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+			srv.SetFile(7, "main", "VERSION", []byte("1\n"))
+			srv.SetFile(7, "fix", "VERSION", []byte("2\n"))
+			srv.AddIssue(7, gitlabtest.Issue{Title: "broken"})
+			mr := srv.AddMergeRequest(7, gitlabtest.MergeRequest{Title: "Fix", Description: "Closes #1", SourceBranch: "fix"})
+			url, got := stateRecorder(t, srv)
+			srv.AddHook(7, gitlabtest.Hook{URL: url, Events: []string{gitlabtest.MergeRequestHook, gitlabtest.IssueHook}})
+			merger := srv.AddUser(gitlabtest.User{Username: "maintainer"}, "glpat-maintainer")
+
+			merged, _, err := srv.ClientFor("glpat-maintainer").MergeRequests.AcceptMergeRequest(7, mr.IID, nil)
+			require.NoError(t, err)
+			require.NoError(t, srv.WaitDeliveries(t.Context()))
+			assert.Equal(t, tc.want, got(), "deliveries, in order, and the state of #1 each receiver saw")
+			require.NotNil(t, merged.MergedBy)
+			assert.Equal(t, merger.ID, merged.MergedBy.ID, "merged_by is the merging user, not the author")
+
+			is, _ := srv.Issue(7, 1)
+			assert.Equal(t, "closed", is.State)
+			assert.Equal(t, merger.ID, is.ClosedByID, "closed as the merging user")
+			evs, _, err := srv.Client().ResourceStateEvents.ListIssueStateEvents(7, 1, nil)
+			require.NoError(t, err)
+			require.Len(t, evs, 1)
+			assert.Equal(t, gitlab.EventTypeValue("closed"), evs[0].State)
+			assert.Equal(t, merger.ID, evs[0].User.ID)
+			assert.Equal(t, mr.ID, srv.StateEvents(7, 1)[0].SourceMergeRequestID, "source_merge_request_id")
+		})
+	}
+}
+
+// TestMergeCloseOrderRandomCoversBoth: the default order is not fixed.
+func TestMergeCloseOrderRandomCoversBoth(t *testing.T) {
+	orders := map[string]bool{}
+	for i := 0; i < 64 && len(orders) < 2; i++ {
+		srv := gitlabtest.NewServer(t)
+		srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+		srv.SetFile(7, "fix", "VERSION", []byte("2\n"))
+		srv.AddIssue(7, gitlabtest.Issue{Title: "broken"})
+		mr := srv.AddMergeRequest(7, gitlabtest.MergeRequest{Title: "Fix", Description: "Fixes #1", SourceBranch: "fix"})
+		url, got := stateRecorder(t, srv)
+		srv.AddHook(7, gitlabtest.Hook{URL: url})
+		srv.MergeMergeRequest(7, mr.IID)
+		require.NoError(t, srv.WaitDeliveries(t.Context()))
+		d := got()
+		require.Len(t, d, 2)
+		orders[d[0].Event] = true
+	}
+	assert.Len(t, orders, 2, "both orders seen in 64 merges")
+}
+
+// TestClosesIssuesFollowsGitLab: closes_issues reads the title, the
+// description and the commit messages, is empty for a non-default target
+// and when the project's auto-close setting is off; merging then closes
+// nothing.
+func TestClosesIssuesFollowsGitLab(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		project  gitlabtest.Project
+		target   string
+		want     []int64
+		wantOpen []int64
+	}{
+		{"default branch", gitlabtest.Project{ID: 7}, "main", []int64{1, 2, 3}, []int64{4}},
+		{"other target", gitlabtest.Project{ID: 7}, "stable", nil, []int64{1, 2, 3, 4}},
+		{"auto-close off", gitlabtest.Project{ID: 7, AutocloseDisabled: true}, "main", nil, []int64{1, 2, 3, 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := gitlabtest.NewServer(t, gitlabtest.WithMergeCloseOrder(gitlabtest.CloseAfterMerge))
+			srv.AddProject(tc.project)
+			srv.SetFile(7, "main", "a", []byte("1"))
+			srv.SetFile(7, "stable", "a", []byte("1"))
+			srv.AddCommit(7, "fix", gitlabtest.Commit{Message: "Refactor\n\nResolves #3", Files: map[string][]byte{"a": []byte("2")}})
+			for range 4 {
+				srv.AddIssue(7, gitlabtest.Issue{Title: "i"})
+			}
+			mr := srv.AddMergeRequest(7, gitlabtest.MergeRequest{Title: "Fix #1", Description: "Closes #2, see #4", SourceBranch: "fix", TargetBranch: tc.target})
+			mr2, _, err := srv.Client().MergeRequests.UpdateMergeRequest(7, mr.IID, &gitlab.UpdateMergeRequestOptions{Title: gitlab.Ptr("Fixes #1")})
+			require.NoError(t, err)
+			require.Equal(t, "Fixes #1", mr2.Title)
+			closes, _, err := srv.Client().MergeRequests.GetIssuesClosedOnMerge(7, mr.IID, nil)
+			require.NoError(t, err)
+			var iids []int64
+			for _, is := range closes {
+				iids = append(iids, is.IID)
+			}
+			assert.Equal(t, tc.want, iids, "closes_issues")
+			srv.MergeMergeRequest(7, mr.IID)
+			require.NoError(t, srv.WaitDeliveries(t.Context()))
+			for _, is := range srv.Issues(7) {
+				want := "closed"
+				if contains(tc.wantOpen, is.IID) {
+					want = "opened"
+				}
+				assert.Equal(t, want, is.State, "#%d after the merge", is.IID)
+			}
+		})
+	}
+}
+
+func contains(xs []int64, x int64) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
