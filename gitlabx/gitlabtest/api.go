@@ -363,6 +363,7 @@ func (s *Server) mrJSON(p *project, m *MergeRequest) map[string]any {
 		"references":                      map[string]any{"short": ref, "relative": ref, "full": p.Path + ref},
 		"reference":                       ref,
 		"merged_by":                       mergedBy,
+		"merge_user":                      mergedBy,
 		"closed_by":                       nil,
 		"upvotes":                         0,
 		"downvotes":                       0,

@@ -80,8 +80,8 @@ func TestMergeClosesIssuesAsynchronously(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, srv.WaitDeliveries(t.Context()))
 			assert.Equal(t, tc.want, got(), "deliveries, in order, and the state of #1 each receiver saw")
-			require.NotNil(t, merged.MergedBy)
-			assert.Equal(t, merger.ID, merged.MergedBy.ID, "merged_by is the merging user, not the author")
+			require.NotNil(t, merged.MergeUser)
+			assert.Equal(t, merger.ID, merged.MergeUser.ID, "merge_user (and merged_by) is the merging user, not the author")
 
 			is, _ := srv.Issue(7, 1)
 			assert.Equal(t, "closed", is.State)
