@@ -209,10 +209,13 @@ func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
 		writeParamError(w, err.Error())
 		return
 	}
+	if s.throttleSearch(w, a) {
+		return
+	}
 	state := a.get("state")
 	labels := a.list("labels")
 	notLabels := a.list("not[labels]")
-	search := strings.ToLower(a.get("search"))
+	search := a.get("search")
 	in := a.list("in")
 	if len(in) == 0 {
 		in = []string{"title", "description"}
@@ -237,19 +240,8 @@ func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
 		if len(iids) > 0 && !slices.Contains(iids, is.IID) {
 			continue
 		}
-		if search != "" {
-			hit := false
-			for _, f := range in {
-				switch f {
-				case "title":
-					hit = hit || strings.Contains(strings.ToLower(is.Title), search)
-				case "description":
-					hit = hit || strings.Contains(strings.ToLower(is.Description), search)
-				}
-			}
-			if !hit {
-				continue
-			}
+		if search != "" && !s.issueMatches(is, search, in) {
+			continue
 		}
 		if a.has("author_id") && a.get("author_id") != strconv.FormatInt(is.AuthorID, 10) {
 			continue
@@ -503,6 +495,9 @@ func (s *Server) listMRs(w http.ResponseWriter, a *apiRequest, p *project) {
 		if n, ok := parseIID(x); ok {
 			iids = append(iids, n)
 		}
+	}
+	if s.throttleSearch(w, a) {
+		return
 	}
 	search := strings.ToLower(a.get("search"))
 	var out []*MergeRequest

@@ -44,6 +44,11 @@ type config struct {
 	clock      func() time.Time
 	logger     *slog.Logger
 	closeOrder MergeCloseOrder
+	searchMode SearchMode
+	// searchLimit is the per-user, per-minute limit on searches; 0 is off.
+	searchLimit    int
+	searchLimitSet bool
+	wall           func() time.Time
 }
 
 // WithToken sets the token of the bot user (see BotUser and Token).
@@ -100,9 +105,12 @@ type Server struct {
 	latency   time.Duration
 	retryAft  string
 	hq        hookQueue
-	closed    bool
-	inflight  map[*http.Request]context.CancelFunc
-	closeOnce sync.Once
+	// search rate limit: requests per user in the current minute window.
+	searchCount  map[searchKey]int
+	searchWindow int64
+	closed       bool
+	inflight     map[*http.Request]context.CancelFunc
+	closeOnce    sync.Once
 }
 
 // New starts a Server on 127.0.0.1. The caller must call Close.
@@ -152,6 +160,12 @@ func newServer(opts ...Option) *Server {
 	}
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	if !cfg.searchLimitSet {
+		cfg.searchLimit = DefaultSearchRateLimit
+	}
+	if cfg.wall == nil {
+		cfg.wall = time.Now
 	}
 	s := &Server{cfg: cfg, users: map[string]User{cfg.token: cfg.bot}, retryAft: "1", inflight: map[*http.Request]context.CancelFunc{}}
 	s.st.init()
