@@ -45,6 +45,8 @@ func (s *Server) route(w http.ResponseWriter, a *apiRequest) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reqUUID = a.r.Header.Get("X-Gitlab-Event-UUID")
+	defer func() { s.reqUUID = "" }()
 	p := s.st.project(segs[1])
 	if p == nil {
 		writeError(w, http.StatusNotFound, "404 Project Not Found")

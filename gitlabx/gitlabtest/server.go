@@ -105,6 +105,9 @@ type Server struct {
 	latency   time.Duration
 	retryAft  string
 	hq        hookQueue
+	// reqUUID is the X-Gitlab-Event-UUID of the API request being routed
+	// (set under mu), which the events it causes carry.
+	reqUUID string
 	// search rate limit: requests per user in the current minute window.
 	searchCount  map[searchKey]int
 	searchWindow int64
