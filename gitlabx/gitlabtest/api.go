@@ -297,7 +297,7 @@ func (s *Server) issueJSON(p *project, is *Issue) map[string]any {
 		"due_date":               nil,
 		"confidential":           is.Confidential,
 		"discussion_locked":      nil,
-		"web_url":                fmt.Sprintf("%s/%s/-/issues/%d", s.URL(), p.Path, is.IID),
+		"web_url":                s.issueWebURL(p, is.IID),
 		"references":             map[string]any{"short": ref, "relative": ref, "full": p.Path + ref},
 		"time_stats":             timeStats(),
 		"task_completion_status": map[string]any{"count": 0, "completed_count": 0},

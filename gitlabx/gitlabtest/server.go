@@ -49,6 +49,7 @@ type config struct {
 	searchLimit    int
 	searchLimitSet bool
 	wall           func() time.Time
+	legacyIssueURL bool
 }
 
 // WithToken sets the token of the bot user (see BotUser and Token).
@@ -74,6 +75,21 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.clock =
 // the default, CloseOrderRandom, picks one order per merge; pin each order
 // in a test of its own to cover both.
 func WithMergeCloseOrder(o MergeCloseOrder) Option { return func(c *config) { c.closeOrder = o } }
+
+// WithLegacyIssueURLs makes issues' web_url (and the url in their
+// webhooks) "<project>/-/issues/N", as GitLab did before work items. The
+// default is "<project>/-/work_items/N", which GitLab.com returns now; code
+// that parses these URLs must accept both.
+func WithLegacyIssueURLs() Option { return func(c *config) { c.legacyIssueURL = true } }
+
+// issueWebURL is an issue's web_url.
+func (s *Server) issueWebURL(p *project, iid int64) string {
+	seg := "work_items"
+	if s.cfg.legacyIssueURL {
+		seg = "issues"
+	}
+	return fmt.Sprintf("%s/%s/-/%s/%d", s.URL(), p.Path, seg, iid)
+}
 
 // WithLogger sets a logger for the requests the server answers; nil discards.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }

@@ -13,6 +13,7 @@ import (
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
+	"github.com/opskit/opskit/internal/gitlaburl"
 )
 
 // seen is what a receiver observed when a delivery arrived: the event, its
@@ -172,4 +173,34 @@ func contains(xs []int64, x int64) bool {
 		}
 	}
 	return false
+}
+
+// TestIssueWebURL: issues' web_url is /-/work_items/N like GitLab.com's,
+// /-/issues/N with WithLegacyIssueURLs; the SDK's parser reads both.
+func TestIssueWebURL(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []gitlabtest.Option
+		seg  string
+	}{
+		{"default", nil, "/-/work_items/1"},
+		{"legacy", []gitlabtest.Option{gitlabtest.WithLegacyIssueURLs()}, "/-/issues/1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := gitlabtest.NewServer(t, tc.opts...)
+			srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+			is, _, err := srv.Client().Issues.CreateIssue(7, &gitlab.CreateIssueOptions{Title: gitlab.Ptr("t")})
+			require.NoError(t, err)
+			assert.Equal(t, srv.URL()+"/ops/app"+tc.seg, is.WebURL)
+			project, iid, ok := gitlaburl.Issue(is.WebURL)
+			assert.True(t, ok, "gitlaburl.Issue(%q)", is.WebURL)
+			assert.Equal(t, "ops/app", project)
+			assert.Equal(t, int64(1), iid)
+			body, err := srv.IssueEvent(7, 1, gitlabtest.EventOptions{})
+			require.NoError(t, err)
+			ev, err := gitlab.ParseWebhook(gitlab.EventTypeIssue, body)
+			require.NoError(t, err)
+			assert.Equal(t, is.WebURL, ev.(*gitlab.IssueEvent).ObjectAttributes.URL, "the webhook's url")
+		})
+	}
 }
