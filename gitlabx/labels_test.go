@@ -419,28 +419,65 @@ func TestLabelMachineReopenOnMergeEitherOrder(t *testing.T) {
 			srv.SetFile(proj, "fix", "VERSION", []byte("2\n"))
 			mr := srv.AddMergeRequest(proj, gitlabtest.MergeRequest{Title: "Fix", Description: "Closes #1", SourceBranch: "fix"})
 			m := newMachine(t, srv, gitlabx.LabelMachineConfig{ReopenOnMerge: true})
-			var errs []error
-			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				body, _ := io.ReadAll(r.Body)
-				ev, err := gitlab.ParseWebhook(gitlab.HookEventType(r), body)
-				require.NoError(t, err)
-				switch ev := ev.(type) {
-				case *gitlab.MergeEvent:
-					errs = append(errs, m.HandleMergeRequest(t.Context(), ev))
-				case *gitlab.IssueEvent:
-					errs = append(errs, m.HandleIssue(t.Context(), ev))
-				}
-			}))
-			defer hs.Close()
-			srv.AddHook(proj, gitlabtest.Hook{URL: hs.URL, Events: []string{gitlabtest.MergeRequestHook, gitlabtest.IssueHook}})
+			errs := syncReceiver(t, srv, m)
 
 			_, _, err := srv.ClientFor(gitlabtest.DeveloperToken).MergeRequests.AcceptMergeRequest(proj, mr.IID, nil)
 			require.NoError(t, err)
 			require.NoError(t, srv.WaitDeliveries(t.Context()))
-			assert.NoError(t, errors.Join(errs...))
+			assert.NoError(t, errors.Join(*errs...))
 			labels, state := issueLabels(t, srv, 1)
 			assert.Equal(t, "opened", state)
 			assert.Equal(t, []string{"To Test"}, labels)
 		})
 	}
+}
+
+// syncReceiver hooks m up to srv's merge request and issue webhooks through
+// a receiver that handles each delivery before it answers, so the order
+// of deliveries is the order of handling. It returns the handlers' errors.
+func syncReceiver(t *testing.T, srv *gitlabtest.Server, m *gitlabx.LabelMachine) *[]error {
+	t.Helper()
+	var errs []error
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ev, err := gitlab.ParseWebhook(gitlab.HookEventType(r), body)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		switch ev := ev.(type) {
+		case *gitlab.MergeEvent:
+			errs = append(errs, m.HandleMergeRequest(t.Context(), ev))
+		case *gitlab.IssueEvent:
+			errs = append(errs, m.HandleIssue(t.Context(), ev))
+		}
+	}))
+	t.Cleanup(hs.Close)
+	srv.AddHook(proj, gitlabtest.Hook{URL: hs.URL, Events: []string{gitlabtest.MergeRequestHook, gitlabtest.IssueHook}})
+	return &errs
+}
+
+// TestLabelMachineReadyByTitleEdit: a developer marks a draft MR ready by
+// taking "Draft:" out of its title; GitLab reports changes.draft and the
+// linked issue moves to In Review.
+func TestLabelMachineReadyByTitleEdit(t *testing.T) {
+	srv := board(t, "", 1)
+	srv.SetFile(proj, "main", "VERSION", []byte("1\n"))
+	srv.SetFile(proj, "fix", "VERSION", []byte("2\n"))
+	m := newMachine(t, srv, gitlabx.LabelMachineConfig{})
+	errs := syncReceiver(t, srv, m)
+	dev := srv.ClientFor(gitlabtest.DeveloperToken)
+	mr, _, err := dev.MergeRequests.CreateMergeRequest(proj, &gitlab.CreateMergeRequestOptions{
+		Title: gitlab.Ptr("Draft: Fix #1"), SourceBranch: gitlab.Ptr("fix"), TargetBranch: gitlab.Ptr("main"),
+	})
+	require.NoError(t, err)
+	require.NoError(t, srv.WaitDeliveries(t.Context()))
+	labels, _ := issueLabels(t, srv, 1)
+	assert.Empty(t, labels, "a draft moves nothing")
+	_, _, err = dev.MergeRequests.UpdateMergeRequest(proj, mr.IID, &gitlab.UpdateMergeRequestOptions{Title: gitlab.Ptr("Fix #1")})
+	require.NoError(t, err)
+	require.NoError(t, srv.WaitDeliveries(t.Context()))
+	assert.NoError(t, errors.Join(*errs...))
+	labels, _ = issueLabels(t, srv, 1)
+	assert.Equal(t, []string{"In Review"}, labels, "marked ready by the title edit")
 }

@@ -464,7 +464,7 @@ func (s *Server) tagJSON(p *project, t *Tag) map[string]any {
 		"target":     t.Target,
 		"commit":     commit,
 		"release":    nil,
-		"protected":  t.Protected,
+		"protected":  t.Protected || isProtected(p, t.Name),
 		"created_at": created,
 	}
 }
@@ -534,4 +534,9 @@ func (s *Server) stateEventJSON(is *Issue, e StateEvent) map[string]any {
 		"resource_type": "Issue", "resource_id": is.ID,
 		"source_commit": nil, "source_merge_request_id": mr, "state": e.State,
 	}
+}
+
+func isProtected(p *project, name string) bool {
+	_, ok := p.protectedTag(name)
+	return ok
 }

@@ -482,6 +482,7 @@ func (s *Server) mrChanges(p *project, before, after *MergeRequest) map[string]a
 	ch := s.commonChanges(p, [2]string{before.Title, after.Title}, [2]string{before.Description, after.Description},
 		[2][]string{before.Labels, after.Labels})
 	change(ch, "target_branch", before.TargetBranch, after.TargetBranch)
+	change(ch, "draft", before.Draft, after.Draft)
 	change(ch, "state_id", mrStateID[before.State], mrStateID[after.State])
 	return finish(ch, before.UpdatedAt, after.UpdatedAt)
 }

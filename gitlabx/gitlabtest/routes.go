@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 const (
@@ -270,10 +271,13 @@ func (s *Server) createIssueAPI(w http.ResponseWriter, a *apiRequest, p *project
 		writeParamError(w, "title is missing")
 		return
 	}
+	if titleTooLong(w, title) {
+		return
+	}
 	is := s.createIssue(p, Issue{
 		Title:        title,
 		Description:  a.get("description"),
-		Labels:       a.list("labels"),
+		Labels:       s.exclusiveScopes(a.list("labels")),
 		Confidential: a.boolParam("confidential"),
 		AuthorID:     a.user.ID,
 	})
@@ -293,7 +297,7 @@ func (s *Server) applyLabels(a *apiRequest, p *project, cur []string) ([]string,
 	if a.has("add_labels") {
 		cur, asked = append(slices.Clone(cur), a.list("add_labels")...), true
 	}
-	cur = s.normalizeLabels(p, cur)
+	cur = s.normalizeLabels(p, s.exclusiveScopes(cur))
 	if a.has("remove_labels") {
 		asked = true
 		rm := a.list("remove_labels")
@@ -311,6 +315,9 @@ func (s *Server) updateIssue(w http.ResponseWriter, a *apiRequest, p *project, i
 	}
 	if a.has("title") && strings.TrimSpace(a.get("title")) == "" {
 		writeParamError(w, "title is empty")
+		return
+	}
+	if titleTooLong(w, a.get("title")) {
 		return
 	}
 	switch a.get("state_event") {
@@ -544,6 +551,9 @@ func (s *Server) createMR(w http.ResponseWriter, a *apiRequest, p *project) {
 		writeParamError(w, strings.Join(missing, ", "))
 		return
 	}
+	if titleTooLong(w, a.get("title")) {
+		return
+	}
 	src, dst := a.get("source_branch"), a.get("target_branch")
 	for _, x := range []string{src, dst} {
 		if _, ok := p.branches[x]; !ok {
@@ -562,8 +572,8 @@ func (s *Server) createMR(w http.ResponseWriter, a *apiRequest, p *project) {
 	mr := &MergeRequest{
 		ID: s.st.id(), IID: assignIID(&p.nextMR, 0, nil), ProjectID: p.ID, Title: title, Description: a.get("description"),
 		SourceBranch: src, TargetBranch: dst, State: "opened",
-		Draft:    strings.HasPrefix(strings.ToLower(title), "draft:") || strings.HasPrefix(strings.ToLower(title), "[draft]"),
-		Labels:   s.normalizeLabels(p, a.list("labels")),
+		Draft:    draftRE.MatchString(title),
+		Labels:   s.normalizeLabels(p, s.exclusiveScopes(a.list("labels"))),
 		AuthorID: a.user.ID, CreatedAt: now, UpdatedAt: now,
 	}
 	p.mrs = append(p.mrs, mr)
@@ -582,9 +592,13 @@ func (s *Server) updateMR(w http.ResponseWriter, a *apiRequest, p *project, mr *
 		writeParamError(w, "title is empty")
 		return
 	}
+	if titleTooLong(w, a.get("title")) {
+		return
+	}
 	before := s.mrSnapshot(p, mr)
 	if a.has("title") {
 		mr.Title = a.get("title")
+		mr.Draft = draftRE.MatchString(mr.Title) // GitLab recomputes draft from the title
 	}
 	if a.has("description") {
 		mr.Description = a.get("description")
@@ -1106,6 +1120,11 @@ func (s *Server) createTag(w http.ResponseWriter, a *apiRequest, p *project) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("Tag %s already exists", name))
 		return
 	}
+	if pt, ok := p.protectedTag(name); ok && !slices.Contains(pt.CreateUserIDs, a.user.ID) {
+		// Gitlab::Checks::TagCheck, surfaced by Tags::CreateService.
+		writeError(w, http.StatusBadRequest, "You are not allowed to create this tag as it is protected.")
+		return
+	}
 	c := resolveRef(p, ref)
 	if c == nil {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("Target %s is invalid", ref))
@@ -1172,4 +1191,47 @@ func (s *Server) upload(w http.ResponseWriter, a *apiRequest, p *project) {
 		})
 		return
 	}
+}
+
+// draftRE is GitLab's MergeRequest::DRAFT_REGEX: a title that starts with
+// "Draft:", "[Draft]", "(Draft)" or "Draft -" (any case) marks a draft.
+var draftRE = regexp.MustCompile(`(?i)^\s*(?:\[draft\]|\(draft\)|draft:|draft -)`)
+
+// maxTitleLength is Issuable's title validation (length maximum 255).
+const maxTitleLength = 255
+
+// titleTooLong answers GitLab's validation error for a title over 255
+// characters and reports whether it did.
+func titleTooLong(w http.ResponseWriter, title string) bool {
+	if utf8.RuneCountInString(title) <= maxTitleLength {
+		return false
+	}
+	writeJSON(w, http.StatusBadRequest, map[string]any{"message": map[string]any{
+		"title": []string{fmt.Sprintf("is too long (maximum is %d characters)", maxTitleLength)},
+	}})
+	return true
+}
+
+// exclusiveScopes keeps, with WithScopedLabels, only the last label of
+// each scope ("workflow::Doing" replaces an earlier "workflow::To Do"; the
+// scope is everything before the last "::"), as GitLab Premium does.
+// Without the option it returns names unchanged, like GitLab Free.
+func (s *Server) exclusiveScopes(names []string) []string {
+	if !s.cfg.scopedLabels {
+		return names
+	}
+	seen := map[string]bool{}
+	var out []string
+	for i := len(names) - 1; i >= 0; i-- {
+		n := strings.TrimSpace(names[i])
+		if k := strings.LastIndex(n, "::"); k > 0 {
+			if seen[n[:k]] {
+				continue
+			}
+			seen[n[:k]] = true
+		}
+		out = append(out, n)
+	}
+	slices.Reverse(out)
+	return out
 }

@@ -30,9 +30,9 @@ const DeveloperToken = "glpat-gitlabtest-developer-token"
 const developerID = 2
 
 // DefaultMaxUploadSize is the largest markdown upload the server accepts
-// unless WithMaxUploadSize says otherwise (GitLab's default is 100 MiB; the
-// fake keeps it smaller so tests of the limit stay cheap).
-const DefaultMaxUploadSize = 10 << 20
+// unless WithMaxUploadSize says otherwise: GitLab's default
+// max_attachment_size, 100 MiB. Tests of the limit should set a small one.
+const DefaultMaxUploadSize = 100 << 20
 
 // Option configures a Server.
 type Option func(*config)
@@ -50,6 +50,7 @@ type config struct {
 	searchLimitSet bool
 	wall           func() time.Time
 	legacyIssueURL bool
+	scopedLabels   bool
 }
 
 // WithToken sets the token of the bot user (see BotUser and Token).
@@ -90,6 +91,12 @@ func (s *Server) issueWebURL(p *project, iid int64) string {
 	}
 	return fmt.Sprintf("%s/%s/-/%s/%d", s.URL(), p.Path, seg, iid)
 }
+
+// WithScopedLabels makes scoped labels mutually exclusive, as in GitLab
+// Premium: adding "workflow::Doing" removes any other "workflow::" label
+// (the scope is everything before the last "::"). Off by default, as in
+// GitLab Free, where an issue may carry several labels of one scope.
+func WithScopedLabels() Option { return func(c *config) { c.scopedLabels = true } }
 
 // WithLogger sets a logger for the requests the server answers; nil discards.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }

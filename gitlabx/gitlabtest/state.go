@@ -205,6 +205,8 @@ type project struct {
 	// paging through many tags sorts once; any tag change clears it.
 	tagOrder map[string][]*Tag
 	uploads  []*Upload
+	// protectedTags are the project's protected tag patterns.
+	protectedTags []ProtectedTag
 	// stateEvents holds each issue's resource state events, by issue IID.
 	stateEvents map[int64][]StateEvent
 	nextIID     int64
@@ -984,4 +986,57 @@ func (s *Server) Uploads(project int64) []Upload {
 		out = append(out, c)
 	}
 	return out
+}
+
+// ProtectedTag is a protected tag pattern: Name is a tag name or a
+// wildcard pattern ("v*", "release-*-final"). Only the users in
+// CreateUserIDs may create matching tags (GitLab's allowed_to_create; an
+// empty list means no one the fake knows, as for "Maintainers" when no
+// test user is a maintainer).
+type ProtectedTag struct {
+	Name          string
+	CreateUserIDs []int64
+}
+
+// ProtectTag adds a protected tag pattern to the project. Creating a
+// matching tag through the API as a user not in CreateUserIDs then fails
+// like GitLab's Gitlab::Checks::TagCheck: 400 {"message": "You are not
+// allowed to create this tag as it is protected."}.
+func (s *Server) ProtectTag(project int64, pt ProtectedTag) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.mustProject(project)
+	pt.CreateUserIDs = slices.Clone(pt.CreateUserIDs)
+	p.protectedTags = append(p.protectedTags, pt)
+}
+
+// protectedTag returns the first protected pattern that name matches.
+func (p *project) protectedTag(name string) (ProtectedTag, bool) {
+	for _, pt := range p.protectedTags {
+		if wildcardMatch(pt.Name, name) {
+			return pt, true
+		}
+	}
+	return ProtectedTag{}, false
+}
+
+// wildcardMatch matches GitLab's protected ref patterns, where "*" stands
+// for any run of characters (including "/").
+func wildcardMatch(pattern, name string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == name
+	}
+	if !strings.HasPrefix(name, parts[0]) {
+		return false
+	}
+	name = name[len(parts[0]):]
+	for _, mid := range parts[1 : len(parts)-1] {
+		i := strings.Index(name, mid)
+		if i < 0 {
+			return false
+		}
+		name = name[i+len(mid):]
+	}
+	return strings.HasSuffix(name, parts[len(parts)-1])
 }

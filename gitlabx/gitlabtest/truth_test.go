@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -203,4 +204,127 @@ func TestIssueWebURL(t *testing.T) {
 			assert.Equal(t, is.WebURL, ev.(*gitlab.IssueEvent).ObjectAttributes.URL, "the webhook's url")
 		})
 	}
+}
+
+// TestTitleLimit: GitLab refuses titles over 255 characters on issues and
+// merge requests, with its validation body.
+func TestTitleLimit(t *testing.T) {
+	srv, c := newProject(t)
+	srv.SetFile(7, "fix", "a", []byte("1"))
+	srv.SetFile(7, "main", "a", []byte("0"))
+	ok := strings.Repeat("é", 255)
+	long := ok + "x"
+	_, _, err := c.Issues.CreateIssue(7, &gitlab.CreateIssueOptions{Title: gitlab.Ptr(ok)})
+	require.NoError(t, err, "255 characters (not bytes) are fine")
+	for name, call := range map[string]func() error{
+		"create issue": func() error {
+			_, _, err := c.Issues.CreateIssue(7, &gitlab.CreateIssueOptions{Title: gitlab.Ptr(long)})
+			return err
+		},
+		"update issue": func() error {
+			_, _, err := c.Issues.UpdateIssue(7, 1, &gitlab.UpdateIssueOptions{Title: gitlab.Ptr(long)})
+			return err
+		},
+		"create merge request": func() error {
+			_, _, err := c.MergeRequests.CreateMergeRequest(7, &gitlab.CreateMergeRequestOptions{Title: gitlab.Ptr(long), SourceBranch: gitlab.Ptr("fix"), TargetBranch: gitlab.Ptr("main")})
+			return err
+		},
+	} {
+		var er *gitlab.ErrorResponse
+		require.ErrorAs(t, call(), &er, name)
+		assert.Equal(t, http.StatusBadRequest, er.Response.StatusCode, name)
+		assert.Equal(t, "{message: {title: [is too long (maximum is 255 characters)]}}", er.Message, name)
+	}
+	assert.Len(t, srv.Issues(7), 1)
+}
+
+// TestDraftFollowsTitle: editing an MR's title to add or remove "Draft:"
+// recomputes draft, and the webhook's changes say so.
+func TestDraftFollowsTitle(t *testing.T) {
+	srv, c := newProject(t)
+	srv.SetFile(7, "main", "a", []byte("0"))
+	srv.SetFile(7, "fix", "a", []byte("1"))
+	url, got := receiver(t)
+	srv.AddHook(7, gitlabtest.Hook{URL: url, Events: []string{gitlabtest.MergeRequestHook}})
+	mr, _, err := c.MergeRequests.CreateMergeRequest(7, &gitlab.CreateMergeRequestOptions{Title: gitlab.Ptr("Draft: fix"), SourceBranch: gitlab.Ptr("fix"), TargetBranch: gitlab.Ptr("main")})
+	require.NoError(t, err)
+	assert.True(t, mr.Draft)
+	for _, tc := range []struct {
+		title string
+		draft bool
+	}{{"fix", false}, {"[Draft] fix", true}, {"Fix drafts", false}, {"(draft) fix", true}, {"Draft - fix", true}} {
+		prev := mr.Draft
+		mr, _, err = c.MergeRequests.UpdateMergeRequest(7, mr.IID, &gitlab.UpdateMergeRequestOptions{Title: gitlab.Ptr(tc.title)})
+		require.NoError(t, err)
+		assert.Equal(t, tc.draft, mr.Draft, "draft after retitling to %q", tc.title)
+		require.NoError(t, srv.WaitDeliveries(t.Context()))
+		var ev *gitlab.MergeEvent
+		for len(got) > 0 {
+			d := <-got
+			e, err := gitlab.ParseWebhook(gitlab.EventTypeMergeRequest, d.body)
+			require.NoError(t, err)
+			ev = e.(*gitlab.MergeEvent)
+		}
+		require.NotNil(t, ev)
+		assert.Equal(t, tc.draft, ev.ObjectAttributes.Draft)
+		if prev != tc.draft {
+			assert.Equal(t, prev, ev.Changes.Draft.Previous, "changes.draft.previous for %q", tc.title)
+			assert.Equal(t, tc.draft, ev.Changes.Draft.Current, "changes.draft.current for %q", tc.title)
+		}
+	}
+}
+
+// TestProtectedTags: creating a tag that matches a protected pattern
+// without being allowed to fails with GitLab's TagCheck message; an
+// allowed user creates it.
+func TestProtectedTags(t *testing.T) {
+	srv, c := newProject(t)
+	srv.SetFile(7, "main", "a", []byte("1"))
+	srv.ProtectTag(7, gitlabtest.ProtectedTag{Name: "v*", CreateUserIDs: []int64{srv.Developer().ID}})
+	_, _, err := c.Tags.CreateTag(7, &gitlab.CreateTagOptions{TagName: gitlab.Ptr("v1.0.0"), Ref: gitlab.Ptr("main")})
+	var er *gitlab.ErrorResponse
+	require.ErrorAs(t, err, &er)
+	assert.Equal(t, http.StatusBadRequest, er.Response.StatusCode)
+	assert.Equal(t, "{message: You are not allowed to create this tag as it is protected.}", er.Message)
+	assert.Empty(t, srv.Tags(7))
+	_, _, err = c.Tags.CreateTag(7, &gitlab.CreateTagOptions{TagName: gitlab.Ptr("build-1"), Ref: gitlab.Ptr("main")})
+	require.NoError(t, err, "an unprotected name")
+	tag, _, err := srv.ClientFor(gitlabtest.DeveloperToken).Tags.CreateTag(7, &gitlab.CreateTagOptions{TagName: gitlab.Ptr("v1.0.0"), Ref: gitlab.Ptr("main")})
+	require.NoError(t, err, "an allowed user")
+	assert.True(t, tag.Protected)
+}
+
+// TestScopedLabels: with WithScopedLabels, adding a::b removes the other
+// a::* labels (Premium); by default (Free) both stay.
+func TestScopedLabels(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []gitlabtest.Option
+		want []string
+	}{
+		{"free", nil, []string{"bug", "workflow::Doing", "workflow::To Do", "x::y::a"}},
+		{"premium", []gitlabtest.Option{gitlabtest.WithScopedLabels()}, []string{"bug", "workflow::Doing", "x::y::a"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := gitlabtest.NewServer(t, tc.opts...)
+			srv.AddProject(gitlabtest.Project{ID: 7})
+			c := srv.Client()
+			_, _, err := c.Issues.CreateIssue(7, &gitlab.CreateIssueOptions{Title: gitlab.Ptr("t"), Labels: &gitlab.LabelOptions{"bug", "workflow::To Do", "x::y::a"}})
+			require.NoError(t, err)
+			is, _, err := c.Issues.UpdateIssue(7, 1, &gitlab.UpdateIssueOptions{AddLabels: &gitlab.LabelOptions{"workflow::Doing"}})
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, []string(is.Labels))
+		})
+	}
+}
+
+// TestUploadLimitDefault: the default limit is GitLab's 100 MiB, so a
+// 20 MiB attachment (refused by the fake's old 10 MiB default) is taken.
+func TestUploadLimitDefault(t *testing.T) {
+	assert.Equal(t, int64(100<<20), int64(gitlabtest.DefaultMaxUploadSize))
+	srv, c := newProject(t)
+	_, _, err := c.ProjectMarkdownUploads.UploadProjectMarkdown(7, strings.NewReader(strings.Repeat("x", 20<<20)), "dump.bin")
+	require.NoError(t, err)
+	require.Len(t, srv.Uploads(7), 1)
+	assert.Len(t, srv.Uploads(7)[0].Content, 20<<20)
 }
