@@ -187,7 +187,9 @@ func writeListCounted[T any](s *Server, w http.ResponseWriter, a *apiRequest, it
 	lo, hi := s.paginateCounted(w, a, len(items), counted)
 	out := make([]any, 0, hi-lo)
 	for _, it := range items[lo:hi] {
-		out = append(out, render(it))
+		if r := render(it); r != nil {
+			out = append(out, r)
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

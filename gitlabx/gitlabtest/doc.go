@@ -102,6 +102,11 @@
 //	protected tags: 400 "You are not allowed to | lib/gitlab/checks/tag_check.rb,                        | ProtectTag
 //	create this tag as it is protected."        | app/services/tags/create_service.rb                    |
 //	titles over 255 characters: 400             | Issuable title validation (maximum 255)                | (none)
+//	system notes in note lists (title and       | app/services/system_note_service.rb                    | (none: skip n.System)
+//	description edits, "mentioned in merge      |                                                        |
+//	request !N")                                |                                                        |
+//	note pages can be short while more follow   | lib/api/notes.rb (paginate, then readable_by?)         | Note.VisibleTo seeds one
+//	(unreadable notes dropped after paging)     |                                                        |
 //	upload limit 100 MiB                        | application setting max_attachment_size                | WithMaxUploadSize
 //
 // # Testing

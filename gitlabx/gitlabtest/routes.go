@@ -352,6 +352,7 @@ func (s *Server) updateIssue(w http.ResponseWriter, a *apiRequest, p *project, i
 	if before.State != is.State {
 		s.addStateEvent(p, is, a.user.ID, map[string]string{"closed": "closed", "opened": "reopened"}[is.State], 0)
 	}
+	s.systemNotesForEdit(p, IssueNoteable, is.ID, is.IID, a.user.ID, before.Title, is.Title, before.Description, is.Description)
 	if ch := s.issueChanges(p, &before, is); len(ch) > 0 {
 		action := "update"
 		if before.State != is.State {
@@ -377,7 +378,14 @@ func (s *Server) routeNotes(w http.ResponseWriter, a *apiRequest, p *project, m 
 			sortBy(out, a.get("sort") == "asc",
 				byTime(a.get("order_by"), func(n *Note) time.Time { return n.CreatedAt }, func(n *Note) time.Time { return n.UpdatedAt }),
 				func(n *Note) int64 { return n.ID })
-			writeList(s, w, a, out, func(n *Note) any { return s.noteJSON(n) })
+			// As lib/api/notes.rb: paginate, then drop the notes the user
+			// may not read, so a page can be short while more follow.
+			writeList(s, w, a, out, func(n *Note) any {
+				if n.VisibleTo != nil && !slices.Contains(n.VisibleTo, a.user.ID) {
+					return nil
+				}
+				return s.noteJSON(n)
+			})
 		case post:
 			body := a.get("body")
 			if strings.TrimSpace(body) == "" {
@@ -577,6 +585,7 @@ func (s *Server) createMR(w http.ResponseWriter, a *apiRequest, p *project) {
 		AuthorID: a.user.ID, CreatedAt: now, UpdatedAt: now,
 	}
 	p.mrs = append(p.mrs, mr)
+	s.crossReference(p, mr, a.user.ID)
 	s.fireMR(p, mr, a.user.ID, "open", nil)
 	writeJSON(w, http.StatusCreated, s.mrJSON(p, mr))
 }
@@ -620,6 +629,10 @@ func (s *Server) updateMR(w http.ResponseWriter, a *apiRequest, p *project, mr *
 		}
 	}
 	mr.UpdatedAt = s.cfg.clock()
+	s.systemNotesForEdit(p, MergeRequestNoteable, mr.ID, mr.IID, a.user.ID, before.Title, mr.Title, before.Description, mr.Description)
+	if mr.Description != before.Description {
+		s.crossReference(p, mr, a.user.ID)
+	}
 	if ch := s.mrChanges(p, &before, mr); len(ch) > 0 {
 		action := "update"
 		if before.State != mr.State {
@@ -1234,4 +1247,35 @@ func (s *Server) exclusiveScopes(names []string) []string {
 	}
 	slices.Reverse(out)
 	return out
+}
+
+// systemNotesForEdit adds the system notes GitLab's SystemNoteService
+// writes when a title or description changes; caller holds s.mu.
+func (s *Server) systemNotesForEdit(p *project, kind NoteableKind, id, iid, user int64, oldTitle, newTitle, oldDesc, newDesc string) {
+	if oldTitle != newTitle {
+		s.createNote(p, kind, id, iid, Note{Body: fmt.Sprintf("changed title from **%s** to **%s**", oldTitle, newTitle), AuthorID: user, System: true})
+	}
+	if oldDesc != newDesc {
+		s.createNote(p, kind, id, iid, Note{Body: "changed the description", AuthorID: user, System: true})
+	}
+}
+
+// crossReference adds "mentioned in merge request !N" to each issue the MR's
+// title or description names with "#N", once per issue, as
+// SystemNoteService.cross_reference does; caller holds s.mu.
+func (s *Server) crossReference(p *project, mr *MergeRequest, user int64) {
+	body := fmt.Sprintf("mentioned in merge request !%d", mr.IID)
+	for _, m := range issueRef.FindAllStringSubmatch(mr.Title+"\n"+mr.Description, -1) {
+		iid, err := strconv.ParseInt(m[1], 10, 64)
+		is := s.issueByIID(p, iid)
+		if err != nil || is == nil {
+			continue
+		}
+		if slices.ContainsFunc(p.notes, func(n *Note) bool {
+			return n.System && n.Kind == IssueNoteable && n.NoteableIID == iid && n.Body == body
+		}) {
+			continue
+		}
+		s.createNote(p, IssueNoteable, is.ID, iid, Note{Body: body, AuthorID: user, System: true})
+	}
 }

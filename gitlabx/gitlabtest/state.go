@@ -77,11 +77,19 @@ const (
 
 // Note is a snapshot of a comment on an issue or merge request.
 type Note struct {
-	ID          int64
-	Body        string
-	AuthorID    int64
-	Internal    bool
-	System      bool
+	ID       int64
+	Body     string
+	AuthorID int64
+	Internal bool
+	// System marks a note GitLab writes itself ("changed title from ...",
+	// "mentioned in merge request !3"); the fake adds them on title and
+	// description edits and on MR references. Readers should skip them.
+	System bool
+	// VisibleTo, when set, limits who can read the note (a cross-reference
+	// from something they cannot see). Note lists drop it after paging, as
+	// GitLab does, so a page can be shorter than per_page while more pages
+	// follow.
+	VisibleTo   []int64
 	Kind        NoteableKind
 	NoteableID  int64 // the issue's or MR's global ID
 	NoteableIID int64
@@ -949,6 +957,7 @@ func (s *Server) noteableID(p *project, kind NoteableKind, iid int64) (int64, bo
 
 func (s *Server) createNote(p *project, kind NoteableKind, id, iid int64, n Note) *Note {
 	n.ID = s.st.id()
+	n.VisibleTo = slices.Clone(n.VisibleTo)
 	n.Kind, n.NoteableID, n.NoteableIID, n.ProjectID = kind, id, iid, p.ID
 	if n.AuthorID == 0 {
 		n.AuthorID = s.cfg.bot.ID

@@ -328,3 +328,40 @@ func TestUploadLimitDefault(t *testing.T) {
 	require.Len(t, srv.Uploads(7), 1)
 	assert.Len(t, srv.Uploads(7)[0].Content, 20<<20)
 }
+
+// TestSystemNotesAndShortPages: GitLab writes system notes into note lists
+// (title and description edits, "mentioned in merge request !N"), and its
+// notes API drops notes the user may not read after paging, so a page can
+// be short while more pages follow.
+func TestSystemNotesAndShortPages(t *testing.T) {
+	srv, c := newProject(t)
+	srv.SetFile(7, "main", "a", []byte("0"))
+	srv.SetFile(7, "fix", "a", []byte("1"))
+	srv.AddIssue(7, gitlabtest.Issue{Title: "old"})
+	_, _, err := c.Issues.UpdateIssue(7, 1, &gitlab.UpdateIssueOptions{Title: gitlab.Ptr("new"), Description: gitlab.Ptr("d")})
+	require.NoError(t, err)
+	_, _, err = c.MergeRequests.CreateMergeRequest(7, &gitlab.CreateMergeRequestOptions{Title: gitlab.Ptr("Fix #1"), SourceBranch: gitlab.Ptr("fix"), TargetBranch: gitlab.Ptr("main")})
+	require.NoError(t, err)
+	notes, _, err := c.Notes.ListIssueNotes(7, 1, &gitlab.ListIssueNotesOptions{Sort: gitlab.Ptr("asc")})
+	require.NoError(t, err)
+	var bodies []string
+	for _, n := range notes {
+		assert.True(t, n.System, "%q is a system note", n.Body)
+		bodies = append(bodies, n.Body)
+	}
+	assert.Equal(t, []string{"changed title from **old** to **new**", "changed the description", "mentioned in merge request !1"}, bodies)
+	is, _, err := c.Issues.GetIssue(7, 1)
+	require.NoError(t, err)
+	assert.Zero(t, is.UserNotesCount, "system notes are not user notes")
+
+	// Page 1 of 2 loses the note the bot may not read.
+	srv.AddNote(7, gitlabtest.IssueNoteable, 1, gitlabtest.Note{Body: "mentioned in a confidential issue", System: true, VisibleTo: []int64{srv.Developer().ID}})
+	srv.AddNote(7, gitlabtest.IssueNoteable, 1, gitlabtest.Note{Body: "last"})
+	page, resp, err := c.Notes.ListIssueNotes(7, 1, &gitlab.ListIssueNotesOptions{ListOptions: gitlab.ListOptions{PerPage: 3}, Sort: gitlab.Ptr("desc")})
+	require.NoError(t, err)
+	assert.Len(t, page, 2, "a short page")
+	assert.Equal(t, int64(2), resp.NextPage, "while another page follows")
+	devPage, _, err := srv.ClientFor(gitlabtest.DeveloperToken).Notes.ListIssueNotes(7, 1, &gitlab.ListIssueNotesOptions{ListOptions: gitlab.ListOptions{PerPage: 3}, Sort: gitlab.Ptr("desc")})
+	require.NoError(t, err)
+	assert.Len(t, devPage, 3, "a user who may read it gets a full page")
+}
