@@ -197,3 +197,28 @@ func TestRecursionDetection(t *testing.T) {
 	require.NoError(t, srv.WaitDeliveries(t.Context()))
 	assert.Len(t, srv.Deliveries(), 4, "a call without the header reaches both hooks")
 }
+
+// TestHookTimeoutIsAFailure: a receiver that does not answer within the
+// client's timeout (GitLab's is 10 s; here Options.Client sets a short one)
+// counts as a failed delivery.
+func TestHookTimeoutIsAFailure(t *testing.T) {
+	srv, c := newProject(t)
+	srv.AddIssue(7, gitlabtest.Issue{Title: "t"})
+	release := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hs.Close()
+	defer close(release)
+	srv.AddHook(7, gitlabtest.Hook{URL: hs.URL, Options: gitlabtest.WebhookOptions{Client: &http.Client{Timeout: 20 * time.Millisecond}}})
+	_, _, err := c.Notes.CreateIssueNote(7, 1, &gitlab.CreateIssueNoteOptions{Body: gitlab.Ptr("n")})
+	require.NoError(t, err)
+	require.NoError(t, srv.WaitDeliveries(t.Context()))
+	ds := srv.Deliveries()
+	require.Len(t, ds, 1)
+	assert.Error(t, ds[0].Err, "the delivery timed out")
+	assert.Equal(t, 1, srv.HookStatuses(7)[0].RecentFailures)
+}

@@ -229,6 +229,7 @@ func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
 			iids = append(iids, n)
 		}
 	}
+	matches := s.issueMatcher(search, in)
 	var out []*Issue
 	for _, is := range p.issues {
 		if state != "" && state != "all" && is.State != state {
@@ -243,7 +244,7 @@ func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
 		if len(iids) > 0 && !slices.Contains(iids, is.IID) {
 			continue
 		}
-		if search != "" && !s.issueMatches(is, search, in) {
+		if search != "" && !matches(is) {
 			continue
 		}
 		if a.has("author_id") && a.get("author_id") != strconv.FormatInt(is.AuthorID, 10) {

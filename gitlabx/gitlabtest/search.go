@@ -3,6 +3,7 @@ package gitlabtest
 import (
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -193,21 +194,19 @@ func parseFTSQuery(q string) ftsQuery {
 	return out
 }
 
-// match reports whether the indexed lexemes satisfy every term.
-func (q ftsQuery) match(lexemes []string) bool {
+// match reports whether the indexed fields (each a list of lexemes)
+// satisfy every term; a phrase must lie within one field.
+func (q ftsQuery) match(fields [][]string) bool {
 	for _, term := range q {
-		if term[0] == "\x00phrase" {
-			if !hasPhrase(lexemes, term[1:]) {
-				return false
-			}
-			continue
-		}
-		w := term[0]
 		found := false
-		for _, l := range lexemes {
-			// Numbers match as prefixes too (GitLab's "(123:* | -123:*)").
-			if strings.HasPrefix(l, w) {
-				found = true
+		for _, lexemes := range fields {
+			if term[0] == "\x00phrase" {
+				found = hasPhrase(lexemes, term[1:])
+			} else {
+				// Numbers match as prefixes too (GitLab's "(123:* | -123:*)").
+				found = slices.ContainsFunc(lexemes, func(l string) bool { return strings.HasPrefix(l, term[0]) })
+			}
+			if found {
 				break
 			}
 		}
@@ -234,39 +233,59 @@ func hasPhrase(lexemes, words []string) bool {
 	return false
 }
 
-// issueMatches applies search to the fields named by in (title,
-// description) in the configured mode.
-func (s *Server) issueMatches(is *Issue, search string, in []string) bool {
+// issueMatcher returns a predicate that applies search to the fields
+// named by in (title, description) in the configured mode; caller holds
+// s.mu while using it.
+func (s *Server) issueMatcher(search string, in []string) func(is *Issue) bool {
 	if s.cfg.searchMode == SearchSubstring {
 		q := strings.ToLower(search)
+		return func(is *Issue) bool {
+			for _, f := range in {
+				switch f {
+				case "title":
+					if strings.Contains(strings.ToLower(is.Title), q) {
+						return true
+					}
+				case "description":
+					if strings.Contains(strings.ToLower(is.Description), q) {
+						return true
+					}
+				}
+			}
+			return false
+		}
+	}
+	q := parseFTSQuery(search)
+	return func(is *Issue) bool {
+		if len(q) == 0 {
+			return true // nothing searchable left: GitLab's empty tsquery matches all
+		}
+		var fields [][]string
 		for _, f := range in {
 			switch f {
 			case "title":
-				if strings.Contains(strings.ToLower(is.Title), q) {
-					return true
-				}
+				fields = append(fields, s.indexed(is.Title))
 			case "description":
-				if strings.Contains(strings.ToLower(is.Description), q) {
-					return true
-				}
+				fields = append(fields, s.indexed(is.Description))
 			}
 		}
-		return false
+		return q.match(fields)
 	}
-	q := parseFTSQuery(search)
-	if len(q) == 0 {
-		return true // nothing searchable left: GitLab's empty tsquery matches all
+}
+
+// indexed returns ftsIndex(text), cached by text (GitLab keeps the search
+// vector in issue_search_data); caller holds s.mu. The cache is dropped
+// when it grows past 4096 texts.
+func (s *Server) indexed(text string) []string {
+	if lex, ok := s.ftsCache[text]; ok {
+		return lex
 	}
-	var lexemes []string
-	for _, f := range in {
-		switch f {
-		case "title":
-			lexemes = append(lexemes, ftsIndex(is.Title)...)
-		case "description":
-			lexemes = append(lexemes, ftsIndex(is.Description)...)
-		}
+	if s.ftsCache == nil || len(s.ftsCache) > 4096 {
+		s.ftsCache = map[string][]string{}
 	}
-	return q.match(lexemes)
+	lex := ftsIndex(text)
+	s.ftsCache[text] = lex
+	return lex
 }
 
 // searchLimitMessage is GitLab's answer to a request over a rate limit

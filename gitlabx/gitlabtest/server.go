@@ -134,6 +134,7 @@ type Server struct {
 	// search rate limit: requests per user in the current minute window.
 	searchCount  map[searchKey]int
 	searchWindow int64
+	ftsCache     map[string][]string // full-text index by field text
 	closed       bool
 	inflight     map[*http.Request]context.CancelFunc
 	closeOnce    sync.Once
