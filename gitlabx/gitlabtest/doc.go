@@ -83,9 +83,10 @@
 //	not indexed, 50+ char [A-Za-z0-9+/@] words  | (wparser_def.c: comments are tag tokens)               |
 //	dropped, text past 1 MiB cut, in= fields;   |                                                        |
 //	no stemming in the fake                     |                                                        |
-//	search is rate-limited per user, 30/minute, | lib/api/helpers/rate_limiter.rb,                       | WithSearchRateLimit (0 off),
-//	429 {"message":{"error":...}} with          | Gitlab::ApplicationRateLimiter (search_rate_limit)     | WithWallClock
-//	RateLimit-* and Retry-After                 |                                                        |
+//	issue and MR lists with search are          | lib/api/helpers.rb (validate_search_rate_limit!),      | WithSearchRateLimit (0 off),
+//	rate-limited per user, 30/minute: 429       | lib/api/helpers/rate_limiter.rb,                       | WithWallClock
+//	{"message":{"error":...}} with RateLimit-*  | Gitlab::ApplicationRateLimiter (search_rate_limit)     |
+//	and Retry-After                             |                                                        |
 //	webhooks: no automatic retry; Redeliver     | app/services/web_hook_service.rb,                      | WithWallClock; HookStatuses
 //	keeps Idempotency-Key, fresh                | app/services/web_hooks/log_execution_service.rb,       | shows the state
 //	X-Gitlab-Webhook-UUID; non-2xx/3xx or error | app/models/concerns/web_hooks/auto_disabling.rb        |
