@@ -53,7 +53,8 @@
 // AddHook registers a project webhook: API calls that change an issue,
 // note, merge request or tag then deliver GitLab's event for it, with the
 // calling user as "user" and "changes" filled in (WaitDeliveries,
-// Deliveries). SendWebhook delivers a webhook the way GitLab does (X-Gitlab-Event,
+// Deliveries), and keeps GitLab's auto-disable state per hook
+// (HookStatuses; Redeliver resends like GitLab's "Resend request"). SendWebhook delivers a webhook the way GitLab does (X-Gitlab-Event,
 // X-Gitlab-Token, Idempotency-Key, X-Gitlab-Event-UUID,
 // X-Gitlab-Webhook-UUID, X-Gitlab-Instance, User-Agent and, with a
 // SigningToken, Standard Webhooks signing). MergeRequestEvent, IssueEvent
