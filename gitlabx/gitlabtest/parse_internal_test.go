@@ -2,6 +2,7 @@ package gitlabtest
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -106,4 +107,21 @@ func TestMatchSearch(t *testing.T) {
 
 func mainProject() *project {
 	return &project{Project: Project{DefaultBranch: "main"}, branches: map[string]string{}, commits: map[string]*commitObj{}}
+}
+
+// FuzzFTSIndex: any text indexes without panicking into lower-case
+// alphanumeric words shorter than 50 characters, and any query parses.
+func FuzzFTSIndex(f *testing.F) {
+	f.Add("<!-- opskit:x=1 --> Login <b>broken</b> <!-- open", `"is broken" cache.Get`)
+	f.Add(strings.Repeat("a", 60)+" b", "http://x.y/z")
+	f.Fuzz(func(t *testing.T, text, query string) {
+		for _, w := range ftsIndex(text) {
+			if w == "" || len(w) >= 50 || strings.ToLower(w) != w || strings.ContainsFunc(w, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
+			}) {
+				t.Fatalf("ftsIndex(%q) gave word %q", text, w)
+			}
+		}
+		parseFTSQuery(query).match([][]string{ftsIndex(text)})
+	})
 }

@@ -164,10 +164,15 @@ func tagEnd(text string, i int) int {
 	return -1
 }
 
-// ftsQuery is a parsed search: every term must match (AND). A term is a
-// list of words; a single word is a prefix match, a quoted phrase matches
-// its words in a row.
-type ftsQuery [][]string
+// ftsQuery is a parsed search: every term must match (AND).
+type ftsQuery []ftsTerm
+
+// ftsTerm is one word, matched as a prefix ("word:*"), or a quoted phrase
+// whose words must follow each other exactly ("a <-> b").
+type ftsTerm struct {
+	words  []string
+	phrase bool
+}
 
 // parseFTSQuery builds the query the way PgFullTextSearchable#build_tsquery
 // does: URL schemes removed, characters outside [a-zA-Z0-9 .@/-"] turned
@@ -179,7 +184,7 @@ func parseFTSQuery(q string) ftsQuery {
 	for i, part := range strings.Split(q, `"`) {
 		if i%2 == 1 { // inside quotes: a phrase
 			if words := lexemeRun.FindAllString(strings.ToLower(part), -1); len(words) > 0 {
-				out = append(out, append([]string{"\x00phrase"}, words...))
+				out = append(out, ftsTerm{words: words, phrase: true})
 			}
 			continue
 		}
@@ -187,7 +192,7 @@ func parseFTSQuery(q string) ftsQuery {
 			// "foo-bar" or "a.b/c" parse into their alphanumeric parts,
 			// each of which must match.
 			for _, w := range lexemeRun.FindAllString(strings.ToLower(f), -1) {
-				out = append(out, []string{w})
+				out = append(out, ftsTerm{words: []string{w}})
 			}
 		}
 	}
@@ -200,11 +205,11 @@ func (q ftsQuery) match(fields [][]string) bool {
 	for _, term := range q {
 		found := false
 		for _, lexemes := range fields {
-			if term[0] == "\x00phrase" {
-				found = hasPhrase(lexemes, term[1:])
+			if term.phrase {
+				found = hasPhrase(lexemes, term.words)
 			} else {
 				// Numbers match as prefixes too (GitLab's "(123:* | -123:*)").
-				found = slices.ContainsFunc(lexemes, func(l string) bool { return strings.HasPrefix(l, term[0]) })
+				found = slices.ContainsFunc(lexemes, func(l string) bool { return strings.HasPrefix(l, term.words[0]) })
 			}
 			if found {
 				break
