@@ -16,7 +16,9 @@
 //   - LabelMachine moves the issues linked to a merge request across the
 //     board (Open → To Do → In Development → In Review → To Test → Testing →
 //     Closed) with one label update per issue, never backwards unless
-//     configured, refusing labels that do not exist in the project.
+//     configured, refusing labels that do not exist in the project. With
+//     ReopenOnMerge, issues GitLab closes on merge end open at To Test in
+//     either order of the merge and close events.
 //   - IssueReporter files an issue for a finding, or comments on the issue
 //     already filed for it, found again by its hidden marker. ReportRun
 //     files a whole run (RaceReport turns a racelog.Race into a Report)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -70,7 +71,12 @@ type LabelMachineConfig struct {
 	// out-of-order events (an "open" arriving after a "merge") harmless.
 	AllowBackwards bool
 	// ReopenOnMerge reopens, at OnMerge, the issues that GitLab closed
-	// because the merged MR said "Closes #12".
+	// because the merged MR said "Closes #12". GitLab closes them in a
+	// background job after the merge, so the MR's merge event and the
+	// issue's close event arrive in either order: the machine reopens on
+	// the merge event when the issue is already closed, and on the close
+	// event when the issue's resource state events say a merge request
+	// closed it. One extra API call is made per issue close event.
 	ReopenOnMerge bool
 	// MaxIssues bounds the issues one MR event moves. 0 means 100.
 	MaxIssues int
@@ -255,13 +261,62 @@ func (m *LabelMachine) HandleMergeRequest(ctx context.Context, ev *gitlab.MergeE
 }
 
 // HandleIssue removes the workflow labels of an issue that was closed.
-// Other issue events are ignored.
+// With ReopenOnMerge, an issue that a merged MR closed ("Closes #12") is
+// instead reopened at OnMerge, since GitLab may deliver that close after
+// the MR's merge event. Other issue events are ignored.
 func (m *LabelMachine) HandleIssue(ctx context.Context, ev *gitlab.IssueEvent) error {
 	if ev.ObjectAttributes.Action != "close" {
 		return nil
 	}
-	_, err := m.Move(ctx, ev.Project.ID, ev.ObjectAttributes.IID, StateClosed)
+	project, iid := ev.Project.ID, ev.ObjectAttributes.IID
+	if m.cfg.ReopenOnMerge {
+		byMerge, err := m.closedByMerge(ctx, project, iid)
+		if err != nil {
+			return err
+		}
+		if byMerge {
+			_, err := m.move(ctx, project, iid, m.cfg.OnMerge, true, &labelSets{m: m})
+			return err
+		}
+	}
+	_, err := m.Move(ctx, project, iid, StateClosed)
 	return err
+}
+
+// stateEvent is the part of GitLab's resource state event the machine
+// reads; client-go's StateEvent leaves out source_merge_request_id.
+type stateEvent struct {
+	ID                   int64  `json:"id"`
+	State                string `json:"state"`
+	SourceMergeRequestID *int64 `json:"source_merge_request_id"`
+}
+
+// closedByMerge reports whether the latest close of the issue was made by
+// a merged merge request (GET /projects/:id/issues/:iid/resource_state_events).
+func (m *LabelMachine) closedByMerge(ctx context.Context, project, iid int64) (bool, error) {
+	var last *stateEvent
+	for page := int64(1); ; {
+		req, err := m.client.NewRequest(http.MethodGet, fmt.Sprintf("projects/%d/issues/%d/resource_state_events", project, iid),
+			&gitlab.ListOptions{PerPage: 100, Page: page}, RequestOptions(ctx))
+		if err != nil {
+			return false, fmt.Errorf("gitlabx: state events of issue %d#%d: %w", project, iid, err)
+		}
+		var evs []stateEvent
+		resp, err := m.client.Do(req, &evs)
+		if err != nil {
+			return false, fmt.Errorf("gitlabx: state events of issue %d#%d: %w", project, iid, err)
+		}
+		for i := range evs {
+			if evs[i].State == "closed" && (last == nil || evs[i].ID > last.ID) {
+				last = &evs[i]
+			}
+		}
+		if resp == nil || resp.NextPage == 0 || resp.NextPage <= page {
+			break
+		}
+		page = resp.NextPage
+	}
+	return last != nil && last.SourceMergeRequestID != nil && *last.SourceMergeRequestID != 0, nil
 }
 
 // Move puts an issue in state to with one update that adds to's label and

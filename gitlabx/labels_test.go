@@ -1,8 +1,11 @@
 package gitlabx_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -393,43 +396,88 @@ func TestLinkedIssuesCapped(t *testing.T) {
 	assert.True(t, slices.IsSortedFunc(got, func(a, b gitlabx.IssueRef) int { return int(a.IID - b.IID) }))
 }
 
-// TestLabelMachineReopenOnMergeEitherOrder: GitLab closes the issue on merge
-// and sends the issue's close event and the MR's merge event in either order;
-// the issue must end open at To Test.
+// TestLabelMachineReopenOnMergeEitherOrder: GitLab merges, then closes the
+// "Closes #1" issue in a background job, and the MR's merge event and the
+// issue's close event arrive in either order. The receiver here handles
+// each delivery before answering, so with the merge first the machine sees
+// #1 still open. Either way #1 must end open at To Test.
 func TestLabelMachineReopenOnMergeEitherOrder(t *testing.T) {
-	for _, closeFirst := range []bool{true, false} {
-		t.Run(fmt.Sprintf("close event first %v", closeFirst), func(t *testing.T) {
-			srv := board(t, "", 1)
-			mr := srv.AddMergeRequest(proj, gitlabtest.MergeRequest{Description: "Closes #1", SourceBranch: "fix", ClosesIssues: []int64{1}, AuthorID: 42})
-			m := newMachine(t, srv, gitlabx.LabelMachineConfig{ReopenOnMerge: true})
-			sendMR(t, srv, m, mr.IID, gitlabtest.EventOptions{Action: "open"})
-			srv.MergeMergeRequest(proj, mr.IID)
-			_, state := issueLabels(t, srv, 1)
-			require.Equal(t, "closed", state, "GitLab closed #1 on merge")
-
-			closeEv, err := srv.IssueEvent(proj, 1, gitlabtest.EventOptions{Action: "close", UserID: 42})
-			require.NoError(t, err)
-			mergeEv, err := srv.MergeRequestEvent(proj, mr.IID, gitlabtest.EventOptions{Action: "merge", UserID: 42})
-			require.NoError(t, err)
-			h := newHooks(t, gitlabx.HooksConfig{})
-			m.Register(h)
-			if closeFirst {
-				deliver(h, gitlabtest.IssueHook, closeEv)
-				require.NoError(t, h.Shutdown(t.Context()))
-				h = newHooks(t, gitlabx.HooksConfig{})
-				m.Register(h)
-				deliver(h, gitlabtest.MergeRequestHook, mergeEv)
-			} else {
-				deliver(h, gitlabtest.MergeRequestHook, mergeEv)
-				require.NoError(t, h.Shutdown(t.Context()))
-				h = newHooks(t, gitlabx.HooksConfig{})
-				m.Register(h)
-				deliver(h, gitlabtest.IssueHook, closeEv)
+	for _, tc := range []struct {
+		name  string
+		order gitlabtest.MergeCloseOrder
+	}{
+		{"merge event first", gitlabtest.CloseAfterMerge},
+		{"close event first", gitlabtest.CloseBeforeMerge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := gitlabtest.NewServer(t, gitlabtest.WithMergeCloseOrder(tc.order))
+			srv.AddProject(gitlabtest.Project{ID: proj, Path: "ops/app"})
+			for _, s := range gitlabx.DefaultStates() {
+				srv.AddLabel(proj, string(s))
 			}
-			require.NoError(t, h.Shutdown(t.Context()))
+			srv.AddIssue(proj, gitlabtest.Issue{Title: "broken", Labels: []string{"In Review"}})
+			srv.SetFile(proj, "fix", "VERSION", []byte("2\n"))
+			mr := srv.AddMergeRequest(proj, gitlabtest.MergeRequest{Title: "Fix", Description: "Closes #1", SourceBranch: "fix"})
+			m := newMachine(t, srv, gitlabx.LabelMachineConfig{ReopenOnMerge: true})
+			errs := syncReceiver(t, srv, m)
+
+			_, _, err := srv.ClientFor(gitlabtest.DeveloperToken).MergeRequests.AcceptMergeRequest(proj, mr.IID, nil)
+			require.NoError(t, err)
+			require.NoError(t, srv.WaitDeliveries(t.Context()))
+			assert.NoError(t, errors.Join(*errs...))
 			labels, state := issueLabels(t, srv, 1)
 			assert.Equal(t, "opened", state)
 			assert.Equal(t, []string{"To Test"}, labels)
 		})
 	}
+}
+
+// syncReceiver hooks m up to srv's merge request and issue webhooks through
+// a receiver that handles each delivery before it answers, so the order
+// of deliveries is the order of handling. It returns the handlers' errors.
+func syncReceiver(t *testing.T, srv *gitlabtest.Server, m *gitlabx.LabelMachine) *[]error {
+	t.Helper()
+	var errs []error
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ev, err := gitlab.ParseWebhook(gitlab.HookEventType(r), body)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		switch ev := ev.(type) {
+		case *gitlab.MergeEvent:
+			errs = append(errs, m.HandleMergeRequest(t.Context(), ev))
+		case *gitlab.IssueEvent:
+			errs = append(errs, m.HandleIssue(t.Context(), ev))
+		}
+	}))
+	t.Cleanup(hs.Close)
+	srv.AddHook(proj, gitlabtest.Hook{URL: hs.URL, Events: []string{gitlabtest.MergeRequestHook, gitlabtest.IssueHook}})
+	return &errs
+}
+
+// TestLabelMachineReadyByTitleEdit: a developer marks a draft MR ready by
+// taking "Draft:" out of its title; GitLab reports changes.draft and the
+// linked issue moves to In Review.
+func TestLabelMachineReadyByTitleEdit(t *testing.T) {
+	srv := board(t, "", 1)
+	srv.SetFile(proj, "main", "VERSION", []byte("1\n"))
+	srv.SetFile(proj, "fix", "VERSION", []byte("2\n"))
+	m := newMachine(t, srv, gitlabx.LabelMachineConfig{})
+	errs := syncReceiver(t, srv, m)
+	dev := srv.ClientFor(gitlabtest.DeveloperToken)
+	mr, _, err := dev.MergeRequests.CreateMergeRequest(proj, &gitlab.CreateMergeRequestOptions{
+		Title: gitlab.Ptr("Draft: Fix #1"), SourceBranch: gitlab.Ptr("fix"), TargetBranch: gitlab.Ptr("main"),
+	})
+	require.NoError(t, err)
+	require.NoError(t, srv.WaitDeliveries(t.Context()))
+	labels, _ := issueLabels(t, srv, 1)
+	assert.Empty(t, labels, "a draft moves nothing")
+	_, _, err = dev.MergeRequests.UpdateMergeRequest(proj, mr.IID, &gitlab.UpdateMergeRequestOptions{Title: gitlab.Ptr("Fix #1")})
+	require.NoError(t, err)
+	require.NoError(t, srv.WaitDeliveries(t.Context()))
+	assert.NoError(t, errors.Join(*errs...))
+	labels, _ = issueLabels(t, srv, 1)
+	assert.Equal(t, []string{"In Review"}, labels, "marked ready by the title edit")
 }

@@ -247,9 +247,18 @@ func (g *GitLab) ReadFile(ctx context.Context, commit, path string) ([]byte, err
 	return b, nil
 }
 
+// ErrTagProtected is returned (wrapped) by GitLab.CreateTag and so by
+// Tagger.Run when GitLab refuses the tag because it matches a protected tag
+// pattern that the token's user is not allowed to create, or refuses the
+// token altogether (403). Retrying does not help: allow the user to create
+// the tags (Settings > Repository > Protected tags) or use another token.
+var ErrTagProtected = errors.New("semtag: not allowed to create the tag")
+
 // CreateTag creates an annotated tag on the exact commit SHA. GitLab's
 // answer to an existing name (400 "Tag vX already exists"; its docs say
-// 405) becomes ErrTagExists. client-go may retry the POST after a 5xx or
+// 405) becomes ErrTagExists; its refusal of a protected tag (400 "You are
+// not allowed to create this tag as it is protected.", from
+// Gitlab::Checks::TagCheck) or of the token (403) becomes ErrTagProtected. client-go may retry the POST after a 5xx or
 // 429; that is safe here, because a retry that finds our own tag ends in
 // ErrTagExists and the Tagger then sees the tag on our commit.
 func (g *GitLab) CreateTag(ctx context.Context, name, commit, message string) error {
@@ -269,6 +278,12 @@ func (g *GitLab) CreateTag(ctx context.Context, name, commit, message string) er
 			if exists {
 				return fmt.Errorf("%w: %s (%d)", ErrTagExists, name, er.Response.StatusCode)
 			}
+			if strings.Contains(er.Message, "protected") {
+				return fmt.Errorf("%w: %s matches a protected tag pattern the token's user may not create (GitLab: %s); "+
+					"allow the user under Settings > Repository > Protected tags or use another token", ErrTagProtected, name, er.Message)
+			}
+		case http.StatusForbidden:
+			return fmt.Errorf("%w: %s: GitLab refused the token (%s)", ErrTagProtected, name, er.Message)
 		}
 	}
 	if err != nil {

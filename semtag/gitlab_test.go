@@ -385,3 +385,23 @@ func TestGitLabConcurrentPages(t *testing.T) {
 		assert.Equal(t, http.StatusInternalServerError, er.Response.StatusCode)
 	})
 }
+
+// TestGitLabProtectedTag: when the next tag matches a protected tag
+// pattern the token's user may not create, GitLab refuses it; the Tagger
+// reports a permission error (ErrTagProtected) that names the tag and says
+// what to do, and does not retry.
+func TestGitLabProtectedTag(t *testing.T) {
+	srv, first := newProject(t, "example.com/lib")
+	srv.AddTag(pid, gitlabtest.Tag{Name: "v1.0.0", Commit: first})
+	head := srv.AddCommit(pid, "main", gitlabtest.Commit{Message: "fix: x", Paths: []string{"a.go"}}).SHA
+	srv.ProtectTag(pid, gitlabtest.ProtectedTag{Name: "v*"})
+	tg, err := semtag.NewTagger(gitlabBackend(t, srv, head), semtag.Config{})
+	require.NoError(t, err)
+	res, err := tg.Run(t.Context())
+	require.ErrorIs(t, err, semtag.ErrTagProtected)
+	assert.NotErrorIs(t, err, semtag.ErrTagExists)
+	assert.Contains(t, err.Error(), "v1.0.1")
+	assert.Contains(t, err.Error(), "protected")
+	assert.Equal(t, 1, res.Attempts, "a refusal is not retried")
+	assert.Equal(t, map[string]string{"v1.0.0": first}, tagsOf(srv))
+}

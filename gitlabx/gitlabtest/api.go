@@ -1,6 +1,7 @@
 package gitlabtest
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -186,7 +187,9 @@ func writeListCounted[T any](s *Server, w http.ResponseWriter, a *apiRequest, it
 	lo, hi := s.paginateCounted(w, a, len(items), counted)
 	out := make([]any, 0, hi-lo)
 	for _, it := range items[lo:hi] {
-		out = append(out, render(it))
+		if r := render(it); r != nil {
+			out = append(out, r)
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -242,17 +245,18 @@ func (s *Server) projectJSON(p *project) map[string]any {
 		ns = p.Path[:i]
 	}
 	return map[string]any{
-		"id":                  p.ID,
-		"name":                p.Name,
-		"name_with_namespace": strings.ReplaceAll(ns, "/", " / ") + " / " + p.Name,
-		"path":                p.Path[strings.LastIndex(p.Path, "/")+1:],
-		"path_with_namespace": p.Path,
-		"description":         "",
-		"default_branch":      p.DefaultBranch,
-		"visibility":          p.Visibility,
-		"web_url":             s.URL() + "/" + p.Path,
-		"http_url_to_repo":    s.URL() + "/" + p.Path + ".git",
-		"ssh_url_to_repo":     "git@127.0.0.1:" + p.Path + ".git",
+		"id":                          p.ID,
+		"name":                        p.Name,
+		"name_with_namespace":         strings.ReplaceAll(ns, "/", " / ") + " / " + p.Name,
+		"path":                        p.Path[strings.LastIndex(p.Path, "/")+1:],
+		"path_with_namespace":         p.Path,
+		"description":                 "",
+		"default_branch":              p.DefaultBranch,
+		"autoclose_referenced_issues": !p.AutocloseDisabled,
+		"visibility":                  p.Visibility,
+		"web_url":                     s.URL() + "/" + p.Path,
+		"http_url_to_repo":            s.URL() + "/" + p.Path + ".git",
+		"ssh_url_to_repo":             "git@127.0.0.1:" + p.Path + ".git",
 		"namespace": map[string]any{
 			"id": 1, "name": ns, "path": ns[strings.LastIndex(ns, "/")+1:], "kind": "group", "full_path": ns,
 		},
@@ -295,7 +299,7 @@ func (s *Server) issueJSON(p *project, is *Issue) map[string]any {
 		"due_date":               nil,
 		"confidential":           is.Confidential,
 		"discussion_locked":      nil,
-		"web_url":                fmt.Sprintf("%s/%s/-/issues/%d", s.URL(), p.Path, is.IID),
+		"web_url":                s.issueWebURL(p, is.IID),
 		"references":             map[string]any{"short": ref, "relative": ref, "full": p.Path + ref},
 		"time_stats":             timeStats(),
 		"task_completion_status": map[string]any{"count": 0, "completed_count": 0},
@@ -326,7 +330,7 @@ func (s *Server) mrJSON(p *project, m *MergeRequest) map[string]any {
 	}
 	var mergedBy any
 	if m.State == "merged" {
-		mergedBy = s.userJSON(m.AuthorID)
+		mergedBy = s.userJSON(cmp.Or(m.MergedByID, m.AuthorID))
 	}
 	return map[string]any{
 		"id":                              m.ID,
@@ -361,6 +365,7 @@ func (s *Server) mrJSON(p *project, m *MergeRequest) map[string]any {
 		"references":                      map[string]any{"short": ref, "relative": ref, "full": p.Path + ref},
 		"reference":                       ref,
 		"merged_by":                       mergedBy,
+		"merge_user":                      mergedBy,
 		"closed_by":                       nil,
 		"upvotes":                         0,
 		"downvotes":                       0,
@@ -461,7 +466,7 @@ func (s *Server) tagJSON(p *project, t *Tag) map[string]any {
 		"target":     t.Target,
 		"commit":     commit,
 		"release":    nil,
-		"protected":  t.Protected,
+		"protected":  t.Protected || isProtected(p, t.Name),
 		"created_at": created,
 	}
 }
@@ -518,4 +523,22 @@ func (s *Server) labelJSON(p *project, l *Label) map[string]any {
 		"priority":                  nil,
 		"is_project_label":          true,
 	}
+}
+
+// stateEventJSON renders a resource state event (lib/api/entities/resource_state_event.rb).
+func (s *Server) stateEventJSON(is *Issue, e StateEvent) map[string]any {
+	var mr any
+	if e.SourceMergeRequestID != 0 {
+		mr = e.SourceMergeRequestID
+	}
+	return map[string]any{
+		"id": e.ID, "user": s.userJSON(e.UserID), "created_at": ts(e.CreatedAt),
+		"resource_type": "Issue", "resource_id": is.ID,
+		"source_commit": nil, "source_merge_request_id": mr, "state": e.State,
+	}
+}
+
+func isProtected(p *project, name string) bool {
+	_, ok := p.protectedTag(name)
+	return ok
 }

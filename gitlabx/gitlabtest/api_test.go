@@ -926,6 +926,7 @@ func TestCreateAndMergeMergeRequest(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, main.ParentIDs, 2)
 
+	require.NoError(t, srv.WaitDeliveries(t.Context()), "GitLab closes the issues in a background job")
 	for _, is := range srv.Issues(7) {
 		want := "opened"
 		if slices.Contains([]int64{1, 2, 3, 5}, is.IID) {
@@ -940,6 +941,7 @@ func TestCreateAndMergeMergeRequest(t *testing.T) {
 	other := srv.AddMergeRequest(7, gitlabtest.MergeRequest{Title: "o", SourceBranch: "12-fix", ClosesIssues: []int64{6}})
 	got := srv.MergeMergeRequest(7, other.IID)
 	assert.Equal(t, "merged", got.State)
+	require.NoError(t, srv.WaitDeliveries(t.Context()))
 	is, _ := srv.Issue(7, 6)
 	assert.Equal(t, "closed", is.State)
 }

@@ -79,3 +79,27 @@ func BenchmarkListTagsPaged(b *testing.B) {
 	}
 	srv.ResetRequests()
 }
+
+// BenchmarkIssueSearchFullText measures a full-text search over 500 issues
+// with 4 KiB descriptions; bytes are the description bytes indexed.
+func BenchmarkIssueSearchFullText(b *testing.B) {
+	srv := gitlabtest.New(gitlabtest.WithSearchRateLimit(0))
+	defer srv.Close()
+	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+	desc := strings.Repeat("<p>data race in <code>cache.Get</code> on host web1</p> ", 70)
+	for i := range 500 {
+		srv.AddIssue(7, gitlabtest.Issue{Title: fmt.Sprint("race ", i), Description: desc + fmt.Sprint(" fp", i)})
+	}
+	req := httptest.NewRequest(http.MethodGet, "/api/v4/projects/7/issues?search=race+fp499&in=title,description", nil)
+	req.Header.Set("Private-Token", srv.Token())
+	b.SetBytes(int64(500 * len(desc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"iid":500`) {
+			b.Fatal(rec.Code, rec.Body.String()[:min(200, rec.Body.Len())])
+		}
+	}
+	srv.ResetRequests()
+}

@@ -28,7 +28,8 @@
 // Errors use GitLab's shapes: {"message":"404 Project Not Found"} and, for
 // parameter validation, {"error":"title is missing"}. Label names are
 // case-sensitive and labels named in an update are created when missing, as
-// GitLab does; merging an MR closes the issues it closes ("Closes #12").
+// GitLab does; merging an MR closes the issues it closes ("Closes #12") in
+// a background job (see below).
 //
 // Requests need a known token (as Private-Token, JOB-TOKEN or
 // "Authorization: Bearer"); anything else answers 401
@@ -52,12 +53,63 @@
 // AddHook registers a project webhook: API calls that change an issue,
 // note, merge request or tag then deliver GitLab's event for it, with the
 // calling user as "user" and "changes" filled in (WaitDeliveries,
-// Deliveries). SendWebhook delivers a webhook the way GitLab does (X-Gitlab-Event,
+// Deliveries), and keeps GitLab's auto-disable state per hook
+// (HookStatuses; Redeliver resends like GitLab's "Resend request"). SendWebhook delivers a webhook the way GitLab does (X-Gitlab-Event,
 // X-Gitlab-Token, Idempotency-Key, X-Gitlab-Event-UUID,
 // X-Gitlab-Webhook-UUID, X-Gitlab-Instance, User-Agent and, with a
 // SigningToken, Standard Webhooks signing). MergeRequestEvent, IssueEvent
 // and NoteEvent build payloads from the server's state on top of the recorded
 // payloads that Fixture returns.
+//
+// # Behaviours that follow GitLab
+//
+// The fake does by default what GitLab.com does, where code that works on
+// the fake could otherwise fail on GitLab. Each behaviour, the GitLab source
+// it follows (gitlab-org/gitlab) and how to switch it:
+//
+//	behaviour                                   | GitLab source                                          | switch
+//	--------------------------------------------+--------------------------------------------------------+-----------------------------
+//	merge closes "Closes #N" issues in a        | app/services/merge_requests/post_merge_service.rb      | WithMergeCloseOrder
+//	background job, as the merging user; merge  | (close_issues, execute_hooks), app/workers/            | (CloseAfterMerge,
+//	and close deliveries in either order        | merge_requests/close_issue_worker.rb                   | CloseBeforeMerge; default
+//	(default: random per merge); WaitDeliveries |                                                        | CloseOrderRandom)
+//	waits for the job                           |                                                        |
+//	closes_issues reads title, description and  | app/models/merge_request.rb (closes_issues,            | Project.AutocloseDisabled
+//	commit messages; empty unless the target is | visible_closing_issues_for)                            |
+//	the default branch and auto-close is on     |                                                        |
+//	merge_user/merged_by is the merging user;   | lib/api/entities/resource_state_event.rb               | (none)
+//	resource_state_events name the closing MR   |                                                        |
+//	issue search is full-text: ANDed prefix     | app/models/concerns/pg_full_text_searchable.rb,        | WithSearchMode
+//	words, "phrases", tags and HTML comments    | app/finders/issuable_finder.rb; PostgreSQL's parser    | (SearchSubstring)
+//	not indexed, 50+ char [A-Za-z0-9+/@] words  | (wparser_def.c: comments are tag tokens)               |
+//	dropped, text past 1 MiB cut, in= fields;   |                                                        |
+//	no stemming in the fake                     |                                                        |
+//	issue and MR lists with search are          | lib/api/helpers.rb (validate_search_rate_limit!),      | WithSearchRateLimit (0 off),
+//	rate-limited per user, 30/minute: 429       | lib/api/helpers/rate_limiter.rb,                       | WithWallClock
+//	{"message":{"error":...}} with RateLimit-*  | Gitlab::ApplicationRateLimiter (search_rate_limit)     |
+//	and Retry-After                             |                                                        |
+//	webhooks: no automatic retry; Redeliver     | app/services/web_hook_service.rb,                      | WithWallClock; HookStatuses
+//	keeps Idempotency-Key, fresh                | app/services/web_hooks/log_execution_service.rb,       | shows the state
+//	X-Gitlab-Webhook-UUID; non-2xx/3xx or error | app/models/concerns/web_hooks/auto_disabling.rb        |
+//	counts; 4th failure disables for 1 min      |                                                        |
+//	doubling to 24 h, 40th for good             |                                                        |
+//	recursion detection: events caused by a     | lib/gitlab/middleware/webhook_recursion_detection.rb,  | (none: send no
+//	call carrying a delivery's                  | lib/gitlab/web_hooks/recursion_detection.rb            | X-Gitlab-Event-UUID)
+//	X-Gitlab-Event-UUID skip that hook          |                                                        |
+//	issue web_url is /-/work_items/N            | GitLab.com since 2026 (work items)                     | WithLegacyIssueURLs
+//	scoped labels exclusive (Premium)           | doc/user/project/labels.md (scoped labels)             | WithScopedLabels (off:
+//	                                            |                                                        | Free, the default)
+//	editing an MR title recomputes draft, and   | MergeRequest::DRAFT_REGEX (app/models/merge_request.rb)| (none)
+//	changes.draft reports it                    |                                                        |
+//	protected tags: 400 "You are not allowed to | lib/gitlab/checks/tag_check.rb,                        | ProtectTag
+//	create this tag as it is protected."        | app/services/tags/create_service.rb                    |
+//	titles over 255 characters: 400             | Issuable title validation (maximum 255)                | (none)
+//	system notes in note lists (title and       | app/services/system_note_service.rb                    | (none: skip n.System)
+//	description edits, "mentioned in merge      |                                                        |
+//	request !N")                                |                                                        |
+//	note pages can be short while more follow   | lib/api/notes.rb (paginate, then readable_by?)         | Note.VisibleTo seeds one
+//	(unreadable notes dropped after paging)     |                                                        |
+//	upload limit 100 MiB                        | application setting max_attachment_size                | WithMaxUploadSize
 //
 // # Testing
 //

@@ -137,3 +137,32 @@ func ExampleServer_AddHook() {
 	// Output:
 	// Issue Hook update by opskit-bot: workflow::To Do -> workflow::In Review (status 200)
 }
+
+// ExampleWithMergeCloseOrder pins the order in which GitLab's merge event
+// and the close event of a "Closes #1" issue arrive; run a bot's test once
+// per order to cover both.
+func ExampleWithMergeCloseOrder() {
+	for _, order := range []gitlabtest.MergeCloseOrder{gitlabtest.CloseAfterMerge, gitlabtest.CloseBeforeMerge} {
+		srv := gitlabtest.New(gitlabtest.WithMergeCloseOrder(order))
+		srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+		srv.SetFile(7, "fix", "VERSION", []byte("2\n"))
+		srv.AddIssue(7, gitlabtest.Issue{Title: "Login broken"})
+		mr := srv.AddMergeRequest(7, gitlabtest.MergeRequest{Title: "Fix login", Description: "Closes #1", SourceBranch: "fix"})
+		receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			is, _ := srv.Issue(7, 1)
+			fmt.Printf("%s arrives; #1 is %s\n", r.Header.Get("X-Gitlab-Event"), is.State)
+		}))
+		srv.AddHook(7, gitlabtest.Hook{URL: receiver.URL})
+		srv.MergeMergeRequest(7, mr.IID)
+		if err := srv.WaitDeliveries(context.Background()); err != nil {
+			fmt.Println(err)
+		}
+		receiver.Close()
+		srv.Close()
+	}
+	// Output:
+	// Merge Request Hook arrives; #1 is opened
+	// Issue Hook arrives; #1 is closed
+	// Issue Hook arrives; #1 is closed
+	// Merge Request Hook arrives; #1 is closed
+}

@@ -13,7 +13,9 @@ import (
 )
 
 func TestHooksFireOnAPIChanges(t *testing.T) {
-	srv, bot := newProject(t)
+	srv := gitlabtest.NewServer(t, gitlabtest.WithMergeCloseOrder(gitlabtest.CloseAfterMerge))
+	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+	bot := srv.Client()
 	url, got := receiver(t)
 	srv.AddHook(7, gitlabtest.Hook{URL: url, Options: gitlabtest.WebhookOptions{Token: "s3cret"}})
 	srv.SetFile(7, "main", "VERSION", []byte("1\n"))
@@ -33,6 +35,7 @@ func TestHooksFireOnAPIChanges(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = dev.MergeRequests.AcceptMergeRequest(7, mr.IID, nil)
 	require.NoError(t, err)
+	require.NoError(t, srv.WaitDeliveries(t.Context()), "the background close of #1 ran")
 	_, _, err = bot.Tags.CreateTag(7, &gitlab.CreateTagOptions{TagName: gitlab.Ptr("v1.0.0"), Ref: gitlab.Ptr("main")})
 	require.NoError(t, err)
 

@@ -2,6 +2,7 @@ package gitlabtest
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -61,7 +62,7 @@ func TestClosesIssues(t *testing.T) {
 		{"see #9; closes#10", nil},
 		{"Closing #11 #12", []int64{11, 12}},
 	} {
-		got := closesIssues(&MergeRequest{Description: tc.desc})
+		got := closesIssues(mainProject(), &MergeRequest{Description: tc.desc, TargetBranch: "main"})
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("closesIssues(%q) = %v; want %v", tc.desc, got, tc.want)
 		}
@@ -74,7 +75,7 @@ func FuzzClosesIssues(f *testing.F) {
 	f.Add("Closes #1, #2 and #3")
 	f.Add("fixes issues #99999999999999999999")
 	f.Fuzz(func(t *testing.T, desc string) {
-		got := closesIssues(&MergeRequest{Description: desc})
+		got := closesIssues(mainProject(), &MergeRequest{Description: desc, TargetBranch: "main"})
 		seen := map[int64]bool{}
 		for _, n := range got {
 			if seen[n] {
@@ -102,4 +103,25 @@ func TestMatchSearch(t *testing.T) {
 			t.Errorf("matchSearch(%q, %q) = %v; want %v", tc.name, tc.q, got, tc.want)
 		}
 	}
+}
+
+func mainProject() *project {
+	return &project{Project: Project{DefaultBranch: "main"}, branches: map[string]string{}, commits: map[string]*commitObj{}}
+}
+
+// FuzzFTSIndex: any text indexes without panicking into lower-case
+// alphanumeric words shorter than 50 characters, and any query parses.
+func FuzzFTSIndex(f *testing.F) {
+	f.Add("<!-- opskit:x=1 --> Login <b>broken</b> <!-- open", `"is broken" cache.Get`)
+	f.Add(strings.Repeat("a", 60)+" b", "http://x.y/z")
+	f.Fuzz(func(t *testing.T, text, query string) {
+		for _, w := range ftsIndex(text) {
+			if w == "" || len(w) >= 50 || strings.ToLower(w) != w || strings.ContainsFunc(w, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
+			}) {
+				t.Fatalf("ftsIndex(%q) gave word %q", text, w)
+			}
+		}
+		parseFTSQuery(query).match([][]string{ftsIndex(text)})
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 const (
@@ -45,6 +46,8 @@ func (s *Server) route(w http.ResponseWriter, a *apiRequest) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reqUUID = a.r.Header.Get("X-Gitlab-Event-UUID")
+	defer func() { s.reqUUID = "" }()
 	p := s.st.project(segs[1])
 	if p == nil {
 		writeError(w, http.StatusNotFound, "404 Project Not Found")
@@ -144,6 +147,8 @@ func (s *Server) routeIssues(w http.ResponseWriter, a *apiRequest, p *project, m
 		s.updateIssue(w, a, p, is)
 	case len(rest) >= 2 && rest[1] == "notes":
 		s.routeNotes(w, a, p, m, IssueNoteable, is.ID, is.IID, rest[2:])
+	case len(rest) == 2 && rest[1] == "resource_state_events" && m == get:
+		writeList(s, w, a, p.stateEvents[is.IID], func(e StateEvent) any { return s.stateEventJSON(is, e) })
 	default:
 		writeError(w, http.StatusNotFound, "404 Not Found")
 	}
@@ -207,10 +212,13 @@ func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
 		writeParamError(w, err.Error())
 		return
 	}
+	if s.throttleSearch(w, a) {
+		return
+	}
 	state := a.get("state")
 	labels := a.list("labels")
 	notLabels := a.list("not[labels]")
-	search := strings.ToLower(a.get("search"))
+	search := a.get("search")
 	in := a.list("in")
 	if len(in) == 0 {
 		in = []string{"title", "description"}
@@ -221,6 +229,7 @@ func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
 			iids = append(iids, n)
 		}
 	}
+	matches := s.issueMatcher(search, in)
 	var out []*Issue
 	for _, is := range p.issues {
 		if state != "" && state != "all" && is.State != state {
@@ -235,19 +244,8 @@ func (s *Server) listIssues(w http.ResponseWriter, a *apiRequest, p *project) {
 		if len(iids) > 0 && !slices.Contains(iids, is.IID) {
 			continue
 		}
-		if search != "" {
-			hit := false
-			for _, f := range in {
-				switch f {
-				case "title":
-					hit = hit || strings.Contains(strings.ToLower(is.Title), search)
-				case "description":
-					hit = hit || strings.Contains(strings.ToLower(is.Description), search)
-				}
-			}
-			if !hit {
-				continue
-			}
+		if search != "" && !matches(is) {
+			continue
 		}
 		if a.has("author_id") && a.get("author_id") != strconv.FormatInt(is.AuthorID, 10) {
 			continue
@@ -274,10 +272,13 @@ func (s *Server) createIssueAPI(w http.ResponseWriter, a *apiRequest, p *project
 		writeParamError(w, "title is missing")
 		return
 	}
+	if titleTooLong(w, title) {
+		return
+	}
 	is := s.createIssue(p, Issue{
 		Title:        title,
 		Description:  a.get("description"),
-		Labels:       a.list("labels"),
+		Labels:       s.exclusiveScopes(a.list("labels")),
 		Confidential: a.boolParam("confidential"),
 		AuthorID:     a.user.ID,
 	})
@@ -297,7 +298,7 @@ func (s *Server) applyLabels(a *apiRequest, p *project, cur []string) ([]string,
 	if a.has("add_labels") {
 		cur, asked = append(slices.Clone(cur), a.list("add_labels")...), true
 	}
-	cur = s.normalizeLabels(p, cur)
+	cur = s.normalizeLabels(p, s.exclusiveScopes(cur))
 	if a.has("remove_labels") {
 		asked = true
 		rm := a.list("remove_labels")
@@ -315,6 +316,9 @@ func (s *Server) updateIssue(w http.ResponseWriter, a *apiRequest, p *project, i
 	}
 	if a.has("title") && strings.TrimSpace(a.get("title")) == "" {
 		writeParamError(w, "title is empty")
+		return
+	}
+	if titleTooLong(w, a.get("title")) {
 		return
 	}
 	switch a.get("state_event") {
@@ -346,6 +350,10 @@ func (s *Server) updateIssue(w http.ResponseWriter, a *apiRequest, p *project, i
 		is.State, is.ClosedAt, is.ClosedByID = "opened", time.Time{}, 0
 	}
 	is.UpdatedAt = now
+	if before.State != is.State {
+		s.addStateEvent(p, is, a.user.ID, map[string]string{"closed": "closed", "opened": "reopened"}[is.State], 0)
+	}
+	s.systemNotesForEdit(p, IssueNoteable, is.ID, is.IID, a.user.ID, before.Title, is.Title, before.Description, is.Description)
 	if ch := s.issueChanges(p, &before, is); len(ch) > 0 {
 		action := "update"
 		if before.State != is.State {
@@ -371,7 +379,14 @@ func (s *Server) routeNotes(w http.ResponseWriter, a *apiRequest, p *project, m 
 			sortBy(out, a.get("sort") == "asc",
 				byTime(a.get("order_by"), func(n *Note) time.Time { return n.CreatedAt }, func(n *Note) time.Time { return n.UpdatedAt }),
 				func(n *Note) int64 { return n.ID })
-			writeList(s, w, a, out, func(n *Note) any { return s.noteJSON(n) })
+			// As lib/api/notes.rb: paginate, then drop the notes the user
+			// may not read, so a page can be short while more follow.
+			writeList(s, w, a, out, func(n *Note) any {
+				if n.VisibleTo != nil && !slices.Contains(n.VisibleTo, a.user.ID) {
+					return nil
+				}
+				return s.noteJSON(n)
+			})
 		case post:
 			body := a.get("body")
 			if strings.TrimSpace(body) == "" {
@@ -467,7 +482,7 @@ func (s *Server) routeMRs(w http.ResponseWriter, a *apiRequest, p *project, m st
 		s.merge(p, mr, a.user.ID)
 		writeJSON(w, http.StatusOK, s.mrJSON(p, mr))
 	case len(rest) == 2 && m == get && (rest[1] == "closes_issues" || rest[1] == "related_issues"):
-		iids := closesIssues(mr)
+		iids := closesIssues(p, mr)
 		if rest[1] == "related_issues" {
 			iids = mr.RelatedIssues
 		}
@@ -498,6 +513,9 @@ func (s *Server) listMRs(w http.ResponseWriter, a *apiRequest, p *project) {
 		if n, ok := parseIID(x); ok {
 			iids = append(iids, n)
 		}
+	}
+	if s.throttleSearch(w, a) {
+		return
 	}
 	search := strings.ToLower(a.get("search"))
 	var out []*MergeRequest
@@ -542,6 +560,9 @@ func (s *Server) createMR(w http.ResponseWriter, a *apiRequest, p *project) {
 		writeParamError(w, strings.Join(missing, ", "))
 		return
 	}
+	if titleTooLong(w, a.get("title")) {
+		return
+	}
 	src, dst := a.get("source_branch"), a.get("target_branch")
 	for _, x := range []string{src, dst} {
 		if _, ok := p.branches[x]; !ok {
@@ -560,11 +581,12 @@ func (s *Server) createMR(w http.ResponseWriter, a *apiRequest, p *project) {
 	mr := &MergeRequest{
 		ID: s.st.id(), IID: assignIID(&p.nextMR, 0, nil), ProjectID: p.ID, Title: title, Description: a.get("description"),
 		SourceBranch: src, TargetBranch: dst, State: "opened",
-		Draft:    strings.HasPrefix(strings.ToLower(title), "draft:") || strings.HasPrefix(strings.ToLower(title), "[draft]"),
-		Labels:   s.normalizeLabels(p, a.list("labels")),
+		Draft:    draftRE.MatchString(title),
+		Labels:   s.normalizeLabels(p, s.exclusiveScopes(a.list("labels"))),
 		AuthorID: a.user.ID, CreatedAt: now, UpdatedAt: now,
 	}
 	p.mrs = append(p.mrs, mr)
+	s.crossReference(p, mr, a.user.ID)
 	s.fireMR(p, mr, a.user.ID, "open", nil)
 	writeJSON(w, http.StatusCreated, s.mrJSON(p, mr))
 }
@@ -580,9 +602,13 @@ func (s *Server) updateMR(w http.ResponseWriter, a *apiRequest, p *project, mr *
 		writeParamError(w, "title is empty")
 		return
 	}
+	if titleTooLong(w, a.get("title")) {
+		return
+	}
 	before := s.mrSnapshot(p, mr)
 	if a.has("title") {
 		mr.Title = a.get("title")
+		mr.Draft = draftRE.MatchString(mr.Title) // GitLab recomputes draft from the title
 	}
 	if a.has("description") {
 		mr.Description = a.get("description")
@@ -604,6 +630,10 @@ func (s *Server) updateMR(w http.ResponseWriter, a *apiRequest, p *project, mr *
 		}
 	}
 	mr.UpdatedAt = s.cfg.clock()
+	s.systemNotesForEdit(p, MergeRequestNoteable, mr.ID, mr.IID, a.user.ID, before.Title, mr.Title, before.Description, mr.Description)
+	if mr.Description != before.Description {
+		s.crossReference(p, mr, a.user.ID)
+	}
 	if ch := s.mrChanges(p, &before, mr); len(ch) > 0 {
 		action := "update"
 		if before.State != mr.State {
@@ -1104,6 +1134,11 @@ func (s *Server) createTag(w http.ResponseWriter, a *apiRequest, p *project) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("Tag %s already exists", name))
 		return
 	}
+	if pt, ok := p.protectedTag(name); ok && !slices.Contains(pt.CreateUserIDs, a.user.ID) {
+		// Gitlab::Checks::TagCheck, surfaced by Tags::CreateService.
+		writeError(w, http.StatusBadRequest, "You are not allowed to create this tag as it is protected.")
+		return
+	}
 	c := resolveRef(p, ref)
 	if c == nil {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("Target %s is invalid", ref))
@@ -1169,5 +1204,79 @@ func (s *Server) upload(w http.ResponseWriter, a *apiRequest, p *project) {
 			"id": u.ID, "alt": alt, "url": u.URL, "full_path": u.FullPath, "markdown": u.Markdown,
 		})
 		return
+	}
+}
+
+// draftRE is GitLab's MergeRequest::DRAFT_REGEX: a title that starts with
+// "Draft:", "[Draft]", "(Draft)" or "Draft -" (any case) marks a draft.
+var draftRE = regexp.MustCompile(`(?i)^\s*(?:\[draft\]|\(draft\)|draft:|draft -)`)
+
+// maxTitleLength is Issuable's title validation (length maximum 255).
+const maxTitleLength = 255
+
+// titleTooLong answers GitLab's validation error for a title over 255
+// characters and reports whether it did.
+func titleTooLong(w http.ResponseWriter, title string) bool {
+	if utf8.RuneCountInString(title) <= maxTitleLength {
+		return false
+	}
+	writeJSON(w, http.StatusBadRequest, map[string]any{"message": map[string]any{
+		"title": []string{fmt.Sprintf("is too long (maximum is %d characters)", maxTitleLength)},
+	}})
+	return true
+}
+
+// exclusiveScopes keeps, with WithScopedLabels, only the last label of
+// each scope ("workflow::Doing" replaces an earlier "workflow::To Do"; the
+// scope is everything before the last "::"), as GitLab Premium does.
+// Without the option it returns names unchanged, like GitLab Free.
+func (s *Server) exclusiveScopes(names []string) []string {
+	if !s.cfg.scopedLabels {
+		return names
+	}
+	seen := map[string]bool{}
+	var out []string
+	for i := len(names) - 1; i >= 0; i-- {
+		n := strings.TrimSpace(names[i])
+		if k := strings.LastIndex(n, "::"); k > 0 {
+			if seen[n[:k]] {
+				continue
+			}
+			seen[n[:k]] = true
+		}
+		out = append(out, n)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// systemNotesForEdit adds the system notes GitLab's SystemNoteService
+// writes when a title or description changes; caller holds s.mu.
+func (s *Server) systemNotesForEdit(p *project, kind NoteableKind, id, iid, user int64, oldTitle, newTitle, oldDesc, newDesc string) {
+	if oldTitle != newTitle {
+		s.createNote(p, kind, id, iid, Note{Body: fmt.Sprintf("changed title from **%s** to **%s**", oldTitle, newTitle), AuthorID: user, System: true})
+	}
+	if oldDesc != newDesc {
+		s.createNote(p, kind, id, iid, Note{Body: "changed the description", AuthorID: user, System: true})
+	}
+}
+
+// crossReference adds "mentioned in merge request !N" to each issue the MR's
+// title or description names with "#N", once per issue, as
+// SystemNoteService.cross_reference does; caller holds s.mu.
+func (s *Server) crossReference(p *project, mr *MergeRequest, user int64) {
+	body := fmt.Sprintf("mentioned in merge request !%d", mr.IID)
+	for _, m := range issueRef.FindAllStringSubmatch(mr.Title+"\n"+mr.Description, -1) {
+		iid, err := strconv.ParseInt(m[1], 10, 64)
+		is := s.issueByIID(p, iid)
+		if err != nil || is == nil {
+			continue
+		}
+		if slices.ContainsFunc(p.notes, func(n *Note) bool {
+			return n.System && n.Kind == IssueNoteable && n.NoteableIID == iid && n.Body == body
+		}) {
+			continue
+		}
+		s.createNote(p, IssueNoteable, is.ID, iid, Note{Body: body, AuthorID: user, System: true})
 	}
 }

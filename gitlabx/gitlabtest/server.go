@@ -30,19 +30,27 @@ const DeveloperToken = "glpat-gitlabtest-developer-token"
 const developerID = 2
 
 // DefaultMaxUploadSize is the largest markdown upload the server accepts
-// unless WithMaxUploadSize says otherwise (GitLab's default is 100 MiB; the
-// fake keeps it smaller so tests of the limit stay cheap).
-const DefaultMaxUploadSize = 10 << 20
+// unless WithMaxUploadSize says otherwise: GitLab's default
+// max_attachment_size, 100 MiB. Tests of the limit should set a small one.
+const DefaultMaxUploadSize = 100 << 20
 
 // Option configures a Server.
 type Option func(*config)
 
 type config struct {
-	token     string
-	bot       User
-	maxUpload int64
-	clock     func() time.Time
-	logger    *slog.Logger
+	token      string
+	bot        User
+	maxUpload  int64
+	clock      func() time.Time
+	logger     *slog.Logger
+	closeOrder MergeCloseOrder
+	searchMode SearchMode
+	// searchLimit is the per-user, per-minute limit on searches; 0 is off.
+	searchLimit    int
+	searchLimitSet bool
+	wall           func() time.Time
+	legacyIssueURL bool
+	scopedLabels   bool
 }
 
 // WithToken sets the token of the bot user (see BotUser and Token).
@@ -61,6 +69,34 @@ func WithMaxUploadSize(n int64) Option { return func(c *config) { c.maxUpload = 
 // and moves one second forward each time it is read, so output that prints
 // times is reproducible.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.clock = now } }
+
+// WithMergeCloseOrder fixes the order in which a merge's "merge" event
+// and the "close" events of the issues it closes are delivered (see
+// MergeCloseOrder). GitLab runs them as independent background jobs, so
+// the default, CloseOrderRandom, picks one order per merge; pin each order
+// in a test of its own to cover both.
+func WithMergeCloseOrder(o MergeCloseOrder) Option { return func(c *config) { c.closeOrder = o } }
+
+// WithLegacyIssueURLs makes issues' web_url (and the url in their
+// webhooks) "<project>/-/issues/N", as GitLab did before work items. The
+// default is "<project>/-/work_items/N", which GitLab.com returns now; code
+// that parses these URLs must accept both.
+func WithLegacyIssueURLs() Option { return func(c *config) { c.legacyIssueURL = true } }
+
+// issueWebURL is an issue's web_url.
+func (s *Server) issueWebURL(p *project, iid int64) string {
+	seg := "work_items"
+	if s.cfg.legacyIssueURL {
+		seg = "issues"
+	}
+	return fmt.Sprintf("%s/%s/-/%s/%d", s.URL(), p.Path, seg, iid)
+}
+
+// WithScopedLabels makes scoped labels mutually exclusive, as in GitLab
+// Premium: adding "workflow::Doing" removes any other "workflow::" label
+// (the scope is everything before the last "::"). Off by default, as in
+// GitLab Free, where an issue may carry several labels of one scope.
+func WithScopedLabels() Option { return func(c *config) { c.scopedLabels = true } }
 
 // WithLogger sets a logger for the requests the server answers; nil discards.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
@@ -92,9 +128,16 @@ type Server struct {
 	latency   time.Duration
 	retryAft  string
 	hq        hookQueue
-	closed    bool
-	inflight  map[*http.Request]context.CancelFunc
-	closeOnce sync.Once
+	// reqUUID is the X-Gitlab-Event-UUID of the API request being routed
+	// (set under mu), which the events it causes carry.
+	reqUUID string
+	// search rate limit: requests per user in the current minute window.
+	searchCount  map[searchKey]int
+	searchWindow int64
+	ftsCache     map[string][]string // full-text index by field text
+	closed       bool
+	inflight     map[*http.Request]context.CancelFunc
+	closeOnce    sync.Once
 }
 
 // New starts a Server on 127.0.0.1. The caller must call Close.
@@ -144,6 +187,12 @@ func newServer(opts ...Option) *Server {
 	}
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	if !cfg.searchLimitSet {
+		cfg.searchLimit = DefaultSearchRateLimit
+	}
+	if cfg.wall == nil {
+		cfg.wall = time.Now
 	}
 	s := &Server{cfg: cfg, users: map[string]User{cfg.token: cfg.bot}, retryAft: "1", inflight: map[*http.Request]context.CancelFunc{}}
 	s.st.init()

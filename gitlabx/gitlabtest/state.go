@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"regexp"
 	"slices"
 	"sort"
@@ -30,6 +31,10 @@ type Project struct {
 	Name          string
 	DefaultBranch string
 	Visibility    string // "private" unless set
+	// AutocloseDisabled turns off the project setting
+	// autoclose_referenced_issues (on by default, as in GitLab): merging an
+	// MR then closes no issue and closes_issues lists none.
+	AutocloseDisabled bool
 }
 
 // Issue is a snapshot of an issue. ID is global across projects, IID counts
@@ -50,6 +55,17 @@ type Issue struct {
 	ClosedByID   int64     // who closed it; 0 while open
 }
 
+// StateEvent is a resource state event of an issue (GET
+// /projects/:id/issues/:iid/resource_state_events): who closed or reopened
+// it and, for a close caused by a merge, the merge request's global ID.
+type StateEvent struct {
+	ID                   int64
+	UserID               int64
+	State                string // "closed" or "reopened"
+	SourceMergeRequestID int64  // 0 unless a merged MR closed the issue
+	CreatedAt            time.Time
+}
+
 // NoteableKind says what a note is attached to.
 type NoteableKind string
 
@@ -61,11 +77,19 @@ const (
 
 // Note is a snapshot of a comment on an issue or merge request.
 type Note struct {
-	ID          int64
-	Body        string
-	AuthorID    int64
-	Internal    bool
-	System      bool
+	ID       int64
+	Body     string
+	AuthorID int64
+	Internal bool
+	// System marks a note GitLab writes itself ("changed title from ...",
+	// "mentioned in merge request !3"); the fake adds them on title and
+	// description edits and on MR references. Readers should skip them.
+	System bool
+	// VisibleTo, when set, limits who can read the note (a cross-reference
+	// from something they cannot see). Note lists drop it after paging, as
+	// GitLab does, so a page can be shorter than per_page while more pages
+	// follow.
+	VisibleTo   []int64
 	Kind        NoteableKind
 	NoteableID  int64 // the issue's or MR's global ID
 	NoteableIID int64
@@ -98,6 +122,7 @@ type MergeRequest struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	MergedAt       time.Time
+	MergedByID     int64 // the user who merged it; 0 until merged
 }
 
 // Commit is a commit in a project's repository. When adding one, Files sets
@@ -188,8 +213,12 @@ type project struct {
 	// paging through many tags sorts once; any tag change clears it.
 	tagOrder map[string][]*Tag
 	uploads  []*Upload
-	nextIID  int64
-	nextMR   int64
+	// protectedTags are the project's protected tag patterns.
+	protectedTags []ProtectedTag
+	// stateEvents holds each issue's resource state events, by issue IID.
+	stateEvents map[int64][]StateEvent
+	nextIID     int64
+	nextMR      int64
 }
 
 type state struct {
@@ -704,11 +733,22 @@ var (
 	issueRef    = regexp.MustCompile(`#(\d+)`)
 )
 
-// closesIssues returns the IIDs an MR closes on merge: the explicit list
-// plus references in its description, in order, without duplicates.
-func closesIssues(m *MergeRequest) []int64 {
+// closesIssues returns the IIDs an MR closes on merge, as GitLab's
+// MergeRequest#closes_issues and visible_closing_issues_for: nothing
+// unless it targets the default branch and the project's auto-close
+// setting is on; otherwise the explicit list plus the references that
+// GitLab's closing pattern finds in its title, description and commit
+// messages, in order, without duplicates.
+func closesIssues(p *project, m *MergeRequest) []int64 {
+	if m.TargetBranch != p.DefaultBranch || p.AutocloseDisabled {
+		return nil
+	}
 	out := slices.Clone(m.ClosesIssues)
-	for _, match := range closingRefs.FindAllStringSubmatch(m.Description, -1) {
+	texts := []string{m.Title, m.Description}
+	for _, c := range mrCommits(p, m) {
+		texts = append(texts, c.Message)
+	}
+	for _, match := range closingRefs.FindAllStringSubmatch(strings.Join(texts, "\n"), -1) {
 		for _, ref := range issueRef.FindAllStringSubmatch(match[1], -1) {
 			if n, err := strconv.ParseInt(ref[1], 10, 64); err == nil && !slices.Contains(out, n) {
 				out = append(out, n)
@@ -718,11 +758,48 @@ func closesIssues(m *MergeRequest) []int64 {
 	return out
 }
 
+// mrCommits returns the MR's own commits: those of its source head that
+// its target did not have (before the merge, for a merged MR).
+func mrCommits(p *project, m *MergeRequest) []*commitObj {
+	head := m.SHA
+	if head == "" {
+		head = p.branches[m.SourceBranch]
+	}
+	base := p.branches[m.TargetBranch]
+	if mc := p.commits[m.MergeCommitSHA]; mc != nil && len(mc.Parents) > 0 {
+		base = mc.Parents[0]
+	}
+	if head == "" {
+		return nil
+	}
+	return walk(p, head, reachable(p, base))
+}
+
+// MergeCloseOrder says in which order the fake delivers a merge's "merge"
+// event and the "close" events of the issues it closes (see WithMergeCloseOrder).
+type MergeCloseOrder int
+
+// The orders WithMergeCloseOrder accepts.
+const (
+	// CloseOrderRandom picks one of the two orders at random for each
+	// merge, as GitLab's independent background jobs do. The default.
+	CloseOrderRandom MergeCloseOrder = iota
+	// CloseAfterMerge delivers the merge event first and closes the issues
+	// only once that delivery was answered, so a receiver that handles the
+	// merge event sees the issues still open.
+	CloseAfterMerge
+	// CloseBeforeMerge closes the issues with the merge and delivers their
+	// close events before the merge event.
+	CloseBeforeMerge
+)
+
 // MergeMergeRequest merges merge request iid the way GitLab does, as the
 // MR's author: the target branch gets a merge commit whose tree is the source
 // branch's, the MR becomes "merged", and the issues it closes (see
-// MergeRequest) are closed. Hooks (AddHook) get the MR's "merge" event and
-// each closed issue's "close" event. It returns the merged MR.
+// MergeRequest) are closed by a background job, in the order that
+// WithMergeCloseOrder chooses; call WaitDeliveries before looking at them.
+// Hooks (AddHook) get the MR's "merge" event and each closed issue's
+// "close" event. It returns the merged MR.
 func (s *Server) MergeMergeRequest(project, iid int64) MergeRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -736,12 +813,17 @@ func (s *Server) MergeMergeRequest(project, iid int64) MergeRequest {
 }
 
 // merge performs a merge by user and fires its webhooks; caller holds s.mu.
+// As GitLab's MergeRequests::PostMergeService, it marks the MR merged, queues
+// the closing of the issues it closes (MergeRequests::CloseIssueWorker, as
+// the merging user) and executes the merge hooks; the two are independent,
+// so their deliveries come in either order.
 func (s *Server) merge(p *project, m *MergeRequest, user int64) {
 	before := s.mrSnapshot(p, m)
 	src := p.branches[m.SourceBranch]
 	if m.SHA == "" {
 		m.SHA = src
 	}
+	closing := closesIssues(p, m)
 	var parents []string
 	if t := p.branches[m.TargetBranch]; t != "" {
 		parents = append(parents, t)
@@ -768,15 +850,51 @@ func (s *Server) merge(p *project, m *MergeRequest, user int64) {
 		Files:   files,
 	})
 	now := s.cfg.clock()
-	m.State, m.MergeCommitSHA, m.MergedAt, m.UpdatedAt = "merged", c.SHA, now, now
-	s.fireMR(p, m, user, "merge", s.mrChanges(p, &before, m))
-	for _, iid := range closesIssues(m) {
-		if is := s.issueByIID(p, iid); is != nil && is.State == "opened" {
-			ib := cloneIssue(is)
-			is.State, is.ClosedAt, is.UpdatedAt, is.ClosedByID = "closed", now, now, user
-			s.fireIssue(p, is, user, "close", s.issueChanges(p, &ib, is))
+	m.State, m.MergeCommitSHA, m.MergedAt, m.UpdatedAt, m.MergedByID = "merged", c.SHA, now, now, user
+	closeIssues := func() {
+		for _, iid := range closing {
+			if is := s.issueByIID(p, iid); is != nil && is.State == "opened" {
+				ib := cloneIssue(is)
+				at := s.cfg.clock()
+				is.State, is.ClosedAt, is.UpdatedAt, is.ClosedByID = "closed", at, at, user
+				s.addStateEvent(p, is, user, "closed", m.ID)
+				s.fireIssue(p, is, user, "close", s.issueChanges(p, &ib, is))
+			}
 		}
 	}
+	order := s.cfg.closeOrder
+	if order == CloseOrderRandom {
+		order = CloseAfterMerge
+		if rand.IntN(2) == 0 {
+			order = CloseBeforeMerge
+		}
+	}
+	if order == CloseBeforeMerge {
+		closeIssues()
+		s.fireMR(p, m, user, "merge", s.mrChanges(p, &before, m))
+		return
+	}
+	s.fireMR(p, m, user, "merge", s.mrChanges(p, &before, m))
+	if len(closing) > 0 {
+		s.enqueue(pendingDelivery{job: closeIssues})
+	}
+}
+
+// addStateEvent records a resource state event; caller holds s.mu.
+func (s *Server) addStateEvent(p *project, is *Issue, user int64, state string, mrID int64) {
+	if p.stateEvents == nil {
+		p.stateEvents = map[int64][]StateEvent{}
+	}
+	p.stateEvents[is.IID] = append(p.stateEvents[is.IID], StateEvent{
+		ID: s.st.id(), UserID: user, State: state, SourceMergeRequestID: mrID, CreatedAt: is.UpdatedAt,
+	})
+}
+
+// StateEvents returns the resource state events of an issue, oldest first.
+func (s *Server) StateEvents(project, iid int64) []StateEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.mustProject(project).stateEvents[iid])
 }
 
 // SetMergeRequest replaces the stored merge request with the same IID
@@ -839,6 +957,7 @@ func (s *Server) noteableID(p *project, kind NoteableKind, iid int64) (int64, bo
 
 func (s *Server) createNote(p *project, kind NoteableKind, id, iid int64, n Note) *Note {
 	n.ID = s.st.id()
+	n.VisibleTo = slices.Clone(n.VisibleTo)
 	n.Kind, n.NoteableID, n.NoteableIID, n.ProjectID = kind, id, iid, p.ID
 	if n.AuthorID == 0 {
 		n.AuthorID = s.cfg.bot.ID
@@ -876,4 +995,57 @@ func (s *Server) Uploads(project int64) []Upload {
 		out = append(out, c)
 	}
 	return out
+}
+
+// ProtectedTag is a protected tag pattern: Name is a tag name or a
+// wildcard pattern ("v*", "release-*-final"). Only the users in
+// CreateUserIDs may create matching tags (GitLab's allowed_to_create; an
+// empty list means no one the fake knows, as for "Maintainers" when no
+// test user is a maintainer).
+type ProtectedTag struct {
+	Name          string
+	CreateUserIDs []int64
+}
+
+// ProtectTag adds a protected tag pattern to the project. Creating a
+// matching tag through the API as a user not in CreateUserIDs then fails
+// like GitLab's Gitlab::Checks::TagCheck: 400 {"message": "You are not
+// allowed to create this tag as it is protected."}.
+func (s *Server) ProtectTag(project int64, pt ProtectedTag) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.mustProject(project)
+	pt.CreateUserIDs = slices.Clone(pt.CreateUserIDs)
+	p.protectedTags = append(p.protectedTags, pt)
+}
+
+// protectedTag returns the first protected pattern that name matches.
+func (p *project) protectedTag(name string) (ProtectedTag, bool) {
+	for _, pt := range p.protectedTags {
+		if wildcardMatch(pt.Name, name) {
+			return pt, true
+		}
+	}
+	return ProtectedTag{}, false
+}
+
+// wildcardMatch matches GitLab's protected ref patterns, where "*" stands
+// for any run of characters (including "/").
+func wildcardMatch(pattern, name string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == name
+	}
+	if !strings.HasPrefix(name, parts[0]) {
+		return false
+	}
+	name = name[len(parts[0]):]
+	for _, mid := range parts[1 : len(parts)-1] {
+		i := strings.Index(name, mid)
+		if i < 0 {
+			return false
+		}
+		name = name[i+len(mid):]
+	}
+	return strings.HasSuffix(name, parts[len(parts)-1])
 }

@@ -316,7 +316,7 @@ func (s *Server) issueHookAttrs(p *project, is *Issue) map[string]any {
 		"author_id": is.AuthorID, "project_id": p.ID, "assignee_ids": []any{}, "assignee_id": nil,
 		"created_at": hookTime(is.CreatedAt), "updated_at": hookTime(is.UpdatedAt),
 		"state": is.State, "state_id": stateID, "confidential": is.Confidential,
-		"url":    fmt.Sprintf("%s/%s/-/issues/%d", s.URL(), p.Path, is.IID),
+		"url":    s.issueWebURL(p, is.IID),
 		"labels": s.hookLabels(p, is.Labels), "milestone_id": nil,
 	}
 }
@@ -455,7 +455,7 @@ func (s *Server) noteEvent(p *project, n *Note, o EventOptions) ([]byte, error) 
 		"user": s.hookUser(user), "project_id": p.ID, "project": s.hookProject(p),
 		"repository": s.hookRepository(p),
 	}
-	fixture, anchor := "note_issue", fmt.Sprintf("%s/%s/-/issues/%d#note_%d", s.URL(), p.Path, iid, n.ID)
+	fixture, anchor := "note_issue", fmt.Sprintf("%s#note_%d", s.issueWebURL(p, iid), n.ID)
 	switch kind {
 	case IssueNoteable:
 		top["issue"] = s.issueHookAttrs(p, s.issueByIID(p, iid))
