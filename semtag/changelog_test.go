@@ -188,3 +188,29 @@ func TestChangelogGitLab(t *testing.T) {
 	assert.Equal(t, 0, n.Len())
 	assert.True(t, strings.HasSuffix(n.Markdown(), "No changes.\n"))
 }
+
+// BenchmarkNewNotes builds the notes of a first release over 10,000
+// commits with a merge every fourth commit.
+func BenchmarkNewNotes(b *testing.B) {
+	var commits []semtag.Commit
+	var size int64
+	prev := ""
+	for i := range 10000 {
+		c := semtag.Commit{SHA: fmt.Sprintf("%040x", i+1), Message: fmt.Sprintf("feat(x): change %d\n\nBody.\n\nSee merge request g/p!%d", i, i)}
+		if prev != "" {
+			c.Parents = []string{prev}
+		}
+		if i%4 == 3 && i > 4 {
+			c.Parents = append(c.Parents, fmt.Sprintf("%040x", i-1))
+			c.Message = "Merge branch 'x' into 'main'\n\nSee merge request g/p!1"
+		}
+		prev = c.SHA
+		size += int64(len(c.Message))
+		commits = append([]semtag.Commit{c}, commits...)
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = semtag.NewNotes("v1.0.0", "", commits).Markdown()
+	}
+}
