@@ -176,10 +176,11 @@ func TestGitLabReleaseRerunCompletes(t *testing.T) {
 }
 
 // TestGitLabReleaseRacingTaggers runs two pipelines for the same commit
-// at once: one tag, one release, no error.
+// at once: one tag, one release, one changelog section, no error.
 func TestGitLabReleaseRacingTaggers(t *testing.T) {
 	srv, head := releaseSetup(t)
-	cfg := semtag.Config{Bump: semtag.BumpConventional, Release: true}
+	cfg := semtag.Config{Bump: semtag.BumpConventional, Release: true, ChangelogFile: "CHANGELOG.md", ChangelogBranch: "main"}
+	before := len(srv.Commits(pid, "main"))
 	var wg sync.WaitGroup
 	results := make([]semtag.Result, 2)
 	errs := make([]error, 2)
@@ -193,6 +194,10 @@ func TestGitLabReleaseRacingTaggers(t *testing.T) {
 	assert.Len(t, srv.Releases(pid), 1)
 	assert.Equal(t, 1, btoi(results[0].ReleaseCreated)+btoi(results[1].ReleaseCreated), "exactly one pipeline created the release")
 	assert.Equal(t, 1, btoi(results[0].Created)+btoi(results[1].Created), "exactly one pipeline created the tag")
+	assert.Equal(t, 1, btoi(results[0].ChangelogUpdated)+btoi(results[1].ChangelogUpdated), "exactly one pipeline committed the changelog")
+	assert.Len(t, srv.Commits(pid, "main"), before+1)
+	file, _ := srv.File(pid, "main", "CHANGELOG.md")
+	assert.Equal(t, 1, strings.Count(string(file), "<!-- semtag:v1.1.0 -->"))
 }
 
 // TestGitLabReleaseRaceAnswers: the other pipeline creates the release
