@@ -80,6 +80,20 @@ func TestTaggerPreReleaseThenFinal(t *testing.T) {
 	assert.Equal(t, 2, res.Attempts)
 }
 
+func TestTaggerPreReleaseKeepsModuleMajorCheck(t *testing.T) {
+	repo := semtagtest.NewRepo(semtagtest.History{
+		Commits: []semtagtest.Commit{{Message: "initial", Files: map[string]string{"go.mod": "module example.com/lib\n"}}, {Message: "feat!: break"}},
+		Tags:    []semtagtest.TagSpec{{Name: "v1.4.0", Commit: 0}},
+	})
+	tg, err := semtag.NewTagger(repo, semtag.Config{Bump: semtag.BumpConventional, Pre: "rc"})
+	require.NoError(t, err)
+	_, err = tg.Run(t.Context())
+	var me *semtag.ModuleMajorError
+	require.ErrorAs(t, err, &me, "v2.0.0-rc.1 of a module without /v2")
+	assert.Equal(t, "v2.0.0-rc.1", me.Version)
+	assert.Empty(t, repo.Created)
+}
+
 func TestTaggerReleaseNeedsReleaser(t *testing.T) {
 	repo := semtagtest.NewRepo(semtagtest.History{Commits: []semtagtest.Commit{{Message: "initial"}}})
 	_, err := semtag.NewTagger(repo, semtag.Config{Release: true})

@@ -257,7 +257,7 @@ func (s *Server) releaseJSON(p *project, r *Release) map[string]any {
 		"released_at":      ts(r.ReleasedAt),
 		"author":           s.userJSON(r.AuthorID),
 		"commit":           commit,
-		"upcoming_release": r.ReleasedAt.After(s.cfg.clock()),
+		"upcoming_release": r.ReleasedAt.After(r.CreatedAt), // released_at set in the future when created; reading the clock here would move it
 		"commit_path":      fmt.Sprintf("/%s/-/commit/%s", p.Path, r.Commit),
 		"tag_path":         fmt.Sprintf("/%s/-/tags/%s", p.Path, r.TagName),
 		"assets":           map[string]any{"count": len(sources), "sources": sources, "links": []any{}},
