@@ -229,3 +229,19 @@ func TestRunReleaseUsage(t *testing.T) {
 	_, _, err := runMain(t, ci, "-changelog")
 	assert.ErrorIs(t, err, errUsage, "-changelog without a branch")
 }
+
+func TestIntegrationRunLocalNotes(t *testing.T) {
+	clone, _, git := newClone(t)
+	git(clone, "tag", "v0.1.0")
+	git(clone, "commit", "-q", "--allow-empty", "-m", "feat: a knob\n\nSee merge request libs/lib!4")
+	git(clone, "commit", "-q", "--allow-empty", "-m", "fix!: no more -x\n\nBREAKING CHANGE: use -y")
+	notes := filepath.Join(t.TempDir(), "notes.md")
+	out, _, err := runMain(t, nil, "-repo-dir", clone, "-bump", "conventional", "-pre", "rc", "-dry-run", "-notes-file", notes)
+	require.NoError(t, err)
+	assert.Equal(t, "v1.0.0-rc.1\n", out, "a breaking change on 0.x gives v1.0.0")
+	b, err := os.ReadFile(notes)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "## v1.0.0-rc.1\n\nChanges since v0.1.0.\n\n### Breaking changes\n\n- no more -x (")
+	assert.Contains(t, string(b), "\n\n  use -y\n\n### Features\n\n- a knob (libs/lib!4, ")
+	assert.Empty(t, git(clone, "tag", "-l", "v1*"), "dry run")
+}
