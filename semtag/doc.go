@@ -57,13 +57,48 @@
 //     exists), finalize where node-semver's inc would: patch gives X.Y.Z;
 //     minor gives X.Y.Z if Z = 0; major gives X.Y.Z if Y = Z = 0. From
 //     v0.0.0: v0.0.1, v0.1.0 or v1.0.0.
-//  6. Output. The tag is P + "v" + X.Y.Z, never with pre-release or build
-//     parts.
+//  6. Output. The tag is P + "v" + X.Y.Z, never with build metadata and,
+//     unless rule 8 applies, without pre-release part.
 //  7. Go major versions. A next version of v2 or later is refused with a
 //     *ModuleMajorError when the module path in P's go.mod (read at the
 //     commit being tagged) does not end in /vN (or .vN for gopkg.in) for
 //     its major N. Config.AllowMajorMismatch turns this off. Without a
 //     go.mod there is nothing to check.
+//  8. Pre-releases. With Input.Pre (Config.Pre) set to an identifier such
+//     as "rc" (CheckPre), the tag is P + "v" + X.Y.Z + "-rc.N", X.Y.Z from
+//     rules 3 to 5 and N one more than the highest N among the tags
+//     vX.Y.Z-rc.N (1 when none): v1.3.0-rc.1, rc.2, ... The base stays the
+//     last release, so the level counts every commit since it. HEAD
+//     already carrying a release or an rc tag is a no-op. A run without
+//     Pre finalizes as before (v1.3.0, also on an rc's commit). Rule 7
+//     holds for pre-releases too.
+//  9. Release notes. The notes of a tag (Changelog) list the commits since
+//     Previous: the highest release below it, or for a pre-release the
+//     highest version of any kind below it (the whole history when there
+//     is none), limited to P's directory. They are grouped: Breaking
+//     changes (conventional commits with "!" or a BREAKING CHANGE footer,
+//     with the footer's text), Features (feat), Fixes (fix) and Other
+//     (other types and non-conventional commits; merge commits and the
+//     changelog commits that carry ChangelogTrailer are left out). Each
+//     entry ends with its merge requests ("See merge request g/p!12"
+//     trailers, its own or those of the main-line merge commit that
+//     brought it in, which needs Commit.Parents) and its short SHA.
+//
+// # Releases and the changelog
+//
+// With Config.Release, Run publishes a GitLab Release of the tag with its
+// notes in Markdown; with Config.ChangelogFile, it adds them to that file
+// on Config.ChangelogBranch with a "[skip ci]" commit through the
+// repository files API. Both need the GitLab backend (Releaser,
+// FileCommitter) and both are idempotent: an existing release is left as
+// is (Config.UpdateRelease replaces its notes), a release a racing
+// pipeline created first is found, never duplicated (GitLab answers 409,
+// or 400 when both creates passed its check), and a file that has the
+// tag's "<!-- semtag:vX.Y.Z -->" section is left alone; a commit refused
+// because the file changed meanwhile is redone on the new content. When
+// HEAD already carries the tag, Run still publishes what is missing, so a
+// re-run completes an interrupted one. The tag stays on the released
+// commit; the changelog commit follows it on the branch.
 //
 // # Races and re-runs
 //

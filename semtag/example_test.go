@@ -59,3 +59,36 @@ func ExampleTagger() {
 	// created v1.4.3
 	// already released as v1.4.3
 }
+
+// Release notes from a list of commits, newest first.
+func ExampleNewNotes() {
+	n := semtag.NewNotes("v1.3.0", "v1.2.0", []semtag.Commit{
+		{SHA: "4f1c2d3e5a6b7c8d9e0f4f1c2d3e5a6b7c8d9e0f", Message: "feat(api)!: Resize takes a context\n\nSee merge request libs/lib!42"},
+		{SHA: "9e0f4f1c2d3e5a6b7c8d9e0f4f1c2d3e5a6b7c8d", Message: "fix: off by one"},
+		{SHA: "5a6b7c8d9e0f4f1c2d3e5a6b7c8d9e0f4f1c2d3e", Message: "Update README"},
+	})
+	fmt.Print(n.Markdown())
+	// Output:
+	// ## v1.3.0
+	//
+	// Changes since v1.2.0.
+	//
+	// ### Breaking changes
+	//
+	// - **api:** Resize takes a context (libs/lib!42, 4f1c2d3e)
+	//
+	// ### Fixes
+	//
+	// - off by one (9e0f4f1c)
+	//
+	// ### Other
+	//
+	// - Update README (5a6b7c8d)
+}
+
+// A pre-release: v1.3.0-rc.N until a run without Pre finalizes v1.3.0.
+func ExampleNext_preRelease() {
+	d, _ := semtag.Next(semtag.Input{Tags: []string{"v1.2.0", "v1.3.0-rc.1"}, Bump: semtag.BumpMinor, Pre: "rc"})
+	fmt.Println(d.Tag)
+	// Output: v1.3.0-rc.2
+}

@@ -105,3 +105,31 @@ func swapTypeCase(msg string) string {
 	}
 	return string(b)
 }
+
+// FuzzNotes checks that any commit messages give notes that list every
+// non-merge commit once and whose Markdown opens no HTML: no unescaped
+// "<" from commit text.
+func FuzzNotes(f *testing.F) {
+	f.Add("feat(x)!: a\n\nBREAKING CHANGE: b\nc", "fix: <!-- opskit:marker -->\n\nSee merge request g/p!1", "Merge branch 'a' into 'b'")
+	f.Add("", "\n\n", "BREAKING CHANGE: not a header")
+	f.Fuzz(func(t *testing.T, m1, m2, m3 string) {
+		commits := []semtag.Commit{
+			{SHA: strings.Repeat("3", 40), Message: m3, Parents: []string{strings.Repeat("2", 40)}},
+			{SHA: strings.Repeat("2", 40), Message: m2, Parents: []string{strings.Repeat("1", 40)}},
+			{SHA: strings.Repeat("1", 40), Message: m1},
+		}
+		n := semtag.NewNotes("v1.0.0", "v0.9.0", commits)
+		want := 0
+		for _, m := range []string{m1, m2, m3} {
+			if !strings.Contains(m, "\n"+semtag.ChangelogTrailer+": ") && !strings.HasPrefix(m, semtag.ChangelogTrailer+": ") {
+				want++
+			}
+		}
+		if n.Len() != want {
+			t.Fatalf("NewNotes(%q, %q, %q) lists %d changes; want %d", m1, m2, m3, n.Len(), want)
+		}
+		if md := strings.ReplaceAll(n.Markdown(), `\<`, ""); strings.Contains(md, "<") {
+			t.Fatalf("Markdown of %q, %q, %q has an unescaped <:\n%s", m1, m2, m3, md)
+		}
+	})
+}

@@ -188,13 +188,13 @@ func (g *Git) Tag(ctx context.Context, name string) (Tag, error) {
 	return g.localTag(ctx, name)
 }
 
-// Commits runs git log base..head -- dir.
+// Commits runs git log base..head -- dir, with each commit's parents.
 func (g *Git) Commits(ctx context.Context, base, head, dir string) ([]Commit, error) {
 	rng := head
 	if base != "" {
 		rng = base + ".." + head
 	}
-	args := []string{"log", "-z", "--format=%H%n%B", "--end-of-options", rng, "--"}
+	args := []string{"log", "-z", "--format=%H%n%P%n%B", "--end-of-options", rng, "--"}
 	if dir != "" {
 		args = append(args, ":(top)"+dir)
 	}
@@ -207,8 +207,9 @@ func (g *Git) Commits(ctx context.Context, base, head, dir string) ([]Commit, er
 		if rec == "" {
 			continue
 		}
-		sha, msg, _ := strings.Cut(rec, "\n")
-		cs = append(cs, Commit{SHA: sha, Message: strings.TrimRight(msg, "\n")})
+		sha, rest, _ := strings.Cut(rec, "\n")
+		parents, msg, _ := strings.Cut(rest, "\n")
+		cs = append(cs, Commit{SHA: sha, Message: strings.TrimRight(msg, "\n"), Parents: strings.Fields(parents)})
 	}
 	return cs, nil
 }

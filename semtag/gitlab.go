@@ -228,7 +228,7 @@ func (g *GitLab) Commits(ctx context.Context, base, head, dir string) ([]Commit,
 		list, resp, err := g.client.Commits.ListCommits(g.cfg.Project, &o, gitlab.WithContext(ctx))
 		cs := make([]Commit, 0, len(list))
 		for _, c := range list {
-			cs = append(cs, Commit{SHA: c.ID, Message: c.Message})
+			cs = append(cs, Commit{SHA: c.ID, Message: c.Message, Parents: c.ParentIDs})
 		}
 		return cs, resp, err
 	})

@@ -57,10 +57,16 @@ func (l Level) String() string {
 	return "none"
 }
 
-// Commit is one commit for the conventional bump mode.
+// Commit is one commit for the conventional bump mode and the release
+// notes.
 type Commit struct {
 	SHA     string
 	Message string // the full message: header, body and footers
+	// Parents are the SHAs of the commit's parents, first parent first.
+	// Only the release notes read them, to give the commits a merge
+	// commit brought in its merge request reference; a Repo that leaves
+	// them nil still works, without those references.
+	Parents []string
 }
 
 // Errors returned by Next and the Tagger.
@@ -113,6 +119,10 @@ type Input struct {
 	GoMod []byte
 	// AllowMajorMismatch turns off the go.mod check of rule 7.
 	AllowMajorMismatch bool
+	// Pre, when set (e.g. "rc"), asks for a pre-release of the next
+	// version: X.Y.Z-Pre.N with N one more than the highest such tag
+	// (rule 8). It must pass CheckPre.
+	Pre string
 }
 
 // Decision is what Next decided.
@@ -124,7 +134,7 @@ type Decision struct {
 	// Version is Tag without the prefix ("" when Tag is "").
 	Version string
 	// Released is the version tag already on HEAD that makes this a no-op
-	// (rule 2), or "".
+	// (rule 2; with Input.Pre also a pre-release of that channel), or "".
 	Released string
 	// Base is the tag the next version was computed from, or "" for v0.0.0.
 	Base string
@@ -283,12 +293,15 @@ func Next(in Input) (Decision, error) {
 	if _, err := ParseBump(string(bump)); err != nil {
 		return Decision{}, err
 	}
+	if err := CheckPre(in.Pre); err != nil {
+		return Decision{}, err
+	}
 	var d Decision
 	d.Base, d.BaseVersion = Base(in.Prefix, in.Tags)
 	if d.Base == "" {
 		d.BaseVersion = "v0.0.0"
 	}
-	if d.Released = Released(in.Prefix, in.HeadTags); d.Released != "" {
+	if d.Released = releasedOn(in.Prefix, in.Pre, in.HeadTags); d.Released != "" {
 		return d, nil
 	}
 	switch bump {
@@ -305,6 +318,9 @@ func Next(in Input) (Decision, error) {
 		return d, nil
 	}
 	v := increment(d.BaseVersion, d.Level)
+	if in.Pre != "" {
+		v = preVersion(in.Prefix, in.Pre, v, in.Tags)
+	}
 	if in.GoMod != nil && !in.AllowMajorMismatch {
 		if err := checkModuleMajor(in.GoMod, v); err != nil {
 			return Decision{}, err

@@ -70,6 +70,32 @@ type Config struct {
 	MaxAttempts int
 	// Logger receives one event per decision and per conflict; nil discards.
 	Logger *slog.Logger
+
+	// Pre, when set (e.g. "rc"), makes Run create pre-releases:
+	// vX.Y.Z-rc.1, then rc.2, ... (rule 8). A later run without Pre
+	// finalizes vX.Y.Z as usual.
+	Pre string
+	// Release makes Run publish a release of the tag it created (or found
+	// on HEAD, so that a re-run completes an interrupted one) with the
+	// tag's notes (see Changelog). It needs a Repo that implements
+	// Releaser, such as GitLab. An existing release is left as is.
+	Release bool
+	// UpdateRelease makes Run replace the name and notes of an existing
+	// release when they differ from what it would write.
+	UpdateRelease bool
+	// ChangelogFile, when set (e.g. "CHANGELOG.md" or, for a module in
+	// tools/, "tools/CHANGELOG.md"; slash-separated from the repository
+	// root), makes Run add the tag's notes to that file on ChangelogBranch
+	// with a commit, once per tag. It needs a Repo that implements
+	// FileCommitter, such as GitLab.
+	ChangelogFile string
+	// ChangelogBranch is the branch the changelog commit goes to; required
+	// with ChangelogFile. In GitLab CI: CI_COMMIT_BRANCH.
+	ChangelogBranch string
+	// ChangelogMessage is the message of the changelog commit; "" means
+	// "chore(release): <tag> [skip ci]", which keeps the commit from
+	// starting a pipeline. Run adds the ChangelogTrailer to it.
+	ChangelogMessage string
 }
 
 // Tagger decides and creates the next version tag in a Repo. It holds no
@@ -81,7 +107,9 @@ type Tagger struct {
 }
 
 // NewTagger returns a Tagger over repo. It returns an error wrapping
-// ErrBadPrefix or ErrBadBump for a bad Config.
+// ErrBadPrefix, ErrBadBump or ErrBadPre for a bad Config, and one
+// wrapping errors.ErrUnsupported when Config asks for a release or a
+// changelog commit that repo cannot make.
 func NewTagger(repo Repo, cfg Config) (*Tagger, error) {
 	if repo == nil {
 		return nil, errors.New("semtag: nil Repo")
@@ -94,6 +122,20 @@ func NewTagger(repo Repo, cfg Config) (*Tagger, error) {
 	}
 	if _, err := ParseBump(string(cfg.Bump)); err != nil {
 		return nil, err
+	}
+	if err := CheckPre(cfg.Pre); err != nil {
+		return nil, err
+	}
+	if _, ok := repo.(Releaser); cfg.Release && !ok {
+		return nil, fmt.Errorf("semtag: Config.Release: a %T cannot publish releases: %w", repo, errors.ErrUnsupported)
+	}
+	if cfg.ChangelogFile != "" {
+		if _, ok := repo.(FileCommitter); !ok {
+			return nil, fmt.Errorf("semtag: Config.ChangelogFile: a %T cannot commit files: %w", repo, errors.ErrUnsupported)
+		}
+		if cfg.ChangelogBranch == "" {
+			return nil, errors.New("semtag: Config.ChangelogBranch is required with ChangelogFile")
+		}
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
@@ -115,6 +157,15 @@ type Result struct {
 	Created bool
 	// Attempts counts the tag creations tried (0 for a dry run or a no-op).
 	Attempts int
+	// Notes are the release notes of Tag (or, when HEAD was released
+	// already, of Released). Run computes them only when Config asks for
+	// a release or a changelog, dry runs included.
+	Notes *Notes
+	// ReleaseCreated and ReleaseUpdated report what Run did to the
+	// release (Config.Release); both are false when a release existed.
+	ReleaseCreated, ReleaseUpdated bool
+	// ChangelogUpdated reports a changelog commit (Config.ChangelogFile).
+	ChangelogUpdated bool
 }
 
 // Run decides the next version (see Next) and creates its tag on HEAD,
@@ -127,7 +178,24 @@ type Result struct {
 // known and tries again, at most Config.MaxAttempts times, then returns an
 // error wrapping ErrRace. Errors from Next and from the Repo come back
 // wrapped.
+//
+// With Config.Release or Config.ChangelogFile, Run then computes the
+// notes of that tag (the created one, or Released, so that a re-run
+// completes what an interrupted run left) and publishes them, unless this
+// is a dry run. Publishing is idempotent: an existing release is found
+// and left (or updated), never duplicated, also when a racing pipeline
+// creates it first; the changelog gets one section per tag. When
+// publishing fails, the tag stays and the error says what failed.
 func (t *Tagger) Run(ctx context.Context) (Result, error) {
+	res, err := t.tag(ctx)
+	if err != nil || !t.publishing() {
+		return res, err
+	}
+	return res, t.publish(ctx, &res)
+}
+
+// tag decides and creates the tag: Run without the publishing.
+func (t *Tagger) tag(ctx context.Context) (Result, error) {
 	head, err := t.repo.Head(ctx)
 	if err != nil {
 		return Result{}, fmt.Errorf("semtag: head: %w", err)
@@ -136,7 +204,7 @@ func (t *Tagger) Run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("semtag: list tags: %w", err)
 	}
-	in := Input{Prefix: t.cfg.Prefix, Bump: t.cfg.Bump, AllowMajorMismatch: t.cfg.AllowMajorMismatch}
+	in := Input{Prefix: t.cfg.Prefix, Bump: t.cfg.Bump, AllowMajorMismatch: t.cfg.AllowMajorMismatch, Pre: t.cfg.Pre}
 	byName := make(map[string]string, len(tags)) // tag name → commit
 	add := func(tg Tag) {
 		if _, ok := byName[tg.Name]; ok {
@@ -161,7 +229,7 @@ func (t *Tagger) Run(ctx context.Context) (Result, error) {
 			return res, err
 		}
 		base, _ := Base(t.cfg.Prefix, in.Tags)
-		if in.Bump == BumpConventional && Released(t.cfg.Prefix, in.HeadTags) == "" && byName[base] != commitsBase {
+		if in.Bump == BumpConventional && releasedOn(t.cfg.Prefix, t.cfg.Pre, in.HeadTags) == "" && byName[base] != commitsBase {
 			commitsBase = byName[base]
 			in.Commits, err = t.repo.Commits(ctx, commitsBase, head, strings.TrimSuffix(t.cfg.Prefix, "/"))
 			if err != nil {

@@ -8,7 +8,15 @@
 //
 // Usage:
 //
-//	auto-version [-repo-dir DIR [-remote origin] | GitLab flags] [-prefix P] [-bump patch|minor|major|conventional] [-dry-run]
+//	auto-version [-repo-dir DIR [-remote origin] | GitLab flags] [-prefix P] [-bump patch|minor|major|conventional] [-pre ID] [-release] [-changelog] [-dry-run]
+//
+// With -pre rc it creates pre-releases (v1.3.0-rc.1, rc.2, ...); a run
+// without -pre finalizes v1.3.0. On GitLab, -release creates the GitLab
+// Release of the tag with its notes (grouped conventional commits), and
+// -changelog adds them to CHANGELOG.md on the branch (CI_COMMIT_BRANCH)
+// with a "[skip ci]" commit; both are idempotent, so a re-run completes
+// what an interrupted run left and duplicates nothing. -notes-file writes
+// the notes to a file, also with -dry-run.
 //
 // Inside GitLab CI the GitLab flags default from CI_SERVER_URL,
 // CI_PROJECT_ID and CI_COMMIT_SHA, and the token is read from the
@@ -41,7 +49,7 @@ func main() {
 var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("auto-version", stderr, "Usage: auto-version [-repo-dir DIR | GitLab flags] [-prefix P] [-bump patch|minor|major|conventional] [-dry-run]\n\n"+
+	fs := cli.NewFlagSet("auto-version", stderr, "Usage: auto-version [-repo-dir DIR | GitLab flags] [-prefix P] [-bump patch|minor|major|conventional] [-pre ID] [-release] [-changelog] [-dry-run]\n\n"+
 		"Creates the next semantic-version tag and prints it alone on stdout;\nprints nothing when the commit already carries a version tag.\n\nFlags:\n")
 	repoDir := fs.String("repo-dir", "", "use the local git clone in `DIR` instead of the GitLab API")
 	remote := fs.String("remote", "", "with -repo-dir: read tags from and push the new tag to this `remote` (e.g. origin)")
@@ -56,6 +64,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	allowMajor := fs.Bool("allow-major-mismatch", false, "allow v2+ even when go.mod's module path lacks /vN")
 	message := fs.String("message", "", "tag annotation (default \"Release <tag>\")")
 	verbose := fs.Bool("v", false, "log each step (to stderr)")
+	pre := fs.String("pre", "", "create a pre-release `ID`.N (e.g. rc gives v1.3.0-rc.1, rc.2, ...); without it, finalize")
+	release := fs.Bool("release", false, "GitLab: create the GitLab Release of the tag with its notes (an existing one is left)")
+	updateRelease := fs.Bool("update-release", false, "GitLab: with -release, replace the notes of an existing release")
+	changelog := fs.Bool("changelog", false, "GitLab: add the notes to the changelog file on -branch with a commit")
+	changelogFile := fs.String("changelog-file", "", "with -changelog: the `path` of the file (default P + \"CHANGELOG.md\")")
+	branch := fs.String("branch", getenv("CI_COMMIT_BRANCH"), "with -changelog: the `branch` to commit to (default $CI_COMMIT_BRANCH)")
+	notesFile := fs.String("notes-file", "", "write the release notes (Markdown) to `FILE`, also with -dry-run")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -68,6 +83,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err := semtag.CheckPrefix(*prefix); err != nil {
 		return cli.Usagef(fs, "%v", err)
+	}
+	if err := semtag.CheckPre(*pre); err != nil {
+		return cli.Usagef(fs, "%v", err)
+	}
+	if *repoDir != "" && (*release || *changelog) {
+		return cli.Usagef(fs, "-release and -changelog need the GitLab API, not -repo-dir")
+	}
+	if *changelog && *branch == "" {
+		return cli.Usagef(fs, "-changelog needs -branch (in GitLab CI: CI_COMMIT_BRANCH)")
+	}
+	cfile := ""
+	if *changelog {
+		cfile = *changelogFile
+		if cfile == "" {
+			cfile = *prefix + "CHANGELOG.md"
+		}
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -108,6 +139,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	tagger, err := semtag.NewTagger(repo, semtag.Config{
 		Prefix: *prefix, Bump: b, DryRun: *dryRun, AllowMajorMismatch: *allowMajor, Message: *message, Logger: log,
+		Pre: *pre, Release: *release, UpdateRelease: *updateRelease, ChangelogFile: cfile, ChangelogBranch: *branch,
 	})
 	if err != nil {
 		return err
@@ -118,6 +150,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err != nil {
 		return err
+	}
+	if *notesFile != "" {
+		var notes string
+		switch {
+		case res.Notes != nil:
+			notes = res.Notes.Markdown()
+		case res.Tag != "" || res.Released != "":
+			tag := res.Tag
+			if tag == "" {
+				tag = res.Released
+			}
+			n, nerr := semtag.Changelog(ctx, repo, *prefix, tag, res.Commit)
+			if nerr != nil {
+				return nerr
+			}
+			notes = n.Markdown()
+		}
+		if err := os.WriteFile(*notesFile, []byte(notes), 0o644); err != nil {
+			return fmt.Errorf("notes file: %w", err)
+		}
 	}
 	switch {
 	case res.Released != "":

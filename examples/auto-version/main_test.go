@@ -168,3 +168,80 @@ func TestRunGitLabCI(t *testing.T) {
 	assert.Contains(t, err.Error(), "401")
 	assert.NotContains(t, err.Error()+stderr, srv.Token())
 }
+
+func TestRunGitLabReleaseAndChangelog(t *testing.T) {
+	srv := gitlabtest.NewServer(t)
+	srv.AddProject(gitlabtest.Project{ID: 42, Path: "libs/lib"})
+	first := srv.AddCommit(42, "main", gitlabtest.Commit{Message: "initial", Files: map[string][]byte{"go.mod": []byte("module example.com/lib\n")}})
+	srv.AddTag(42, gitlabtest.Tag{Name: "v1.2.0", Commit: first.SHA})
+	head := srv.AddCommit(42, "main", gitlabtest.Commit{Message: "feat: knob\n\nSee merge request libs/lib!9", Paths: []string{"x.go"}})
+	ci := map[string]string{
+		"CI_SERVER_URL": srv.URL(), "CI_PROJECT_ID": "42", "CI_COMMIT_SHA": head.SHA, "CI_COMMIT_BRANCH": "main", "PRIVATE_TOKEN": srv.Token(),
+	}
+	notes := filepath.Join(t.TempDir(), "notes.md")
+
+	out, _, err := runMain(t, ci, "-bump", "conventional", "-pre", "rc", "-release", "-dry-run", "-notes-file", notes)
+	require.NoError(t, err)
+	assert.Equal(t, "v1.3.0-rc.1\n", out)
+	b, err := os.ReadFile(notes)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "## v1.3.0-rc.1\n\nChanges since v1.2.0.\n\n### Features\n\n- knob (libs/lib!9, "+head.SHA[:8]+")\n")
+	assert.Empty(t, srv.Releases(42), "dry run created a release")
+
+	for i, want := range []string{"v1.3.0-rc.1\n", ""} {
+		out, stderr, err := runMain(t, ci, "-bump", "conventional", "-pre", "rc", "-release")
+		require.NoError(t, err, stderr)
+		assert.Equal(t, want, out, "run %d", i)
+	}
+	rels := srv.Releases(42)
+	require.Len(t, rels, 1, "one release across re-runs")
+	assert.Equal(t, "v1.3.0-rc.1", rels[0].TagName)
+
+	// Finalize, with the changelog commit.
+	out, stderr, err := runMain(t, ci, "-bump", "conventional", "-release", "-changelog")
+	require.NoError(t, err, stderr)
+	assert.Equal(t, "v1.3.0\n", out)
+	rels = srv.Releases(42)
+	require.Len(t, rels, 2)
+	assert.Contains(t, rels[1].Description, "Changes since v1.2.0.", "the final's notes cover the whole release")
+	file, ok := srv.File(42, "main", "CHANGELOG.md")
+	require.True(t, ok)
+	assert.Contains(t, string(file), "<!-- semtag:v1.3.0 -->\n## v1.3.0\n")
+	n := len(srv.Commits(42, "main"))
+
+	out, stderr, err = runMain(t, ci, "-bump", "conventional", "-release", "-changelog")
+	require.NoError(t, err, stderr)
+	assert.Empty(t, out, "re-run prints nothing")
+	assert.Len(t, srv.Releases(42), 2)
+	assert.Len(t, srv.Commits(42, "main"), n, "re-run committed the changelog again")
+}
+
+func TestRunReleaseUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"-repo-dir", ".", "-release"},
+		{"-repo-dir", ".", "-changelog"},
+		{"-repo-dir", ".", "-pre", "r.c"},
+	} {
+		_, _, err := runMain(t, nil, args...)
+		assert.ErrorIs(t, err, errUsage, "run(%q)", args)
+	}
+	ci := map[string]string{"CI_SERVER_URL": "http://127.0.0.1:1", "CI_PROJECT_ID": "7", "CI_COMMIT_SHA": "abc", "PRIVATE_TOKEN": "t"}
+	_, _, err := runMain(t, ci, "-changelog")
+	assert.ErrorIs(t, err, errUsage, "-changelog without a branch")
+}
+
+func TestIntegrationRunLocalNotes(t *testing.T) {
+	clone, _, git := newClone(t)
+	git(clone, "tag", "v0.1.0")
+	git(clone, "commit", "-q", "--allow-empty", "-m", "feat: a knob\n\nSee merge request libs/lib!4")
+	git(clone, "commit", "-q", "--allow-empty", "-m", "fix!: no more -x\n\nBREAKING CHANGE: use -y")
+	notes := filepath.Join(t.TempDir(), "notes.md")
+	out, _, err := runMain(t, nil, "-repo-dir", clone, "-bump", "conventional", "-pre", "rc", "-dry-run", "-notes-file", notes)
+	require.NoError(t, err)
+	assert.Equal(t, "v1.0.0-rc.1\n", out, "a breaking change on 0.x gives v1.0.0")
+	b, err := os.ReadFile(notes)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "## v1.0.0-rc.1\n\nChanges since v0.1.0.\n\n### Breaking changes\n\n- no more -x (")
+	assert.Contains(t, string(b), "\n\n  use -y\n\n### Features\n\n- a knob (libs/lib!4, ")
+	assert.Empty(t, git(clone, "tag", "-l", "v1*"), "dry run")
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
 	"github.com/opskit/opskit/semtag"
@@ -25,14 +26,14 @@ func runSemtag(ctx context.Context, n *narrator) error {
 	const project = 1
 	srv.AddProject(gitlabtest.Project{ID: project, Path: "libs/widgets"})
 	mainHead := srv.SetFile(project, "main", "go.mod", []byte("module example.com/widgets\n")).SHA
-	n.Say("fake GitLab project libs/widgets, no tags yet; the tag job runs semtag in conventional mode")
+	n.Say("fake GitLab project libs/widgets, no tags yet; the tag job runs semtag in conventional mode and publishes a GitLab Release")
 
 	tagJob := func(sha string) (semtag.Result, error) {
 		repo, err := semtag.NewGitLab(srv.Client(), semtag.GitLabConfig{Project: project, Commit: sha})
 		if err != nil {
 			return semtag.Result{}, err
 		}
-		tagger, err := semtag.NewTagger(repo, semtag.Config{Bump: semtag.BumpConventional})
+		tagger, err := semtag.NewTagger(repo, semtag.Config{Bump: semtag.BumpConventional, Release: true})
 		if err != nil {
 			return semtag.Result{}, err
 		}
@@ -69,14 +70,21 @@ func runSemtag(ctx context.Context, n *narrator) error {
 		n.Say("merge request !%d %q merged; tag job: base %s, %s bump -> created %s", i+1, m.title, base, res.Level, res.Tag)
 	}
 
+	rels := srv.Releases(project)
+	if len(rels) != len(merges) {
+		return fmt.Errorf("releases: got %d; want one per tag", len(rels))
+	}
+	latest := rels[len(rels)-1]
+	n.Say("GitLab Release %s, with the notes:\n      %s", latest.TagName, strings.ReplaceAll(strings.TrimSpace(latest.Description), "\n", "\n      "))
+
 	res, err := tagJob(last)
 	if err != nil {
 		return fmt.Errorf("re-run: %w", err)
 	}
-	if res.Created || res.Released != "v0.1.0" {
+	if res.Created || res.Released != "v0.1.0" || res.ReleaseCreated || len(srv.Releases(project)) != len(merges) {
 		return fmt.Errorf("re-run: got %+v; want nothing created", res)
 	}
-	n.Say("re-run of the last pipeline: HEAD already carries %s, nothing created", res.Released)
+	n.Say("re-run of the last pipeline: HEAD already carries %s and its release, nothing created", res.Released)
 	var names []string
 	for _, t := range srv.Tags(project) {
 		names = append(names, t.Name)

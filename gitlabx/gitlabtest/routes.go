@@ -66,6 +66,8 @@ func (s *Server) route(w http.ResponseWriter, a *apiRequest) {
 		s.routeLabels(w, a, p, m, rest[1:])
 	case n >= 2 && rest[0] == "repository":
 		s.routeRepo(w, a, p, m, rest[1:])
+	case n >= 1 && rest[0] == "releases": // releases.go
+		s.routeReleases(w, a, p, m, rest[1:])
 	case n == 1 && rest[0] == "uploads" && m == post:
 		s.upload(w, a, p)
 	case n == 3 && rest[0] == "uploads" && m == get:
@@ -708,6 +710,10 @@ func (s *Server) routeLabels(w http.ResponseWriter, a *apiRequest, p *project, m
 func (s *Server) routeRepo(w http.ResponseWriter, a *apiRequest, p *project, m string, rest []string) {
 	switch rest[0] {
 	case "files":
+		if (m == post || m == put) && len(rest) >= 2 { // releases.go
+			s.commitFile(w, a, p, m, strings.Join(rest[1:], "/"))
+			return
+		}
 		if m != get || len(rest) < 2 {
 			writeError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed")
 			return

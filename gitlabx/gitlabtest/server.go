@@ -116,6 +116,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	st       state
+	rel      releaseStore    // releases.go
 	users    map[string]User // token → user
 	requests []Request
 	failN    int

@@ -136,6 +136,16 @@ func TestRepo(t *testing.T, build func(t *testing.T, h History) Built) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("Commits(commit %d, HEAD, %q) = %q; want %q (newest first)", tc.base, tc.dir, got, tc.want)
 			}
+			for _, c := range cs {
+				i := slices.Index(b.SHAs, c.SHA)
+				var want []string
+				if i > 0 {
+					want = []string{b.SHAs[i-1]}
+				}
+				if !slices.Equal(c.Parents, want) {
+					t.Errorf("Commits(commit %d, HEAD, %q): commit %d has Parents %q; want %q (the release notes need them)", tc.base, tc.dir, i, c.Parents, want)
+				}
+			}
 		}
 	})
 	t.Run("ReadFile", func(t *testing.T) {
@@ -348,7 +358,11 @@ func (r *Repo) Commits(ctx context.Context, base, head, dir string) ([]semtag.Co
 	for i := hi; i > lo; i-- {
 		c := r.commits[i]
 		if dir == "" || slices.ContainsFunc(c.touched, func(p string) bool { return strings.HasPrefix(p, dir+"/") }) {
-			out = append(out, semtag.Commit{SHA: c.sha, Message: c.msg})
+			var parents []string
+			if i > 0 {
+				parents = []string{r.commits[i-1].sha}
+			}
+			out = append(out, semtag.Commit{SHA: c.sha, Message: c.msg, Parents: parents})
 		}
 	}
 	return out, nil
