@@ -19,6 +19,8 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/opskit/opskit/internal/gitlaburl"
 )
 
 // BridgePrefix starts the text of the private note the bridge leaves on a
@@ -167,7 +169,7 @@ func (b *Bridge) Escalate(ctx context.Context, ticketID int64) (Escalation, erro
 	if err != nil {
 		return esc, fmt.Errorf("freshdesk: escalate ticket %d: %w", ticketID, err)
 	}
-	issue, err := b.findIssue(ctx, t)
+	issue, err := b.findIssue(ctx, t, convs)
 	if err != nil {
 		return esc, fmt.Errorf("freshdesk: escalate ticket %d: find issue: %w", ticketID, err)
 	}
@@ -268,57 +270,107 @@ func neverRetry(ctx context.Context, _ *http.Response, err error) (bool, error) 
 	return false, err
 }
 
-var issueURLRE = regexp.MustCompile(`/issues/([0-9]+)/?$`)
+// maxTitle is the longest issue title GitLab accepts, in characters
+// (Issuable's validates :title, length: { maximum: 255 }).
+const maxTitle = 255
 
-// findIssue returns the ticket's issue, or nil if there is none yet: the
-// issue the ticket's custom field names, or else the oldest issue that the
-// bridge's own user wrote with the ticket's marker. An issue someone else
-// wrote with the marker is not the ticket's.
-func (b *Bridge) findIssue(ctx context.Context, t *Ticket) (*gitlab.Issue, error) {
+// recentIssues is how many of the bridge user's newest issues findIssue
+// reads when the ticket holds no link yet: enough to find an issue created
+// by an escalation that failed before it could link back.
+const recentIssues = 100
+
+// findIssue returns the ticket's issue, or nil if there is none yet. It
+// never searches: GitLab's issue search is full-text (the marker, an HTML
+// comment, is not indexed) and limited to about 30 requests a minute. In
+// order it follows
+//
+//   - the issue the ticket's custom field names (written only by the bridge),
+//   - the issue linked from the bridge's own note on the ticket,
+//   - the bridge user's newest issues, for an escalation that created its
+//     issue but failed before it linked back.
+//
+// Only an issue that the bridge's own user wrote with the ticket's marker
+// on its first line counts (or the custom field's, whose link only the
+// bridge writes): anyone can paste a marker into an issue.
+func (b *Bridge) findIssue(ctx context.Context, t *Ticket, convs []Conversation) (*gitlab.Issue, error) {
 	marker := TicketMarker(t.ID)
 	self, err := b.self(ctx)
 	if err != nil {
 		return nil, err
 	}
+	ours := func(is *gitlab.Issue) bool {
+		return is != nil && firstLine(is.Description) == marker && is.Author != nil && is.Author.ID == self
+	}
+	get := func(rawURL string) (*gitlab.Issue, error) {
+		_, iid, ok := gitlaburl.Issue(rawURL)
+		if !ok {
+			return nil, nil
+		}
+		is, _, err := b.cfg.GitLab.Issues.GetIssue(b.proj, iid, gitlab.WithContext(ctx))
+		if errors.Is(err, gitlab.ErrNotFound) {
+			return nil, nil
+		}
+		return is, err
+	}
 	if b.cfg.CustomField != "" {
-		if v, ok := t.CustomFields[b.cfg.CustomField].(string); ok {
-			if m := issueURLRE.FindStringSubmatch(v); m != nil {
-				iid, _ := strconv.ParseInt(m[1], 10, 64)
-				is, _, err := b.cfg.GitLab.Issues.GetIssue(b.proj, iid, gitlab.WithContext(ctx))
-				switch {
-				case err == nil && (firstLine(is.Description) == marker || is.WebURL == v):
-					// The field is written only by the bridge; trust it even
-					// if someone edited the marker out of the description.
-					return is, nil
-				case err != nil && !errors.Is(err, gitlab.ErrNotFound):
-					return nil, err
-				}
+		if v, ok := t.CustomFields[b.cfg.CustomField].(string); ok && v != "" {
+			is, err := get(v)
+			if err != nil {
+				return nil, err
 			}
-		}
-	}
-	opt := &gitlab.ListProjectIssuesOptions{
-		ListOptions: gitlab.ListOptions{PerPage: 100},
-		Search:      gitlab.Ptr(strings.TrimSuffix(strings.TrimPrefix(marker, "<!-- "), " -->")),
-		In:          gitlab.Ptr("description"),
-		AuthorID:    gitlab.Ptr(self),
-		OrderBy:     gitlab.Ptr("created_at"),
-		Sort:        gitlab.Ptr("asc"),
-	}
-	for {
-		issues, resp, err := b.cfg.GitLab.Issues.ListProjectIssues(b.proj, opt, gitlab.WithContext(ctx))
-		if err != nil {
-			return nil, err
-		}
-		for _, is := range issues {
-			if firstLine(is.Description) == marker && is.Author != nil && is.Author.ID == self {
+			// The field is written only by the bridge; trust it even if
+			// someone edited the marker out of the description.
+			if is != nil && (firstLine(is.Description) == marker || is.WebURL == v) {
 				return is, nil
 			}
 		}
-		if resp.NextPage == 0 {
-			return nil, nil
-		}
-		opt.Page = resp.NextPage
 	}
+	for _, c := range convs {
+		if !b.isOwnNote(c) {
+			continue
+		}
+		for _, u := range linkedURLs(c) {
+			is, err := get(u)
+			if err != nil {
+				return nil, err
+			}
+			if ours(is) {
+				return is, nil
+			}
+		}
+	}
+	issues, _, err := b.cfg.GitLab.Issues.ListProjectIssues(b.proj, &gitlab.ListProjectIssuesOptions{
+		ListOptions: gitlab.ListOptions{PerPage: recentIssues},
+		AuthorID:    gitlab.Ptr(self),
+		OrderBy:     gitlab.Ptr("created_at"),
+		Sort:        gitlab.Ptr("desc"),
+	}, gitlab.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	var oldest *gitlab.Issue
+	for _, is := range issues {
+		if ours(is) {
+			oldest = is // newest first: the last match is the oldest
+		}
+	}
+	return oldest, nil
+}
+
+var hrefRE = regexp.MustCompile(`href="([^"]+)"`)
+
+// linkedURLs returns the links in a note the bridge left on a ticket.
+func linkedURLs(c Conversation) []string {
+	var out []string
+	for _, m := range hrefRE.FindAllStringSubmatch(c.Body, -1) {
+		out = append(out, html.UnescapeString(m[1]))
+	}
+	for _, f := range strings.Fields(c.BodyText) {
+		if strings.HasPrefix(f, "http://") || strings.HasPrefix(f, "https://") {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // copiedConversations returns the IDs of the conversations already copied
@@ -398,6 +450,9 @@ func (b *Bridge) createIssue(ctx context.Context, t *Ticket) (*gitlab.Issue, int
 	title := strings.TrimSpace(collapse(t.Subject))
 	if title == "" {
 		title = fmt.Sprintf("Freshdesk ticket %d", t.ID)
+	}
+	if r := []rune(title); len(r) > maxTitle {
+		title = strings.TrimSpace(string(r[:maxTitle-1])) + "…"
 	}
 	opt := &gitlab.CreateIssueOptions{
 		Title:       gitlab.Ptr(title),

@@ -139,7 +139,7 @@ func TestEscalateCopiesTicket(t *testing.T) {
 	mu.Unlock()
 	is := e.issues()
 	require.Len(t, is, 1)
-	assert.Equal(t, freshdesk.Escalation{IssueURL: e.gl.URL() + "/acme/exporter/-/issues/1", IssueIID: 1, Created: true, NotesAdded: 3, AttachmentsCopied: 1}, esc)
+	assert.Equal(t, freshdesk.Escalation{IssueURL: e.gl.URL() + "/acme/exporter/-/work_items/1", IssueIID: 1, Created: true, NotesAdded: 3, AttachmentsCopied: 1}, esc)
 
 	assert.Equal(t, "Nightly export fails with HTTP 500 after upgrade to 5.2", is[0].Title)
 	d := is[0].Description
@@ -455,4 +455,53 @@ func TestEscalateFindsIssueByCustomField(t *testing.T) {
 	assert.False(t, again.Created, "found through cf_gitlab_issue")
 	assert.Equal(t, 1, again.NotesAdded)
 	assert.Len(t, e.issues(), 1)
+}
+
+// TestEscalateNeverSearches: GitLab's issue search is full-text (the
+// marker, an HTML comment, is not indexed) and limited to about 30 requests
+// a minute per user, so the bridge finds its issue through stored links
+// only. With the link note and the custom field both lost, the bridge
+// still finds the issue it created among its user's newest issues, under
+// the fake's default full-text search with a 30/min limit.
+func TestEscalateNeverSearches(t *testing.T) {
+	for _, lose := range []string{"nothing", "custom field", "custom field and link note"} {
+		t.Run(lose, func(t *testing.T) {
+			e := newEnv(t, envOpt{})
+			ctx := t.Context()
+			_, err := e.b.Escalate(ctx, e.ticket)
+			require.NoError(t, err)
+			if lose != "nothing" {
+				_, err := e.fd.Client().UpdateCustomFields(ctx, e.ticket, map[string]any{"cf_gitlab_issue": nil})
+				require.NoError(t, err)
+			}
+			if lose == "custom field and link note" {
+				e.fd.DeleteConversations(e.ticket, func(c freshdesktest.Conversation) bool {
+					return strings.Contains(c.Body, freshdesk.BridgePrefix)
+				})
+			}
+			esc, err := e.b.Escalate(ctx, e.ticket)
+			require.NoError(t, err)
+			assert.False(t, esc.Created, "second Escalate after losing the %s created an issue", lose)
+			assert.Len(t, e.issues(), 1, "issues after two escalations")
+			for _, r := range e.gl.Requests() {
+				assert.False(t, r.Query.Has("search"), "Escalate searched GitLab: %s %s?%s", r.Method, r.Path, r.RawQuery)
+			}
+		})
+	}
+}
+
+// TestEscalateLongSubject: GitLab refuses titles over 255 characters, so a
+// ticket with a longer subject is escalated with its subject cut to 255.
+func TestEscalateLongSubject(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	subject := strings.Repeat("Ünïcode export failure ", 20) // 460 characters
+	tk := e.fd.AddTicket(freshdesktest.Ticket{Subject: subject, Description: "<div>long</div>", CustomFields: map[string]any{"cf_gitlab_issue": nil}})
+	esc, err := e.b.Escalate(t.Context(), tk.ID)
+	require.NoError(t, err)
+	require.True(t, esc.Created)
+	is := e.issues()
+	require.Len(t, is, 1)
+	title := []rune(is[0].Title)
+	assert.Len(t, title, 255, "title length in characters")
+	assert.True(t, strings.HasPrefix(subject, string(title[:254])), "title %q is not the subject's start", is[0].Title)
 }

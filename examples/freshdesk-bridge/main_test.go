@@ -52,7 +52,7 @@ func TestRunEscalateOnce(t *testing.T) {
 	require.NoError(t, run(t.Context(), f.args("-escalate", "4711"), f.getenv, &out, &errb), errb.String())
 	var got map[string]any
 	require.NoError(t, json.Unmarshal(out.Bytes(), &got), out.String())
-	assert.Equal(t, map[string]any{"issue_url": f.gl.URL() + "/acme/exporter/-/issues/1", "created": true, "notes_added": 1.0, "attachments_copied": 1.0}, got)
+	assert.Equal(t, map[string]any{"issue_url": f.gl.URL() + "/acme/exporter/-/work_items/1", "created": true, "notes_added": 1.0, "attachments_copied": 1.0}, got)
 	assert.Len(t, f.gl.Issues(7), 1)
 }
 

@@ -60,7 +60,7 @@ func TestIntegrationUserscript(t *testing.T) {
 
 	res = click(t, "s3cret", "2")
 	require.Len(t, res, 2)
-	issue := f.gl.URL() + "/acme/exporter/-/issues/1"
+	issue := f.gl.URL() + "/acme/exporter/-/work_items/1"
 	assert.True(t, strings.HasPrefix(res[0].Text, "Created GitLab issue with 1 comments and 1 attachments:"), res[0].Text)
 	assert.Equal(t, issue, res[0].Href)
 	assert.True(t, strings.HasPrefix(res[1].Text, "GitLab issue updated: 0 new comments, 0 new attachments:"), res[1].Text)

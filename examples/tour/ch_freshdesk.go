@@ -23,11 +23,7 @@ func freshdeskChapter() chapter {
 func runFreshdesk(ctx context.Context, n *narrator) error {
 	fd := freshdesktest.New()
 	defer fd.Close()
-	// The bridge still finds its issue again by searching for the marker in
-	// an HTML comment, which GitLab's full-text search does not index; the
-	// substring search keeps this chapter running until the bridge follows
-	// its stored link instead (see the freshdesk issue).
-	gl := gitlabtest.New(gitlabtest.WithSearchMode(gitlabtest.SearchSubstring))
+	gl := gitlabtest.New()
 	defer gl.Close()
 	gl.AddProject(gitlabtest.Project{ID: 7, Path: "acme/exporter"})
 

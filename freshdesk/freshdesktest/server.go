@@ -338,6 +338,25 @@ func (s *Server) Conversations(ticketID int64) []Conversation {
 	return out
 }
 
+// DeleteConversations removes the ticket's conversations for which match
+// returns true, as an agent deleting a note in Freshdesk does, and returns
+// how many it removed.
+func (s *Server) DeleteConversations(ticketID int64, match func(Conversation) bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.convs[ticketID][:0]
+	n := 0
+	for _, c := range s.convs[ticketID] {
+		if match(cloneConv(c)) {
+			n++
+			continue
+		}
+		kept = append(kept, c)
+	}
+	s.convs[ticketID] = kept
+	return n
+}
+
 // Requests returns every request received so far (API calls and
 // attachment downloads), in order.
 func (s *Server) Requests() []Request {
