@@ -28,6 +28,17 @@
 // non-zero, and a *HostError otherwise, matching one of ErrUnreachable,
 // ErrAuth, ErrHostKeyUnknown, ErrHostKeyChanged, ErrTimeout (and
 // context.DeadlineExceeded) or context.Canceled through errors.Is.
+// A host that names no machine ("", "@", "user@", ":22") is refused with
+// ErrInvalidHost before anything connects or runs, by the executors, Group
+// and ParseHosts (an empty SSH host would otherwise reach this machine).
+//
+// # Commands
+//
+// Command.Args always runs the program it names: over SSH the arguments
+// are quoted with ShellQuote, whose first word is quoted too when it holds
+// '=' or is a shell reserved word, and a special builtin such as exec or
+// export is run through "exec" so that the shell looks for a program of
+// that name (exit status 127 when there is none).
 //
 // # Testing
 //

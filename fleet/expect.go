@@ -284,7 +284,8 @@ func tail(s string, n int) string {
 
 // Spawn starts cmd on cmd.Host on a pseudo-terminal for a dialogue.
 // With neither Args nor Shell set it starts the login shell. The context
-// bounds only the start; each dialogue call takes its own.
+// bounds only the start; each dialogue call takes its own. A cmd.Host
+// that names no machine is refused with ErrInvalidHost.
 func (s *SSH) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 	sess, _, release, err := s.session(ctx, cmd.Host)
 	if err != nil {
@@ -311,10 +312,7 @@ func (s *SSH) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 		return fail(err)
 	}
 	sess.Stderr = io.Discard
-	line := cmd.Shell
-	if len(cmd.Args) > 0 {
-		line = ShellQuote(cmd.Args...)
-	}
+	line := cmd.String()
 	if line == "" {
 		err = sess.Shell()
 	} else {
@@ -345,9 +343,16 @@ func (s *SSH) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 
 // Spawn starts cmd on a local pseudo-terminal for a dialogue (no shell
 // unless cmd.Shell is set). A missing program is a *MissingProgramsError.
+// cmd.Host is "" (localhost) or a name for the Result; one that names no
+// machine ("@", "user@") is refused with ErrInvalidHost.
 func (l *Local) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 	if err := cmd.validate(); err != nil {
 		return nil, err
+	}
+	if cmd.Host != "" {
+		if err := CheckHost(cmd.Host); err != nil {
+			return nil, err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError("localhost", ctx)

@@ -45,6 +45,9 @@ func (l *Local) Check(programs ...string) error {
 // *MissingProgramsError; a non-zero exit is a *ExitError returned with the
 // Result; cancellation kills the process and returns an error matching
 // context.Canceled (or ErrTimeout and context.DeadlineExceeded).
+// cmd.Host only names this machine in the Result: "" means "localhost",
+// and one that names no machine ("@", "user@") is refused with
+// ErrInvalidHost, as the SSH executor refuses it.
 func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 	start := time.Now()
 	host := cmd.Host
@@ -53,6 +56,9 @@ func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 	}
 	res := Result{Host: host, ExitCode: -1}
 	if err := cmd.validate(); err != nil {
+		return res, err
+	}
+	if err := CheckHost(host); err != nil {
 		return res, err
 	}
 	if err := ctx.Err(); err != nil {

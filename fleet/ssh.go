@@ -108,7 +108,8 @@ type hostConn struct {
 }
 
 // NewSSH checks cfg, loads the key files and known_hosts files, and
-// connects to the agent socket. Nothing is dialled until Run.
+// connects to the agent socket. Nothing is dialled until Run. A Jump
+// host that names no machine is an error matching ErrInvalidHost.
 func NewSSH(cfg SSHConfig) (*SSH, error) {
 	if cfg.Port == 0 {
 		cfg.Port = 22
@@ -167,7 +168,12 @@ func NewSSH(cfg SSHConfig) (*SSH, error) {
 		s.log.Warn("ssh host keys are not verified (InsecureIgnoreHostKey)")
 	}
 	for _, j := range cfg.Jump {
-		s.jumps = append(s.jumps, s.target(j))
+		t, err := s.target(j)
+		if err != nil {
+			s.closeAgent()
+			return nil, fmt.Errorf("fleet: ssh: jump host: %w", err)
+		}
+		s.jumps = append(s.jumps, t)
 	}
 	return s, nil
 }
@@ -220,8 +226,12 @@ func loadKey(path string, passphrase func(string) ([]byte, error)) ([]ssh.Signer
 	return out, nil
 }
 
-// target parses "[user@]host[:port]".
-func (s *SSH) target(h string) target {
+// target parses "[user@]host[:port]"; a host that names no machine is a
+// *HostError matching ErrInvalidHost.
+func (s *SSH) target(h string) (target, error) {
+	if err := CheckHost(h); err != nil {
+		return target{}, err
+	}
 	user := s.cfg.User
 	if i := strings.LastIndex(h, "@"); i >= 0 {
 		user, h = h[:i], h[i+1:]
@@ -229,7 +239,7 @@ func (s *SSH) target(h string) target {
 	if _, _, err := net.SplitHostPort(h); err != nil {
 		h = net.JoinHostPort(strings.Trim(h, "[]"), strconv.Itoa(s.cfg.Port))
 	}
-	return target{user: user, addr: h}
+	return target{user: user, addr: h}, nil
 }
 
 // Close closes every pooled connection and the agent connection. Runs in
@@ -259,7 +269,10 @@ func (s *SSH) Close() error {
 // need not keep thousands of connections open). Commands in flight on it
 // fail with ErrUnreachable; a later Run dials again.
 func (s *SSH) CloseHost(host string) {
-	t := s.target(host)
+	t, err := s.target(host)
+	if err != nil {
+		return // never pooled
+	}
 	s.mu.Lock()
 	hc := s.pool[t.user+"@"+t.addr]
 	delete(s.pool, t.user+"@"+t.addr)
@@ -304,9 +317,13 @@ func (s *SSH) entry(key string) (*hostConn, error) {
 // Client returns the pooled connection to host ("[user@]host[:port]"),
 // dialling it if needed, for what Run does not cover, such as
 // client.Dial("unix", path) to reach a socket on the host. The
-// connection belongs to s: do not close it.
+// connection belongs to s: do not close it. A host that names no machine
+// is refused with ErrInvalidHost.
 func (s *SSH) Client(ctx context.Context, host string) (*ssh.Client, error) {
-	t := s.target(host)
+	t, err := s.target(host)
+	if err != nil {
+		return nil, err
+	}
 	c, _, err := s.client(ctx, host, t)
 	return c, err
 }
@@ -481,7 +498,8 @@ func (s *SSH) authFor(hop target) []ssh.AuthMethod {
 // ctx ends the session is closed. A non-zero exit is a *ExitError returned
 // with the Result; other failures are *HostError matching ErrUnreachable,
 // ErrAuth, ErrHostKeyUnknown, ErrHostKeyChanged, ErrTimeout or
-// context.Canceled.
+// context.Canceled. A cmd.Host that names no machine ("", "@", "user@")
+// is refused with ErrInvalidHost before anything is dialled.
 func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
 	start := time.Now()
 	res := Result{Host: cmd.Host, ExitCode: -1}
@@ -496,10 +514,7 @@ func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
 	out := &capWriter{max: cmd.maxOutput()}
 	errw := &capWriter{max: cmd.maxOutput()}
 	sess.Stdout, sess.Stderr, sess.Stdin = out, errw, cmd.Stdin
-	line := cmd.Shell
-	if len(cmd.Args) > 0 {
-		line = ShellQuote(cmd.Args...)
-	}
+	line := cmd.String()
 	done := make(chan error, 1)
 	go func() {
 		if cmd.PTY {
@@ -571,7 +586,10 @@ type pooled struct {
 // host's MaxSessions slots until release. A pooled connection that died
 // is redialled once.
 func (s *SSH) session(ctx context.Context, host string) (*ssh.Session, pooled, func(), error) {
-	t := s.target(host)
+	t, err := s.target(host)
+	if err != nil {
+		return nil, pooled{}, nil, err
+	}
 	for attempt := 0; ; attempt++ {
 		c, hc, err := s.client(ctx, host, t)
 		if err != nil {
