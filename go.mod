@@ -6,6 +6,7 @@ require (
 	github.com/google/goexpect v0.0.0-20210430020637-ab937bf7fd6f
 	github.com/google/goterm v0.0.0-20190703233501-fc88cf888a3f
 	github.com/hashicorp/go-retryablehttp v0.7.8
+	github.com/kevinburke/ssh_config v1.6.0
 	github.com/shirou/gopsutil/v4 v4.26.10
 	github.com/stretchr/testify v1.12.1
 	gitlab.com/gitlab-org/api/client-go v1.46.0

@@ -22,6 +22,15 @@
 //	}
 //	return err // errors.Join of the hosts that failed
 //
+// # OpenSSH client config
+//
+// SSHConfig.ConfigFiles (for example DefaultConfigFiles()) makes the SSH
+// executor look each host name up in OpenSSH client config files, parsed
+// by github.com/kevinburke/ssh_config: HostName, Port, User, IdentityFile,
+// ProxyJump, StrictHostKeyChecking, UserKnownHostsFile, ConnectTimeout and
+// ServerAliveInterval. A user or port in the host name and the explicit
+// fields of SSHConfig win over the files.
+//
 // # Errors
 //
 // Executors return a *ExitError (with the Result) when a command exits

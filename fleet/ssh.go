@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -75,6 +76,20 @@ type SSHConfig struct {
 	// KeyExchanges, Ciphers and MACs, when set, restrict the algorithms.
 	KeyExchanges, Ciphers, MACs []string
 
+	// ConfigFiles are OpenSSH client config files (ssh_config(5)), first
+	// file first, as ssh -F FILE or DefaultConfigFiles(); nil reads none.
+	// Files that do not exist are skipped. For each host the name as
+	// given is looked up (Host patterns, Match host/user/all) for
+	// HostName, Port, User, IdentityFile (tried after KeyFiles; missing
+	// files skipped), ProxyJump (a comma-separated list; its hops are
+	// looked up too, but not their own ProxyJump), StrictHostKeyChecking
+	// (accept-new, and no, record new keys; a changed key is always
+	// refused), UserKnownHostsFile, ConnectTimeout and
+	// ServerAliveInterval. A "user@" or ":port" in the host, and the
+	// explicit fields of this struct (User, Port, Jump, KnownHostsFiles,
+	// AcceptNewHostKeys, DialTimeout, KeepAlive), win over the files.
+	ConfigFiles []string
+
 	// Logger receives connection events; nil discards.
 	Logger *slog.Logger
 }
@@ -84,20 +99,35 @@ type SSHConfig struct {
 // The caller must call Close when finished.
 type SSH struct {
 	cfg     SSHConfig
+	given   SSHConfig // cfg as the caller gave it, before defaults
 	log     *slog.Logger
-	auth    []ssh.AuthMethod // keys and agent
+	signers []ssh.Signer // from KeyFiles
 	agentc  net.Conn
-	known   *knownHosts
-	jumps   []target
-	closeCh chan struct{}
+	agentK  agent.ExtendedAgent
+	conf    sshConfigs // ConfigFiles, parsed
+
+	confMu       sync.Mutex
+	knownByFiles map[string]*knownHosts  // UserKnownHostsFile sets
+	keyCache     map[string][]ssh.Signer // IdentityFile keys
+	known        *knownHosts
+	jumps        []target
+	closeCh      chan struct{}
 
 	mu     sync.Mutex
 	pool   map[string]*hostConn
 	closed bool
 }
 
+// target is one hop: whom to log in as, where, and what ssh_config says
+// for it (zero values: the SSH executor's settings).
 type target struct {
-	user, addr string
+	user, addr  string
+	keys        []string      // IdentityFile
+	known       *knownHosts   // UserKnownHostsFile; nil: s.known
+	acceptNew   bool          // StrictHostKeyChecking accept-new/no
+	dialTimeout time.Duration // ConnectTimeout; 0: cfg.DialTimeout
+	keepAlive   time.Duration // ServerAliveInterval; 0: cfg.KeepAlive
+	jumps       []target      // ProxyJump; nil: cfg.Jump
 }
 
 type hostConn struct {
@@ -111,6 +141,7 @@ type hostConn struct {
 // connects to the agent socket. Nothing is dialled until Run. A Jump
 // host that names no machine is an error matching ErrInvalidHost.
 func NewSSH(cfg SSHConfig) (*SSH, error) {
+	given := cfg
 	if cfg.Port == 0 {
 		cfg.Port = 22
 	}
@@ -123,17 +154,20 @@ func NewSSH(cfg SSHConfig) (*SSH, error) {
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 30 * time.Second
 	}
-	s := &SSH{cfg: cfg, log: logger(cfg.Logger), pool: map[string]*hostConn{}, closeCh: make(chan struct{})}
-	var signers []ssh.Signer
+	s := &SSH{cfg: cfg, given: given, log: logger(cfg.Logger), pool: map[string]*hostConn{}, closeCh: make(chan struct{})}
 	for _, f := range cfg.KeyFiles {
 		sg, err := loadKey(f, cfg.Passphrase)
 		if err != nil {
 			return nil, err
 		}
-		signers = append(signers, sg...)
+		s.signers = append(s.signers, sg...)
 	}
-	if len(signers) > 0 {
-		s.auth = append(s.auth, ssh.PublicKeys(signers...))
+	if len(cfg.ConfigFiles) > 0 {
+		c, err := loadSSHConfigs(cfg.ConfigFiles)
+		if err != nil {
+			return nil, err
+		}
+		s.conf = c
 	}
 	if cfg.AgentSocket != "" {
 		c, err := net.Dial("unix", cfg.AgentSocket)
@@ -141,9 +175,9 @@ func NewSSH(cfg SSHConfig) (*SSH, error) {
 			return nil, fmt.Errorf("fleet: ssh-agent: %w", err)
 		}
 		s.agentc = c
-		s.auth = append(s.auth, ssh.PublicKeysCallback(agent.NewClient(c).Signers))
+		s.agentK = agent.NewClient(c)
 	}
-	if len(s.auth) == 0 && cfg.Password == nil && cfg.KeyboardInteractive == nil && len(cfg.Auth) == 0 {
+	if len(s.signers) == 0 && s.agentK == nil && len(s.conf) == 0 && cfg.Password == nil && cfg.KeyboardInteractive == nil && len(cfg.Auth) == 0 {
 		s.closeAgent()
 		return nil, errors.New("fleet: ssh: no authentication method configured")
 	}
@@ -168,7 +202,7 @@ func NewSSH(cfg SSHConfig) (*SSH, error) {
 		s.log.Warn("ssh host keys are not verified (InsecureIgnoreHostKey)")
 	}
 	for _, j := range cfg.Jump {
-		t, err := s.target(j)
+		t, err := s.parseTarget(j, 1)
 		if err != nil {
 			s.closeAgent()
 			return nil, fmt.Errorf("fleet: ssh: jump host: %w", err)
@@ -228,18 +262,34 @@ func loadKey(path string, passphrase func(string) ([]byte, error)) ([]ssh.Signer
 
 // target parses "[user@]host[:port]"; a host that names no machine is a
 // *HostError matching ErrInvalidHost.
-func (s *SSH) target(h string) (target, error) {
+func (s *SSH) target(h string) (target, error) { return s.parseTarget(h, 0) }
+
+// parseTarget parses one hop; jumpDepth > 0 for a jump host, whose own
+// ProxyJump is not followed.
+func (s *SSH) parseTarget(h string, jumpDepth int) (target, error) {
 	if err := CheckHost(h); err != nil {
 		return target{}, err
 	}
-	user := s.cfg.User
+	t := target{user: s.cfg.User}
+	userGiven := false
 	if i := strings.LastIndex(h, "@"); i >= 0 {
-		user, h = h[:i], h[i+1:]
+		t.user, h, userGiven = h[:i], h[i+1:], true
+	}
+	if len(s.conf) > 0 {
+		name, port := h, ""
+		if hh, pp, err := net.SplitHostPort(h); err == nil {
+			name, port = hh, pp
+		}
+		if err := s.resolve(strings.Trim(name, "[]"), port, userGiven, &t, jumpDepth); err != nil {
+			return target{}, err
+		}
+		return t, nil
 	}
 	if _, _, err := net.SplitHostPort(h); err != nil {
 		h = net.JoinHostPort(strings.Trim(h, "[]"), strconv.Itoa(s.cfg.Port))
 	}
-	return target{user: user, addr: h}, nil
+	t.addr = h
+	return t, nil
 }
 
 // Close closes every pooled connection and the agent connection. Runs in
@@ -350,7 +400,11 @@ func (s *SSH) client(ctx context.Context, host string, t target) (*ssh.Client, *
 		}
 		return nil, nil, err
 	}
-	for _, hop := range append(append([]target(nil), s.jumps...), t) {
+	jumps := s.jumps
+	if t.jumps != nil {
+		jumps = t.jumps
+	}
+	for _, hop := range append(append([]target(nil), jumps...), t) {
 		c, err := s.dial(ctx, host, hop, via)
 		if err != nil {
 			return fail(err)
@@ -361,17 +415,17 @@ func (s *SSH) client(ctx context.Context, host string, t target) (*ssh.Client, *
 	hc.client = via
 	hc.closers = chain[:len(chain)-1]
 	s.log.Debug("ssh connected", "host", host, "addr", t.addr, "hops", len(chain))
-	go s.watch(hc, via)
+	go s.watch(hc, via, cmp.Or(t.keepAlive, s.cfg.KeepAlive))
 	return via, hc, nil
 }
 
 // watch keeps a pooled connection alive and forgets it when it dies.
-func (s *SSH) watch(hc *hostConn, c *ssh.Client) {
+func (s *SSH) watch(hc *hostConn, c *ssh.Client, keepAlive time.Duration) {
 	dead := make(chan struct{})
 	go func() { c.Wait(); close(dead) }()
 	var tick <-chan time.Time
-	if s.cfg.KeepAlive > 0 {
-		t := time.NewTicker(s.cfg.KeepAlive)
+	if keepAlive > 0 {
+		t := time.NewTicker(keepAlive)
 		defer t.Stop()
 		tick = t.C
 	}
@@ -390,7 +444,7 @@ loop:
 				if err == nil {
 					continue
 				}
-			case <-time.After(s.cfg.KeepAlive):
+			case <-time.After(keepAlive):
 			case <-dead:
 			}
 			s.log.Info("ssh keepalive failed; closing connection", "addr", c.RemoteAddr().String())
@@ -418,7 +472,7 @@ func (s *SSH) forget(hc *hostConn, c *ssh.Client) {
 // all bounded by ctx and DialTimeout; the connection is closed if the
 // context ends first.
 func (s *SSH) dial(ctx context.Context, host string, hop target, via *ssh.Client) (*ssh.Client, error) {
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	hctx, cancel := context.WithTimeout(ctx, cmp.Or(hop.dialTimeout, s.cfg.DialTimeout))
 	defer cancel()
 	var conn net.Conn
 	var err error
@@ -440,10 +494,10 @@ func (s *SSH) dial(ctx context.Context, host string, hop target, via *ssh.Client
 		User: hop.user,
 		Auth: s.authFor(hop),
 		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-			hkErr = s.checkHostKey(hostname, remote, key)
+			hkErr = s.checkHostKey(hop, hostname, remote, key)
 			return hkErr
 		},
-		HostKeyAlgorithms: s.hostKeyAlgorithms(hop.addr, conn.RemoteAddr()),
+		HostKeyAlgorithms: s.hostKeyAlgorithms(hop, hop.addr, conn.RemoteAddr()),
 		Config: ssh.Config{
 			KeyExchanges: s.cfg.KeyExchanges,
 			Ciphers:      s.cfg.Ciphers,
@@ -475,13 +529,25 @@ func (s *SSH) dialCtxError(ctx context.Context, host string, hop target) error {
 	if ctx.Err() != nil {
 		return ctxError(host, ctx)
 	}
-	return &HostError{Host: host, Kind: ErrTimeout, Err: fmt.Errorf("connecting to %s took longer than %v: %w", hop.addr, s.cfg.DialTimeout, context.DeadlineExceeded)}
+	return &HostError{Host: host, Kind: ErrTimeout, Err: fmt.Errorf("connecting to %s took longer than %v: %w", hop.addr, cmp.Or(hop.dialTimeout, s.cfg.DialTimeout), context.DeadlineExceeded)}
 }
 
 // authFor returns the auth methods for one hop, in order: keys and
 // agent, password, keyboard-interactive, then SSHConfig.Auth.
 func (s *SSH) authFor(hop target) []ssh.AuthMethod {
-	out := append([]ssh.AuthMethod(nil), s.auth...)
+	var out []ssh.AuthMethod
+	// One publickey method: the client tries each method name once.
+	if len(s.signers) > 0 || len(hop.keys) > 0 || s.agentK != nil {
+		out = append(out, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			sg := append(append([]ssh.Signer(nil), s.signers...), s.keysFor(hop.keys)...)
+			if s.agentK != nil {
+				if as, err := s.agentK.Signers(); err == nil {
+					sg = append(sg, as...)
+				}
+			}
+			return sg, nil
+		}))
+	}
 	if s.cfg.Password != nil {
 		out = append(out, ssh.RetryableAuthMethod(ssh.PasswordCallback(func() (string, error) {
 			return s.cfg.Password(hop.user, hop.addr)

@@ -8,12 +8,17 @@
 // Usage:
 //
 //	fleet-run (-hosts FILE | -cidr CIDR) -user U [-key F] [-known-hosts F] [-port 22]
-//	          [-concurrency N] [-timeout D] -- CMD...
+//	          [-F ssh_config] [-concurrency N] [-timeout D] -- CMD...
 //
 // CMD is run by the remote login shell, its words joined by spaces, as ssh
 // does. Host keys are verified against -known-hosts (default
 // ~/.ssh/known_hosts). With -cidr, the addresses of the prefix are first
 // probed by a TCP connect to -port, and only those that answer are run.
+// With -F, hosts are looked up in that OpenSSH client config file as ssh
+// -F does (aliases, HostName, Port, User, IdentityFile, ProxyJump,
+// StrictHostKeyChecking, UserKnownHostsFile, ConnectTimeout,
+// ServerAliveInterval), -user becomes optional, and flags given
+// explicitly win over the file.
 // Secrets come from files or the environment only: -key, -password-file,
 // $SSH_AUTH_SOCK with -agent.
 package main
@@ -22,6 +27,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -72,24 +78,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	passwordFile := fs.String("password-file", "", "read the login password from this `file`")
 	dialRate := fs.Float64("dial-rate", 0, "start at most this many hosts per `second` (0: no limit)")
 	jump := fs.String("jump", "", "comma-separated jump `hosts`, first hop first (like ssh -J)")
+	configFile := fs.String("F", "", "OpenSSH client config `file`, as ssh -F (Host aliases, HostName, Port, User, IdentityFile, ProxyJump, ...); flags given explicitly win")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	switch {
 	case (*hostsFile == "") == (*cidr == ""):
 		return cli.Usagef(fs, "give exactly one of -hosts and -cidr")
-	case *user == "":
-		return cli.Usagef(fs, "-user is required")
+	case *user == "" && *configFile == "":
+		return cli.Usagef(fs, "-user is required (or a User in the -F file)")
 	case fs.NArg() == 0:
 		return cli.Usagef(fs, "no command given after --")
 	case *concurrency < 1 || *port < 1 || *port > 65535 || *timeout <= 0 || *dialRate < 0:
 		return cli.Usagef(fs, "-concurrency, -port and -timeout must be positive, -dial-rate not negative")
 	}
+	portGiven := false
+	fs.Visit(func(f *flag.Flag) { portGiven = portGiven || f.Name == "port" })
 	cfg := fleet.SSHConfig{
 		User:                  *user,
 		Port:                  *port,
 		AcceptNewHostKeys:     *acceptNew,
 		InsecureIgnoreHostKey: *insecure,
+	}
+	if *configFile != "" {
+		if _, err := os.Stat(*configFile); err != nil {
+			return err
+		}
+		cfg.ConfigFiles = []string{*configFile}
+		if !portGiven {
+			cfg.Port = 0 // the file's Port, or 22
+		}
 	}
 	if *key != "" {
 		cfg.KeyFiles = []string{*key}
@@ -120,7 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *jump != "" {
 		cfg.Jump = strings.Split(*jump, ",")
 	}
-	if cfg.KeyFiles == nil && cfg.AgentSocket == "" && cfg.Password == nil {
+	if cfg.KeyFiles == nil && cfg.AgentSocket == "" && cfg.Password == nil && cfg.ConfigFiles == nil {
 		home, _ := os.UserHomeDir()
 		for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
 			if p := filepath.Join(home, ".ssh", name); fileExists(p) {

@@ -142,3 +142,38 @@ func TestRunUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestRunSSHConfigFile: with -F, hosts are ssh_config aliases whose
+// HostName, Port, User, IdentityFile and UserKnownHostsFile come from the
+// file; -user is then optional, and an explicit -user wins.
+func TestRunSSHConfigFile(t *testing.T) {
+	dir, srvs := setup(t)
+	var conf strings.Builder
+	for i, s := range srvs[:2] {
+		host, port, _ := net.SplitHostPort(s.Addr())
+		fmt.Fprintf(&conf, "Host app%d\n  HostName %s\n  Port %s\n", i, host, port)
+	}
+	fmt.Fprintf(&conf, "Host *\n  User deploy\n  IdentityFile %s\n  UserKnownHostsFile %s\n", filepath.Join(dir, "id"), filepath.Join(dir, "known_hosts"))
+	cf := filepath.Join(dir, "ssh_config")
+	require.NoError(t, os.WriteFile(cf, []byte(conf.String()), 0o600))
+	hosts := filepath.Join(dir, "aliases")
+	require.NoError(t, os.WriteFile(hosts, []byte("app0\napp1\n"), 0o600))
+
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"-hosts", hosts, "-F", cf, "--", "uptime"}, &stdout, &stderr)
+	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	got := decode(t, stdout.String())
+	require.Len(t, got, 2)
+	for i, s := range srvs[:2] {
+		assert.Equal(t, "ran \"uptime\"\n", got[fmt.Sprintf("app%d", i)].Stdout)
+		require.Len(t, s.Commands(), 1)
+		assert.Equal(t, "deploy", s.Commands()[0].User, "User from the file")
+	}
+	stdout.Reset()
+	err = run(t.Context(), []string{"-hosts", hosts, "-F", cf, "-user", "ops", "--", "uptime"}, &stdout, &stderr)
+	require.NoError(t, err)
+	assert.Equal(t, "ops", srvs[0].Commands()[1].User, "an explicit -user wins")
+
+	err = run(t.Context(), []string{"-hosts", hosts, "-F", filepath.Join(dir, "missing"), "--", "uptime"}, &stdout, &stderr)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
