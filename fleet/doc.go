@@ -31,6 +31,13 @@
 // ServerAliveInterval. A user or port in the host name and the explicit
 // fields of SSHConfig win over the files.
 //
+// # Retries
+//
+// SSHConfig.ConnectRetries retries transient connection failures
+// (refused, reset, closed before the handshake, a hop's DialTimeout) with
+// backoff and jitter; nothing is retried once a session is open, so a
+// command runs at most once. Result.ConnectRetries counts the retries.
+//
 // # Errors
 //
 // Executors return a *ExitError (with the Result) when a command exits

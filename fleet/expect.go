@@ -287,7 +287,7 @@ func tail(s string, n int) string {
 // bounds only the start; each dialogue call takes its own. A cmd.Host
 // that names no machine is refused with ErrInvalidHost.
 func (s *SSH) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
-	sess, _, release, err := s.session(ctx, cmd.Host)
+	sess, _, release, err := s.session(ctx, cmd.Host, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -101,6 +101,10 @@ type Result struct {
 	// Duration is the wall time from the start of Run to its end,
 	// including connecting.
 	Duration time.Duration
+	// ConnectRetries counts the connection attempts that failed
+	// transiently and were retried before the command ran
+	// (SSHConfig.ConnectRetries); the command itself ran at most once.
+	ConnectRetries int
 }
 
 // OK reports whether the command exited with status 0.

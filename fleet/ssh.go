@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -66,6 +69,20 @@ type SSHConfig struct {
 	// DialTimeout bounds each hop's TCP connect, handshake and auth,
 	// within the caller's context; 0 means 10s.
 	DialTimeout time.Duration
+	// ConnectRetries is how many times a transient connection failure is
+	// retried: connection refused or reset, the server closing the
+	// connection before the SSH handshake completed (as sshd does beyond
+	// MaxStartups), or a hop's DialTimeout passing before it. Failures of
+	// DNS, authentication or host keys are never retried, and neither is
+	// anything once a session was opened, so a command never runs twice.
+	// Retries wait with exponential backoff and jitter and stop when the
+	// caller's context would end before the next attempt. 0 means no
+	// retry. Result.ConnectRetries counts them.
+	ConnectRetries int
+	// ConnectRetryWait is the first wait between connection attempts,
+	// doubled after each up to 5s, each wait drawn at random between half
+	// and all of it; 0 means 250ms.
+	ConnectRetryWait time.Duration
 	// MaxSessions caps the sessions open at once on one connection
 	// (sshd's MaxSessions); 0 means 10.
 	MaxSessions int
@@ -374,11 +391,13 @@ func (s *SSH) Client(ctx context.Context, host string) (*ssh.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, _, err := s.client(ctx, host, t)
+	c, _, err := s.client(ctx, host, t, nil)
 	return c, err
 }
 
-func (s *SSH) client(ctx context.Context, host string, t target) (*ssh.Client, *hostConn, error) {
+// client returns the pooled connection to t, dialling it if needed; each
+// retry of a transient failure is counted in *retries (if not nil).
+func (s *SSH) client(ctx context.Context, host string, t target, retries *int) (*ssh.Client, *hostConn, error) {
 	hc, err := s.entry(t.user + "@" + t.addr)
 	if err != nil {
 		return nil, nil, &HostError{Host: host, Kind: ErrUnreachable, Err: err}
@@ -405,7 +424,7 @@ func (s *SSH) client(ctx context.Context, host string, t target) (*ssh.Client, *
 		jumps = t.jumps
 	}
 	for _, hop := range append(append([]target(nil), jumps...), t) {
-		c, err := s.dial(ctx, host, hop, via)
+		c, err := s.dialRetry(ctx, host, hop, via, retries)
 		if err != nil {
 			return fail(err)
 		}
@@ -466,6 +485,51 @@ func (s *SSH) forget(hc *hostConn, c *ssh.Client) {
 		hc.closeLocked()
 	}
 	<-hc.lock
+}
+
+// dialRetry dials one hop, retrying transient failures as
+// SSHConfig.ConnectRetries says.
+func (s *SSH) dialRetry(ctx context.Context, host string, hop target, via *ssh.Client, retries *int) (*ssh.Client, error) {
+	wait := cmp.Or(s.cfg.ConnectRetryWait, 250*time.Millisecond)
+	for attempt := 0; ; attempt++ {
+		c, err := s.dial(ctx, host, hop, via)
+		if err == nil || attempt >= s.cfg.ConnectRetries || !transient(err) || ctx.Err() != nil {
+			return c, err
+		}
+		d := wait/2 + rand.N(wait/2+1)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+			return nil, err // no time left for another attempt
+		}
+		s.log.Info("ssh connect failed; retrying", "host", host, "addr", hop.addr, "attempt", attempt+1, "wait", d, "err", err)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctxError(host, ctx)
+		case <-t.C:
+		}
+		if retries != nil {
+			*retries++
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// transient reports whether a dial error is worth retrying: refused,
+// reset, closed before the handshake completed, or a hop's DialTimeout.
+func transient(err error) bool {
+	var he *HostError
+	if !errors.As(err, &he) {
+		return false
+	}
+	switch {
+	case he.Kind == ErrTimeout:
+		return true // only dialCtxError makes one while ctx is alive
+	case he.Kind != ErrUnreachable:
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // dial opens one hop: TCP (directly or through via), handshake and auth,
@@ -572,7 +636,7 @@ func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
 	if err := cmd.validate(); err != nil {
 		return res, err
 	}
-	sess, c, release, err := s.session(ctx, cmd.Host)
+	sess, c, release, err := s.session(ctx, cmd.Host, &res.ConnectRetries)
 	if err != nil {
 		res.Duration = time.Since(start)
 		return res, err
@@ -651,13 +715,13 @@ type pooled struct {
 // session opens a session on the pooled connection, holding one of the
 // host's MaxSessions slots until release. A pooled connection that died
 // is redialled once.
-func (s *SSH) session(ctx context.Context, host string) (*ssh.Session, pooled, func(), error) {
+func (s *SSH) session(ctx context.Context, host string, retries *int) (*ssh.Session, pooled, func(), error) {
 	t, err := s.target(host)
 	if err != nil {
 		return nil, pooled{}, nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		c, hc, err := s.client(ctx, host, t)
+		c, hc, err := s.client(ctx, host, t, retries)
 		if err != nil {
 			return nil, pooled{}, nil, err
 		}

@@ -1,7 +1,7 @@
 // Command fleet-run runs one command on many hosts over SSH and prints one
 // JSON line per host as each finishes:
 //
-//	{"host":"web1","exit_code":0,"stdout":"...","stderr":"","error":"","duration_ms":312}
+//	{"host":"web1","exit_code":0,"stdout":"...","stderr":"","error":"","duration_ms":312,"connect_retries":0}
 //
 // It exits 1 when any host failed, 2 on bad flags.
 //
@@ -60,6 +60,9 @@ type line struct {
 	Stderr     string `json:"stderr"`
 	Error      string `json:"error"`
 	DurationMS int64  `json:"duration_ms"`
+	// ConnectRetries counts transient connection failures retried
+	// before the command ran (it runs at most once).
+	ConnectRetries int `json:"connect_retries"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -78,6 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	passwordFile := fs.String("password-file", "", "read the login password from this `file`")
 	dialRate := fs.Float64("dial-rate", 0, "start at most this many hosts per `second` (0: no limit)")
 	jump := fs.String("jump", "", "comma-separated jump `hosts`, first hop first (like ssh -J)")
+	retries := fs.Int("retries", 2, "retry a host's connection this many times after a transient failure (refused, reset, timeout before the handshake); a command never runs twice")
 	configFile := fs.String("F", "", "OpenSSH client config `file`, as ssh -F (Host aliases, HostName, Port, User, IdentityFile, ProxyJump, ...); flags given explicitly win")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -89,8 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Usagef(fs, "-user is required (or a User in the -F file)")
 	case fs.NArg() == 0:
 		return cli.Usagef(fs, "no command given after --")
-	case *concurrency < 1 || *port < 1 || *port > 65535 || *timeout <= 0 || *dialRate < 0:
-		return cli.Usagef(fs, "-concurrency, -port and -timeout must be positive, -dial-rate not negative")
+	case *concurrency < 1 || *port < 1 || *port > 65535 || *timeout <= 0 || *dialRate < 0 || *retries < 0:
+		return cli.Usagef(fs, "-concurrency, -port and -timeout must be positive, -dial-rate and -retries not negative")
 	}
 	portGiven := false
 	fs.Visit(func(f *flag.Flag) { portGiven = portGiven || f.Name == "port" })
@@ -99,6 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Port:                  *port,
 		AcceptNewHostKeys:     *acceptNew,
 		InsecureIgnoreHostKey: *insecure,
+		ConnectRetries:        *retries,
 	}
 	if *configFile != "" {
 		if _, err := os.Stat(*configFile); err != nil {
@@ -188,7 +193,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		DialRate:    *dialRate,
 		OnResult: func(r fleet.Result, err error) {
 			ex.CloseHost(r.Host) // one command per host: free the connection now
-			l := line{Host: r.Host, ExitCode: r.ExitCode, Stdout: string(r.Stdout), Stderr: string(r.Stderr), DurationMS: r.Duration.Milliseconds()}
+			l := line{Host: r.Host, ExitCode: r.ExitCode, Stdout: string(r.Stdout), Stderr: string(r.Stderr), DurationMS: r.Duration.Milliseconds(), ConnectRetries: r.ConnectRetries}
 			if err != nil {
 				l.Error = err.Error()
 			}

@@ -90,6 +90,7 @@ func TestRun(t *testing.T) {
 	assert.Contains(t, bad.Error, "host key changed")
 	assert.Empty(t, srvs[2].Commands(), "nothing ran on the host with the changed key")
 	assert.Contains(t, stderr.String(), "2 succeeded, 1 failed")
+	assert.Contains(t, stdout.String(), `"connect_retries":0`, "a changed host key is not retried")
 }
 
 func TestRunExitCodes(t *testing.T) {
