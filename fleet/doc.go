@@ -31,6 +31,14 @@
 // ServerAliveInterval. A user or port in the host name and the explicit
 // fields of SSHConfig win over the files.
 //
+// # Inventories
+//
+// ReadInventory and ParseInventory read Ansible inventories (INI or YAML)
+// with groups and per-host variables; Inventory.Limit selects hosts with
+// Ansible's --limit patterns, and InventoryHost.Address gives each one's
+// "[user@]host[:port]" from ansible_host, ansible_port and ansible_user.
+// ParseHosts reads plain host lists.
+//
 // # Retries
 //
 // SSHConfig.ConnectRetries retries transient connection failures

@@ -7,13 +7,17 @@
 //
 // Usage:
 //
-//	fleet-run (-hosts FILE | -cidr CIDR) -user U [-key F] [-known-hosts F] [-port 22]
+//	fleet-run (-hosts FILE | -cidr CIDR | -i INVENTORY [-limit PATTERN]) -user U [-key F] [-known-hosts F] [-port 22]
 //	          [-F ssh_config] [-concurrency N] [-timeout D] -- CMD...
 //
 // CMD is run by the remote login shell, its words joined by spaces, as ssh
 // does. Host keys are verified against -known-hosts (default
 // ~/.ssh/known_hosts). With -cidr, the addresses of the prefix are first
 // probed by a TCP connect to -port, and only those that answer are run.
+// With -i, hosts come from an Ansible inventory (INI, or YAML for .yml and
+// .yaml files) and are printed by their inventory names; ansible_host,
+// ansible_port and ansible_user say where and as whom; -limit selects
+// groups and hosts as Ansible's --limit does.
 // With -F, hosts are looked up in that OpenSSH client config file as ssh
 // -F does (aliases, HostName, Port, User, IdentityFile, ProxyJump,
 // StrictHostKeyChecking, UserKnownHostsFile, ConnectTimeout,
@@ -24,6 +28,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,15 +87,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dialRate := fs.Float64("dial-rate", 0, "start at most this many hosts per `second` (0: no limit)")
 	jump := fs.String("jump", "", "comma-separated jump `hosts`, first hop first (like ssh -J)")
 	retries := fs.Int("retries", 2, "retry a host's connection this many times after a transient failure (refused, reset, timeout before the handshake); a command never runs twice")
+	inventory := fs.String("i", "", "Ansible inventory `file` (INI; YAML when it ends in .yml or .yaml): hosts by inventory name, with ansible_host, ansible_port and ansible_user")
+	limit := fs.String("limit", "", "with -i, the groups and hosts to run on, as Ansible's --limit `pattern` (web:&prod:!web3)")
 	configFile := fs.String("F", "", "OpenSSH client config `file`, as ssh -F (Host aliases, HostName, Port, User, IdentityFile, ProxyJump, ...); flags given explicitly win")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	switch {
-	case (*hostsFile == "") == (*cidr == ""):
-		return cli.Usagef(fs, "give exactly one of -hosts and -cidr")
-	case *user == "" && *configFile == "":
-		return cli.Usagef(fs, "-user is required (or a User in the -F file)")
+	case btoi(*hostsFile != "")+btoi(*cidr != "")+btoi(*inventory != "") != 1:
+		return cli.Usagef(fs, "give exactly one of -hosts, -cidr and -i")
+	case *limit != "" && *inventory == "":
+		return cli.Usagef(fs, "-limit needs -i")
+	case *user == "" && *configFile == "" && *inventory == "":
+		return cli.Usagef(fs, "-user is required (or a User in the -F file, or ansible_user in the -i inventory)")
 	case fs.NArg() == 0:
 		return cli.Usagef(fs, "no command given after --")
 	case *concurrency < 1 || *port < 1 || *port > 65535 || *timeout <= 0 || *dialRate < 0 || *retries < 0:
@@ -166,7 +175,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer ex.Close()
 
 	var hosts []string
-	if *hostsFile != "" {
+	addr := map[string]string{} // inventory name -> address
+	if *inventory != "" {
+		inv, err := fleet.ReadInventory(*inventory)
+		if err != nil {
+			return err
+		}
+		sel, err := inv.Limit(*limit)
+		if err != nil {
+			return err
+		}
+		if len(sel) == 0 {
+			return fmt.Errorf("%s: no hosts", *inventory)
+		}
+		for _, h := range sel {
+			hosts = append(hosts, h.Name)
+			addr[h.Name] = h.Address()
+		}
+	} else if *hostsFile != "" {
 		var err error
 		if hosts, err = readHosts(*hostsFile); err != nil {
 			return err
@@ -192,7 +218,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		HostTimeout: *timeout,
 		DialRate:    *dialRate,
 		OnResult: func(r fleet.Result, err error) {
-			ex.CloseHost(r.Host) // one command per host: free the connection now
+			ex.CloseHost(cmp.Or(addr[r.Host], r.Host)) // one command per host: free the connection now
 			l := line{Host: r.Host, ExitCode: r.ExitCode, Stdout: string(r.Stdout), Stderr: string(r.Stderr), DurationMS: r.Duration.Milliseconds(), ConnectRetries: r.ConnectRetries}
 			if err != nil {
 				l.Error = err.Error()
@@ -202,7 +228,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			mu.Unlock()
 		},
 	}
-	sum, err := g.Run(ctx, hosts, fleet.Command{Shell: strings.Join(fs.Args(), " ")})
+	cmd := fleet.Command{Shell: strings.Join(fs.Args(), " ")}
+	// Hosts are run, and printed, by name; an inventory maps each name to
+	// its address.
+	sum, err := g.Do(ctx, hosts, func(ctx context.Context, host string) (fleet.Result, error) {
+		c := cmd
+		c.Host = cmp.Or(addr[host], host)
+		return ex.Run(ctx, c)
+	})
 	if sum == nil {
 		return err
 	}
@@ -214,6 +247,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errFailed
 	}
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // readHosts reads a hosts file and insists on at least one host.

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/fleet/fleettest"
 )
 
@@ -177,4 +178,46 @@ func TestRunSSHConfigFile(t *testing.T) {
 
 	err = run(t.Context(), []string{"-hosts", hosts, "-F", filepath.Join(dir, "missing"), "--", "uptime"}, &stdout, &stderr)
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestRunInventory: -i reads an Ansible inventory; hosts are printed by
+// inventory name and reached at ansible_host/ansible_port as
+// ansible_user; -limit picks groups.
+func TestRunInventory(t *testing.T) {
+	dir, srvs := setup(t)
+	var inv strings.Builder
+	inv.WriteString("[web]\n")
+	for i, s := range srvs {
+		if i == 2 {
+			inv.WriteString("[changed]\n")
+		}
+		host, port, _ := net.SplitHostPort(s.Addr())
+		fmt.Fprintf(&inv, "app%d ansible_host=%s ansible_port=%s\n", i, host, port)
+	}
+	inv.WriteString("[all:vars]\nansible_user=deploy\n")
+	invFile := filepath.Join(dir, "inventory.ini")
+	require.NoError(t, os.WriteFile(invFile, []byte(inv.String()), 0o600))
+	base := []string{"-i", invFile, "-key", filepath.Join(dir, "id"), "-known-hosts", filepath.Join(dir, "known_hosts")}
+
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), append(base, "-limit", "web", "--", "uptime"), &stdout, &stderr)
+	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	got := decode(t, stdout.String())
+	require.Len(t, got, 2, stdout.String())
+	for i, s := range srvs[:2] {
+		assert.Equal(t, "ran \"uptime\"\n", got[fmt.Sprintf("app%d", i)].Stdout, "printed by inventory name")
+		require.Len(t, s.Commands(), 1)
+		assert.Equal(t, "deploy", s.Commands()[0].User, "ansible_user")
+	}
+	assert.Empty(t, srvs[2].Commands(), "-limit web leaves out the changed group")
+
+	stdout.Reset()
+	err = run(t.Context(), append(base, "--", "uptime"), &stdout, &stderr)
+	require.ErrorIs(t, err, errFailed, "without -limit every host runs, and app2's key changed")
+	assert.Len(t, decode(t, stdout.String()), 3)
+
+	err = run(t.Context(), append(base, "-limit", "nosuch", "--", "uptime"), &stdout, &stderr)
+	require.ErrorIs(t, err, fleet.ErrInventory)
+	err = run(t.Context(), []string{"-hosts", filepath.Join(dir, "hosts"), "-user", "ops", "-limit", "web", "--", "true"}, &stdout, &stderr)
+	require.ErrorIs(t, err, errUsage)
 }
