@@ -129,13 +129,14 @@ type builder struct {
 	order     []string
 	hostVars  map[string]map[string]string
 	members   map[string][]string // group -> direct hosts
+	inGroup   map[string]bool     // group+"\x00"+host for each direct member
 	children  map[string][]string // group -> child groups
 	groupVars map[string]map[string]string
 	groups    []string // in order seen
 }
 
 func newBuilder() *builder {
-	return &builder{hostVars: map[string]map[string]string{}, members: map[string][]string{},
+	return &builder{hostVars: map[string]map[string]string{}, members: map[string][]string{}, inGroup: map[string]bool{},
 		children: map[string][]string{}, groupVars: map[string]map[string]string{}}
 }
 
@@ -155,7 +156,8 @@ func (b *builder) host(g, h string, vars map[string]string) {
 		b.hostVars[h][k] = v
 	}
 	b.group(g)
-	if !slices.Contains(b.members[g], h) {
+	if k := g + "\x00" + h; !b.inGroup[k] {
+		b.inGroup[k] = true
 		b.members[g] = append(b.members[g], h)
 	}
 }
@@ -454,8 +456,8 @@ func expandRange(name string) ([]string, error) {
 		if err2 != nil || z < a {
 			return nil, fmt.Errorf("bad range in %q", name)
 		}
-		if z-a > 100000 {
-			return nil, fmt.Errorf("range in %q is too large", name)
+		if z-a >= maxRangeHosts {
+			return nil, fmt.Errorf("ranges in %q make more than %d hosts", name, maxRangeHosts)
 		}
 		width := 0
 		if len(lo) > 1 && lo[0] == '0' {
@@ -471,6 +473,9 @@ func expandRange(name string) ([]string, error) {
 	} else {
 		return nil, fmt.Errorf("bad range in %q", name)
 	}
+	if len(items)*len(rest) > maxRangeHosts {
+		return nil, fmt.Errorf("ranges in %q make more than %d hosts", name, maxRangeHosts)
+	}
 	var out []string
 	for _, it := range items {
 		for _, r := range rest {
@@ -479,6 +484,9 @@ func expandRange(name string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// maxRangeHosts bounds the hosts one name with ranges expands to.
+const maxRangeHosts = 100000
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 

@@ -1,6 +1,7 @@
 package fleet_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,6 +149,7 @@ func TestInventoryErrors(t *testing.T) {
 		{"empty host", "[web]\nuser@\n", "line 2"},
 		{"unterminated quote", "[web]\nhost1 a=\"b\n", "line 2"},
 		{"bad range", "[web]\nweb[3:1]\n", "line 2"},
+		{"ranges too large", "[web]\nw[0:99999]x[0:99999]\n", "more than 100000 hosts"},
 		{"cycle", "[a:children]\nb\n[b:children]\na\n", "contains itself"},
 		{"yaml unknown key", "all:\n  hostz:\n    a:\n", "unknown key"},
 		{"yaml hosts list", "all:\n  hosts:\n    - a\n", "mapping of host names"},
@@ -158,4 +160,31 @@ func TestInventoryErrors(t *testing.T) {
 			assert.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+// FuzzParseInventory: any input gives an inventory or an error matching
+// ErrInventory, never a panic, and every host it gives is a valid host in
+// the "all" group.
+func FuzzParseInventory(f *testing.F) {
+	f.Add(inventoryINI)
+	f.Add(inventoryYAML)
+	f.Add("[a:children]\nb\n[b:children]\na\n")
+	f.Add("w[01:10:3]-[a:c]\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		inv, err := fleet.ParseInventory(strings.NewReader(in))
+		if err != nil {
+			if !errors.Is(err, fleet.ErrInventory) {
+				t.Fatalf("ParseInventory(%q) = %v; want an error matching ErrInventory", in, err)
+			}
+			return
+		}
+		if len(inv.Groups["all"]) != len(inv.Hosts) {
+			t.Fatalf("ParseInventory(%q): all has %d hosts, Hosts %d", in, len(inv.Groups["all"]), len(inv.Hosts))
+		}
+		for _, h := range inv.Hosts {
+			if err := fleet.CheckHost(h.Address()); err != nil {
+				t.Fatalf("ParseInventory(%q) gave host %q: %v", in, h.Address(), err)
+			}
+		}
+	})
 }
