@@ -39,6 +39,13 @@
 // "[user@]host[:port]" from ansible_host, ansible_port and ansible_user.
 // ParseHosts reads plain host lists.
 //
+// # sudo
+//
+// Command.Sudo runs a command through sudo(8) as another user, answering
+// the password prompt with Sudo.Password (on sudo's stdin in Run, on the
+// terminal in Spawn); the password never reaches a Result. A wrong or
+// missing password is ErrSudo, and the command does not run.
+//
 // # Retries
 //
 // SSHConfig.ConnectRetries retries transient connection failures

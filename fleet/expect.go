@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -313,6 +314,11 @@ func (s *SSH) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 	}
 	sess.Stderr = io.Discard
 	line := cmd.String()
+	var sr *sudoRun
+	if cmd.Sudo != nil {
+		sr = newSudoRun(cmd.Sudo, cmd.Host)
+		line = ShellQuote(sr.argv(cmd, false)...)
+	}
 	if line == "" {
 		err = sess.Shell()
 	} else {
@@ -326,7 +332,7 @@ func (s *SSH) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 		once.Do(func() { sess.Signal(ssh.SIGKILL); sess.Close(); release() })
 		return nil
 	}
-	return newExpecter(cmd.Host, in, out, sess.Wait, closeFn, func(err error) (int, string, bool) {
+	e, err := newExpecter(cmd.Host, in, out, sess.Wait, closeFn, func(err error) (int, string, bool) {
 		var ee *ssh.ExitError
 		switch {
 		case err == nil:
@@ -339,6 +345,20 @@ func (s *SSH) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 		}
 		return -1, "", false
 	})
+	return spawned(ctx, e, err, sr)
+}
+
+// spawned finishes a Spawn: under sudo, it answers the password prompt
+// before handing the dialogue over.
+func spawned(ctx context.Context, e *Expecter, err error, sr *sudoRun) (*Expecter, error) {
+	if err != nil || sr == nil {
+		return e, err
+	}
+	if err := sudoSpawn(ctx, e, sr); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
 }
 
 // Spawn starts cmd on a local pseudo-terminal for a dialogue (no shell
@@ -360,6 +380,11 @@ func (l *Local) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 	args := cmd.Args
 	if len(args) == 0 {
 		args = []string{"/bin/sh", "-c", cmd.Shell}
+	}
+	var sr *sudoRun
+	if cmd.Sudo != nil {
+		sr = newSudoRun(cmd.Sudo, cmp.Or(cmd.Host, "localhost"))
+		args = sr.argv(cmd, false)
 	}
 	if err := l.Check(args[0]); err != nil {
 		return nil, err
@@ -390,7 +415,7 @@ func (l *Local) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 		once.Do(func() { c.Process.Kill(); pty.Master.Close() })
 		return nil
 	}
-	return newExpecter(host, pty.Master, pty.Master, c.Wait, closeFn, func(err error) (int, string, bool) {
+	e, err := newExpecter(host, pty.Master, pty.Master, c.Wait, closeFn, func(err error) (int, string, bool) {
 		if c.ProcessState == nil {
 			return -1, "", false
 		}
@@ -399,4 +424,5 @@ func (l *Local) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 		}
 		return c.ProcessState.ExitCode(), "", true
 	})
+	return spawned(ctx, e, err, sr)
 }

@@ -46,6 +46,12 @@ type Command struct {
 	MaxOutput int
 	// PTY asks for a pseudo-terminal (SSH only).
 	PTY bool
+	// Sudo, if set, runs the command through sudo as Sudo.User. Run
+	// answers sudo's password prompt on its standard input (sudo -S) and
+	// Spawn on the terminal, with Sudo.Password; the password never
+	// reaches the Result. Stdin goes to the command once sudo let it
+	// start. It cannot be combined with PTY in Run (use Spawn).
+	Sudo *Sudo
 }
 
 // String returns the command line as a person would type it: Shell, or
@@ -80,6 +86,9 @@ func (c Command) validate() error {
 	}
 	if len(c.Args) > 0 && c.Shell != "" {
 		return fmt.Errorf("%w: both Args and Shell are set", ErrEmptyCommand)
+	}
+	if c.Sudo != nil && c.PTY {
+		return fmt.Errorf("%w: Sudo with PTY in Run (use Spawn for a terminal)", ErrSudo)
 	}
 	return nil
 }

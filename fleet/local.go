@@ -68,6 +68,11 @@ func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 	if len(args) == 0 {
 		args = []string{"/bin/sh", "-c", cmd.Shell}
 	}
+	var sr *sudoRun
+	if cmd.Sudo != nil {
+		sr = newSudoRun(cmd.Sudo, host)
+		args = sr.argv(cmd, true)
+	}
 	if err := l.Check(args[0]); err != nil {
 		return res, err
 	}
@@ -81,7 +86,26 @@ func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 	out := &capWriter{max: cmd.maxOutput()}
 	errw := &capWriter{max: cmd.maxOutput()}
 	c.Stdout, c.Stderr = out, errw
+	if sr != nil {
+		c.Stdin = nil
+		w, err := c.StdinPipe()
+		if err != nil {
+			return res, fmt.Errorf("fleet: sudo: %w", err)
+		}
+		c.Stderr, sr.stdin, sr.errOut, sr.cmdIn = sr, w, errw, cmd.Stdin
+	}
 	err := c.Run()
+	if sr != nil {
+		if serr := sr.finish(); serr != nil && ctx.Err() == nil {
+			res.Duration = time.Since(start)
+			res.Stdout, res.Stderr = out.buf, errw.buf
+			res.ExitCode = 1
+			if c.ProcessState != nil {
+				res.ExitCode = c.ProcessState.ExitCode()
+			}
+			return res, serr
+		}
+	}
 	res.Duration = time.Since(start)
 	res.Stdout, res.Stderr = out.buf, errw.buf
 	res.StdoutTruncated, res.StderrTruncated = out.truncated, errw.truncated

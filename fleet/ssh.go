@@ -645,6 +645,19 @@ func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
 	errw := &capWriter{max: cmd.maxOutput()}
 	sess.Stdout, sess.Stderr, sess.Stdin = out, errw, cmd.Stdin
 	line := cmd.String()
+	var sr *sudoRun
+	if cmd.Sudo != nil {
+		sr = newSudoRun(cmd.Sudo, cmd.Host)
+		sr.errOut, sr.cmdIn = errw, cmd.Stdin
+		sess.Stdin = nil
+		w, err := sess.StdinPipe()
+		if err != nil {
+			release()
+			return res, &HostError{Host: cmd.Host, Kind: ErrUnreachable, Err: err}
+		}
+		sess.Stderr, sr.stdin = sr, w
+		line = ShellQuote(sr.argv(cmd, true)...)
+	}
 	done := make(chan error, 1)
 	go func() {
 		if cmd.PTY {
@@ -670,10 +683,20 @@ func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
 		res.Stdout, res.Stderr = out.snapshot(), errw.snapshot()
 		return res, ctxError(cmd.Host, ctx)
 	}
+	var sudoErr error
+	if sr != nil {
+		sudoErr = sr.finish()
+	}
 	res.Duration = time.Since(start)
 	res.Stdout, res.Stderr = out.buf, errw.buf
 	res.StdoutTruncated, res.StderrTruncated = out.truncated, errw.truncated
 	s.log.Debug("ssh command", "host", cmd.Host, "cmd", line, "err", err)
+	if sudoErr != nil && ctx.Err() == nil {
+		if res.ExitCode == -1 {
+			res.ExitCode = 1
+		}
+		return res, sudoErr
+	}
 	if ctx.Err() != nil {
 		return res, ctxError(cmd.Host, ctx)
 	}

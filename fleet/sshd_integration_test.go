@@ -273,3 +273,28 @@ Host inner-bad
 		assert.ErrorIs(t, err, fleet.ErrUnreachable, "the jump host is really used")
 	})
 }
+
+// TestSSHDIntegrationSudo runs Command.Sudo with the real sudo(8) through a
+// real sshd. Logged in as root, sudo asks no password, so this checks the
+// command line, the user switch, stdin and the pty path of Spawn; the
+// password dialogue is checked with a stand-in sudo in TestSudo.
+func TestSSHDIntegrationSudo(t *testing.T) {
+	sudoBin := testenv.Tool(t, "sudo")
+	if os.Geteuid() != 0 {
+		t.Skip("the real sudo asks no password only for root")
+	}
+	s := startSSHD(t)
+	ex := s.executor(t, nil)
+	sudo := &fleet.Sudo{User: "nobody", Program: sudoBin, Password: func(string) (string, error) { return "", fmt.Errorf("sudo asked root for a password") }}
+	res, err := ex.Run(t.Context(), fleet.Command{Host: s.addr, Args: []string{"sh", "-c", "id -un; cat"}, Stdin: strings.NewReader("via stdin\n"), Sudo: sudo})
+	require.NoError(t, err, "stderr %q", res.Stderr)
+	assert.Equal(t, "nobody\nvia stdin\n", string(res.Stdout))
+	assert.NotContains(t, string(res.Stderr), "opskit-", "no prompt or marker token left in stderr")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	e, err := ex.Spawn(ctx, fleet.Command{Host: s.addr, Shell: "printf 'name? '; read n; echo \"$(id -un) greets $n\"", Sudo: sudo})
+	require.NoError(t, err)
+	defer e.Close()
+	require.NoError(t, e.Batch(ctx, fleet.Step{Expect: regexp.MustCompile(`name\? `)}, fleet.Step{Send: "ann\n"}, fleet.Step{Expect: regexp.MustCompile(`nobody greets ann`)}))
+}
