@@ -14,6 +14,10 @@
 // does. Host keys are verified against -known-hosts (default
 // ~/.ssh/known_hosts). With -cidr, the addresses of the prefix are first
 // probed by a TCP connect to -port, and only those that answer are run.
+// -inline prints each host as parallel-ssh -i does instead of JSON lines;
+// -outdir DIR also writes DIR/HOST.stdout and DIR/HOST.stderr. A summary
+// (and the failed hosts) ends the run on stderr, and on a terminal a
+// progress line (done, failed, in flight, ETA) is kept up to date there.
 // With -i, hosts come from an Ansible inventory (INI, or YAML for .yml and
 // .yaml files) and are printed by their inventory names; ansible_host,
 // ansible_port and ansible_user say where and as whom; -limit selects
@@ -30,7 +34,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,7 +42,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opskit/opskit/examples/internal/cli"
@@ -89,6 +91,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	retries := fs.Int("retries", 2, "retry a host's connection this many times after a transient failure (refused, reset, timeout before the handshake); a command never runs twice")
 	inventory := fs.String("i", "", "Ansible inventory `file` (INI; YAML when it ends in .yml or .yaml): hosts by inventory name, with ansible_host, ansible_port and ansible_user")
 	limit := fs.String("limit", "", "with -i, the groups and hosts to run on, as Ansible's --limit `pattern` (web:&prod:!web3)")
+	inline := fs.Bool("inline", false, "print each host's output as parallel-ssh -i does instead of JSON lines")
+	outdir := fs.String("outdir", "", "also write each host's stdout and stderr to `dir`/HOST.stdout and HOST.stderr")
+	progress := fs.String("progress", "auto", "progress line on stderr: auto (when stderr is a terminal), always or never")
 	configFile := fs.String("F", "", "OpenSSH client config `file`, as ssh -F (Host aliases, HostName, Port, User, IdentityFile, ProxyJump, ...); flags given explicitly win")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -96,6 +101,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch {
 	case btoi(*hostsFile != "")+btoi(*cidr != "")+btoi(*inventory != "") != 1:
 		return cli.Usagef(fs, "give exactly one of -hosts, -cidr and -i")
+	case *progress != "auto" && *progress != "always" && *progress != "never":
+		return cli.Usagef(fs, "-progress must be auto, always or never")
 	case *limit != "" && *inventory == "":
 		return cli.Usagef(fs, "-limit needs -i")
 	case *user == "" && *configFile == "" && *inventory == "":
@@ -209,9 +216,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	enc := json.NewEncoder(stdout)
-	enc.SetEscapeHTML(false)
-	var mu sync.Mutex
+	if *outdir != "" {
+		if err := os.MkdirAll(*outdir, 0o755); err != nil {
+			return err
+		}
+	}
+	out := &output{w: stdout, inline: *inline, outdir: *outdir, total: len(hosts), start: time.Now()}
+	if *progress == "always" || (*progress == "auto" && isTerminal(stderr)) {
+		out.progress = stderr
+	}
 	g := fleet.Group{
 		Executor:    ex,
 		Concurrency: *concurrency,
@@ -223,15 +236,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				l.Error = err.Error()
 			}
-			mu.Lock()
-			enc.Encode(l)
-			mu.Unlock()
+			out.result(l, r, err)
 		},
 	}
 	cmd := fleet.Command{Shell: strings.Join(fs.Args(), " ")}
 	// Hosts are run, and printed, by name; an inventory maps each name to
 	// its address.
 	sum, err := g.Do(ctx, hosts, func(ctx context.Context, host string) (fleet.Result, error) {
+		out.started()
 		c := cmd
 		c.Host = cmp.Or(addr[host], host)
 		return ex.Run(ctx, c)
@@ -239,7 +251,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if sum == nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "fleet-run: %d succeeded, %d failed, %d not started\n", len(sum.Succeeded), len(sum.Failed), len(sum.NotStarted))
+	out.summary(stderr, sum, time.Since(out.start))
+	if len(out.errs) > 0 {
+		return fmt.Errorf("writing -outdir: %w", errors.Join(out.errs...))
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -220,4 +221,30 @@ func TestRunInventory(t *testing.T) {
 	require.ErrorIs(t, err, fleet.ErrInventory)
 	err = run(t.Context(), []string{"-hosts", filepath.Join(dir, "hosts"), "-user", "ops", "-limit", "web", "--", "true"}, &stdout, &stderr)
 	require.ErrorIs(t, err, errUsage)
+}
+
+// TestRunOutputModes: -inline prints parallel-ssh's -i form, -outdir writes
+// each host's streams to files, -progress always keeps a progress line on
+// stderr, and the summary names the failed hosts.
+func TestRunOutputModes(t *testing.T) {
+	dir, srvs := setup(t)
+	outdir := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"-hosts", filepath.Join(dir, "hosts"), "-user", "ops", "-key", filepath.Join(dir, "id"),
+		"-known-hosts", filepath.Join(dir, "known_hosts"), "-inline", "-outdir", outdir, "-progress", "always", "-concurrency", "1", "--", "uname"}, &stdout, &stderr)
+	require.ErrorIs(t, err, errFailed)
+	out := stdout.String()
+	assert.Regexp(t, `(?m)^\[1\] \d\d:\d\d:\d\d \[SUCCESS\] `+regexp.QuoteMeta(srvs[0].Addr())+"\nran \"uname\"\n", out)
+	assert.Regexp(t, `(?m)^\[3\] \d\d:\d\d:\d\d \[FAILURE\] `+regexp.QuoteMeta(srvs[2].Addr())+` fleet: .*host key changed`, out)
+	assert.NotContains(t, out, "{", "no JSON with -inline")
+
+	b, err := os.ReadFile(filepath.Join(outdir, srvs[1].Addr()+".stdout"))
+	require.NoError(t, err)
+	assert.Equal(t, "ran \"uname\"\n", string(b))
+	b, err = os.ReadFile(filepath.Join(outdir, srvs[2].Addr()+".stderr"))
+	require.NoError(t, err)
+	assert.Empty(t, b, "a host that failed to connect has empty files")
+
+	assert.Contains(t, stderr.String(), "\r\x1b[Kfleet-run: 2/3 done, 0 failed, 0 in flight, ETA", "progress line")
+	assert.Regexp(t, `fleet-run: 2 succeeded, 1 failed, 0 not started in \S+\nfleet-run: failed: `+regexp.QuoteMeta(srvs[2].Addr())+"\n$", stderr.String())
 }
