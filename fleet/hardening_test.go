@@ -78,6 +78,11 @@ func TestHardening12EmptyHostRefused(t *testing.T) {
 			assert.Nil(t, sum)
 		}
 		assert.Empty(t, rec.Commands(), "no host started")
+		for _, h := range invalid {
+			_, err := rec.Run(t.Context(), fleet.Command{Host: h, Args: []string{"uptime"}})
+			assert.ErrorIs(t, err, fleet.ErrInvalidHost, "Recorder.Run host %q, as a real executor", h)
+		}
+		assert.Empty(t, rec.Commands())
 		var got []error
 		for _, err := range g.Stream(t.Context(), []string{"web1", ""}, fleet.Command{Args: []string{"uptime"}}) {
 			got = append(got, err)
