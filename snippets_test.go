@@ -164,19 +164,18 @@ var snippetImports = map[string]string{
 // notGo lists code blocks of doc.go files that are not Go, by their first
 // line's start.
 var notGo = []string{
-	"go run ",  // doc.go: a shell command
-	"curl ",    // release: the legacy client's command
-	"GET  /v1", // fleet/agent: the HTTP API's routes
-	"opskit_",  // a table of metric names
+	"go run ",    // doc.go: a shell command
+	"curl ",      // release: the legacy client's command
+	"GET  /v1",   // fleet/agent: the HTTP API's routes
+	"opskit_",    // a table of metric names
+	"behaviour ", // gitlabtest: the table of GitLab behaviours
 }
 
 // skipSnippets lists snippets not compiled here, by where they are and the
 // SHA-256 of their code (so that an edited snippet is compiled again), with
 // the reason. A listed snippet that compiles fails the test, so that its
 // entry is removed.
-var skipSnippets = map[[2]string]string{
-	{"README.md#racelog", "919ca015a850"}: "this version of the racelog snippet ends its loop in a literal ...; it is rewritten on another branch (issue 13, racelog aggregation)",
-}
+var skipSnippets = map[[2]string]string{}
 
 type snippet struct {
 	file  string // README.md or a doc.go, relative to the module root

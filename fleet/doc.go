@@ -26,6 +26,37 @@
 //	}
 //	return err // errors.Join of the hosts that failed
 //
+// # OpenSSH client config
+//
+// SSHConfig.ConfigFiles (for example DefaultConfigFiles()) makes the SSH
+// executor look each host name up in OpenSSH client config files, parsed
+// by github.com/kevinburke/ssh_config: HostName, Port, User, IdentityFile,
+// ProxyJump, StrictHostKeyChecking, UserKnownHostsFile, ConnectTimeout and
+// ServerAliveInterval. A user or port in the host name and the explicit
+// fields of SSHConfig win over the files.
+//
+// # Inventories
+//
+// ReadInventory and ParseInventory read Ansible inventories (INI or YAML)
+// with groups and per-host variables; Inventory.Limit selects hosts with
+// Ansible's --limit patterns, and InventoryHost.Address gives each one's
+// "[user@]host[:port]" from ansible_host, ansible_port and ansible_user.
+// ParseHosts reads plain host lists.
+//
+// # sudo
+//
+// Command.Sudo runs a command through sudo(8) as another user, answering
+// the password prompt with Sudo.Password (on sudo's stdin in Run, on the
+// terminal in Spawn); the password never reaches a Result. A wrong or
+// missing password is ErrSudo, and the command does not run.
+//
+// # Retries
+//
+// SSHConfig.ConnectRetries retries transient connection failures
+// (refused, reset, closed before the handshake, a hop's DialTimeout) with
+// backoff and jitter; nothing is retried once a session is open, so a
+// command runs at most once. Result.ConnectRetries counts the retries.
+//
 // # Errors
 //
 // Executors return a *ExitError (with the Result) when a command exits
@@ -35,6 +66,17 @@
 // *HostError, matching one of ErrUnreachable,
 // ErrAuth, ErrHostKeyUnknown, ErrHostKeyChanged, ErrTimeout (and
 // context.DeadlineExceeded) or context.Canceled through errors.Is.
+// A host that names no machine ("", "@", "user@", ":22") is refused with
+// ErrInvalidHost before anything connects or runs, by the executors, Group
+// and ParseHosts (an empty SSH host would otherwise reach this machine).
+//
+// # Commands
+//
+// Command.Args always runs the program it names: over SSH the arguments
+// are quoted with ShellQuote, whose first word is quoted too when it holds
+// '=' or is a shell reserved word, and a special builtin such as exec or
+// export is run through "exec" so that the shell looks for a program of
+// that name (exit status 127 when there is none).
 //
 // # Testing
 //

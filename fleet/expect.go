@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -284,9 +285,10 @@ func tail(s string, n int) string {
 
 // Spawn starts cmd on cmd.Host on a pseudo-terminal for a dialogue.
 // With neither Args nor Shell set it starts the login shell. The context
-// bounds only the start; each dialogue call takes its own.
+// bounds only the start; each dialogue call takes its own. A cmd.Host
+// that names no machine is refused with ErrInvalidHost.
 func (s *SSH) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
-	sess, _, release, err := s.session(ctx, cmd.Host)
+	sess, _, release, err := s.session(ctx, cmd.Host, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -311,9 +313,11 @@ func (s *SSH) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 		return fail(err)
 	}
 	sess.Stderr = io.Discard
-	line := cmd.Shell
-	if len(cmd.Args) > 0 {
-		line = ShellQuote(cmd.Args...)
+	line := cmd.String()
+	var sr *sudoRun
+	if cmd.Sudo != nil {
+		sr = newSudoRun(cmd.Sudo, cmd.Host)
+		line = ShellQuote(sr.argv(cmd, false)...)
 	}
 	if line == "" {
 		err = sess.Shell()
@@ -328,7 +332,7 @@ func (s *SSH) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 		once.Do(func() { sess.Signal(ssh.SIGKILL); sess.Close(); release() })
 		return nil
 	}
-	return newExpecter(cmd.Host, in, out, sess.Wait, closeFn, func(err error) (int, string, bool) {
+	e, err := newExpecter(cmd.Host, in, out, sess.Wait, closeFn, func(err error) (int, string, bool) {
 		var ee *ssh.ExitError
 		switch {
 		case err == nil:
@@ -341,13 +345,34 @@ func (s *SSH) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 		}
 		return -1, "", false
 	})
+	return spawned(ctx, e, err, sr)
+}
+
+// spawned finishes a Spawn: under sudo, it answers the password prompt
+// before handing the dialogue over.
+func spawned(ctx context.Context, e *Expecter, err error, sr *sudoRun) (*Expecter, error) {
+	if err != nil || sr == nil {
+		return e, err
+	}
+	if err := sudoSpawn(ctx, e, sr); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
 }
 
 // Spawn starts cmd on a local pseudo-terminal for a dialogue (no shell
 // unless cmd.Shell is set). A missing program is a *MissingProgramsError.
+// cmd.Host is "" (localhost) or a name for the Result; one that names no
+// machine ("@", "user@") is refused with ErrInvalidHost.
 func (l *Local) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 	if err := cmd.validate(); err != nil {
 		return nil, err
+	}
+	if cmd.Host != "" {
+		if err := CheckHost(cmd.Host); err != nil {
+			return nil, err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError("localhost", ctx)
@@ -355,6 +380,11 @@ func (l *Local) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 	args := cmd.Args
 	if len(args) == 0 {
 		args = []string{"/bin/sh", "-c", cmd.Shell}
+	}
+	var sr *sudoRun
+	if cmd.Sudo != nil {
+		sr = newSudoRun(cmd.Sudo, cmp.Or(cmd.Host, "localhost"))
+		args = sr.argv(cmd, false)
 	}
 	if err := l.Check(args[0]); err != nil {
 		return nil, err
@@ -385,7 +415,7 @@ func (l *Local) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 		once.Do(func() { c.Process.Kill(); pty.Master.Close() })
 		return nil
 	}
-	return newExpecter(host, pty.Master, pty.Master, c.Wait, closeFn, func(err error) (int, string, bool) {
+	e, err := newExpecter(host, pty.Master, pty.Master, c.Wait, closeFn, func(err error) (int, string, bool) {
 		if c.ProcessState == nil {
 			return -1, "", false
 		}
@@ -394,4 +424,5 @@ func (l *Local) Spawn(ctx context.Context, cmd Command) (*Expecter, error) {
 		}
 		return c.ProcessState.ExitCode(), "", true
 	})
+	return spawned(ctx, e, err, sr)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,12 +48,26 @@ type Command struct {
 	MaxOutput int
 	// PTY asks for a pseudo-terminal (SSH only).
 	PTY bool
+	// Sudo, if set, runs the command through sudo as Sudo.User. Run
+	// answers sudo's password prompt on its standard input (sudo -S) and
+	// Spawn on the terminal, with Sudo.Password; the password never
+	// reaches the Result. Stdin goes to the command once sudo let it
+	// start. It cannot be combined with PTY in Run (use Spawn).
+	Sudo *Sudo
 }
 
-// String returns the command line as a person would type it.
+// String returns the command line as a person would type it: Shell, or
+// for Args the line the SSH executor runs, ShellQuote(Args...) preceded by
+// "exec " when Args[0] is a special builtin of the shell (exec, export,
+// set, eval, ...), which quoting cannot stop from running as one. So Args
+// always runs the program it names: ["exec", "x"] fails with exit status
+// 127 (no program "exec") instead of running the builtin.
 func (c Command) String() string {
 	if len(c.Args) == 0 {
 		return c.Shell
+	}
+	if specialBuiltin(c.Args[0]) {
+		return "exec " + ShellQuote(c.Args...)
 	}
 	return ShellQuote(c.Args...)
 }
@@ -73,6 +89,9 @@ func (c Command) validate() error {
 	if len(c.Args) > 0 && c.Shell != "" {
 		return fmt.Errorf("%w: both Args and Shell are set", ErrEmptyCommand)
 	}
+	if c.Sudo != nil && c.PTY {
+		return fmt.Errorf("%w: Sudo with PTY in Run (use Spawn for a terminal)", ErrSudo)
+	}
 	return nil
 }
 
@@ -93,6 +112,10 @@ type Result struct {
 	// Duration is the wall time from the start of Run to its end,
 	// including connecting.
 	Duration time.Duration
+	// ConnectRetries counts the connection attempts that failed
+	// transiently and were retried before the command ran
+	// (SSHConfig.ConnectRetries); the command itself ran at most once.
+	ConnectRetries int
 }
 
 // OK reports whether the command exited with status 0.
@@ -117,7 +140,28 @@ var (
 	ErrEmptyCommand = errors.New("fleet: empty command")
 	// ErrMissingProgram: the program to run is not installed.
 	ErrMissingProgram = errors.New("fleet: program not found")
+	// ErrInvalidHost: a host that names no machine: "", "@", "user@",
+	// ":22", "user@:22" or "[]". Executors refuse it before connecting or
+	// running anything (an empty SSH host would otherwise reach this
+	// machine), as do Group and ParseHosts.
+	ErrInvalidHost = errors.New("fleet: invalid host")
 )
+
+// CheckHost returns nil when h, "[user@]host[:port]", names a host, and
+// otherwise a *HostError matching ErrInvalidHost.
+func CheckHost(h string) error {
+	name := h
+	if i := strings.LastIndex(name, "@"); i >= 0 {
+		name = name[i+1:]
+	}
+	if hh, _, err := net.SplitHostPort(name); err == nil {
+		name = hh
+	}
+	if strings.TrimSpace(strings.Trim(name, "[]")) == "" {
+		return &HostError{Host: h, Kind: ErrInvalidHost, Err: errors.New("no host name")}
+	}
+	return nil
+}
 
 // HostError is a failure to run a command on Host before it could exit:
 // Kind is one of the sentinel errors (ErrUnreachable, ErrAuth, ...), Err
@@ -128,13 +172,18 @@ type HostError struct {
 	Err  error
 }
 
-// Error returns "fleet: HOST: ..." with the cause.
+// Error returns "fleet: HOST: ..." with the cause (HOST is quoted when
+// it is empty or holds spaces).
 func (e *HostError) Error() string {
 	msg := strings.TrimPrefix(e.Kind.Error(), "fleet: ")
-	if e.Err == nil {
-		return fmt.Sprintf("fleet: %s: %s", e.Host, msg)
+	host := e.Host
+	if host == "" || strings.ContainsAny(host, " \t\n") {
+		host = strconv.Quote(host)
 	}
-	return fmt.Sprintf("fleet: %s: %s: %v", e.Host, msg, e.Err)
+	if e.Err == nil {
+		return fmt.Sprintf("fleet: %s: %s", host, msg)
+	}
+	return fmt.Sprintf("fleet: %s: %s: %v", host, msg, e.Err)
 }
 
 // Unwrap returns Kind and Err.
@@ -285,14 +334,18 @@ func (w *capWriter) Write(p []byte) (int, error) {
 }
 
 // ShellQuote quotes args for a POSIX shell, so that the shell passes
-// each one to the program unchanged.
+// each one to the program unchanged. The first word is also quoted when
+// it contains '=' (else the shell reads an assignment) or is a reserved
+// word ("if", "while", ...) or a special builtin ("exec", "export", ...).
+// Quoting does not stop a special builtin from running as one; to run a
+// program from arguments, use Command.String, as the SSH executor does.
 func ShellQuote(args ...string) string {
 	var b strings.Builder
 	for i, a := range args {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		if a != "" && strings.IndexFunc(a, needsQuote) < 0 {
+		if a != "" && strings.IndexFunc(a, needsQuote) < 0 && (i > 0 || !shellSyntax(a)) {
 			b.WriteString(a)
 			continue
 		}
@@ -301,6 +354,34 @@ func ShellQuote(args ...string) string {
 		b.WriteByte('\'')
 	}
 	return b.String()
+}
+
+// shellSyntax reports whether a, as a command's first word, is read by
+// the shell as something other than a program name.
+func shellSyntax(a string) bool {
+	return strings.ContainsRune(a, '=') || reservedWord(a) || specialBuiltin(a)
+}
+
+// reservedWord reports whether a is a reserved word of the POSIX shell,
+// or one that bash and ksh add.
+func reservedWord(a string) bool {
+	switch a {
+	case "!", "{", "}", "case", "do", "done", "elif", "else", "esac", "fi", "for", "if", "in",
+		"then", "until", "while", "[[", "]]", "function", "select", "time", "coproc":
+		return true
+	}
+	return false
+}
+
+// specialBuiltin reports whether a is one of POSIX's special built-in
+// utilities, found before any program of the same name, quoted or not.
+func specialBuiltin(a string) bool {
+	switch a {
+	case "break", ":", ".", "continue", "eval", "exec", "exit", "export", "readonly",
+		"return", "set", "shift", "times", "trap", "unset":
+		return true
+	}
+	return false
 }
 
 func needsQuote(r rune) bool {

@@ -64,7 +64,9 @@ func (s *Summary) Err() error { return errors.Join(s.Errors...) }
 // error (use errors.Is/As on it, or Summary.Errors per host). When ctx
 // ends, no further host starts and those in flight are cancelled; the
 // hosts not started are listed in Summary.NotStarted with an error
-// matching context.Canceled.
+// matching context.Canceled. A host that names no machine ("", "@",
+// "user@") makes Run return a *HostError matching ErrInvalidHost before
+// any host starts.
 func (g *Group) Run(ctx context.Context, hosts []string, cmd Command) (*Summary, error) {
 	if cmd.Stdin != nil {
 		return nil, ErrSharedStdin
@@ -84,8 +86,14 @@ func (g *Group) Run(ctx context.Context, hosts []string, cmd Command) (*Summary,
 
 // Do is Run for any per-host work: it calls fn for every host with the
 // same window, timeout, rate limit, callbacks and summary. Executor is not
-// used. fn must return when ctx ends.
+// used. fn must return when ctx ends. Like Run, it refuses a host that
+// names no machine (ErrInvalidHost) before calling fn for any.
 func (g *Group) Do(ctx context.Context, hosts []string, fn func(ctx context.Context, host string) (Result, error)) (*Summary, error) {
+	for _, h := range hosts {
+		if err := CheckHost(h); err != nil {
+			return nil, err
+		}
+	}
 	n := g.Concurrency
 	if n <= 0 {
 		n = DefaultConcurrency
@@ -178,7 +186,7 @@ func (g *Group) Stream(ctx context.Context, hosts []string, cmd Command) iter.Se
 				return
 			}
 		}
-		if errors.Is(runErr, ErrSharedStdin) || errors.Is(runErr, ErrEmptyCommand) {
+		if errors.Is(runErr, ErrSharedStdin) || errors.Is(runErr, ErrEmptyCommand) || errors.Is(runErr, ErrInvalidHost) {
 			yield(Result{ExitCode: -1}, runErr)
 		}
 	}

@@ -10,7 +10,8 @@ import (
 // ParseHosts reads a hosts list: one "[user@]host[:port]" per line, where
 // blank lines and text after '#' are ignored and only the first word of
 // a line counts. Duplicates are kept. It returns an error for a line
-// whose first word is not a plausible host.
+// whose first word is not a plausible host; one that names no machine
+// ("@", "user@", ":22") matches ErrInvalidHost.
 func ParseHosts(r io.Reader) ([]string, error) {
 	var hosts []string
 	sc := bufio.NewScanner(r)
@@ -26,6 +27,9 @@ func ParseHosts(r io.Reader) ([]string, error) {
 			continue
 		}
 		h := f[0]
+		if err := CheckHost(h); err != nil {
+			return nil, fmt.Errorf("fleet: hosts line %d: %w", n, err)
+		}
 		if strings.ContainsAny(h, "/\\'\"`$;|&<>(){}") || strings.HasPrefix(h, "-") || strings.HasSuffix(h, "@") {
 			return nil, fmt.Errorf("fleet: hosts line %d: %q is not a host", n, h)
 		}

@@ -120,7 +120,7 @@ func (k *knownHosts) add(hostname string, remote net.Addr, key ssh.PublicKey) er
 }
 
 // checkHostKey is the HostKeyCallback of every hop.
-func (s *SSH) checkHostKey(hostname string, remote net.Addr, key ssh.PublicKey) error {
+func (s *SSH) checkHostKey(hop target, hostname string, remote net.Addr, key ssh.PublicKey) error {
 	if s.cfg.InsecureIgnoreHostKey {
 		return nil
 	}
@@ -130,12 +130,16 @@ func (s *SSH) checkHostKey(hostname string, remote net.Addr, key ssh.PublicKey) 
 		}
 		return nil
 	}
-	err := s.known.check(hostname, remote, key)
+	known := s.known
+	if hop.known != nil {
+		known = hop.known
+	}
+	err := known.check(hostname, remote, key)
 	var ke *knownhosts.KeyError
-	if errors.As(err, &ke) && len(ke.Want) == 0 && s.cfg.AcceptNewHostKeys {
-		err = s.known.add(hostname, remote, key)
+	if errors.As(err, &ke) && len(ke.Want) == 0 && (s.cfg.AcceptNewHostKeys || hop.acceptNew) {
+		err = known.add(hostname, remote, key)
 		if err == nil {
-			s.log.Info("ssh host key recorded", "host", hostname, "type", key.Type(), "fingerprint", ssh.FingerprintSHA256(key), "file", s.known.files[0])
+			s.log.Info("ssh host key recorded", "host", hostname, "type", key.Type(), "fingerprint", ssh.FingerprintSHA256(key), "file", known.files[0])
 			return nil
 		}
 	}
@@ -154,13 +158,17 @@ func (s *SSH) checkHostKey(hostname string, remote net.Addr, key ssh.PublicKey) 
 // hostKeyAlgorithms derives the algorithms to ask for from the key types
 // known_hosts holds for the host; nil (Go's default order) when it has
 // none or verification is off.
-func (s *SSH) hostKeyAlgorithms(hostname string, remote net.Addr) []string {
-	if s.known == nil {
+func (s *SSH) hostKeyAlgorithms(hop target, hostname string, remote net.Addr) []string {
+	known := s.known
+	if hop.known != nil {
+		known = hop.known
+	}
+	if known == nil {
 		return nil
 	}
 	var algos []string
 	seen := map[string]bool{}
-	for _, t := range s.known.knownKeyTypes(hostname, remote) {
+	for _, t := range known.knownKeyTypes(hostname, remote) {
 		for _, a := range algorithmsFor(t) {
 			if !seen[a] {
 				seen[a] = true

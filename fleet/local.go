@@ -45,6 +45,9 @@ func (l *Local) Check(programs ...string) error {
 // *MissingProgramsError; a non-zero exit is a *ExitError returned with the
 // Result; cancellation kills the process and returns an error matching
 // context.Canceled (or ErrTimeout and context.DeadlineExceeded).
+// cmd.Host only names this machine in the Result: "" means "localhost",
+// and one that names no machine ("@", "user@") is refused with
+// ErrInvalidHost, as the SSH executor refuses it.
 func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 	start := time.Now()
 	host := cmd.Host
@@ -55,12 +58,20 @@ func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 	if err := cmd.validate(); err != nil {
 		return res, err
 	}
+	if err := CheckHost(host); err != nil {
+		return res, err
+	}
 	if err := ctx.Err(); err != nil {
 		return res, ctxError(host, ctx)
 	}
 	args := cmd.Args
 	if len(args) == 0 {
 		args = []string{"/bin/sh", "-c", cmd.Shell}
+	}
+	var sr *sudoRun
+	if cmd.Sudo != nil {
+		sr = newSudoRun(cmd.Sudo, host)
+		args = sr.argv(cmd, true)
 	}
 	if err := l.Check(args[0]); err != nil {
 		return res, err
@@ -75,7 +86,26 @@ func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 	out := &capWriter{max: cmd.maxOutput()}
 	errw := &capWriter{max: cmd.maxOutput()}
 	c.Stdout, c.Stderr = out, errw
+	if sr != nil {
+		c.Stdin = nil
+		w, err := c.StdinPipe()
+		if err != nil {
+			return res, fmt.Errorf("fleet: sudo: %w", err)
+		}
+		c.Stderr, sr.stdin, sr.errOut, sr.cmdIn = sr, w, errw, cmd.Stdin
+	}
 	err := c.Run()
+	if sr != nil {
+		if serr := sr.finish(); serr != nil && ctx.Err() == nil {
+			res.Duration = time.Since(start)
+			res.Stdout, res.Stderr = out.buf, errw.buf
+			res.ExitCode = 1
+			if c.ProcessState != nil {
+				res.ExitCode = c.ProcessState.ExitCode()
+			}
+			return res, serr
+		}
+	}
 	res.Duration = time.Since(start)
 	res.Stdout, res.Stderr = out.buf, errw.buf
 	res.StdoutTruncated, res.StderrTruncated = out.truncated, errw.truncated

@@ -1,16 +1,20 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -65,6 +69,20 @@ type SSHConfig struct {
 	// DialTimeout bounds each hop's TCP connect, handshake and auth,
 	// within the caller's context; 0 means 10s.
 	DialTimeout time.Duration
+	// ConnectRetries is how many times a transient connection failure is
+	// retried: connection refused or reset, the server closing the
+	// connection before the SSH handshake completed (as sshd does beyond
+	// MaxStartups), or a hop's DialTimeout passing before it. Failures of
+	// DNS, authentication or host keys are never retried, and neither is
+	// anything once a session was opened, so a command never runs twice.
+	// Retries wait with exponential backoff and jitter and stop when the
+	// caller's context would end before the next attempt. 0 means no
+	// retry. Result.ConnectRetries counts them.
+	ConnectRetries int
+	// ConnectRetryWait is the first wait between connection attempts,
+	// doubled after each up to 5s, each wait drawn at random between half
+	// and all of it; 0 means 250ms.
+	ConnectRetryWait time.Duration
 	// MaxSessions caps the sessions open at once on one connection
 	// (sshd's MaxSessions); 0 means 10.
 	MaxSessions int
@@ -75,6 +93,20 @@ type SSHConfig struct {
 	// KeyExchanges, Ciphers and MACs, when set, restrict the algorithms.
 	KeyExchanges, Ciphers, MACs []string
 
+	// ConfigFiles are OpenSSH client config files (ssh_config(5)), first
+	// file first, as ssh -F FILE or DefaultConfigFiles(); nil reads none.
+	// Files that do not exist are skipped. For each host the name as
+	// given is looked up (Host patterns, Match host/user/all) for
+	// HostName, Port, User, IdentityFile (tried after KeyFiles; missing
+	// files skipped), ProxyJump (a comma-separated list; its hops are
+	// looked up too, but not their own ProxyJump), StrictHostKeyChecking
+	// (accept-new, and no, record new keys; a changed key is always
+	// refused), UserKnownHostsFile, ConnectTimeout and
+	// ServerAliveInterval. A "user@" or ":port" in the host, and the
+	// explicit fields of this struct (User, Port, Jump, KnownHostsFiles,
+	// AcceptNewHostKeys, DialTimeout, KeepAlive), win over the files.
+	ConfigFiles []string
+
 	// Logger receives connection events; nil discards.
 	Logger *slog.Logger
 }
@@ -84,20 +116,35 @@ type SSHConfig struct {
 // The caller must call Close when finished.
 type SSH struct {
 	cfg     SSHConfig
+	given   SSHConfig // cfg as the caller gave it, before defaults
 	log     *slog.Logger
-	auth    []ssh.AuthMethod // keys and agent
+	signers []ssh.Signer // from KeyFiles
 	agentc  net.Conn
-	known   *knownHosts
-	jumps   []target
-	closeCh chan struct{}
+	agentK  agent.ExtendedAgent
+	conf    sshConfigs // ConfigFiles, parsed
+
+	confMu       sync.Mutex
+	knownByFiles map[string]*knownHosts  // UserKnownHostsFile sets
+	keyCache     map[string][]ssh.Signer // IdentityFile keys
+	known        *knownHosts
+	jumps        []target
+	closeCh      chan struct{}
 
 	mu     sync.Mutex
 	pool   map[string]*hostConn
 	closed bool
 }
 
+// target is one hop: whom to log in as, where, and what ssh_config says
+// for it (zero values: the SSH executor's settings).
 type target struct {
-	user, addr string
+	user, addr  string
+	keys        []string      // IdentityFile
+	known       *knownHosts   // UserKnownHostsFile; nil: s.known
+	acceptNew   bool          // StrictHostKeyChecking accept-new/no
+	dialTimeout time.Duration // ConnectTimeout; 0: cfg.DialTimeout
+	keepAlive   time.Duration // ServerAliveInterval; 0: cfg.KeepAlive
+	jumps       []target      // ProxyJump; nil: cfg.Jump
 }
 
 type hostConn struct {
@@ -108,8 +155,10 @@ type hostConn struct {
 }
 
 // NewSSH checks cfg, loads the key files and known_hosts files, and
-// connects to the agent socket. Nothing is dialled until Run.
+// connects to the agent socket. Nothing is dialled until Run. A Jump
+// host that names no machine is an error matching ErrInvalidHost.
 func NewSSH(cfg SSHConfig) (*SSH, error) {
+	given := cfg
 	if cfg.Port == 0 {
 		cfg.Port = 22
 	}
@@ -122,17 +171,20 @@ func NewSSH(cfg SSHConfig) (*SSH, error) {
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 30 * time.Second
 	}
-	s := &SSH{cfg: cfg, log: logger(cfg.Logger), pool: map[string]*hostConn{}, closeCh: make(chan struct{})}
-	var signers []ssh.Signer
+	s := &SSH{cfg: cfg, given: given, log: logger(cfg.Logger), pool: map[string]*hostConn{}, closeCh: make(chan struct{})}
 	for _, f := range cfg.KeyFiles {
 		sg, err := loadKey(f, cfg.Passphrase)
 		if err != nil {
 			return nil, err
 		}
-		signers = append(signers, sg...)
+		s.signers = append(s.signers, sg...)
 	}
-	if len(signers) > 0 {
-		s.auth = append(s.auth, ssh.PublicKeys(signers...))
+	if len(cfg.ConfigFiles) > 0 {
+		c, err := loadSSHConfigs(cfg.ConfigFiles)
+		if err != nil {
+			return nil, err
+		}
+		s.conf = c
 	}
 	if cfg.AgentSocket != "" {
 		c, err := net.Dial("unix", cfg.AgentSocket)
@@ -140,9 +192,9 @@ func NewSSH(cfg SSHConfig) (*SSH, error) {
 			return nil, fmt.Errorf("fleet: ssh-agent: %w", err)
 		}
 		s.agentc = c
-		s.auth = append(s.auth, ssh.PublicKeysCallback(agent.NewClient(c).Signers))
+		s.agentK = agent.NewClient(c)
 	}
-	if len(s.auth) == 0 && cfg.Password == nil && cfg.KeyboardInteractive == nil && len(cfg.Auth) == 0 {
+	if len(s.signers) == 0 && s.agentK == nil && len(s.conf) == 0 && cfg.Password == nil && cfg.KeyboardInteractive == nil && len(cfg.Auth) == 0 {
 		s.closeAgent()
 		return nil, errors.New("fleet: ssh: no authentication method configured")
 	}
@@ -167,7 +219,12 @@ func NewSSH(cfg SSHConfig) (*SSH, error) {
 		s.log.Warn("ssh host keys are not verified (InsecureIgnoreHostKey)")
 	}
 	for _, j := range cfg.Jump {
-		s.jumps = append(s.jumps, s.target(j))
+		t, err := s.parseTarget(j, 1)
+		if err != nil {
+			s.closeAgent()
+			return nil, fmt.Errorf("fleet: ssh: jump host: %w", err)
+		}
+		s.jumps = append(s.jumps, t)
 	}
 	return s, nil
 }
@@ -220,16 +277,36 @@ func loadKey(path string, passphrase func(string) ([]byte, error)) ([]ssh.Signer
 	return out, nil
 }
 
-// target parses "[user@]host[:port]".
-func (s *SSH) target(h string) target {
-	user := s.cfg.User
+// target parses "[user@]host[:port]"; a host that names no machine is a
+// *HostError matching ErrInvalidHost.
+func (s *SSH) target(h string) (target, error) { return s.parseTarget(h, 0) }
+
+// parseTarget parses one hop; jumpDepth > 0 for a jump host, whose own
+// ProxyJump is not followed.
+func (s *SSH) parseTarget(h string, jumpDepth int) (target, error) {
+	if err := CheckHost(h); err != nil {
+		return target{}, err
+	}
+	t := target{user: s.cfg.User}
+	userGiven := false
 	if i := strings.LastIndex(h, "@"); i >= 0 {
-		user, h = h[:i], h[i+1:]
+		t.user, h, userGiven = h[:i], h[i+1:], true
+	}
+	if len(s.conf) > 0 {
+		name, port := h, ""
+		if hh, pp, err := net.SplitHostPort(h); err == nil {
+			name, port = hh, pp
+		}
+		if err := s.resolve(strings.Trim(name, "[]"), port, userGiven, &t, jumpDepth); err != nil {
+			return target{}, err
+		}
+		return t, nil
 	}
 	if _, _, err := net.SplitHostPort(h); err != nil {
 		h = net.JoinHostPort(strings.Trim(h, "[]"), strconv.Itoa(s.cfg.Port))
 	}
-	return target{user: user, addr: h}
+	t.addr = h
+	return t, nil
 }
 
 // Close closes every pooled connection and the agent connection. Runs in
@@ -259,7 +336,10 @@ func (s *SSH) Close() error {
 // need not keep thousands of connections open). Commands in flight on it
 // fail with ErrUnreachable; a later Run dials again.
 func (s *SSH) CloseHost(host string) {
-	t := s.target(host)
+	t, err := s.target(host)
+	if err != nil {
+		return // never pooled
+	}
 	s.mu.Lock()
 	hc := s.pool[t.user+"@"+t.addr]
 	delete(s.pool, t.user+"@"+t.addr)
@@ -304,14 +384,20 @@ func (s *SSH) entry(key string) (*hostConn, error) {
 // Client returns the pooled connection to host ("[user@]host[:port]"),
 // dialling it if needed, for what Run does not cover, such as
 // client.Dial("unix", path) to reach a socket on the host. The
-// connection belongs to s: do not close it.
+// connection belongs to s: do not close it. A host that names no machine
+// is refused with ErrInvalidHost.
 func (s *SSH) Client(ctx context.Context, host string) (*ssh.Client, error) {
-	t := s.target(host)
-	c, _, err := s.client(ctx, host, t)
+	t, err := s.target(host)
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := s.client(ctx, host, t, nil)
 	return c, err
 }
 
-func (s *SSH) client(ctx context.Context, host string, t target) (*ssh.Client, *hostConn, error) {
+// client returns the pooled connection to t, dialling it if needed; each
+// retry of a transient failure is counted in *retries (if not nil).
+func (s *SSH) client(ctx context.Context, host string, t target, retries *int) (*ssh.Client, *hostConn, error) {
 	hc, err := s.entry(t.user + "@" + t.addr)
 	if err != nil {
 		return nil, nil, &HostError{Host: host, Kind: ErrUnreachable, Err: err}
@@ -333,8 +419,12 @@ func (s *SSH) client(ctx context.Context, host string, t target) (*ssh.Client, *
 		}
 		return nil, nil, err
 	}
-	for _, hop := range append(append([]target(nil), s.jumps...), t) {
-		c, err := s.dial(ctx, host, hop, via)
+	jumps := s.jumps
+	if t.jumps != nil {
+		jumps = t.jumps
+	}
+	for _, hop := range append(append([]target(nil), jumps...), t) {
+		c, err := s.dialRetry(ctx, host, hop, via, retries)
 		if err != nil {
 			return fail(err)
 		}
@@ -344,17 +434,17 @@ func (s *SSH) client(ctx context.Context, host string, t target) (*ssh.Client, *
 	hc.client = via
 	hc.closers = chain[:len(chain)-1]
 	s.log.Debug("ssh connected", "host", host, "addr", t.addr, "hops", len(chain))
-	go s.watch(hc, via)
+	go s.watch(hc, via, cmp.Or(t.keepAlive, s.cfg.KeepAlive))
 	return via, hc, nil
 }
 
 // watch keeps a pooled connection alive and forgets it when it dies.
-func (s *SSH) watch(hc *hostConn, c *ssh.Client) {
+func (s *SSH) watch(hc *hostConn, c *ssh.Client, keepAlive time.Duration) {
 	dead := make(chan struct{})
 	go func() { c.Wait(); close(dead) }()
 	var tick <-chan time.Time
-	if s.cfg.KeepAlive > 0 {
-		t := time.NewTicker(s.cfg.KeepAlive)
+	if keepAlive > 0 {
+		t := time.NewTicker(keepAlive)
 		defer t.Stop()
 		tick = t.C
 	}
@@ -373,7 +463,7 @@ loop:
 				if err == nil {
 					continue
 				}
-			case <-time.After(s.cfg.KeepAlive):
+			case <-time.After(keepAlive):
 			case <-dead:
 			}
 			s.log.Info("ssh keepalive failed; closing connection", "addr", c.RemoteAddr().String())
@@ -397,11 +487,56 @@ func (s *SSH) forget(hc *hostConn, c *ssh.Client) {
 	<-hc.lock
 }
 
+// dialRetry dials one hop, retrying transient failures as
+// SSHConfig.ConnectRetries says.
+func (s *SSH) dialRetry(ctx context.Context, host string, hop target, via *ssh.Client, retries *int) (*ssh.Client, error) {
+	wait := cmp.Or(s.cfg.ConnectRetryWait, 250*time.Millisecond)
+	for attempt := 0; ; attempt++ {
+		c, err := s.dial(ctx, host, hop, via)
+		if err == nil || attempt >= s.cfg.ConnectRetries || !transient(err) || ctx.Err() != nil {
+			return c, err
+		}
+		d := wait/2 + rand.N(wait/2+1)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+			return nil, err // no time left for another attempt
+		}
+		s.log.Info("ssh connect failed; retrying", "host", host, "addr", hop.addr, "attempt", attempt+1, "wait", d, "err", err)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctxError(host, ctx)
+		case <-t.C:
+		}
+		if retries != nil {
+			*retries++
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// transient reports whether a dial error is worth retrying: refused,
+// reset, closed before the handshake completed, or a hop's DialTimeout.
+func transient(err error) bool {
+	var he *HostError
+	if !errors.As(err, &he) {
+		return false
+	}
+	switch {
+	case he.Kind == ErrTimeout:
+		return true // only dialCtxError makes one while ctx is alive
+	case he.Kind != ErrUnreachable:
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
 // dial opens one hop: TCP (directly or through via), handshake and auth,
 // all bounded by ctx and DialTimeout; the connection is closed if the
 // context ends first.
 func (s *SSH) dial(ctx context.Context, host string, hop target, via *ssh.Client) (*ssh.Client, error) {
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	hctx, cancel := context.WithTimeout(ctx, cmp.Or(hop.dialTimeout, s.cfg.DialTimeout))
 	defer cancel()
 	var conn net.Conn
 	var err error
@@ -423,10 +558,10 @@ func (s *SSH) dial(ctx context.Context, host string, hop target, via *ssh.Client
 		User: hop.user,
 		Auth: s.authFor(hop),
 		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-			hkErr = s.checkHostKey(hostname, remote, key)
+			hkErr = s.checkHostKey(hop, hostname, remote, key)
 			return hkErr
 		},
-		HostKeyAlgorithms: s.hostKeyAlgorithms(hop.addr, conn.RemoteAddr()),
+		HostKeyAlgorithms: s.hostKeyAlgorithms(hop, hop.addr, conn.RemoteAddr()),
 		Config: ssh.Config{
 			KeyExchanges: s.cfg.KeyExchanges,
 			Ciphers:      s.cfg.Ciphers,
@@ -458,13 +593,25 @@ func (s *SSH) dialCtxError(ctx context.Context, host string, hop target) error {
 	if ctx.Err() != nil {
 		return ctxError(host, ctx)
 	}
-	return &HostError{Host: host, Kind: ErrTimeout, Err: fmt.Errorf("connecting to %s took longer than %v: %w", hop.addr, s.cfg.DialTimeout, context.DeadlineExceeded)}
+	return &HostError{Host: host, Kind: ErrTimeout, Err: fmt.Errorf("connecting to %s took longer than %v: %w", hop.addr, cmp.Or(hop.dialTimeout, s.cfg.DialTimeout), context.DeadlineExceeded)}
 }
 
 // authFor returns the auth methods for one hop, in order: keys and
 // agent, password, keyboard-interactive, then SSHConfig.Auth.
 func (s *SSH) authFor(hop target) []ssh.AuthMethod {
-	out := append([]ssh.AuthMethod(nil), s.auth...)
+	var out []ssh.AuthMethod
+	// One publickey method: the client tries each method name once.
+	if len(s.signers) > 0 || len(hop.keys) > 0 || s.agentK != nil {
+		out = append(out, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			sg := append(append([]ssh.Signer(nil), s.signers...), s.keysFor(hop.keys)...)
+			if s.agentK != nil {
+				if as, err := s.agentK.Signers(); err == nil {
+					sg = append(sg, as...)
+				}
+			}
+			return sg, nil
+		}))
+	}
 	if s.cfg.Password != nil {
 		out = append(out, ssh.RetryableAuthMethod(ssh.PasswordCallback(func() (string, error) {
 			return s.cfg.Password(hop.user, hop.addr)
@@ -481,14 +628,15 @@ func (s *SSH) authFor(hop target) []ssh.AuthMethod {
 // ctx ends the session is closed. A non-zero exit is a *ExitError returned
 // with the Result; other failures are *HostError matching ErrUnreachable,
 // ErrAuth, ErrHostKeyUnknown, ErrHostKeyChanged, ErrTimeout or
-// context.Canceled.
+// context.Canceled. A cmd.Host that names no machine ("", "@", "user@")
+// is refused with ErrInvalidHost before anything is dialled.
 func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
 	start := time.Now()
 	res := Result{Host: cmd.Host, ExitCode: -1}
 	if err := cmd.validate(); err != nil {
 		return res, err
 	}
-	sess, c, release, err := s.session(ctx, cmd.Host)
+	sess, c, release, err := s.session(ctx, cmd.Host, &res.ConnectRetries)
 	if err != nil {
 		res.Duration = time.Since(start)
 		return res, err
@@ -496,9 +644,19 @@ func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
 	out := &capWriter{max: cmd.maxOutput()}
 	errw := &capWriter{max: cmd.maxOutput()}
 	sess.Stdout, sess.Stderr, sess.Stdin = out, errw, cmd.Stdin
-	line := cmd.Shell
-	if len(cmd.Args) > 0 {
-		line = ShellQuote(cmd.Args...)
+	line := cmd.String()
+	var sr *sudoRun
+	if cmd.Sudo != nil {
+		sr = newSudoRun(cmd.Sudo, cmd.Host)
+		sr.errOut, sr.cmdIn = errw, cmd.Stdin
+		sess.Stdin = nil
+		w, err := sess.StdinPipe()
+		if err != nil {
+			release()
+			return res, &HostError{Host: cmd.Host, Kind: ErrUnreachable, Err: err}
+		}
+		sess.Stderr, sr.stdin = sr, w
+		line = ShellQuote(sr.argv(cmd, true)...)
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -525,10 +683,20 @@ func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
 		res.Stdout, res.Stderr = out.snapshot(), errw.snapshot()
 		return res, ctxError(cmd.Host, ctx)
 	}
+	var sudoErr error
+	if sr != nil {
+		sudoErr = sr.finish()
+	}
 	res.Duration = time.Since(start)
 	res.Stdout, res.Stderr = out.buf, errw.buf
 	res.StdoutTruncated, res.StderrTruncated = out.truncated, errw.truncated
 	s.log.Debug("ssh command", "host", cmd.Host, "cmd", line, "err", err)
+	if sudoErr != nil && ctx.Err() == nil {
+		if res.ExitCode == -1 {
+			res.ExitCode = 1
+		}
+		return res, sudoErr
+	}
 	if ctx.Err() != nil {
 		return res, ctxError(cmd.Host, ctx)
 	}
@@ -570,10 +738,13 @@ type pooled struct {
 // session opens a session on the pooled connection, holding one of the
 // host's MaxSessions slots until release. A pooled connection that died
 // is redialled once.
-func (s *SSH) session(ctx context.Context, host string) (*ssh.Session, pooled, func(), error) {
-	t := s.target(host)
+func (s *SSH) session(ctx context.Context, host string, retries *int) (*ssh.Session, pooled, func(), error) {
+	t, err := s.target(host)
+	if err != nil {
+		return nil, pooled{}, nil, err
+	}
 	for attempt := 0; ; attempt++ {
-		c, hc, err := s.client(ctx, host, t)
+		c, hc, err := s.client(ctx, host, t, retries)
 		if err != nil {
 			return nil, pooled{}, nil, err
 		}

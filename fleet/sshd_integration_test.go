@@ -219,3 +219,82 @@ func TestSSHDIntegration(t *testing.T) {
 		}
 	})
 }
+
+// TestSSHDIntegrationSSHConfig: hosts named by ssh_config aliases reach a
+// real OpenSSH sshd with the file's HostName, Port, User, IdentityFile and
+// UserKnownHostsFile, and a second sshd through ProxyJump over the first.
+func TestSSHDIntegrationSSHConfig(t *testing.T) {
+	s1 := startSSHD(t)
+	s2 := startSSHD(t)
+	_, p1, _ := net.SplitHostPort(s1.addr)
+	_, p2, _ := net.SplitHostPort(s2.addr)
+	conf := filepath.Join(t.TempDir(), "ssh_config")
+	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`Host app
+    HostName 127.0.0.1
+    Port %s
+    User %s
+    IdentityFile %s
+    UserKnownHostsFile %s
+
+Host inner inner-bad
+    HostName 127.0.0.1
+    Port %s
+    User %s
+    IdentityFile %s
+    UserKnownHostsFile %s
+
+Host inner
+    ProxyJump app
+
+Host inner-bad
+    ProxyJump %s@127.0.0.1:1
+`, p1, s1.user, s1.keyFile, s1.knownHosts, p2, s2.user, s2.keyFile, s2.knownHosts, s1.user)), 0o600))
+
+	ex, err := fleet.NewSSH(fleet.SSHConfig{ConfigFiles: []string{conf}})
+	require.NoError(t, err)
+	t.Cleanup(func() { ex.Close() })
+
+	t.Run("alias", func(t *testing.T) {
+		res, err := ex.Run(t.Context(), fleet.Command{Host: "app", Shell: `echo "$USER:$SSH_CONNECTION"`})
+		require.NoError(t, err)
+		assert.Equal(t, s1.user, strings.Split(string(res.Stdout), ":")[0])
+		assert.True(t, strings.HasSuffix(strings.TrimSpace(string(res.Stdout)), " 127.0.0.1 "+p1), "served by the first sshd: %q", res.Stdout)
+	})
+	t.Run("ProxyJump through a second sshd", func(t *testing.T) {
+		res, err := ex.Run(t.Context(), fleet.Command{Host: "inner", Shell: `echo "$SSH_CONNECTION"`})
+		require.NoError(t, err)
+		assert.True(t, strings.HasSuffix(strings.TrimSpace(string(res.Stdout)), " 127.0.0.1 "+p2), "served by the second sshd: %q", res.Stdout)
+		// A fresh executor, so that no pooled connection to the second
+		// sshd is reused.
+		ex2, err := fleet.NewSSH(fleet.SSHConfig{ConfigFiles: []string{conf}})
+		require.NoError(t, err)
+		t.Cleanup(func() { ex2.Close() })
+		_, err = ex2.Run(t.Context(), fleet.Command{Host: "inner-bad", Args: []string{"true"}})
+		assert.ErrorIs(t, err, fleet.ErrUnreachable, "the jump host is really used")
+	})
+}
+
+// TestSSHDIntegrationSudo runs Command.Sudo with the real sudo(8) through a
+// real sshd. Logged in as root, sudo asks no password, so this checks the
+// command line, the user switch, stdin and the pty path of Spawn; the
+// password dialogue is checked with a stand-in sudo in TestSudo.
+func TestSSHDIntegrationSudo(t *testing.T) {
+	sudoBin := testenv.Tool(t, "sudo")
+	if os.Geteuid() != 0 {
+		t.Skip("the real sudo asks no password only for root")
+	}
+	s := startSSHD(t)
+	ex := s.executor(t, nil)
+	sudo := &fleet.Sudo{User: "nobody", Program: sudoBin, Password: func(string) (string, error) { return "", fmt.Errorf("sudo asked root for a password") }}
+	res, err := ex.Run(t.Context(), fleet.Command{Host: s.addr, Args: []string{"sh", "-c", "id -un; cat"}, Stdin: strings.NewReader("via stdin\n"), Sudo: sudo})
+	require.NoError(t, err, "stderr %q", res.Stderr)
+	assert.Equal(t, "nobody\nvia stdin\n", string(res.Stdout))
+	assert.NotContains(t, string(res.Stderr), "opskit-", "no prompt or marker token left in stderr")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	e, err := ex.Spawn(ctx, fleet.Command{Host: s.addr, Shell: "printf 'name? '; read n; echo \"$(id -un) greets $n\"", Sudo: sudo})
+	require.NoError(t, err)
+	defer e.Close()
+	require.NoError(t, e.Batch(ctx, fleet.Step{Expect: regexp.MustCompile(`name\? `)}, fleet.Step{Send: "ann\n"}, fleet.Step{Expect: regexp.MustCompile(`nobody greets ann`)}))
+}

@@ -165,9 +165,14 @@ func Parse(prefix, tag string) (version string, ok bool) {
 
 // CheckPrefix returns an error wrapping ErrBadPrefix unless prefix is "" or
 // a slash-separated relative directory ending in "/", such as "tools/".
+// A prefix starting with '-' is refused too: its tag names would read as
+// options on a git command line ("--upload-pack=touch/v1.0.0").
 func CheckPrefix(prefix string) error {
 	if prefix == "" {
 		return nil
+	}
+	if strings.HasPrefix(prefix, "-") {
+		return fmt.Errorf("%w %q: starts with '-', as a command-line option does", ErrBadPrefix, prefix)
 	}
 	dir, ok := strings.CutSuffix(prefix, "/")
 	if !ok || dir == "" || strings.HasPrefix(dir, "/") {

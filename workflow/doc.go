@@ -33,6 +33,18 @@
 //	report, err := r.Run(ctx, targets) // after a crash: r.Resume(ctx, targets)
 //	fmt.Println(report.State)          // ESSuccess, ESCanaryFailure, ESMaxFailures, ...
 //
+// A journal may hold many rollouts: each Run starts a new epoch with a
+// header record (EventBegin) carrying the rollout's ID (Runner.RolloutID,
+// or a random one) and a digest of its plan (PlanDigest: target and state
+// names). Resume and RetryFailed read only the latest epoch, so a target
+// that succeeded in an earlier rollout is not skipped in a later one, and
+// they refuse, with a *PlanMismatchError, targets whose plan or ID differ
+// from the journaled rollout, unless Runner.AllowPlanChange is set.
+//
+// A panic in a state, pre-check, post-check or rollback fails only that
+// target, with a *PanicError holding the stack, counted against the
+// budget like any failure; a panicking check or gate fails the rollout.
+//
 // The failure budget is exact: with MaxFailures set to n, the (n+1)th
 // failure trips it and no target starts afterwards, whatever the
 // concurrency. Targets already running then drain, or are canceled when

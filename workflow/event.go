@@ -23,6 +23,13 @@ type EventKind string
 
 // The kinds of Event.
 const (
+	// EventBegin: Run began a new rollout, a new epoch of the journal;
+	// Rollout holds its ID and Plan its PlanDigest. It is the first event
+	// of every Run (after a dry run's plan, which emits nothing).
+	EventBegin EventKind = "begin"
+	// EventResume: Resume or RetryFailed continues the journal's latest
+	// rollout (Rollout) with the plan whose digest is Plan.
+	EventResume EventKind = "resume"
 	// EventPhase: a phase began (Target is empty).
 	EventPhase EventKind = "phase"
 	// EventStart: a target started.
@@ -55,6 +62,9 @@ type Event struct {
 	Target string
 	State  string
 	Err    error
+	// Rollout and Plan are set on EventBegin and EventResume: the
+	// rollout's ID and the PlanDigest of its targets.
+	Rollout, Plan string
 }
 
 // TargetError reports a target that failed in State.
@@ -102,6 +112,72 @@ func (e *RunError) Unwrap() error { return e.Err }
 // ErrInvalid is wrapped by errors about a Runner's settings or targets
 // that cannot run.
 var ErrInvalid = errors.New("workflow: invalid rollout")
+
+// ErrPlanMismatch is matched by the *PlanMismatchError that Resume and
+// RetryFailed return when the journal's latest rollout is not this one.
+var ErrPlanMismatch = errors.New("workflow: plan differs from the journaled rollout")
+
+// PlanMismatchError is returned by Resume and RetryFailed, before anything
+// runs or is journaled, when the journal's latest rollout has another
+// plan (target or state names, see PlanDigest) or, when Runner.RolloutID
+// is set, another ID; or when the journal holds records written before
+// rollouts had IDs. Runner.AllowPlanChange continues anyway. It matches
+// ErrPlanMismatch.
+type PlanMismatchError struct {
+	// Journaled is the latest epoch in the journal (zero for records
+	// written before epochs existed).
+	Journaled Epoch
+	// Rollout and Plan are this call's RolloutID ("" when unset) and
+	// PlanDigest.
+	Rollout, Plan string
+}
+
+// Error names both rollouts and plans.
+func (e *PlanMismatchError) Error() string {
+	if e.Journaled.Plan == "" && e.Journaled.Rollout == "" {
+		return "workflow: the journal holds records of a rollout without an ID or plan; refusing to resume it (set AllowPlanChange to continue anyway)"
+	}
+	what := "plan"
+	if e.Rollout != "" && e.Rollout != e.Journaled.Rollout {
+		what = "rollout ID"
+		if e.Plan != e.Journaled.Plan {
+			what = "rollout ID and plan"
+		}
+	}
+	return fmt.Sprintf("workflow: %s differ from the journaled rollout: journal has rollout %q with plan %s, this is rollout %q with plan %s; refusing to resume (set AllowPlanChange to continue anyway)",
+		what, e.Journaled.Rollout, short(e.Journaled.Plan), e.Rollout, short(e.Plan))
+}
+
+// Is reports whether target is ErrPlanMismatch.
+func (e *PlanMismatchError) Is(target error) bool { return target == ErrPlanMismatch }
+
+func short(digest string) string {
+	if len(digest) > 12 {
+		return digest[:12]
+	}
+	return digest
+}
+
+// PanicError is the error of a target whose state, pre-check, post-check
+// or rollback panicked (or of a check or gate that did): the runner
+// recovers the panic, fails that target with this error (counted against
+// the failure budget like any other failure) and goes on. Value is what
+// was passed to panic and Stack the goroutine's stack at the panic.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+// Error includes the panic value and the stack.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("workflow: panic: %v\n\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns the panic value when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
 
 // ErrNoJournal is returned by Resume and RetryFailed when Runner.Journal is nil.
 var ErrNoJournal = errors.New("workflow: no journal to resume from")

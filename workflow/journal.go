@@ -17,16 +17,18 @@ import (
 
 // Record is one line of a journal: an Event as JSON.
 type Record struct {
-	Time   time.Time `json:"time"`
-	Kind   EventKind `json:"kind"`
-	Phase  Phase     `json:"phase,omitempty"`
-	Target string    `json:"target,omitempty"`
-	State  string    `json:"state,omitempty"`
-	Error  string    `json:"error,omitempty"`
+	Time    time.Time `json:"time"`
+	Kind    EventKind `json:"kind"`
+	Phase   Phase     `json:"phase,omitempty"`
+	Target  string    `json:"target,omitempty"`
+	State   string    `json:"state,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	Rollout string    `json:"rollout,omitempty"`
+	Plan    string    `json:"plan,omitempty"`
 }
 
 func recordOf(ev Event) Record {
-	r := Record{Time: ev.Time, Kind: ev.Kind, Phase: ev.Phase, Target: ev.Target, State: ev.State}
+	r := Record{Time: ev.Time, Kind: ev.Kind, Phase: ev.Phase, Target: ev.Target, State: ev.State, Rollout: ev.Rollout, Plan: ev.Plan}
 	if ev.Err != nil {
 		r.Error = ev.Err.Error()
 	}
@@ -48,17 +50,19 @@ func (e *JournalError) Error() string {
 // Unwrap returns the decoding error.
 func (e *JournalError) Unwrap() error { return e.Err }
 
-// ReadJournal decodes a journal. A last line without a newline that does
-// not decode is a write torn by a crash and is dropped; any other line that
-// does not decode is a *JournalError.
+// ReadJournal decodes a journal. A last line without its newline is a
+// write torn by a crash and is dropped, even when it decodes: Append had
+// not returned, so the work it announced never went on. Any other line
+// that does not decode is a *JournalError.
 func ReadJournal(r io.Reader) ([]Record, error) {
 	var recs []Record
 	_, err := decodeJournal(r, func(rec Record) { recs = append(recs, rec) })
 	return recs, err
 }
 
-// decodeJournal calls fn for each record and returns the length of the
-// prefix that holds whole lines (torn tail excluded).
+// decodeJournal calls fn for each record on a whole line and returns the
+// length of that prefix. A torn tail is neither passed to fn nor counted,
+// so what OpenJournal applies is exactly what it keeps in the file.
 func decodeJournal(r io.Reader, fn func(Record)) (good int64, err error) {
 	br := bufio.NewReader(r)
 	for line := 1; ; line++ {
@@ -79,17 +83,14 @@ func decodeJournal(r io.Reader, fn func(Record)) (good int64, err error) {
 			}
 			return good, nil
 		}
+		if !complete {
+			return good, nil // torn by a crash, whether or not it decodes
+		}
 		rec, derr := decodeRecord(body)
 		if derr != nil {
-			if !complete {
-				return good, nil // torn by a crash
-			}
 			return good, &JournalError{Line: line, Err: derr}
 		}
 		fn(rec)
-		if !complete {
-			return good, nil
-		}
 		good += int64(len(b))
 	}
 }
@@ -145,13 +146,30 @@ func (s *TargetStatus) apply(rec Record) {
 	}
 }
 
+// Epoch is the header of one rollout in a journal. Each Runner.Run starts
+// a new epoch with an EventBegin record; Resume and RetryFailed read only
+// the latest one, so a target's record from an earlier rollout never makes
+// it look done in a later one.
+type Epoch struct {
+	// Rollout is the rollout's ID: Runner.RolloutID, or a random ID.
+	Rollout string
+	// Plan is the PlanDigest of the targets the rollout ran, or was last
+	// resumed with (an EventResume record with AllowPlanChange updates it).
+	// It is "" for records written before epochs existed.
+	Plan string
+	// Time is when the epoch began.
+	Time time.Time
+}
+
 // Journal is an append-only, fsync'd JSON-lines file of a rollout's events.
 // Set it as Runner.Journal; after a crash, open the same file again and call
 // Runner.Resume. The caller must call Close when finished.
 type Journal struct {
 	mu     sync.Mutex
 	f      *os.File
-	status map[string]*TargetStatus
+	status map[string]*TargetStatus // of the latest epoch
+	epoch  *Epoch                   // the latest epoch; nil if none began
+	legacy bool                     // target records outside any epoch
 	err    error
 }
 
@@ -204,8 +222,26 @@ func OpenJournal(path string) (*Journal, error) {
 }
 
 func (j *Journal) apply(rec Record) {
+	switch rec.Kind {
+	case EventBegin:
+		// A new rollout: what earlier ones did no longer counts.
+		j.status = map[string]*TargetStatus{}
+		j.epoch = &Epoch{Rollout: rec.Rollout, Plan: rec.Plan, Time: rec.Time}
+		j.legacy = false
+		return
+	case EventResume:
+		if j.epoch == nil { // adopting records written before epochs
+			j.epoch = &Epoch{Rollout: rec.Rollout, Time: rec.Time}
+			j.legacy = false
+		}
+		j.epoch.Plan = rec.Plan
+		return
+	}
 	if rec.Target == "" {
 		return
+	}
+	if j.epoch == nil {
+		j.legacy = true
 	}
 	s := j.status[rec.Target]
 	if s == nil {
@@ -215,8 +251,32 @@ func (j *Journal) apply(rec Record) {
 	s.apply(rec)
 }
 
-// Status returns what the journal says about target, and false when it
-// holds nothing about it.
+// Epoch returns the header of the latest rollout in the journal, and false
+// when no rollout began in it (a new journal, or one written before
+// epochs existed).
+func (j *Journal) Epoch() (Epoch, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.epoch == nil {
+		return Epoch{}, false
+	}
+	return *j.epoch, true
+}
+
+// state returns the latest epoch (nil if none) and whether records exist
+// outside any epoch.
+func (j *Journal) state() (*Epoch, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.epoch == nil {
+		return nil, j.legacy
+	}
+	e := *j.epoch
+	return &e, false
+}
+
+// Status returns what the journal's latest rollout (epoch) says about
+// target, and false when it holds nothing about it.
 func (j *Journal) Status(target string) (TargetStatus, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()

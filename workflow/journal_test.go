@@ -139,7 +139,7 @@ func TestReadJournal(t *testing.T) {
 		{"empty", "", 0, ""},
 		{"whole lines", line("a", "start") + "\n" + line("a", "done") + "\n", 2, ""},
 		{"torn last line", line("a", "start") + "\n" + `{"time":"2026-01-02T0`, 1, ""},
-		{"last line complete but no newline", line("a", "start") + "\n" + line("a", "done"), 2, ""},
+		{"last line complete but no newline", line("a", "start") + "\n" + line("a", "done"), 1, ""},
 		{"blank lines", "\n" + line("a", "start") + "\n\n", 1, ""},
 		{"corrupt middle line", line("a", "start") + "\n{oops\n" + line("a", "done") + "\n", 0, "journal line 2"},
 		{"corrupt last line with newline", line("a", "start") + "\nnot json\n", 0, "journal line 2"},

@@ -2,10 +2,15 @@ package workflow
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -62,8 +67,21 @@ type Runner struct {
 	// PlanOutput receives the plan of a dry run; nil discards it.
 	PlanOutput io.Writer
 	// Journal, if set, receives every event, fsync'd, before the work it
-	// announces goes on. Resume and RetryFailed read it.
+	// announces goes on. Each Run starts a new rollout (epoch) in it;
+	// Resume and RetryFailed read only the latest one.
 	Journal *Journal
+	// RolloutID names the rollout in the journal, for example "app
+	// v2.3.1" or the checksum of what it installs. Run records it in the
+	// header of the epoch it starts; "" makes Run pick a random ID. When
+	// set, Resume and RetryFailed refuse to continue a journaled rollout
+	// with another ID (a *PlanMismatchError).
+	RolloutID string
+	// AllowPlanChange lets Resume and RetryFailed continue the journal's
+	// latest rollout although its ID or plan (target and state names, see
+	// PlanDigest) differ from this call's, or although the journal holds
+	// records written before rollouts had IDs; targets are matched by
+	// name. Without it they return a *PlanMismatchError and run nothing.
+	AllowPlanChange bool
 	// OnEvent, if set, receives every event. Calls are serialized, so it
 	// need not be safe for concurrent use, but it should return quickly.
 	OnEvent func(Event)
@@ -74,6 +92,10 @@ type Runner struct {
 // Report is the outcome of a rollout. Target lists are in target order.
 type Report struct {
 	State EndState
+	// Rollout is the ID of the rollout: the one Run journaled (RolloutID
+	// or a random one), or the one Resume and RetryFailed continued. It is
+	// "" after a dry run of Run.
+	Rollout string
 	// Succeeded lists the targets that ran to their end in this run.
 	Succeeded []string
 	// Failures lists the targets that failed, each with the state it
@@ -87,19 +109,29 @@ type Report struct {
 	NotStarted []string
 }
 
-// Run runs the rollout over targets from their first state. If it ends
-// other than in ESSuccess, the error is a *RunError; the Report says what
-// happened to every target either way. Invalid settings or targets give an
-// error wrapping ErrInvalid.
+// Run runs the rollout over targets from their first state, as a new
+// rollout: with a Journal, it first appends an EventBegin record (the
+// rollout's ID and PlanDigest) that starts a new epoch, so that what
+// earlier rollouts recorded no longer counts. If it ends other than in
+// ESSuccess, the error is a *RunError; the Report says what happened to
+// every target either way. Invalid settings or targets give an error
+// wrapping ErrInvalid. A panic in a target's function fails that target
+// with a *PanicError.
 func (r *Runner) Run(ctx context.Context, targets []Target) (Report, error) {
 	return r.run(ctx, targets, nil)
 }
 
-// Resume continues the rollout recorded in r.Journal (typically after the
-// controlling process crashed or was stopped): targets that succeeded are
-// skipped, the others restart at the state they last entered, and targets
-// with no record start from the beginning. The canary phase, soak and
-// budget apply afresh to the targets that run.
+// Resume continues the latest rollout recorded in r.Journal (typically
+// after the controlling process crashed or was stopped): targets that
+// succeeded in it are skipped, the others restart at the state they last
+// entered, and targets with no record in it start from the beginning. The
+// canary phase, soak and budget apply afresh to the targets that run.
+//
+// The targets must be the journaled rollout's: if their PlanDigest, or
+// r.RolloutID when set, differs from the journal's latest epoch, Resume
+// returns a *PlanMismatchError (matching ErrPlanMismatch) and runs nothing,
+// unless r.AllowPlanChange is set. On a journal where no rollout began,
+// Resume runs every target as Run does.
 func (r *Runner) Resume(ctx context.Context, targets []Target) (Report, error) {
 	if r.Journal == nil {
 		return Report{}, ErrNoJournal
@@ -112,8 +144,9 @@ func (r *Runner) Resume(ctx context.Context, targets []Target) (Report, error) {
 	})
 }
 
-// RetryFailed reruns only the targets that r.Journal records as failed,
-// each from the state it failed in.
+// RetryFailed reruns only the targets that the latest rollout in
+// r.Journal records as failed, each from the state it failed in. It checks
+// the plan as Resume does.
 func (r *Runner) RetryFailed(ctx context.Context, targets []Target) (Report, error) {
 	if r.Journal == nil {
 		return Report{}, ErrNoJournal
@@ -140,6 +173,7 @@ type rollout struct {
 	log     *slog.Logger
 	emitMu  sync.Mutex
 	quiet   bool // no journal and no callback: skip the event path
+	id      string
 
 	mu       sync.Mutex
 	outcome  []outcome
@@ -205,9 +239,74 @@ func (r *Runner) validate(targets []Target) error {
 // restarts. nil runs every target from its start.
 type selectFn func(st TargetStatus, ok bool) (run bool, at string)
 
+// PlanDigest returns a digest of the plan of a rollout over targets: their
+// names and their states' names, in order. The journal records it, and
+// Resume compares it, so that a journal is not continued with other
+// targets or states by mistake. Functions are not part of it.
+func PlanDigest(targets []Target) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	word := func(s string) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		io.WriteString(h, s)
+	}
+	for _, t := range targets {
+		word(t.Name)
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(t.States)))])
+		for _, s := range t.States {
+			word(s.Name)
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+func newRolloutID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// epochFor decides which rollout a call belongs to: a new one for Run (or
+// for a resume of a journal in which no rollout began), or the journal's
+// latest, checked against targets. begin is the event to journal first.
+func (r *Runner) epochFor(targets []Target, resume bool) (id string, begin Event, err error) {
+	plan := PlanDigest(targets)
+	if resume {
+		ep, legacy := r.Journal.state()
+		switch {
+		case ep != nil:
+			if !r.AllowPlanChange && (ep.Plan != plan || (r.RolloutID != "" && r.RolloutID != ep.Rollout)) {
+				return "", Event{}, &PlanMismatchError{Journaled: *ep, Rollout: r.RolloutID, Plan: plan}
+			}
+			return ep.Rollout, Event{Kind: EventResume, Rollout: ep.Rollout, Plan: plan}, nil
+		case legacy:
+			if !r.AllowPlanChange {
+				return "", Event{}, &PlanMismatchError{Rollout: r.RolloutID, Plan: plan}
+			}
+			id = r.RolloutID
+			if id == "" {
+				id = newRolloutID()
+			}
+			return id, Event{Kind: EventResume, Rollout: id, Plan: plan}, nil
+		}
+	}
+	id = r.RolloutID
+	if id == "" {
+		id = newRolloutID()
+	}
+	return id, Event{Kind: EventBegin, Rollout: id, Plan: plan}, nil
+}
+
 func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Report, error) {
 	if err := r.validate(targets); err != nil {
 		return Report{}, err
+	}
+	id, begin, err := r.epochFor(targets, sel != nil)
+	if err != nil {
+		return Report{}, err
+	}
+	if r.DryRun && sel == nil {
+		id = ""
 	}
 	ro := &rollout{
 		r:       r,
@@ -217,6 +316,7 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 		outcome: make([]outcome, len(targets)),
 		errs:    make([]*TargetError, len(targets)),
 		runs:    make([]targetRun, len(targets)),
+		id:      id,
 	}
 	if ro.log == nil {
 		ro.log = slog.New(slog.DiscardHandler)
@@ -249,6 +349,11 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 		}
 		return ro.report(ESUnknown), nil
 	}
+	// The epoch's header comes first, so a journal that cannot be written
+	// stops the rollout before any target.
+	if err := ro.emit(begin); err != nil {
+		return ro.end(ESPreconditionFailure, PhasePrecondition, err)
+	}
 	for i := range targets {
 		if ro.outcome[i] == skipped {
 			if err := ro.emit(Event{Kind: EventSkip, Target: targets[i].Name}); err != nil {
@@ -257,8 +362,7 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 		}
 	}
 
-	// Preconditions. The phase event is always the first record, so a
-	// journal that cannot be written stops the rollout before any target.
+	// Preconditions.
 	if err := ro.emit(Event{Kind: EventPhase, Phase: PhasePrecondition}); err != nil {
 		return ro.end(ESPreconditionFailure, PhasePrecondition, err)
 	}
@@ -329,7 +433,7 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 // to report (failed, or ESCanceled when ctx ended).
 func runChecks(ctx context.Context, checks []Check, failed EndState) (EndState, error) {
 	for _, c := range checks {
-		if err := c.Fn(ctx); err != nil {
+		if err := protect(func() error { return c.Fn(ctx) }); err != nil {
 			if ctx.Err() != nil {
 				return ESCanceled, ctx.Err()
 			}
@@ -348,7 +452,7 @@ func (ro *rollout) gate(ctx context.Context, next Phase, refused EndState) (EndS
 	if ro.r.Gate == nil {
 		return 0, nil
 	}
-	if err := ro.r.Gate(ctx, next); err != nil {
+	if err := protect(func() error { return ro.r.Gate(ctx, next) }); err != nil {
 		if ctx.Err() != nil {
 			return ESCanceled, ctx.Err()
 		}
@@ -412,12 +516,8 @@ func (ro *rollout) runTarget(runCtx, ctx context.Context, i int, phase Phase, at
 	}
 	tr := &ro.runs[i] // one allocation for all targets
 	*tr = targetRun{Context: ctx, ro: ro, t: &ro.targets[i], phase: phase}
-	switch d := ro.r.TargetTimeout; {
-	case err != nil: // the start could not be journaled: run nothing
-	case d > 0:
-		err = tr.runWithTimeout(d, at)
-	default:
-		err = tr.run(at)
+	if err == nil { // else the start could not be journaled: run nothing
+		err = tr.runSafe(ro.r.TargetTimeout, at)
 	}
 	res := succeeded
 	switch {
@@ -503,7 +603,7 @@ func (ro *rollout) failed(runCtx context.Context, tr *targetRun, err error, trip
 		rcancel()
 		rctx, rcancel = context.WithTimeout(runCtx, d)
 	}
-	rerr := runChain(rctx, t.Rollback)
+	rerr := protect(func() error { return runChain(rctx, t.Rollback) })
 	rcancel()
 	ro.emit(Event{Kind: EventRollback, Phase: tr.phase, Target: t.Name, State: StateRollback, Err: rerr})
 	if rerr != nil {
@@ -554,6 +654,30 @@ func (tr *targetRun) enter(name string) (StateFn, error) {
 	}
 	tr.cur = name
 	return fn, nil
+}
+
+// runSafe runs the target, under timeout d if positive, and turns a panic
+// of its functions into a *PanicError, a failure of this target only.
+func (tr *targetRun) runSafe(d time.Duration, at string) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	if d > 0 {
+		return tr.runWithTimeout(d, at)
+	}
+	return tr.run(at)
+}
+
+// protect calls fn and turns a panic into a *PanicError.
+func protect(fn func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return fn()
 }
 
 // runWithTimeout runs the target under its timeout. The states see tr
@@ -640,7 +764,7 @@ func (ro *rollout) end(st EndState, phase Phase, cause error) (Report, error) {
 func (ro *rollout) report(st EndState) Report {
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
-	rep := Report{State: st}
+	rep := Report{State: st, Rollout: ro.id}
 	var counts [skipped + 1]int
 	for _, o := range ro.outcome {
 		counts[o]++

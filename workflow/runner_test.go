@@ -416,11 +416,14 @@ func TestEventsCarryTargetPhaseStateErrorTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := newRecorder()
 		targets := []workflow.Target{machine(rec, "t0", "", nil), machine(rec, "t1", "b", errBoom)}
-		r := workflow.Runner{CanaryNum: 1, MaxFailures: 1, OnEvent: rec.onEvent}
+		r := workflow.Runner{CanaryNum: 1, MaxFailures: 1, OnEvent: rec.onEvent, RolloutID: "v2"}
 		_, err := r.Run(t.Context(), targets)
 		require.NoError(t, err)
+		require.NotEmpty(t, rec.events)
+		assert.Equal(t, workflow.Event{Time: time.Now(), Kind: workflow.EventBegin, Rollout: "v2", Plan: workflow.PlanDigest(targets)}, rec.events[0],
+			"a Run begins with its rollout's header")
 		var got []string
-		for _, ev := range rec.events {
+		for _, ev := range rec.events[1:] {
 			assert.Equal(t, time.Now(), ev.Time, "event time from the clock")
 			s := string(ev.Kind) + " " + string(ev.Phase) + " " + ev.Target + " " + ev.State
 			if ev.Err != nil {

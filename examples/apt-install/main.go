@@ -10,7 +10,7 @@
 // Usage:
 //
 //	apt-install (-hosts FILE | -host H[,H...] | -local) -user U [-key F] [-known-hosts F]
-//	            [-port 22] [-concurrency N] [-timeout D] [-sudo] [-apt-get PROG] PKG...
+//	            [-port 22] [-concurrency N] [-timeout D] [-sudo [-sudo-password-file F]] [-apt-get PROG] PKG...
 //
 // -local runs the dialogue on this machine through a local pseudo-terminal.
 package main
@@ -62,7 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	port := fs.Int("port", 22, "SSH `port` for hosts given without one")
 	concurrency := fs.Int("concurrency", 20, "hosts in flight at once")
 	timeout := fs.Duration("timeout", 10*time.Minute, "per-host `limit` for the whole dialogue")
-	sudo := fs.Bool("sudo", false, "run apt-get through sudo -n")
+	sudo := fs.Bool("sudo", false, "run apt-get through sudo (as root); a password is answered only with -sudo-password-file")
+	sudoPasswordFile := fs.String("sudo-password-file", "", "with -sudo, read the sudo password from this `file`")
 	aptGet := fs.String("apt-get", "apt-get", "the apt-get `program` to run")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -89,8 +90,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	argv := append([]string{*aptGet, "install"}, fs.Args()...)
+	var sudoCfg *fleet.Sudo
+	if *sudoPasswordFile != "" && !*sudo {
+		return cli.Usagef(fs, "-sudo-password-file needs -sudo")
+	}
 	if *sudo {
-		argv = append([]string{"sudo", "-n"}, argv...)
+		sudoCfg = &fleet.Sudo{}
+		if *sudoPasswordFile != "" {
+			b, err := os.ReadFile(*sudoPasswordFile)
+			if err != nil {
+				return err
+			}
+			pw := strings.TrimRight(string(b), "\r\n")
+			sudoCfg.Password = func(string) (string, error) { return pw, nil }
+		}
 	}
 
 	var sp fleet.Spawner
@@ -129,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var mu sync.Mutex
 	g := fleet.Group{Concurrency: *concurrency, HostTimeout: *timeout}
 	sum, err := g.Do(ctx, hosts, func(ctx context.Context, host string) (fleet.Result, error) {
-		out, err := fleet.AptGetInstall(ctx, sp, fleet.Command{Host: host, Args: argv})
+		out, err := fleet.AptGetInstall(ctx, sp, fleet.Command{Host: host, Args: argv, Sudo: sudoCfg})
 		l := line{Host: host, Installed: out.Installed, AlreadyNewest: out.AlreadyNewest, Answered: out.Answered,
 			ExitCode: out.Result.ExitCode, DurationMS: out.Result.Duration.Milliseconds()}
 		if l.Installed == nil {

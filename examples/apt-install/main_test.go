@@ -100,6 +100,7 @@ func TestRunUsage(t *testing.T) {
 		{"no user", []string{"-host", "a", "nginx"}, errUsage},
 		{"no packages", []string{"-local"}, errUsage},
 		{"option as package", []string{"-local", "--", "-o=x"}, errUsage},
+		{"sudo password without sudo", []string{"-local", "-sudo-password-file", "pw", "nginx"}, errUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,34 +1,47 @@
 // Command fleet-run runs one command on many hosts over SSH and prints one
 // JSON line per host as each finishes:
 //
-//	{"host":"web1","exit_code":0,"stdout":"...","stderr":"","error":"","duration_ms":312}
+//	{"host":"web1","exit_code":0,"stdout":"...","stderr":"","error":"","duration_ms":312,"connect_retries":0}
 //
 // It exits 1 when any host failed, 2 on bad flags.
 //
 // Usage:
 //
-//	fleet-run (-hosts FILE | -cidr CIDR) -user U [-key F] [-known-hosts F] [-port 22]
-//	          [-concurrency N] [-timeout D] -- CMD...
+//	fleet-run (-hosts FILE | -cidr CIDR | -i INVENTORY [-limit PATTERN]) -user U [-key F] [-known-hosts F] [-port 22]
+//	          [-F ssh_config] [-concurrency N] [-timeout D] -- CMD...
 //
 // CMD is run by the remote login shell, its words joined by spaces, as ssh
 // does. Host keys are verified against -known-hosts (default
 // ~/.ssh/known_hosts). With -cidr, the addresses of the prefix are first
 // probed by a TCP connect to -port, and only those that answer are run.
+// -inline prints each host as parallel-ssh -i does instead of JSON lines;
+// -outdir DIR also writes DIR/HOST.stdout and DIR/HOST.stderr. A summary
+// (and the failed hosts) ends the run on stderr, and on a terminal a
+// progress line (done, failed, in flight, ETA) is kept up to date there.
+// With -i, hosts come from an Ansible inventory (INI, or YAML for .yml and
+// .yaml files) and are printed by their inventory names; ansible_host,
+// ansible_port and ansible_user say where and as whom; -limit selects
+// groups and hosts as Ansible's --limit does.
+// With -F, hosts are looked up in that OpenSSH client config file as ssh
+// -F does (aliases, HostName, Port, User, IdentityFile, ProxyJump,
+// StrictHostKeyChecking, UserKnownHostsFile, ConnectTimeout,
+// ServerAliveInterval), -user becomes optional, and flags given
+// explicitly win over the file.
 // Secrets come from files or the environment only: -key, -password-file,
 // $SSH_AUTH_SOCK with -agent.
 package main
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opskit/opskit/examples/internal/cli"
@@ -54,6 +67,9 @@ type line struct {
 	Stderr     string `json:"stderr"`
 	Error      string `json:"error"`
 	DurationMS int64  `json:"duration_ms"`
+	// ConnectRetries counts transient connection failures retried
+	// before the command ran (it runs at most once).
+	ConnectRetries int `json:"connect_retries"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -72,24 +88,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	passwordFile := fs.String("password-file", "", "read the login password from this `file`")
 	dialRate := fs.Float64("dial-rate", 0, "start at most this many hosts per `second` (0: no limit)")
 	jump := fs.String("jump", "", "comma-separated jump `hosts`, first hop first (like ssh -J)")
+	retries := fs.Int("retries", 2, "retry a host's connection this many times after a transient failure (refused, reset, timeout before the handshake); a command never runs twice")
+	inventory := fs.String("i", "", "Ansible inventory `file` (INI; YAML when it ends in .yml or .yaml): hosts by inventory name, with ansible_host, ansible_port and ansible_user")
+	limit := fs.String("limit", "", "with -i, the groups and hosts to run on, as Ansible's --limit `pattern` (web:&prod:!web3)")
+	inline := fs.Bool("inline", false, "print each host's output as parallel-ssh -i does instead of JSON lines")
+	outdir := fs.String("outdir", "", "also write each host's stdout and stderr to `dir`/HOST.stdout and HOST.stderr")
+	progress := fs.String("progress", "auto", "progress line on stderr: auto (when stderr is a terminal), always or never")
+	configFile := fs.String("F", "", "OpenSSH client config `file`, as ssh -F (Host aliases, HostName, Port, User, IdentityFile, ProxyJump, ...); flags given explicitly win")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	switch {
-	case (*hostsFile == "") == (*cidr == ""):
-		return cli.Usagef(fs, "give exactly one of -hosts and -cidr")
-	case *user == "":
-		return cli.Usagef(fs, "-user is required")
+	case btoi(*hostsFile != "")+btoi(*cidr != "")+btoi(*inventory != "") != 1:
+		return cli.Usagef(fs, "give exactly one of -hosts, -cidr and -i")
+	case *progress != "auto" && *progress != "always" && *progress != "never":
+		return cli.Usagef(fs, "-progress must be auto, always or never")
+	case *limit != "" && *inventory == "":
+		return cli.Usagef(fs, "-limit needs -i")
+	case *user == "" && *configFile == "" && *inventory == "":
+		return cli.Usagef(fs, "-user is required (or a User in the -F file, or ansible_user in the -i inventory)")
 	case fs.NArg() == 0:
 		return cli.Usagef(fs, "no command given after --")
-	case *concurrency < 1 || *port < 1 || *port > 65535 || *timeout <= 0 || *dialRate < 0:
-		return cli.Usagef(fs, "-concurrency, -port and -timeout must be positive, -dial-rate not negative")
+	case *concurrency < 1 || *port < 1 || *port > 65535 || *timeout <= 0 || *dialRate < 0 || *retries < 0:
+		return cli.Usagef(fs, "-concurrency, -port and -timeout must be positive, -dial-rate and -retries not negative")
 	}
+	portGiven := false
+	fs.Visit(func(f *flag.Flag) { portGiven = portGiven || f.Name == "port" })
 	cfg := fleet.SSHConfig{
 		User:                  *user,
 		Port:                  *port,
 		AcceptNewHostKeys:     *acceptNew,
 		InsecureIgnoreHostKey: *insecure,
+		ConnectRetries:        *retries,
+	}
+	if *configFile != "" {
+		if _, err := os.Stat(*configFile); err != nil {
+			return err
+		}
+		cfg.ConfigFiles = []string{*configFile}
+		if !portGiven {
+			cfg.Port = 0 // the file's Port, or 22
+		}
 	}
 	if *key != "" {
 		cfg.KeyFiles = []string{*key}
@@ -120,7 +159,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *jump != "" {
 		cfg.Jump = strings.Split(*jump, ",")
 	}
-	if cfg.KeyFiles == nil && cfg.AgentSocket == "" && cfg.Password == nil {
+	if cfg.KeyFiles == nil && cfg.AgentSocket == "" && cfg.Password == nil && cfg.ConfigFiles == nil {
 		home, _ := os.UserHomeDir()
 		for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
 			if p := filepath.Join(home, ".ssh", name); fileExists(p) {
@@ -143,7 +182,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer ex.Close()
 
 	var hosts []string
-	if *hostsFile != "" {
+	addr := map[string]string{} // inventory name -> address
+	if *inventory != "" {
+		inv, err := fleet.ReadInventory(*inventory)
+		if err != nil {
+			return err
+		}
+		sel, err := inv.Limit(*limit)
+		if err != nil {
+			return err
+		}
+		if len(sel) == 0 {
+			return fmt.Errorf("%s: no hosts", *inventory)
+		}
+		for _, h := range sel {
+			hosts = append(hosts, h.Name)
+			addr[h.Name] = h.Address()
+		}
+	} else if *hostsFile != "" {
 		var err error
 		if hosts, err = readHosts(*hostsFile); err != nil {
 			return err
@@ -160,30 +216,45 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	enc := json.NewEncoder(stdout)
-	enc.SetEscapeHTML(false)
-	var mu sync.Mutex
+	if *outdir != "" {
+		if err := os.MkdirAll(*outdir, 0o755); err != nil {
+			return err
+		}
+	}
+	out := &output{w: stdout, inline: *inline, outdir: *outdir, total: len(hosts), start: time.Now()}
+	if *progress == "always" || (*progress == "auto" && isTerminal(stderr)) {
+		out.progress = stderr
+	}
 	g := fleet.Group{
 		Executor:    ex,
 		Concurrency: *concurrency,
 		HostTimeout: *timeout,
 		DialRate:    *dialRate,
 		OnResult: func(r fleet.Result, err error) {
-			ex.CloseHost(r.Host) // one command per host: free the connection now
-			l := line{Host: r.Host, ExitCode: r.ExitCode, Stdout: string(r.Stdout), Stderr: string(r.Stderr), DurationMS: r.Duration.Milliseconds()}
+			ex.CloseHost(cmp.Or(addr[r.Host], r.Host)) // one command per host: free the connection now
+			l := line{Host: r.Host, ExitCode: r.ExitCode, Stdout: string(r.Stdout), Stderr: string(r.Stderr), DurationMS: r.Duration.Milliseconds(), ConnectRetries: r.ConnectRetries}
 			if err != nil {
 				l.Error = err.Error()
 			}
-			mu.Lock()
-			enc.Encode(l)
-			mu.Unlock()
+			out.result(l, r, err)
 		},
 	}
-	sum, err := g.Run(ctx, hosts, fleet.Command{Shell: strings.Join(fs.Args(), " ")})
+	cmd := fleet.Command{Shell: strings.Join(fs.Args(), " ")}
+	// Hosts are run, and printed, by name; an inventory maps each name to
+	// its address.
+	sum, err := g.Do(ctx, hosts, func(ctx context.Context, host string) (fleet.Result, error) {
+		out.started()
+		c := cmd
+		c.Host = cmp.Or(addr[host], host)
+		return ex.Run(ctx, c)
+	})
 	if sum == nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "fleet-run: %d succeeded, %d failed, %d not started\n", len(sum.Succeeded), len(sum.Failed), len(sum.NotStarted))
+	out.summary(stderr, sum, time.Since(out.start))
+	if len(out.errs) > 0 {
+		return fmt.Errorf("writing -outdir: %w", errors.Join(out.errs...))
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -191,6 +262,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errFailed
 	}
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // readHosts reads a hosts file and insists on at least one host.

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/fleet/fleettest"
 )
 
@@ -90,6 +92,7 @@ func TestRun(t *testing.T) {
 	assert.Contains(t, bad.Error, "host key changed")
 	assert.Empty(t, srvs[2].Commands(), "nothing ran on the host with the changed key")
 	assert.Contains(t, stderr.String(), "2 succeeded, 1 failed")
+	assert.Contains(t, stdout.String(), `"connect_retries":0`, "a changed host key is not retried")
 }
 
 func TestRunExitCodes(t *testing.T) {
@@ -141,4 +144,107 @@ func TestRunUsage(t *testing.T) {
 			assert.Contains(t, stderr.String(), "Usage: fleet-run")
 		})
 	}
+}
+
+// TestRunSSHConfigFile: with -F, hosts are ssh_config aliases whose
+// HostName, Port, User, IdentityFile and UserKnownHostsFile come from the
+// file; -user is then optional, and an explicit -user wins.
+func TestRunSSHConfigFile(t *testing.T) {
+	dir, srvs := setup(t)
+	var conf strings.Builder
+	for i, s := range srvs[:2] {
+		host, port, _ := net.SplitHostPort(s.Addr())
+		fmt.Fprintf(&conf, "Host app%d\n  HostName %s\n  Port %s\n", i, host, port)
+	}
+	fmt.Fprintf(&conf, "Host *\n  User deploy\n  IdentityFile %s\n  UserKnownHostsFile %s\n", filepath.Join(dir, "id"), filepath.Join(dir, "known_hosts"))
+	cf := filepath.Join(dir, "ssh_config")
+	require.NoError(t, os.WriteFile(cf, []byte(conf.String()), 0o600))
+	hosts := filepath.Join(dir, "aliases")
+	require.NoError(t, os.WriteFile(hosts, []byte("app0\napp1\n"), 0o600))
+
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"-hosts", hosts, "-F", cf, "--", "uptime"}, &stdout, &stderr)
+	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	got := decode(t, stdout.String())
+	require.Len(t, got, 2)
+	for i, s := range srvs[:2] {
+		assert.Equal(t, "ran \"uptime\"\n", got[fmt.Sprintf("app%d", i)].Stdout)
+		require.Len(t, s.Commands(), 1)
+		assert.Equal(t, "deploy", s.Commands()[0].User, "User from the file")
+	}
+	stdout.Reset()
+	err = run(t.Context(), []string{"-hosts", hosts, "-F", cf, "-user", "ops", "--", "uptime"}, &stdout, &stderr)
+	require.NoError(t, err)
+	assert.Equal(t, "ops", srvs[0].Commands()[1].User, "an explicit -user wins")
+
+	err = run(t.Context(), []string{"-hosts", hosts, "-F", filepath.Join(dir, "missing"), "--", "uptime"}, &stdout, &stderr)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestRunInventory: -i reads an Ansible inventory; hosts are printed by
+// inventory name and reached at ansible_host/ansible_port as
+// ansible_user; -limit picks groups.
+func TestRunInventory(t *testing.T) {
+	dir, srvs := setup(t)
+	var inv strings.Builder
+	inv.WriteString("[web]\n")
+	for i, s := range srvs {
+		if i == 2 {
+			inv.WriteString("[changed]\n")
+		}
+		host, port, _ := net.SplitHostPort(s.Addr())
+		fmt.Fprintf(&inv, "app%d ansible_host=%s ansible_port=%s\n", i, host, port)
+	}
+	inv.WriteString("[all:vars]\nansible_user=deploy\n")
+	invFile := filepath.Join(dir, "inventory.ini")
+	require.NoError(t, os.WriteFile(invFile, []byte(inv.String()), 0o600))
+	base := []string{"-i", invFile, "-key", filepath.Join(dir, "id"), "-known-hosts", filepath.Join(dir, "known_hosts")}
+
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), append(base, "-limit", "web", "--", "uptime"), &stdout, &stderr)
+	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	got := decode(t, stdout.String())
+	require.Len(t, got, 2, stdout.String())
+	for i, s := range srvs[:2] {
+		assert.Equal(t, "ran \"uptime\"\n", got[fmt.Sprintf("app%d", i)].Stdout, "printed by inventory name")
+		require.Len(t, s.Commands(), 1)
+		assert.Equal(t, "deploy", s.Commands()[0].User, "ansible_user")
+	}
+	assert.Empty(t, srvs[2].Commands(), "-limit web leaves out the changed group")
+
+	stdout.Reset()
+	err = run(t.Context(), append(base, "--", "uptime"), &stdout, &stderr)
+	require.ErrorIs(t, err, errFailed, "without -limit every host runs, and app2's key changed")
+	assert.Len(t, decode(t, stdout.String()), 3)
+
+	err = run(t.Context(), append(base, "-limit", "nosuch", "--", "uptime"), &stdout, &stderr)
+	require.ErrorIs(t, err, fleet.ErrInventory)
+	err = run(t.Context(), []string{"-hosts", filepath.Join(dir, "hosts"), "-user", "ops", "-limit", "web", "--", "true"}, &stdout, &stderr)
+	require.ErrorIs(t, err, errUsage)
+}
+
+// TestRunOutputModes: -inline prints parallel-ssh's -i form, -outdir writes
+// each host's streams to files, -progress always keeps a progress line on
+// stderr, and the summary names the failed hosts.
+func TestRunOutputModes(t *testing.T) {
+	dir, srvs := setup(t)
+	outdir := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"-hosts", filepath.Join(dir, "hosts"), "-user", "ops", "-key", filepath.Join(dir, "id"),
+		"-known-hosts", filepath.Join(dir, "known_hosts"), "-inline", "-outdir", outdir, "-progress", "always", "-concurrency", "1", "--", "uname"}, &stdout, &stderr)
+	require.ErrorIs(t, err, errFailed)
+	out := stdout.String()
+	assert.Regexp(t, `(?m)^\[1\] \d\d:\d\d:\d\d \[SUCCESS\] `+regexp.QuoteMeta(srvs[0].Addr())+"\nran \"uname\"\n", out)
+	assert.Regexp(t, `(?m)^\[3\] \d\d:\d\d:\d\d \[FAILURE\] `+regexp.QuoteMeta(srvs[2].Addr())+` fleet: .*host key changed`, out)
+	assert.NotContains(t, out, "{", "no JSON with -inline")
+
+	b, err := os.ReadFile(filepath.Join(outdir, srvs[1].Addr()+".stdout"))
+	require.NoError(t, err)
+	assert.Equal(t, "ran \"uname\"\n", string(b))
+	b, err = os.ReadFile(filepath.Join(outdir, srvs[2].Addr()+".stderr"))
+	require.NoError(t, err)
+	assert.Empty(t, b, "a host that failed to connect has empty files")
+
+	assert.Contains(t, stderr.String(), "\r\x1b[Kfleet-run: 2/3 done, 0 failed, 0 in flight, ETA", "progress line")
+	assert.Regexp(t, `fleet-run: 2 succeeded, 1 failed, 0 not started in \S+\nfleet-run: failed: `+regexp.QuoteMeta(srvs[2].Addr())+"\n$", stderr.String())
 }

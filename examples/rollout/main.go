@@ -14,6 +14,9 @@
 // MaxFailures, Src, LB, Pattern, Backends, optional Dst) drives a real
 // rollout over SSH (package fleet), journaled to -journal; -resume
 // continues it after a crash, -retry-failed reruns only failed backends.
+// The journal names each rollout by the SHA-256 of the binary it installs:
+// -resume and -retry-failed refuse a journal whose latest rollout installed
+// another binary or ran over other backends, unless -allow-plan-change.
 package main
 
 import (
@@ -47,6 +50,7 @@ type options struct {
 	journal        string
 	resume         bool
 	retryFailed    bool
+	allowChange    bool
 	dryRun         bool
 	soak           time.Duration
 	timeout        time.Duration
@@ -68,6 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.journal, "journal", "", "journal `file`; default rollout.journal, or a temporary file with -demo")
 	fs.BoolVar(&o.resume, "resume", false, "resume the rollout recorded in -journal: skip backends that succeeded, restart the others where they stopped")
 	fs.BoolVar(&o.retryFailed, "retry-failed", false, "rerun only the backends -journal records as failed, from the state they failed in")
+	fs.BoolVar(&o.allowChange, "allow-plan-change", false, "let -resume and -retry-failed continue a journaled rollout of another binary or other backends")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
 	fs.DurationVar(&o.soak, "soak", 0, "pause after the canaries")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "per-backend timeout")
@@ -196,7 +201,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		DryRun:     o.dryRun,
 		PlanOutput: stdout,
 		Journal:    j,
-		OnEvent:    func(ev workflow.Event) { met.Observe(ev); prog.event(ev) },
+		// The binary's checksum names the rollout, so that resuming
+		// with another binary is refused.
+		RolloutID:       filepath.Base(cfg.Src) + " sha256:" + p.sum[:12],
+		AllowPlanChange: o.allowChange,
+		OnEvent:         func(ev workflow.Event) { met.Observe(ev); prog.event(ev) },
 	}
 	var rep workflow.Report
 	switch {

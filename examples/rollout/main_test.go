@@ -207,6 +207,19 @@ func TestSSHPath(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out.String(), "end state: ESSuccess")
 	assert.Len(t, srv.Commands(), 4, "-resume skipped the backend that succeeded")
+
+	// Resuming that journal with another binary is refused before anything
+	// runs, unless asked for.
+	require.NoError(t, os.WriteFile(src, []byte("app v3\n"), 0o755))
+	out.Reset()
+	err = run(t.Context(), []string{"-config", cfgFile, "-user", "ops", "-key", keyFile, "-known-hosts", kh,
+		"-ssh-port", port, "-journal", filepath.Join(dir, "journal"), "-resume"}, &out, &errb)
+	require.ErrorIs(t, err, workflow.ErrPlanMismatch)
+	assert.Len(t, srv.Commands(), 4, "a refused resume runs nothing")
+	err = run(t.Context(), []string{"-config", cfgFile, "-user", "ops", "-key", keyFile, "-known-hosts", kh,
+		"-ssh-port", port, "-journal", filepath.Join(dir, "journal"), "-resume", "-allow-plan-change"}, &out, &errb)
+	require.NoError(t, err)
+	assert.Len(t, srv.Commands(), 4, "the journaled rollout finished: nothing to do")
 }
 
 func TestConfigDryRunWritesNothing(t *testing.T) {

@@ -28,8 +28,13 @@ func NewRecorder(respond func(ctx context.Context, cmd fleet.Command) (fleet.Res
 }
 
 // Run records cmd (reading Stdin fully into StdinData) and returns
-// Respond's answer.
+// Respond's answer. Like the SSH executor, it refuses a cmd.Host that
+// names no machine ("", "@", "user@") with fleet.ErrInvalidHost, recording
+// nothing.
 func (r *Recorder) Run(ctx context.Context, cmd fleet.Command) (fleet.Result, error) {
+	if err := fleet.CheckHost(cmd.Host); err != nil {
+		return fleet.Result{Host: cmd.Host, ExitCode: -1}, err
+	}
 	if cmd.Stdin != nil {
 		b, err := io.ReadAll(cmd.Stdin)
 		if err != nil {

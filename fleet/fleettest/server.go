@@ -81,7 +81,7 @@ type Record struct {
 type Failures struct {
 	// RefuseAuth refuses every authentication attempt.
 	RefuseAuth bool
-	// DropMidCommand writes "partial" to the command's stdout and then
+	// DropMidCommand writes "partial\n" to the command's stdout and then
 	// closes the TCP connection without an exit status.
 	DropMidCommand bool
 	// StallHandshake accepts TCP connections and never speaks SSH.
