@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -133,4 +134,29 @@ Host *
 	_, err = ex2.Run(t.Context(), fleet.Command{Host: "inner", Args: []string{"true"}})
 	assert.ErrorIs(t, err, fleet.ErrUnreachable)
 
+}
+
+// TestSSHConfigTimeouts: ConnectTimeout bounds a hop that never speaks SSH,
+// and ServerAliveInterval closes a pooled connection whose peer stopped
+// answering keepalives, unless SSHConfig sets its own values.
+func TestSSHConfigTimeouts(t *testing.T) {
+	r := newRig(t, fleettest.Config{})
+	host, port, _ := splitHostPort(r.srv.Addr())
+	conf := writeSSHConfig(t, fmt.Sprintf("Host app\n  HostName %s\n  Port %s\n  ConnectTimeout 1\n  ServerAliveInterval 1\n", host, port))
+	ex := r.executor(t, func(c *fleet.SSHConfig) { c.ConfigFiles = []string{conf} })
+
+	_, err := ex.Run(t.Context(), fleet.Command{Host: "app", Args: []string{"true"}})
+	require.NoError(t, err)
+	r.srv.SetFailures(fleettest.Failures{IgnoreRequests: true})
+	require.Eventually(t, func() bool { return r.srv.Open() == 0 }, 10*time.Second, 20*time.Millisecond,
+		"ServerAliveInterval 1: the unanswered keepalive closes the connection")
+
+	r.srv.SetFailures(fleettest.Failures{StallHandshake: true})
+	_, err = ex.Run(t.Context(), fleet.Command{Host: "app", Args: []string{"true"}})
+	require.ErrorIs(t, err, fleet.ErrTimeout)
+	assert.ErrorContains(t, err, "longer than 1s", "ConnectTimeout 1")
+
+	explicit := r.executor(t, func(c *fleet.SSHConfig) { c.ConfigFiles = []string{conf}; c.DialTimeout = 100 * time.Millisecond })
+	_, err = explicit.Run(t.Context(), fleet.Command{Host: "app", Args: []string{"true"}})
+	assert.ErrorContains(t, err, "longer than 100ms", "an explicit DialTimeout wins")
 }

@@ -90,21 +90,24 @@ func (r *sudoRun) Write(p []byte) (int, error) {
 	}
 	r.pending = append(r.pending, p...)
 	for {
-		if i := bytes.Index(r.pending, []byte(r.marker)); i >= 0 {
-			r.errOut.Write(r.pending[:i])
-			rest := r.pending[i+len(r.marker):]
+		// Whichever token comes first: a prompt may precede the marker in
+		// the same write.
+		pi := bytes.Index(r.pending, []byte(r.prompt))
+		mi := bytes.Index(r.pending, []byte(r.marker))
+		if mi >= 0 && (pi < 0 || mi < pi) {
+			r.errOut.Write(r.pending[:mi])
+			rest := r.pending[mi+len(r.marker):]
 			r.pending = nil
 			r.started = true
 			go r.copyStdin()
 			r.errOut.Write(rest)
 			return len(p), nil
 		}
-		i := bytes.Index(r.pending, []byte(r.prompt))
-		if i < 0 {
+		if pi < 0 {
 			break
 		}
-		r.errOut.Write(r.pending[:i])
-		r.pending = r.pending[i+len(r.prompt):]
+		r.errOut.Write(r.pending[:pi])
+		r.pending = r.pending[pi+len(r.prompt):]
 		r.answer()
 	}
 	// Keep back only what could be the start of a token.
@@ -132,7 +135,9 @@ func (r *sudoRun) answer() {
 		r.fail(fmt.Errorf("%w: %s: password: %w", ErrSudo, r.host, err))
 		return
 	}
-	go func() { io.WriteString(r.stdin, pw+"\n") }()
+	// Written at once: sudo is reading it, and a password fits any pipe
+	// or channel window.
+	io.WriteString(r.stdin, pw+"\n")
 }
 
 func (r *sudoRun) fail(err error) {
