@@ -8,7 +8,7 @@
 // Usage:
 //
 //	fleet-run (-hosts FILE | -cidr CIDR) -user U [-key F] [-known-hosts F] [-port 22]
-//	          [-concurrency N] [-timeout D] -- CMD...
+//	          [-concurrency N] [-timeout D] [-metrics-file F.prom] -- CMD...
 //
 // CMD is run by the remote login shell, its words joined by spaces, as ssh
 // does. Host keys are verified against -known-hosts (default
@@ -32,7 +32,9 @@ import (
 	"time"
 
 	"github.com/opskit/opskit/examples/internal/cli"
+	"github.com/opskit/opskit/examples/internal/jobmetrics"
 	"github.com/opskit/opskit/fleet"
+	"github.com/opskit/opskit/observe"
 )
 
 func main() {
@@ -72,6 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	passwordFile := fs.String("password-file", "", "read the login password from this `file`")
 	dialRate := fs.Float64("dial-rate", 0, "start at most this many hosts per `second` (0: no limit)")
 	jump := fs.String("jump", "", "comma-separated jump `hosts`, first hop first (like ssh -J)")
+	metricsFile := fs.String("metrics-file", "", "write the run's metrics to this `file` (*.prom) for node_exporter's textfile collector")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -84,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Usagef(fs, "no command given after --")
 	case *concurrency < 1 || *port < 1 || *port > 65535 || *timeout <= 0 || *dialRate < 0:
 		return cli.Usagef(fs, "-concurrency, -port and -timeout must be positive, -dial-rate not negative")
+	case *metricsFile != "" && !strings.HasSuffix(*metricsFile, ".prom"):
+		return cli.Usagef(fs, "-metrics-file must end in .prom")
 	}
 	cfg := fleet.SSHConfig{
 		User:                  *user,
@@ -179,11 +184,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			mu.Unlock()
 		},
 	}
+	start := time.Now()
 	sum, err := g.Run(ctx, hosts, fleet.Command{Shell: strings.Join(fs.Args(), " ")})
 	if sum == nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "fleet-run: %d succeeded, %d failed, %d not started\n", len(sum.Succeeded), len(sum.Failed), len(sum.NotStarted))
+	if *metricsFile != "" {
+		if werr := observe.WriteTextfile(*metricsFile, jobmetrics.FleetRun(sum, time.Since(start), time.Now())); werr != nil {
+			return werr
+		}
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
