@@ -192,3 +192,47 @@ func TestDashboard(t *testing.T) {
 	slices.Sort(missing)
 	assert.Empty(t, missing, "opskit metrics without a panel")
 }
+
+// alertExprs returns the expr of each rule in a Prometheus rules file: a
+// one-line "expr: ..." or a block "expr: |" and its more indented lines.
+func alertExprs(t *testing.T, path string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	lines := strings.Split(string(raw), "\n")
+	var out []string
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		rest, ok := strings.CutPrefix(strings.TrimSpace(l), "expr:")
+		if !ok {
+			continue
+		}
+		rest = strings.TrimSpace(rest)
+		if rest != "|" {
+			out = append(out, rest)
+			continue
+		}
+		indent := len(l) - len(strings.TrimLeft(l, " "))
+		var block []string
+		for i+1 < len(lines) && len(lines[i+1])-len(strings.TrimLeft(lines[i+1], " ")) > indent {
+			i++
+			block = append(block, strings.TrimSpace(lines[i]))
+		}
+		out = append(out, strings.Join(block, " "))
+	}
+	return out
+}
+
+// TestAlerts: every alerting rule names only metrics the code registers.
+func TestAlerts(t *testing.T) {
+	known := registered(t)
+	exprs := alertExprs(t, "alerts.yml")
+	require.Len(t, exprs, 13)
+	for _, e := range exprs {
+		names := metricNames(e)
+		assert.NotEmpty(t, names, "%s selects no metric", e)
+		for _, n := range names {
+			assert.True(t, known[n], "%s: %s is not a metric the code registers", e, n)
+		}
+	}
+}

@@ -8,7 +8,8 @@
 //
 // Import it in Grafana (Dashboards → New → Import, or a provisioning
 // file); it asks for a Prometheus data source through its "datasource"
-// variable.
+// variable. alerts.yml beside it is a Prometheus rules file of what to
+// alert on.
 //
 // # Testing
 //
