@@ -239,3 +239,18 @@ func TestEscalationSpans(t *testing.T) {
 	assert.Equal(t, "freshdesk.Escalate", last.Name())
 	assert.Equal(t, codes.Error, last.Status().Code)
 }
+
+// TestEndpoint: Freshdesk's pre-signed S3 attachment URLs (as in the
+// recorded payloads) carry IDs where a REST template expects names, so they
+// are one series; API paths are templates.
+func TestEndpoint(t *testing.T) {
+	for _, tt := range []struct{ url, want string }{
+		{"https://s3.amazonaws.com/cdn.freshdesk.com/data/helpdesk/attachments/production/4800123456/original/error-dialog.png?X-Amz-Signature=abc", "attachment"},
+		{"https://acme.freshdesk.com/api/v2/tickets/4711/conversations?per_page=100&page=2", "/api/v2/tickets/:id/conversations"},
+		{"https://acme.freshdesk.com/api/v2/agents/48000000101", "/api/v2/agents/:id"},
+	} {
+		r, err := http.NewRequest(http.MethodGet, tt.url, nil)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, freshdesk.Endpoint(r), tt.url)
+	}
+}
