@@ -96,6 +96,7 @@ var snippetVars = map[string]struct {
 	"previous":   {"release.Secret", []string{"github.com/opskit/opskit/release"}},
 	"md":         {"release.Metadata", []string{"github.com/opskit/opskit/release"}},
 	"token":      {"string", nil},
+	"apiKey":     {"freshdesk.Secret", []string{"github.com/opskit/opskit/freshdesk"}},
 	"hookSecret": {"string", nil},
 	"hookToken":  {"string", nil},
 	"botID":      {"int64", nil},

@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/opskit/opskit/internal/gitlaburl"
@@ -73,6 +75,15 @@ type BridgeConfig struct {
 	Sync SyncConfig
 	// Logger receives progress and failures; nil discards.
 	Logger *slog.Logger
+	// Metrics, when set, counts escalations, copied notes and files, and
+	// sync actions (see NewMetrics). nil counts nothing.
+	Metrics *Metrics
+	// TracerProvider, when set, opens a span per escalation
+	// ("freshdesk.Escalate") and per GitLab event handled
+	// ("freshdesk.SyncIssue", "freshdesk.SyncNote"). The API calls become
+	// child spans when the clients' HTTP transports are wrapped with
+	// observe.NewTransport on the same provider. nil means no spans.
+	TracerProvider trace.TracerProvider
 }
 
 // Bridge copies Freshdesk tickets into GitLab issues. It is safe for
@@ -82,6 +93,7 @@ type Bridge struct {
 	pid    string // escaped project path segment, for requests built here
 	proj   any    // the project as client-go's services take it
 	logger *slog.Logger
+	tracer trace.Tracer
 	locks  keyedMutex
 
 	selfMu sync.Mutex
@@ -138,7 +150,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Bridge{cfg: cfg, pid: pid, proj: cfg.Project, logger: l, tmpl: tmpl}, nil
+	return &Bridge{cfg: cfg, pid: pid, proj: cfg.Project, logger: l, tracer: tracer(cfg.TracerProvider), tmpl: tmpl}, nil
 }
 
 // Escalate brings the GitLab issue of a ticket up to date, creating it on
@@ -153,6 +165,21 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 // one matching ErrAttachmentExpired. On error the Escalation holds what was
 // done before the failure.
 func (b *Bridge) Escalate(ctx context.Context, ticketID int64) (Escalation, error) {
+	start := time.Now()
+	b.cfg.Metrics.escalationStarted()
+	ctx, span := b.startSpan(ctx, "freshdesk.Escalate", attribute.Int64("freshdesk.ticket_id", ticketID))
+	esc, err := b.escalate(ctx, ticketID)
+	result := escalationResult(esc, err)
+	b.cfg.Metrics.escalationEnded(result, esc, time.Since(start))
+	span.SetAttributes(attribute.Int("freshdesk.notes_added", esc.NotesAdded), attribute.Int("freshdesk.attachments_copied", esc.AttachmentsCopied))
+	if esc.IssueURL != "" {
+		span.SetAttributes(attribute.Int64("gitlab.issue_iid", esc.IssueIID), attribute.String("gitlab.issue_url", esc.IssueURL))
+	}
+	endSpan(span, result, err)
+	return esc, err
+}
+
+func (b *Bridge) escalate(ctx context.Context, ticketID int64) (Escalation, error) {
 	var esc Escalation
 	unlock, err := b.locks.lock(ctx, ticketID)
 	if err != nil {
@@ -672,6 +699,7 @@ func (b *Bridge) uploadAll(ctx context.Context, ticketID int64, groups [][]Attac
 // GitLab with 413, becomes a remark with a link to the ticket (ok false).
 func (b *Bridge) copyAttachment(ctx context.Context, ticketID int64, a Attachment) (md string, ok bool, err error) {
 	if a.Size > b.cfg.MaxUploadSize {
+		b.cfg.Metrics.attachmentLinked()
 		return b.tooLarge(ticketID, a), false, nil
 	}
 	for attempt := 1; ; attempt++ {
@@ -681,6 +709,7 @@ func (b *Bridge) copyAttachment(ctx context.Context, ticketID int64, a Attachmen
 		case err == nil:
 			return md, true, nil
 		case errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusRequestEntityTooLarge:
+			b.cfg.Metrics.attachmentLinked()
 			return b.tooLarge(ticketID, a), false, nil
 		case errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusTooManyRequests && attempt < 4:
 			d := retryAfter(er.Response.Header.Get("Retry-After"), time.Now())

@@ -15,9 +15,12 @@ import (
 	"github.com/opskit/opskit/freshdesk"
 	"github.com/opskit/opskit/freshdesk/freshdesktest"
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
+	"github.com/opskit/opskit/observe"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const project = 7
@@ -36,6 +39,10 @@ type env struct {
 type envOpt struct {
 	bridge func(*freshdesk.BridgeConfig)
 	gl     []gitlabtest.Option
+	// reg and tp, when set, instrument the bridge and both clients'
+	// transports (observe.NewTransport) with metrics and spans.
+	reg *prometheus.Registry
+	tp  trace.TracerProvider
 }
 
 func newEnv(t *testing.T, o envOpt) *env {
@@ -62,12 +69,34 @@ func newEnv(t *testing.T, o envOpt) *env {
 		UserID: 48000000101, CreatedAt: base.Add(2 * time.Hour)})
 	cfg := e.fd.Config()
 	cfg.Wait = e.waits.wait
+	var glOpts []gitlab.ClientOptionFunc
+	var bm *freshdesk.Metrics
+	if o.reg != nil || o.tp != nil {
+		tc := func(client string) observe.TransportConfig {
+			c := observe.TransportConfig{TracerProvider: o.tp}
+			if o.reg != nil {
+				m, err := observe.NewClientMetrics(o.reg, client)
+				require.NoError(t, err)
+				c.Metrics = m
+			}
+			return c
+		}
+		fdc := tc("freshdesk")
+		fdc.Endpoint = freshdesk.Endpoint
+		cfg.HTTPClient = &http.Client{Transport: observe.NewTransport(nil, fdc)}
+		glOpts = append(glOpts, gitlab.WithHTTPClient(&http.Client{Transport: observe.NewTransport(nil, tc("gitlab"))}))
+		if o.reg != nil {
+			var err error
+			bm, err = freshdesk.NewMetrics(o.reg)
+			require.NoError(t, err)
+		}
+	}
 	fc, err := freshdesk.New(cfg)
 	require.NoError(t, err)
 	bc := freshdesk.BridgeConfig{
-		Freshdesk: fc, GitLab: e.gl.Client(), Project: project, FreshdeskURL: "https://acme.freshdesk.com",
+		Freshdesk: fc, GitLab: e.gl.Client(glOpts...), Project: project, FreshdeskURL: "https://acme.freshdesk.com",
 		AgentID: e.fd.AgentID(), CustomField: "cf_gitlab_issue", Token: "bridge-token",
-		AllowedOrigin: "https://acme.freshdesk.com",
+		AllowedOrigin: "https://acme.freshdesk.com", Metrics: bm, TracerProvider: o.tp,
 	}
 	if o.bridge != nil {
 		o.bridge(&bc)

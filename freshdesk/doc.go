@@ -76,6 +76,29 @@
 // leaves a reference (SyncRefPrefix) on the ticket and looks for it first,
 // so a redelivered event, after a restart too, changes nothing.
 //
+// # Metrics and traces
+//
+// NewMetrics registers the bridge's counters on a registry of yours
+// (BridgeConfig.Metrics): escalations by result, notes and attachments
+// copied, attachments linked instead, escalation duration, and sync actions
+// by kind and result. BridgeConfig.TracerProvider opens a span per
+// escalation and per GitLab event handled. The API calls are measured where
+// they leave: wrap both clients' HTTP transports with observe.NewTransport
+// (Freshdesk's with Endpoint, so attachment URLs stay one series), which
+// counts calls, 429s and the waits they asked for, and makes each call a
+// child span of the escalation:
+//
+//	reg := prometheus.NewRegistry()
+//	fdm, _ := observe.NewClientMetrics(reg, "freshdesk")
+//	fd, err := freshdesk.New(freshdesk.Config{BaseURL: "https://acme.freshdesk.com", APIKey: apiKey,
+//		HTTPClient: &http.Client{Transport: observe.NewTransport(nil, observe.TransportConfig{
+//			Metrics: fdm, TracerProvider: tp, Endpoint: freshdesk.Endpoint})}})
+//	glm, _ := observe.NewClientMetrics(reg, "gitlab")
+//	gl, err := gitlab.NewClient(token, gitlab.WithBaseURL(url), gitlab.WithHTTPClient(&http.Client{
+//		Transport: observe.NewTransport(nil, observe.TransportConfig{Metrics: glm, TracerProvider: tp})}))
+//	m, err := freshdesk.NewMetrics(reg)
+//	b, err := freshdesk.NewBridge(freshdesk.BridgeConfig{Freshdesk: fd, GitLab: gl, Project: 7, Metrics: m, TracerProvider: tp})
+//
 // # Testing
 //
 // The package freshdesk/freshdesktest is an in-memory Freshdesk API v2

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/opskit/opskit/gitlabx"
 )
@@ -126,33 +128,54 @@ func (b *Bridge) Register(h *gitlabx.Hooks) {
 // done once: a redelivered event finds the reference the first one left.
 func (b *Bridge) HandleIssue(ctx context.Context, ev *gitlab.IssueEvent) error {
 	a := ev.ObjectAttributes
+	var kind string
+	switch a.Action {
+	case "close":
+		kind = SyncClose
+	case "reopen":
+		kind = SyncReopen
+	default:
+		return nil
+	}
+	ctx, span := b.startSpan(ctx, "freshdesk.SyncIssue", attribute.String("opskit.sync_kind", kind), attribute.Int64("gitlab.issue_iid", a.IID))
+	result, err := b.syncIssue(ctx, ev)
+	if err != nil {
+		result = SyncError
+	}
+	b.cfg.Metrics.synced(kind, result)
+	endSpan(span, result, err)
+	return err
+}
+
+// syncIssue is HandleIssue; it returns the result for the metrics.
+func (b *Bridge) syncIssue(ctx context.Context, ev *gitlab.IssueEvent) (string, error) {
+	a := ev.ObjectAttributes
 	var want string
 	switch a.Action {
 	case "close":
 		want = "closed"
 	case "reopen":
 		want = "opened"
-	default:
-		return nil
 	}
 	if !b.ownProject(ev.Project.ID, ev.Project.PathWithNamespace) {
-		return nil
+		return SyncIgnored, nil
 	}
 	ticketID, _, err := b.escalatedTicket(ctx, a.IID)
 	if err != nil || ticketID == 0 {
-		return err
+		return SyncIgnored, err
 	}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.Int64("freshdesk.ticket_id", ticketID))
 	unlock, err := b.locks.lock(ctx, ticketID)
 	if err != nil {
-		return fmt.Errorf("freshdesk: sync issue %d: %w", a.IID, err)
+		return "", fmt.Errorf("freshdesk: sync issue %d: %w", a.IID, err)
 	}
 	defer unlock()
 	is, _, err := b.cfg.GitLab.Issues.GetIssue(b.proj, a.IID, gitlabx.RequestOptions(ctx)...)
 	if err != nil {
-		return fmt.Errorf("freshdesk: sync issue %d: %w", a.IID, err)
+		return "", fmt.Errorf("freshdesk: sync issue %d: %w", a.IID, err)
 	}
 	if is.State != want {
-		return nil
+		return SyncIgnored, nil
 	}
 	user := "someone"
 	if ev.User != nil && ev.User.Name != "" {
@@ -163,8 +186,11 @@ func (b *Bridge) HandleIssue(ctx context.Context, ev *gitlab.IssueEvent) error {
 	log := b.logger.With(slog.Int64("ticket", ticketID), slog.Int64("iid", is.IID), slog.String("action", a.Action))
 
 	done, err := b.hasSyncRef(ctx, ticketID, ref)
-	if err != nil || done {
-		return err
+	if err != nil {
+		return "", err
+	}
+	if done {
+		return SyncDuplicate, nil
 	}
 	tmpl, status, reply := b.tmpl.reopen, b.cfg.Sync.ReopenStatus, false
 	if a.Action == "close" {
@@ -174,13 +200,13 @@ func (b *Bridge) HandleIssue(ctx context.Context, ev *gitlab.IssueEvent) error {
 	}
 	var msg strings.Builder
 	if err := tmpl.Execute(&msg, data); err != nil {
-		return fmt.Errorf("freshdesk: sync issue %d: template: %w", is.IID, err)
+		return "", fmt.Errorf("freshdesk: sync issue %d: template: %w", is.IID, err)
 	}
 	// The status first: the note or reply marks the action as done, so a
 	// failure in between is completed by the next delivery.
 	if status > 0 {
 		if _, err := b.cfg.Freshdesk.UpdateStatus(ctx, ticketID, status); err != nil {
-			return fmt.Errorf("freshdesk: sync issue %d: ticket %d status: %w", is.IID, ticketID, err)
+			return "", fmt.Errorf("freshdesk: sync issue %d: ticket %d status: %w", is.IID, ticketID, err)
 		}
 	}
 	if reply {
@@ -191,10 +217,10 @@ func (b *Bridge) HandleIssue(ctx context.Context, ev *gitlab.IssueEvent) error {
 		_, err = b.cfg.Freshdesk.CreateNote(ctx, ticketID, Note{Body: body})
 	}
 	if err != nil {
-		return fmt.Errorf("freshdesk: sync issue %d: ticket %d: %w", is.IID, ticketID, err)
+		return "", fmt.Errorf("freshdesk: sync issue %d: ticket %d: %w", is.IID, ticketID, err)
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "ticket told", slog.Bool("reply", reply), slog.Int("status", status))
-	return nil
+	return SyncSynced, nil
 }
 
 // HandleNote copies a GitLab comment on an escalated issue to the ticket as
@@ -204,46 +230,64 @@ func (b *Bridge) HandleIssue(ctx context.Context, ev *gitlab.IssueEvent) error {
 // comment is read again from GitLab before it is copied, and copied once: a
 // redelivered event finds the reference the first copy left.
 func (b *Bridge) HandleNote(ctx context.Context, ev gitlabx.NoteEvent) error {
-	e := ev.Issue
-	if e == nil {
+	if ev.Issue == nil {
 		return nil
 	}
+	ctx, span := b.startSpan(ctx, "freshdesk.SyncNote", attribute.String("opskit.sync_kind", SyncNote),
+		attribute.Int64("gitlab.issue_iid", ev.Issue.Issue.IID), attribute.Int64("gitlab.note_id", ev.Issue.ObjectAttributes.ID))
+	result, err := b.syncNote(ctx, ev)
+	if err != nil {
+		result = SyncError
+	}
+	b.cfg.Metrics.synced(SyncNote, result)
+	endSpan(span, result, err)
+	return err
+}
+
+// syncNote is HandleNote for a comment on an issue; it returns the result
+// for the metrics.
+func (b *Bridge) syncNote(ctx context.Context, ev gitlabx.NoteEvent) (string, error) {
+	e := ev.Issue
 	a := e.ObjectAttributes
 	if _, ok := b.cutNotePrefix(a.Note); a.System || !ok ||
 		!b.ownProject(e.ProjectID, e.Project.PathWithNamespace) {
-		return nil
+		return SyncIgnored, nil
 	}
 	self, err := b.self(ctx)
 	if err != nil {
-		return fmt.Errorf("freshdesk: sync note %d: %w", a.ID, err)
+		return "", fmt.Errorf("freshdesk: sync note %d: %w", a.ID, err)
 	}
 	if a.AuthorID == self {
-		return nil
+		return SyncIgnored, nil
 	}
 	ticketID, issue, err := b.escalatedTicket(ctx, e.Issue.IID)
 	if err != nil || ticketID == 0 {
-		return err
+		return SyncIgnored, err
 	}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.Int64("freshdesk.ticket_id", ticketID))
 	unlock, err := b.locks.lock(ctx, ticketID)
 	if err != nil {
-		return fmt.Errorf("freshdesk: sync note %d: %w", a.ID, err)
+		return "", fmt.Errorf("freshdesk: sync note %d: %w", a.ID, err)
 	}
 	defer unlock()
 	n, _, err := b.cfg.GitLab.Notes.GetIssueNote(b.proj, e.Issue.IID, a.ID, gitlabx.RequestOptions(ctx)...)
 	if errors.Is(err, gitlab.ErrNotFound) {
-		return nil // deleted since
+		return SyncIgnored, nil // deleted since
 	}
 	if err != nil {
-		return fmt.Errorf("freshdesk: sync note %d: %w", a.ID, err)
+		return "", fmt.Errorf("freshdesk: sync note %d: %w", a.ID, err)
 	}
 	text, ok := b.cutNotePrefix(n.Body)
 	if !ok || n.System || n.Internal || n.Author.ID == self {
-		return nil
+		return SyncIgnored, nil
 	}
 	ref := SyncRefPrefix + "note-" + strconv.FormatInt(n.ID, 10)
 	done, err := b.hasSyncRef(ctx, ticketID, ref)
-	if err != nil || done {
-		return err
+	if err != nil {
+		return "", err
+	}
+	if done {
+		return SyncDuplicate, nil
 	}
 	who := n.Author.Name
 	if who == "" {
@@ -256,10 +300,10 @@ func (b *Bridge) HandleNote(ctx context.Context, ev gitlabx.NoteEvent) error {
 	body.WriteString(`<div>` + strings.ReplaceAll(html.EscapeString(text), "\n", "<br>") + `</div>`)
 	body.WriteString(`<div>ref ` + ref + `</div>`)
 	if _, err := b.cfg.Freshdesk.CreateNote(ctx, ticketID, Note{Body: body.String()}); err != nil {
-		return fmt.Errorf("freshdesk: sync note %d: ticket %d: %w", n.ID, ticketID, err)
+		return "", fmt.Errorf("freshdesk: sync note %d: ticket %d: %w", n.ID, ticketID, err)
 	}
 	b.logger.LogAttrs(ctx, slog.LevelInfo, "comment copied to ticket", slog.Int64("ticket", ticketID), slog.Int64("note", n.ID))
-	return nil
+	return SyncSynced, nil
 }
 
 // cutNotePrefix returns the text of a comment marked for the ticket, after

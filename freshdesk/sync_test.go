@@ -27,7 +27,13 @@ type syncEnv struct {
 
 func newSyncEnv(t *testing.T, sync freshdesk.SyncConfig) *syncEnv {
 	t.Helper()
-	e := newEnv(t, envOpt{bridge: func(c *freshdesk.BridgeConfig) { c.Sync = sync }})
+	return newSyncEnvOpt(t, envOpt{bridge: func(c *freshdesk.BridgeConfig) { c.Sync = sync }})
+}
+
+// newSyncEnvOpt is newSyncEnv with every option of newEnv.
+func newSyncEnvOpt(t *testing.T, o envOpt) *syncEnv {
+	t.Helper()
+	e := newEnv(t, o)
 	h, err := gitlabx.NewHooks(gitlabx.HooksConfig{Token: "hook-token", RetryBackoff: time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = h.Shutdown(context.Background()) })

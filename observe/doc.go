@@ -23,7 +23,7 @@
 //	opskit_http_client_in_flight_requests{client}
 //	opskit_http_client_rate_limited_total{client,endpoint}   429 answers
 //	opskit_http_client_rate_limit_wait_seconds_total{client}   the waits those answers asked for (Retry-After, else RateLimit-Reset)
-//	opskit_http_client_rate_limit_remaining{client}   the last RateLimit-Remaining header seen
+//	opskit_http_client_rate_limit_remaining{client}   the last RateLimit-Remaining (GitLab) or X-RateLimit-Remaining (Freshdesk) header seen
 //
 // A client that waits on its own limiter before sending (client-go's
 // rate.Limiter) waits where no transport can see it; the wait the server

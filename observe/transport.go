@@ -59,7 +59,7 @@ func NewClientMetrics(reg prometheus.Registerer, client string) (*ClientMetrics,
 		}),
 		remaining: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "opskit_http_client_rate_limit_remaining", ConstLabels: cl,
-			Help: "Requests left in the API's rate-limit window, from the last RateLimit-Remaining header.",
+			Help: "Requests left in the API's rate-limit window, from the last RateLimit-Remaining (or X-RateLimit-Remaining) header.",
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.rateLimited, m.waited, m.remaining} {
@@ -136,7 +136,11 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	t.m.requests.WithLabelValues(ep, r.Method, strconv.Itoa(resp.StatusCode)).Inc()
-	if v, err := strconv.ParseFloat(resp.Header.Get("RateLimit-Remaining"), 64); err == nil {
+	remaining := resp.Header.Get("RateLimit-Remaining") // GitLab
+	if remaining == "" {
+		remaining = resp.Header.Get("X-RateLimit-Remaining") // Freshdesk
+	}
+	if v, err := strconv.ParseFloat(remaining, 64); err == nil {
 		t.m.remaining.Set(v)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {

@@ -8,7 +8,7 @@
 // Usage:
 //
 //	fleet-run (-hosts FILE | -cidr CIDR | -i INVENTORY [-limit PATTERN]) -user U [-key F] [-known-hosts F] [-port 22]
-//	          [-F ssh_config] [-concurrency N] [-timeout D] -- CMD...
+//	          [-F ssh_config] [-concurrency N] [-timeout D] [-metrics-file F.prom] -- CMD...
 //
 // CMD is run by the remote login shell, its words joined by spaces, as ssh
 // does. Host keys are verified against -known-hosts (default
@@ -45,7 +45,9 @@ import (
 	"time"
 
 	"github.com/opskit/opskit/examples/internal/cli"
+	"github.com/opskit/opskit/examples/internal/jobmetrics"
 	"github.com/opskit/opskit/fleet"
+	"github.com/opskit/opskit/observe"
 )
 
 func main() {
@@ -95,6 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	outdir := fs.String("outdir", "", "also write each host's stdout and stderr to `dir`/HOST.stdout and HOST.stderr")
 	progress := fs.String("progress", "auto", "progress line on stderr: auto (when stderr is a terminal), always or never")
 	configFile := fs.String("F", "", "OpenSSH client config `file`, as ssh -F (Host aliases, HostName, Port, User, IdentityFile, ProxyJump, ...); flags given explicitly win")
+	metricsFile := fs.String("metrics-file", "", "write the run's metrics to this `file` (*.prom) for node_exporter's textfile collector")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -111,6 +114,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Usagef(fs, "no command given after --")
 	case *concurrency < 1 || *port < 1 || *port > 65535 || *timeout <= 0 || *dialRate < 0 || *retries < 0:
 		return cli.Usagef(fs, "-concurrency, -port and -timeout must be positive, -dial-rate and -retries not negative")
+	case *metricsFile != "" && !strings.HasSuffix(*metricsFile, ".prom"):
+		return cli.Usagef(fs, "-metrics-file must end in .prom")
 	}
 	portGiven := false
 	fs.Visit(func(f *flag.Flag) { portGiven = portGiven || f.Name == "port" })
@@ -252,6 +257,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	out.summary(stderr, sum, time.Since(out.start))
+	if *metricsFile != "" {
+		if werr := observe.WriteTextfile(*metricsFile, jobmetrics.FleetRun(sum, time.Since(out.start), time.Now())); werr != nil {
+			return werr
+		}
+	}
 	if len(out.errs) > 0 {
 		return fmt.Errorf("writing -outdir: %w", errors.Join(out.errs...))
 	}

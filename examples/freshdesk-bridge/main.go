@@ -12,12 +12,21 @@
 //	freshdesk-bridge -freshdesk-url https://acme.freshdesk.com -gitlab-url https://gitlab.example.com \
 //	    -project acme/exporter [-addr 127.0.0.1:8080] [-custom-field cf_gitlab_issue] [-escalate TICKET] \
 //	    [-close-status resolved|closed|none] [-close-reply] [-close-template-file F] [-note-prefix /customer]
+//	    [-metrics-addr HOST:PORT] [-log-format text|json] [-v]
 //
 // Secrets come from files or the environment, never from flag values:
 // -freshdesk-key-file or FRESHDESK_API_KEY, -gitlab-token-file or
 // GITLAB_TOKEN, -token-file or BRIDGE_TOKEN (the bearer token the userscript
 // sends; required when serving), -hook-token-file or GITLAB_WEBHOOK_TOKEN
 // (the webhook's secret token; without it /gitlab/webhook is not served).
+//
+// Observability: -metrics-addr serves GET /metrics (the bridge's
+// opskit_freshdesk_* counters, opskit_http_client_* for the Freshdesk and
+// GitLab API calls, go_* and process_*) on a listener of its own, since the
+// main one faces the browsers. -log-format json logs JSON with trace_id and
+// span_id. Traces follow the OTEL_* environment variables (see
+// examples/internal/telemetry; no exporter unless they ask for one): a span
+// per escalation and per GitLab event, with the API calls as children.
 package main
 
 import (
@@ -35,10 +44,16 @@ import (
 	"time"
 
 	"github.com/opskit/opskit"
+	"github.com/prometheus/client_golang/prometheus"
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/opskit/opskit/examples/internal/cli"
+	"github.com/opskit/opskit/examples/internal/telemetry"
 	"github.com/opskit/opskit/freshdesk"
 	"github.com/opskit/opskit/gitlabx"
-	gitlab "gitlab.com/gitlab-org/api/client-go"
+	"github.com/opskit/opskit/observe"
 )
 
 func main() {
@@ -72,7 +87,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	closeReply := fs.Bool("close-reply", false, "tell the requester with a public reply when the issue is closed (default: a private note)")
 	closeTemplate := fs.String("close-template-file", "", "`file` holding the html/template of the close message (fields .TicketID .IssueIID .IssueURL .Title .User)")
 	notePrefix := fs.String("note-prefix", freshdesk.DefaultNotePrefix, "GitLab comments starting with this `prefix` are copied to the ticket")
-	verbose := fs.Bool("v", false, "log progress to stderr")
+	verbose := fs.Bool("v", false, "log progress to stderr (default: warnings and errors only)")
+	metricsAddr := fs.String("metrics-addr", "", "serve GET /metrics on this `address` (e.g. 127.0.0.1:9102), apart from -addr")
+	logFormat := telemetry.LogFormatFlag(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -122,16 +139,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *origin == "" {
 		*origin = strings.TrimRight(*fdURL, "/")
 	}
-	logger := slog.New(slog.DiscardHandler)
+	level := slog.LevelWarn
 	if *verbose {
-		logger = slog.New(slog.NewTextHandler(stderr, nil))
+		level = slog.LevelInfo
 	}
-
-	fd, err := freshdesk.New(freshdesk.Config{BaseURL: strings.TrimRight(*fdURL, "/") + "/api/v2", APIKey: freshdesk.Secret(fdKey), Logger: logger})
+	logger, err := telemetry.NewLogger(stderr, *logFormat, level)
+	if err != nil {
+		return cli.Usagef(fs, "%v", err)
+	}
+	shutdownTracing, err := telemetry.SetupTracing(ctx, "opskit-freshdesk-bridge")
 	if err != nil {
 		return err
 	}
-	gl, err := gitlab.NewClient(glToken, gitlab.WithBaseURL(*glURL))
+	defer shutdownTracing(context.WithoutCancel(ctx))
+	tp := otel.GetTracerProvider()
+	reg := telemetry.NewRegistry()
+	fdHTTP, glHTTP, metrics, err := instrument(reg, tp)
+	if err != nil {
+		return err
+	}
+
+	fd, err := freshdesk.New(freshdesk.Config{BaseURL: strings.TrimRight(*fdURL, "/") + "/api/v2", APIKey: freshdesk.Secret(fdKey),
+		HTTPClient: fdHTTP, Logger: logger})
+	if err != nil {
+		return err
+	}
+	gl, err := gitlab.NewClient(glToken, gitlab.WithBaseURL(*glURL), gitlab.WithHTTPClient(glHTTP))
 	if err != nil {
 		return fmt.Errorf("gitlab client: %w", err)
 	}
@@ -146,6 +179,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Freshdesk: fd, GitLab: gl, Project: pid, FreshdeskURL: *fdURL, AgentID: *agentID,
 		CustomField: *customField, Labels: lbls, MaxUploadSize: *maxUpload, Parallel: *parallel,
 		Token: freshdesk.Secret(token), AllowedOrigin: *origin, Sync: sync, Logger: logger,
+		Metrics: metrics, TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -176,6 +210,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		b.Register(hooks)
 		mux.Handle("POST /gitlab/webhook", hooks)
 	}
+	ms, err := telemetry.StartMetrics(ctx, *metricsAddr, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer ms.Close()
+	if ms != nil {
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", ms.Addr())
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -196,6 +238,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = errors.Join(err, hooks.Shutdown(shutdown))
 	}
 	return err
+}
+
+// instrument returns the HTTP clients of the Freshdesk and GitLab API
+// clients, counting and tracing their calls, and the bridge's metrics, all
+// on reg.
+func instrument(reg *prometheus.Registry, tp trace.TracerProvider) (fd, gl *http.Client, m *freshdesk.Metrics, err error) {
+	fdm, err := observe.NewClientMetrics(reg, "freshdesk")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	glm, err := observe.NewClientMetrics(reg, "gitlab")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if m, err = freshdesk.NewMetrics(reg); err != nil {
+		return nil, nil, nil, err
+	}
+	fd = &http.Client{Transport: observe.NewTransport(nil, observe.TransportConfig{Metrics: fdm, TracerProvider: tp, Endpoint: freshdesk.Endpoint})}
+	gl = &http.Client{Transport: observe.NewTransport(nil, observe.TransportConfig{Metrics: glm, TracerProvider: tp})}
+	return fd, gl, m, nil
 }
 
 // secretFrom reads a secret from file (opskit.SecretFromFile: its first

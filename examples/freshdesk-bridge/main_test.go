@@ -14,6 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/opskit/opskit/freshdesk"
 	"github.com/opskit/opskit/freshdesk/freshdesktest"
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
@@ -188,4 +194,148 @@ func TestRunServesWebhook(t *testing.T) {
 
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// scrape reads the metrics the bridge serves at url.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	return fams
+}
+
+// sample is the value of the sample of name whose labels include want
+// (label, value pairs), or -1 when there is none.
+func sample(fams map[string]*dto.MetricFamily, name string, want ...string) float64 {
+	mf, ok := fams[name]
+	if !ok {
+		return -1
+	}
+next:
+	for _, m := range mf.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		for i := 0; i+1 < len(want); i += 2 {
+			if labels[want[i]] != want[i+1] {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return -1
+}
+
+// TestRunMetrics sends real traffic through the serving bridge (an
+// escalation, the same again, an unknown ticket, a wrong token, an issue
+// closed in GitLab) and scrapes -metrics-addr: the counters moved by what
+// was done, and promlint finds nothing.
+func TestRunMetrics(t *testing.T) {
+	f := setup(t)
+	f.env["GITLAB_WEBHOOK_TOKEN"] = "hook-s3cret"
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	var errb bytes.Buffer
+	go func() {
+		done <- run(ctx, f.args("-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-log-format", "json", "-v"), f.getenv, pw, &errb)
+		pw.Close()
+	}()
+	br := bufio.NewReader(pr)
+	mline, err := br.ReadString('\n')
+	require.NoError(t, err)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	go io.Copy(io.Discard, pr)
+	metricsURL := strings.TrimSpace(strings.TrimPrefix(mline, "metrics on "))
+	base := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+
+	post := func(ticket, token string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/escalate/"+ticket, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusOK, post("4711", "s3cret"))
+	require.Equal(t, http.StatusOK, post("4711", "s3cret"))
+	require.Equal(t, http.StatusNotFound, post("999", "s3cret"))
+	require.Equal(t, http.StatusUnauthorized, post("4711", "wrong"))
+
+	f.gl.AddHook(7, gitlabtest.Hook{URL: base + "/gitlab/webhook", Options: gitlabtest.WebhookOptions{Token: "hook-s3cret"}})
+	dev := f.gl.ClientFor(gitlabtest.DeveloperToken)
+	_, _, err = dev.Issues.UpdateIssue(7, 1, &gitlab.UpdateIssueOptions{StateEvent: gitlab.Ptr("close")})
+	require.NoError(t, err)
+	require.NoError(t, f.gl.WaitDeliveries(t.Context()))
+	require.Eventually(t, func() bool {
+		return sample(scrape(t, metricsURL), "opskit_freshdesk_sync_actions_total", "kind", "close", "result", "synced") == 1
+	}, 10*time.Second, 10*time.Millisecond, "the close reached the ticket and was counted")
+
+	require.NoError(t, testutil.ScrapeAndCompare(metricsURL, strings.NewReader(`
+# HELP opskit_freshdesk_escalations_total Escalations of tickets to GitLab that ended, by result: created (new issue), updated (notes or files added), unchanged, not_found (no such ticket), rate_limited (Freshdesk kept answering 429), error.
+# TYPE opskit_freshdesk_escalations_total counter
+opskit_freshdesk_escalations_total{result="created"} 1
+opskit_freshdesk_escalations_total{result="error"} 0
+opskit_freshdesk_escalations_total{result="not_found"} 1
+opskit_freshdesk_escalations_total{result="rate_limited"} 0
+opskit_freshdesk_escalations_total{result="unchanged"} 1
+opskit_freshdesk_escalations_total{result="updated"} 0
+`), "opskit_freshdesk_escalations_total"), "the wrong token started no escalation")
+	fams := scrape(t, metricsURL)
+	for _, tt := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"opskit_freshdesk_notes_copied_total", nil, 1},
+		{"opskit_freshdesk_attachments_copied_total", nil, 1},
+		{"opskit_freshdesk_escalation_duration_seconds", nil, 3},
+		{"opskit_freshdesk_escalations_in_flight", nil, 0},
+		{"opskit_http_client_requests_total", []string{"client", "gitlab", "endpoint", "/api/v4/projects/:id/issues", "method", "POST", "code", "201"}, 1},
+		{"opskit_http_client_requests_total", []string{"client", "freshdesk", "endpoint", "/api/v2/tickets/:id", "method", "GET", "code", "404"}, 1},
+		{"opskit_http_client_requests_total", []string{"client", "freshdesk", "endpoint", "attachment", "method", "GET", "code", "200"}, 1},
+		{"opskit_http_client_requests_total", []string{"client", "freshdesk", "endpoint", "/api/v2/tickets/:id/notes", "method", "POST", "code", "201"}, 2},
+		{"opskit_http_client_requests_total", []string{"client", "freshdesk", "endpoint", "/api/v2/tickets/:id", "method", "PUT", "code", "200"}, 1},
+	} {
+		assert.Equal(t, tt.want, sample(fams, tt.name, tt.labels...), "%s%v", tt.name, tt.labels)
+	}
+	assert.Contains(t, fams, "go_goroutines")
+	assert.Contains(t, fams, "process_start_time_seconds")
+	problems, err := testutil.GatherAndLint(prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		var out []*dto.MetricFamily
+		for _, mf := range fams {
+			out = append(out, mf)
+		}
+		return out, nil
+	}))
+	require.NoError(t, err)
+	assert.Empty(t, problems, "promlint on the served metrics")
+
+	cancel()
+	require.NoError(t, <-done)
+	var escalated map[string]any
+	for l := range strings.SplitSeq(errb.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "escalated" {
+			escalated = rec
+			break
+		}
+	}
+	require.NotNil(t, escalated, "-log-format json -v logs the escalation as JSON:\n%s", errb.String())
+	assert.Len(t, escalated["trace_id"], 32, "with the escalation span's trace ID")
 }

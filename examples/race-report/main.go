@@ -23,6 +23,10 @@
 // day, host and logs adds no second comment (see -run-id). With
 // -close-after N, an issue whose race was not seen in N consecutive runs is
 // closed and labelled "fixed?"; it is reopened if the race comes back.
+//
+// With -metrics-file F.prom the run's figures (reports, races, issues by
+// action, success, end time) are written to F in node_exporter's textfile
+// format, whether the run succeeded or not.
 package main
 
 import (
@@ -31,6 +35,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,7 +49,9 @@ import (
 
 	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/examples/internal/cli"
+	"github.com/opskit/opskit/examples/internal/jobmetrics"
 	"github.com/opskit/opskit/gitlabx"
+	"github.com/opskit/opskit/observe"
 	"github.com/opskit/opskit/racelog"
 )
 
@@ -68,6 +75,7 @@ type config struct {
 	onClosed                      string
 	host, runID                   string
 	startMarker, endMarker        string
+	metricsFile                   string
 	logs                          []string
 }
 
@@ -94,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.runID, "run-id", "", "`ID` of this run; a comment with the same ID is not added twice (default: UTC date, host and log paths)")
 	fs.StringVar(&c.startMarker, "start-marker", racelog.DefaultStartMarker, "line that starts a report")
 	fs.StringVar(&c.endMarker, "end-marker", racelog.DefaultEndMarker, "line that ends a report")
+	fs.StringVar(&c.metricsFile, "metrics-file", "", "write the run's metrics to this `file` (*.prom) for node_exporter's textfile collector")
 	if err := cli.Parse(fs, args); err != nil {
 		return c, err
 	}
@@ -103,6 +112,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.closeAfter < 0 || c.rate < 0 {
 		return c, cli.Usagef(fs, "-close-after and -rate must not be negative")
+	}
+	if c.metricsFile != "" && !strings.HasSuffix(c.metricsFile, ".prom") {
+		return c, cli.Usagef(fs, "-metrics-file must end in .prom")
 	}
 	if c.onClosed != "reopen" && c.onClosed != "new" {
 		return c, cli.Usagef(fs, "-on-closed %q: want reopen or new", c.onClosed)
@@ -119,10 +131,16 @@ type found struct {
 	Log string `json:"log"`
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
 	c, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	var stats jobmetrics.RaceRun
+	if c.metricsFile != "" {
+		defer func() {
+			err = errors.Join(err, observe.WriteTextfile(c.metricsFile, jobmetrics.RaceReport(stats, err, time.Now())))
+		}()
 	}
 	var token opskit.Secret
 	if !c.dryRun {
@@ -134,6 +152,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	enc := json.NewEncoder(stdout)
 	for _, name := range c.logs {
 		err := scan(ctx, name, stdin, c, func(r racelog.Report) error {
+			stats.Reports++
+			races.Add(r, racelog.Sighting{Host: c.host, File: name})
 			if c.dryRun {
 				if c.jsonOut {
 					return enc.Encode(found{Report: r, Log: name})
@@ -141,13 +161,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 				_, err := fmt.Fprintf(stdout, "%s:%d: %s %s%s\n", name, r.Line, r.Fingerprint, r.Title, truncatedNote(r))
 				return err
 			}
-			races.Add(r, racelog.Sighting{Host: c.host, File: name})
 			return nil
 		})
 		if err != nil {
 			return err
 		}
 	}
+	stats.Races = len(races.Races())
 	if c.dryRun {
 		return nil
 	}
@@ -155,7 +175,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return fmt.Errorf("gitlab client: %w", err)
 	}
-	return file(ctx, client, c, races.Races(), stdout, stderr)
+	return file(ctx, client, c, races.Races(), &stats.Filed, stdout, stderr)
 }
 
 func truncatedNote(r racelog.Report) string {
@@ -206,7 +226,7 @@ type filed struct {
 	URL         string `json:"url,omitempty"`
 }
 
-func file(ctx context.Context, client *gitlab.Client, c config, races []racelog.Race, stdout, stderr io.Writer) error {
+func file(ctx context.Context, client *gitlab.Client, c config, races []racelog.Race, ran *gitlabx.RunResult, stdout, stderr io.Writer) error {
 	var project any = c.project
 	if id, err := strconv.ParseInt(c.project, 10, 64); err == nil {
 		project = id
@@ -226,6 +246,7 @@ func file(ctx context.Context, client *gitlab.Client, c config, races []racelog.
 		reports[i] = gitlabx.RaceReport(rc)
 	}
 	res, runErr := rep.ReportRun(ctx, cmp.Or(c.runID, defaultRunID(c)), reports)
+	*ran = res
 	enc := json.NewEncoder(stdout)
 	for i, r := range res.Reports {
 		if r.Action == "" {
