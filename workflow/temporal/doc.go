@@ -1,0 +1,2 @@
+// Package temporal runs workflow rollouts on Temporal.
+package temporal
