@@ -263,6 +263,10 @@ func (r *wfRun) soak(ctx, actx tworkflow.Context) bool {
 	}
 	// A pause holds the rollout at the end of the soak.
 	r.waitPaused(ctx)
+	if r.stopped(ctx) {
+		r.end(ctx, workflow.ESCanceled, workflow.PhaseSoak, nil)
+		return false
+	}
 	return true
 }
 
