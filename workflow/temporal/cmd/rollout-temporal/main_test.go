@@ -74,7 +74,9 @@ func TestControlThroughCLI(t *testing.T) {
 	wctx, stop := context.WithCancel(t.Context())
 	var workerOut syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(wctx, []string{"worker", "-addr", addr, "-targets", "3", "-step", "10ms"}, &workerOut, &workerOut) }()
+	go func() {
+		done <- run(wctx, []string{"worker", "-addr", addr, "-targets", "3", "-step", "10ms"}, &workerOut, &workerOut)
+	}()
 	t.Cleanup(func() { stop(); <-done })
 
 	cli("start", "-soak", "1h")
