@@ -7,3 +7,7 @@ temporal-test: ## workflow/temporal's tests (the dev-server ones need the tempor
 
 temporal-lint: ## go vet and staticcheck on workflow/temporal
 	cd workflow/temporal && $(GO) vet ./... && $(STATICCHECK) ./...
+
+.PHONY: bench-temporal
+bench-temporal: ## per-target overhead of the Temporal backend vs the local Runner (1,000 no-op targets; needs the temporal CLI)
+	bash scripts/bench-temporal.sh

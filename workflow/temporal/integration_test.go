@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 // temporalBinary finds the temporal CLI: $OPSKIT_TEMPORAL, or the cache
 // .ci/run builds into. It skips the test when missing, or fails it when
 // integration tests are required.
-func temporalBinary(t *testing.T) string {
+func temporalBinary(t testing.TB) string {
 	t.Helper()
 	p := os.Getenv("OPSKIT_TEMPORAL")
 	if p == "" {
@@ -67,7 +67,7 @@ func quietLogger() tlog.Logger { return tlog.NewStructuredLogger(slog.New(slog.D
 
 // startDevServer starts a dev server with its database in t.TempDir(),
 // stopped by t.Cleanup.
-func startDevServer(t *testing.T) *testsuite.DevServer {
+func startDevServer(t testing.TB) *testsuite.DevServer {
 	t.Helper()
 	bin := temporalBinary(t)
 	srv, err := testsuite.StartDevServer(t.Context(), testsuite.DevServerOptions{
