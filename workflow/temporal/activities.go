@@ -218,7 +218,6 @@ func heartbeat(ctx context.Context) func() {
 	if every <= 0 {
 		return func() {}
 	}
-	activity.RecordHeartbeat(ctx)
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {

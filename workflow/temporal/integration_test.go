@@ -72,7 +72,7 @@ func startDevServer(t testing.TB) *testsuite.DevServer {
 	bin := temporalBinary(t)
 	srv, err := testsuite.StartDevServer(t.Context(), testsuite.DevServerOptions{
 		ExistingPath:  bin,
-		DBFilename:    filepath.Join(t.TempDir(), "temporal.db"),
+		DBFilename:    dbFile(t),
 		LogLevel:      "error",
 		ClientOptions: &client.Options{Logger: quietLogger()},
 		Stdout:        os.Stderr,
@@ -319,4 +319,13 @@ func waitPhase(t *testing.T, c client.Client, id string, p workflow.Phase) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// dbFile is the dev server's database: a file in t.TempDir(), or none (in
+// memory) when OPSKIT_TEMPORAL_MEMDB=1.
+func dbFile(t testing.TB) string {
+	if os.Getenv("OPSKIT_TEMPORAL_MEMDB") == "1" {
+		return ""
+	}
+	return filepath.Join(t.TempDir(), "temporal.db")
 }
