@@ -166,10 +166,13 @@ func printStatus(w io.Writer, st temporal.Status) {
 			flags = append(flags, f.name)
 		}
 	}
-	if st.Ended {
-		fmt.Fprintf(w, "ended %s in phase %q %s\n", st.End, st.EndPhase, st.Err)
-	} else {
-		fmt.Fprintf(w, "phase %s %s\n", st.Phase, strings.Join(flags, " "))
+	switch {
+	case st.Ended && st.EndPhase == "":
+		fmt.Fprintf(w, "ended %s\n", st.End)
+	case st.Ended:
+		fmt.Fprintf(w, "ended %s in the %s phase: %s\n", st.End, st.EndPhase, st.Err)
+	default:
+		fmt.Fprintln(w, strings.Join(append([]string{"phase", string(st.Phase)}, flags...), " "))
 	}
 	for _, t := range st.Targets {
 		fmt.Fprintf(w, "  %-8s %-12s %-10s attempts=%d %s\n", t.Name, t.Outcome, t.State, t.Attempts, t.Err)
