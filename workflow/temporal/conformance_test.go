@@ -39,6 +39,7 @@ func (e *testEngine) Resume(ctx context.Context, cfg workflow.Runner, targets []
 
 func (e *testEngine) run(ctx context.Context, cfg workflow.Runner, targets []workflow.Target, opts temporal.Options) (workflow.Report, error) {
 	var s testsuite.WorkflowTestSuite
+	s.SetLogger(quietLogger())
 	env := s.NewTestWorkflowEnvironment()
 	env.SetTestTimeout(time.Minute)
 	var once sync.Once
@@ -85,6 +86,7 @@ func TestConformance(t *testing.T) {
 // rollout in its first activity instead of retrying forever.
 func TestNoDefinition(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
+	s.SetLogger(quietLogger())
 	env := s.NewTestWorkflowEnvironment()
 	def := &temporal.Definition{Targets: []workflow.Target{{Name: "t0", States: []workflow.State{{Name: "a", Fn: func(context.Context) (workflow.StateFn, error) { return nil, nil }}}}}}
 	temporal.Register(env, map[string]*temporal.Definition{"other": def})

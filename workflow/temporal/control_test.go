@@ -29,6 +29,7 @@ type controlRun struct {
 
 func newControlRun() *controlRun {
 	var s testsuite.WorkflowTestSuite
+	s.SetLogger(quietLogger())
 	c := &controlRun{env: s.NewTestWorkflowEnvironment()}
 	c.env.SetTestTimeout(time.Minute)
 	return c
