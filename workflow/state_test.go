@@ -27,7 +27,10 @@ func TestWithGoto(t *testing.T) {
 
 	var ran []string
 	target := workflow.Target{Name: "t0", States: []workflow.State{
-		{Name: "a", Fn: func(context.Context) (workflow.StateFn, error) { ran = append(ran, "a"); return workflow.Goto("b"), nil }},
+		{Name: "a", Fn: func(context.Context) (workflow.StateFn, error) {
+			ran = append(ran, "a")
+			return workflow.Goto("b"), nil
+		}},
 		{Name: "b", Fn: func(context.Context) (workflow.StateFn, error) { ran = append(ran, "b"); return nil, nil }},
 	}}
 	var r workflow.Runner
