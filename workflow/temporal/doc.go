@@ -39,7 +39,13 @@
 // (all its attempts) rather than Runner.TargetTimeout the whole target;
 // OnEvent runs in the worker that runs the workflow code and may miss
 // events when a worker dies (GetStatus is the record); there is no journal
-// file and no dry run.
+// file and no dry run. One workflow history holds the whole rollout, and
+// Temporal caps a history at 51,200 events: with 3 to 6 events per state,
+// split rollouts of more than about 8,000 states in all.
+//
+// The workflow code is replayed from history: a worker must not run a
+// different version of this package than the one that started a rollout
+// still in flight.
 //
 // Command cmd/rollout-temporal is a worker and a control CLI for a demo
 // rollout.
