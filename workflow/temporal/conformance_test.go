@@ -24,20 +24,20 @@ type testEngine struct {
 	control func(env *testsuite.TestWorkflowEnvironment)
 }
 
-func options(cfg workflow.Runner) temporal.Options {
+func options(cfg workflowtest.Settings) temporal.Options {
 	return temporal.Options{Definition: "test", Concurrency: cfg.Concurrency, CanaryNum: cfg.CanaryNum, Soak: cfg.Soak,
 		MaxFailures: cfg.MaxFailures, CancelInFlight: cfg.CancelInFlight}
 }
 
-func (e *testEngine) Run(ctx context.Context, cfg workflow.Runner, targets []workflow.Target) (workflow.Report, error) {
+func (e *testEngine) Run(ctx context.Context, cfg workflowtest.Settings, targets []workflow.Target) (workflow.Report, error) {
 	return e.run(ctx, cfg, targets, options(cfg))
 }
 
-func (e *testEngine) Resume(ctx context.Context, cfg workflow.Runner, targets []workflow.Target) (workflow.Report, error) {
+func (e *testEngine) Resume(ctx context.Context, cfg workflowtest.Settings, targets []workflow.Target) (workflow.Report, error) {
 	return e.run(ctx, cfg, targets, temporal.ResumeFrom(e.last, options(cfg)))
 }
 
-func (e *testEngine) run(ctx context.Context, cfg workflow.Runner, targets []workflow.Target, opts temporal.Options) (workflow.Report, error) {
+func (e *testEngine) run(ctx context.Context, cfg workflowtest.Settings, targets []workflow.Target, opts temporal.Options) (workflow.Report, error) {
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(quietLogger())
 	env := s.NewTestWorkflowEnvironment()
@@ -49,7 +49,7 @@ func (e *testEngine) run(ctx context.Context, cfg workflow.Runner, targets []wor
 		def.OnEvent = func(ev workflow.Event) {
 			cfg.OnEvent(ev)
 			// A cancel from the callback reaches the workflow before it
-			// goes on, as it does in workflow.Runner.
+			// goes on, as it does in workflowtest.Settings.
 			if ctx.Err() != nil {
 				cancelWorkflow()
 			}

@@ -18,17 +18,36 @@ import (
 // Runner (NewLocalEngine), or another backend such as the Temporal one in
 // workflow/temporal. TestEngine checks one.
 type Engine interface {
-	// Run runs targets from their first states with cfg's settings
-	// (Concurrency, CanaryNum, Soak, MaxFailures, CancelInFlight,
-	// Preconditions, Postconditions, Gate) and returns what
-	// workflow.Runner.Run returns. It calls cfg.OnEvent, when set, with at
-	// least the EventPhase events, before the phase's work. Canceling ctx
-	// cancels the rollout.
-	Run(ctx context.Context, cfg workflow.Runner, targets []workflow.Target) (workflow.Report, error)
+	// Run runs targets from their first states with cfg's settings and
+	// returns what workflow.Runner.Run returns. It calls cfg.OnEvent, when
+	// set, with at least the EventPhase events, before the phase's work.
+	// Canceling ctx cancels the rollout.
+	Run(ctx context.Context, cfg Settings, targets []workflow.Target) (workflow.Report, error)
 	// Resume continues the rollout this engine ran last, as
 	// workflow.Runner.Resume does: succeeded targets are skipped, the others
 	// restart at the state they were in.
-	Resume(ctx context.Context, cfg workflow.Runner, targets []workflow.Target) (workflow.Report, error)
+	Resume(ctx context.Context, cfg Settings, targets []workflow.Target) (workflow.Report, error)
+}
+
+// Settings are the rollout settings every engine takes; each field means
+// what the workflow.Runner field of the same name means.
+type Settings struct {
+	Concurrency    int
+	CanaryNum      int
+	Soak           time.Duration
+	MaxFailures    int
+	CancelInFlight bool
+	Preconditions  []workflow.Check
+	Postconditions []workflow.Check
+	Gate           func(ctx context.Context, next workflow.Phase) error
+	OnEvent        func(workflow.Event)
+}
+
+// Runner returns a workflow.Runner with these settings and journal j.
+func (s Settings) Runner(j *workflow.Journal) *workflow.Runner {
+	return &workflow.Runner{Concurrency: s.Concurrency, CanaryNum: s.CanaryNum, Soak: s.Soak, MaxFailures: s.MaxFailures,
+		CancelInFlight: s.CancelInFlight, Preconditions: s.Preconditions, Postconditions: s.Postconditions,
+		Gate: s.Gate, OnEvent: s.OnEvent, Journal: j}
 }
 
 // NewLocalEngine returns workflow.Runner as an Engine, with a journal in
@@ -45,14 +64,12 @@ func NewLocalEngine(t testing.TB) Engine {
 
 type localEngine struct{ j *workflow.Journal }
 
-func (e *localEngine) Run(ctx context.Context, cfg workflow.Runner, targets []workflow.Target) (workflow.Report, error) {
-	cfg.Journal = e.j
-	return cfg.Run(ctx, targets)
+func (e *localEngine) Run(ctx context.Context, cfg Settings, targets []workflow.Target) (workflow.Report, error) {
+	return cfg.Runner(e.j).Run(ctx, targets)
 }
 
-func (e *localEngine) Resume(ctx context.Context, cfg workflow.Runner, targets []workflow.Target) (workflow.Report, error) {
-	cfg.Journal = e.j
-	return cfg.Resume(ctx, targets)
+func (e *localEngine) Resume(ctx context.Context, cfg Settings, targets []workflow.Target) (workflow.Report, error) {
+	return cfg.Runner(e.j).Resume(ctx, targets)
 }
 
 // callLog records the states the targets ran, in order.
@@ -198,29 +215,29 @@ func TestEngine(t *testing.T, newEngine func(t *testing.T) Engine) {
 	badCheck := workflow.Check{Name: "bad", Fn: func(context.Context) error { return errors.New("check failed") }}
 	endStates := []struct {
 		name                                       string
-		cfg                                        workflow.Runner
+		cfg                                        Settings
 		fail                                       map[string]string
 		want                                       workflow.EndState
 		phase                                      workflow.Phase
 		succeeded, failed, interrupted, notStarted []string
 	}{
-		{name: "success", cfg: workflow.Runner{Concurrency: 2, CanaryNum: 1, Soak: time.Millisecond, Preconditions: []workflow.Check{okCheck}, Postconditions: []workflow.Check{okCheck}},
+		{name: "success", cfg: Settings{Concurrency: 2, CanaryNum: 1, Soak: time.Millisecond, Preconditions: []workflow.Check{okCheck}, Postconditions: []workflow.Check{okCheck}},
 			want: workflow.ESSuccess, succeeded: []string{"t0", "t1", "t2", "t3"}},
-		{name: "success with a tolerated failure", cfg: workflow.Runner{Concurrency: 1, CanaryNum: 1, MaxFailures: 1},
+		{name: "success with a tolerated failure", cfg: Settings{Concurrency: 1, CanaryNum: 1, MaxFailures: 1},
 			fail: map[string]string{"t2": "b"}, want: workflow.ESSuccess, succeeded: []string{"t0", "t1", "t3"}, failed: []string{"t2"}},
-		{name: "precondition failure", cfg: workflow.Runner{CanaryNum: 1, Preconditions: []workflow.Check{okCheck, badCheck}},
+		{name: "precondition failure", cfg: Settings{CanaryNum: 1, Preconditions: []workflow.Check{okCheck, badCheck}},
 			want: workflow.ESPreconditionFailure, phase: workflow.PhasePrecondition, notStarted: []string{"t0", "t1", "t2", "t3"}},
-		{name: "gate refuses the canaries", cfg: workflow.Runner{CanaryNum: 1, Gate: refuse(workflow.PhaseCanary)},
+		{name: "gate refuses the canaries", cfg: Settings{CanaryNum: 1, Gate: refuse(workflow.PhaseCanary)},
 			want: workflow.ESPreconditionFailure, phase: workflow.PhaseCanary, notStarted: []string{"t0", "t1", "t2", "t3"}},
-		{name: "canary failure", cfg: workflow.Runner{Concurrency: 4, CanaryNum: 2, MaxFailures: 3},
+		{name: "canary failure", cfg: Settings{Concurrency: 4, CanaryNum: 2, MaxFailures: 3},
 			fail: map[string]string{"t1": "a"}, want: workflow.ESCanaryFailure, phase: workflow.PhaseCanary,
 			succeeded: []string{"t0"}, failed: []string{"t1"}, notStarted: []string{"t2", "t3"}},
-		{name: "gate refuses the rollout", cfg: workflow.Runner{CanaryNum: 1, Concurrency: 2, Gate: refuse(workflow.PhaseRollout)},
+		{name: "gate refuses the rollout", cfg: Settings{CanaryNum: 1, Concurrency: 2, Gate: refuse(workflow.PhaseRollout)},
 			want: workflow.ESCanaryFailure, phase: workflow.PhaseRollout, succeeded: []string{"t0"}, notStarted: []string{"t1", "t2", "t3"}},
-		{name: "max failures at the exact trip point", cfg: workflow.Runner{Concurrency: 1, MaxFailures: 1},
+		{name: "max failures at the exact trip point", cfg: Settings{Concurrency: 1, MaxFailures: 1},
 			fail: map[string]string{"t0": "c", "t2": "a"}, want: workflow.ESMaxFailures, phase: workflow.PhaseRollout,
 			succeeded: []string{"t1"}, failed: []string{"t0", "t2"}, notStarted: []string{"t3"}},
-		{name: "postcondition failure", cfg: workflow.Runner{Concurrency: 3, Postconditions: []workflow.Check{okCheck, badCheck}},
+		{name: "postcondition failure", cfg: Settings{Concurrency: 3, Postconditions: []workflow.Check{okCheck, badCheck}},
 			want: workflow.ESPostconditionFailure, phase: workflow.PhasePostcondition, succeeded: []string{"t0", "t1", "t2", "t3"}},
 	}
 	for _, tc := range endStates {
@@ -246,7 +263,7 @@ func TestEngine(t *testing.T, newEngine func(t *testing.T) Engine) {
 
 	t.Run("canaries one at a time, before the rest", func(t *testing.T) {
 		f := &fixture{}
-		rep, err := newEngine(t).Run(t.Context(), workflow.Runner{Concurrency: 4, CanaryNum: 2, Soak: time.Millisecond}, f.targets(4))
+		rep, err := newEngine(t).Run(t.Context(), Settings{Concurrency: 4, CanaryNum: 2, Soak: time.Millisecond}, f.targets(4))
 		checkReport(t, rep, err, workflow.ESSuccess, "", []string{"t0", "t1", "t2", "t3"}, nil, nil, nil)
 		calls := f.log.get()
 		want := []string{"t0/a", "t0/b", "t0/c", "t0/postcheck", "t1/a", "t1/b", "t1/c", "t1/postcheck"}
@@ -292,7 +309,7 @@ func TestEngine(t *testing.T, newEngine func(t *testing.T) Engine) {
 				once.Do(func() { close(tripped) })
 				return nil, nil
 			}
-			cfg := workflow.Runner{Concurrency: 2, MaxFailures: 0, CancelInFlight: cancelInFlight}
+			cfg := Settings{Concurrency: 2, MaxFailures: 0, CancelInFlight: cancelInFlight}
 			rep, err := newEngine(t).Run(t.Context(), cfg, targets)
 			if cancelInFlight {
 				checkReport(t, rep, err, workflow.ESMaxFailures, workflow.PhaseRollout, nil, []string{"t0"}, []string{"t1"}, []string{"t2", "t3"})
@@ -310,7 +327,7 @@ func TestEngine(t *testing.T, newEngine func(t *testing.T) Engine) {
 		f.failIn("t1", "b")
 		f.postErr = map[string]error{"t2": errors.New("post-check failed")}
 		e := newEngine(t)
-		cfg := workflow.Runner{Concurrency: 1, MaxFailures: 2}
+		cfg := Settings{Concurrency: 1, MaxFailures: 2}
 		targets := f.targets(3)
 		rep, err := e.Run(t.Context(), cfg, targets)
 		checkReport(t, rep, err, workflow.ESSuccess, "", []string{"t0"}, []string{"t1", "t2"}, nil, nil)
@@ -339,7 +356,7 @@ func TestEngine(t *testing.T, newEngine func(t *testing.T) Engine) {
 		f := &fixture{}
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		cfg := workflow.Runner{Concurrency: 2, CanaryNum: 1, Soak: time.Hour, OnEvent: func(ev workflow.Event) {
+		cfg := Settings{Concurrency: 2, CanaryNum: 1, Soak: time.Hour, OnEvent: func(ev workflow.Event) {
 			if ev.Kind == workflow.EventPhase && ev.Phase == workflow.PhaseSoak {
 				cancel()
 			}
