@@ -54,7 +54,11 @@
 //
 // Package github.com/opskit/opskit/workflow/workflowtest has a recording
 // Executor with failure switches (workflowtest.NewRecorder) and
-// TestExecutor, which checks an Executor of your own. Targets are plain
+// TestExecutor, which checks an Executor of your own, and TestEngine, the
+// conformance suite of the semantics above, which runs against Runner and
+// against the Temporal backend (module workflow/temporal, where a rollout
+// outlives its controller; WithGoto is how such an engine sees Goto
+// transitions). Targets are plain
 // functions, so tests can also build targets whose states record their
 // calls; drive timing (soak, per-target timeouts, cancellation) inside
 // testing/synctest bubbles, as this package's own tests do.

@@ -70,16 +70,31 @@ var ErrUnknownState = errors.New("workflow: unknown state")
 
 type runKey struct{}
 
+type gotoKey struct{}
+
 // Goto returns a StateFn that moves the target to its state called name:
 // the runner journals the transition, emits an Event, and runs that state.
+// Under another engine, the function set with WithGoto decides instead.
 func Goto(name string) StateFn {
 	return func(ctx context.Context) (StateFn, error) {
-		tr, ok := ctx.Value(runKey{}).(*targetRun)
-		if !ok {
-			return nil, fmt.Errorf("%w: %q", ErrNotInRunner, name)
+		if tr, ok := ctx.Value(runKey{}).(*targetRun); ok {
+			return tr.enter(name)
 		}
-		return tr.enter(name)
+		if enter, ok := ctx.Value(gotoKey{}).(func(string) (StateFn, error)); ok {
+			return enter(name)
+		}
+		return nil, fmt.Errorf("%w: %q", ErrNotInRunner, name)
 	}
+}
+
+// WithGoto returns a copy of ctx under which a StateFn made by Goto calls
+// enter with its state's name and returns what enter returns. It lets an
+// engine other than Runner (such as the Temporal backend in
+// workflow/temporal) see a target's transitions: enter typically records
+// the name and returns nil, ending the current state so that the engine
+// runs the next one itself. Inside a Runner, the Runner's own handling wins.
+func WithGoto(ctx context.Context, enter func(name string) (StateFn, error)) context.Context {
+	return context.WithValue(ctx, gotoKey{}, enter)
 }
 
 // Executor runs cmd on host and returns its standard output. It is the one

@@ -1,6 +1,9 @@
 // Package workflowtest has fakes for code that uses package workflow: a
-// recording workflow.Executor with failure switches, and TestExecutor,
-// which checks an Executor implementation that runs shell commands.
+// recording workflow.Executor with failure switches, TestExecutor, which
+// checks an Executor implementation that runs shell commands, and
+// TestEngine, the conformance suite every rollout engine (workflow.Runner
+// through NewLocalEngine, the Temporal backend in workflow/temporal) must
+// pass.
 //
 //	rec := workflowtest.NewRecorder()
 //	rec.Fail("web2", "systemctl start app", errors.New("exit status 1"))

@@ -36,3 +36,7 @@ func TestRecorder(t *testing.T) {
 		t.Errorf("len(Calls()) = %d; want 4 (failed and canceled calls are recorded too)", got)
 	}
 }
+
+func TestEngineLocalRunner(t *testing.T) {
+	workflowtest.TestEngine(t, func(t *testing.T) workflowtest.Engine { return workflowtest.NewLocalEngine(t) })
+}
