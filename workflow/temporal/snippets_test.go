@@ -19,17 +19,24 @@ import (
 // README's and doc.go's snippets are copied here, between the marker
 // comments, where they compile; TestReadmeSnippet fails when they drift.
 
-func readmeSnippet(ctx context.Context, c client.Client, targets []workflow.Target) {
+func readmeSnippet(ctx context.Context, c client.Client, targets []workflow.Target) error {
 	// README begin
 	def := &temporal.Definition{Targets: targets} // every worker builds the same one
 	w := worker.New(c, "rollout", worker.Options{})
 	temporal.Register(w, map[string]*temporal.Definition{"app": def})
 	run, err := temporal.Start(ctx, c, client.StartWorkflowOptions{ID: "app-v2", TaskQueue: "rollout"}, def,
 		temporal.Options{Definition: "app", CanaryNum: 1, Soak: time.Minute, Concurrency: 10, MaxFailures: 2})
+	if err != nil {
+		return err
+	}
 	report, status, err := temporal.Wait(ctx, run)
 	// README end
-	_, _, _ = report, status, err
+	_, _ = report, status
+	return err
 }
+
+// The snippets only need to compile.
+var _, _ = readmeSnippet, docSnippet
 
 func docSnippet(ctx context.Context, c client.Client, targets []workflow.Target) error {
 	// doc.go begin
