@@ -269,10 +269,10 @@ func (m *memoryIntake) Shutdown(ctx context.Context) error {
 	case <-m.done:
 		return nil
 	case <-ctx.Done():
-		m.stopOnce.Do(func() { close(m.stop) })
 		m.mu.Lock()
 		n := m.pending
 		m.mu.Unlock()
+		m.stopOnce.Do(func() { close(m.stop) })
 		return fmt.Errorf("gitlabx: shutdown: %d accepted deliveries not finished: %w", n, ctx.Err())
 	}
 }

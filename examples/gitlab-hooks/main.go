@@ -10,10 +10,20 @@
 //	    [-signing-token-file F] [-version-file VERSION] [-version-regexp RE]
 //	    [-labels "To Do,In Development,In Review,To Test,Testing"] [-scope S]
 //	    [-reopen-on-merge] [-allow-backwards] [-workers N]
+//	    [-intake jetstream|memory] [-data-dir DIR] [-nats-url URL
+//	    [-nats-creds F | -nats-token-file F] [-stream-replicas N]] [-partitions N]
+//
+// Accepted deliveries are stored in NATS JetStream before GitLab gets its
+// 202: with no -nats-url, in a server embedded in this process with its
+// files under -data-dir (one durable replica, no setup); with -nats-url, in
+// that cluster, shared by every replica pointed at it. -intake memory keeps
+// them in memory instead (fast, lost on a crash).
 //
 // The GitLab API token may come from $GITLAB_TOKEN and the webhook secret
-// from $GITLAB_WEBHOOK_SECRET instead of files. On SIGINT it stops
-// accepting deliveries and finishes the accepted ones.
+// from $GITLAB_WEBHOOK_SECRET instead of files. On SIGINT or SIGTERM it
+// stops accepting deliveries and finishes the running ones; with JetStream,
+// what it does not finish stays stored for the next start or another
+// replica.
 package main
 
 import (
@@ -31,10 +41,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/gitlabx"
+	"github.com/opskit/opskit/gitlabx/jetstream"
 )
 
 func main() {
@@ -81,7 +93,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	scope := fs.String("scope", "", "prefix the workflow labels with `scope`:: (scoped labels)")
 	reopen := fs.Bool("reopen-on-merge", false, "reopen at To Test the issues GitLab closes when an MR merges")
 	backwards := fs.Bool("allow-backwards", false, "let events move issues to an earlier state")
-	workers := fs.Int("workers", 8, "deliveries handled at once")
+	workers := fs.Int("workers", 8, "deliveries handled at once (-intake memory)")
+	intakeKind := fs.String("intake", "jetstream", "where accepted deliveries wait: `jetstream` (durable) or memory")
+	dataDir := fs.String("data-dir", defaultDataDir(), "`directory` of the embedded JetStream server's files (without -nats-url)")
+	natsURL := fs.String("nats-url", "", "NATS cluster `URLs`, comma-separated; empty runs an embedded server")
+	natsCreds := fs.String("nats-creds", "", "NATS credentials `file` (.creds) for -nats-url")
+	natsTokenFile := fs.String("nats-token-file", "", "`file` holding a NATS token for -nats-url")
+	streamReplicas := fs.Int("stream-replicas", 1, "JetStream stream replicas (3 for a three-node cluster)")
+	partitions := fs.Int("partitions", 32, "JetStream partitions: the most deliveries handled at once across all replicas")
+	ackWait := fs.Duration("ack-wait", 30*time.Second, "JetStream: how long a replica may be silent before its delivery goes to another (or, after a crash, runs again)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -90,6 +110,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *gitlabURL == "" {
 		return cli.Usagef(fs, "-gitlab-url is required")
+	}
+	if *intakeKind != "jetstream" && *intakeKind != "memory" {
+		return cli.Usagef(fs, "-intake must be jetstream or memory")
+	}
+	if *natsURL == "" && (*natsCreds != "" || *natsTokenFile != "") {
+		return cli.Usagef(fs, "-nats-creds and -nats-token-file need -nats-url")
+	}
+	if *natsURL == "" && *intakeKind == "jetstream" && *dataDir == "" {
+		return cli.Usagef(fs, "-data-dir is required for the embedded JetStream server")
 	}
 	names := strings.Split(*labels, ",")
 	if len(names) != 5 {
@@ -132,8 +161,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("checking the GitLab token: %w", err)
 	}
+	var intake gitlabx.Intake
+	if *intakeKind == "jetstream" {
+		nc, closeNATS, err := connectNATS(*natsURL, *natsCreds, *natsTokenFile, *dataDir)
+		if err != nil {
+			return err
+		}
+		defer closeNATS() // after hooks.Shutdown below
+		in, err := jetstream.New(ctx, jetstream.Config{Conn: nc, Partitions: *partitions, Replicas: *streamReplicas, AckWait: *ackWait, Logger: log})
+		if err != nil {
+			return err
+		}
+		intake = in
+	}
 	hooks, err := gitlabx.NewHooks(gitlabx.HooksConfig{
-		Token: gitlabx.Secret(hookSecret), SigningToken: gitlabx.Secret(signing),
+		Token: gitlabx.Secret(hookSecret), SigningToken: gitlabx.Secret(signing), Intake: intake,
 		BotUserID: bot.ID, BotUsername: bot.Username, Workers: *workers, Logger: log,
 	})
 	if err != nil {
@@ -159,6 +201,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	check.Register(hooks)
 	machine.Register(hooks)
+	if err := hooks.Start(); err != nil { // runs what was stored before a restart
+		return err
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -178,10 +223,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv.Shutdown(sctx)
 	herr := hooks.Shutdown(sctx)
 	s := hooks.Stats()
-	fmt.Fprintf(stdout, "gitlab-hooks: accepted %d, done %d, failed %d, duplicates %d, ignored %d, rejected %d\n",
-		s.Accepted, s.Done, s.Failed, s.Duplicate, s.Ignored, s.Rejected)
+	fmt.Fprintf(stdout, "gitlab-hooks: accepted %d, done %d, failed %d, duplicates %d, ignored %d, rejected %d, dropped %d, pending %d\n",
+		s.Accepted, s.Done, s.Failed, s.Duplicate, s.Ignored, s.Rejected, s.Dropped, s.Intake.Pending)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return herr
+}
+
+// defaultDataDir is systemd's $STATE_DIRECTORY when set, else
+// ./gitlab-hooks-data.
+func defaultDataDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return strings.Split(d, ":")[0]
+	}
+	return "gitlab-hooks-data"
+}
+
+// connectNATS connects to the cluster at url, or starts an embedded
+// JetStream server with its files in dataDir. close closes what it opened.
+func connectNATS(url, credsFile, tokenFile, dataDir string) (nc *nats.Conn, close func(), err error) {
+	if url == "" {
+		emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{DataDir: dataDir})
+		if err != nil {
+			return nil, nil, err
+		}
+		return emb.Conn(), emb.Close, nil
+	}
+	opts := []nats.Option{nats.Name("gitlab-hooks"), nats.MaxReconnects(-1)}
+	if credsFile != "" {
+		opts = append(opts, nats.UserCredentials(credsFile))
+	}
+	if tokenFile != "" {
+		tok, err := readSecret(tokenFile, "", "nats token")
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, nats.Token(tok))
+	}
+	nc, err = nats.Connect(url, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to NATS: %w", err)
+	}
+	return nc, nc.Close, nil
 }
