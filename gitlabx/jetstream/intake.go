@@ -260,13 +260,15 @@ func (in *Intake) consume(c js.Consumer, handle gitlabx.HandleFunc) {
 		m, err := c.Next(js.FetchPriorityGroup(group), js.FetchContext(ctx))
 		cancel()
 		if err != nil {
-			if in.fetchCtx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, js.ErrNoMessages) &&
-				!errors.Is(err, js.ErrPinIDMismatch) {
+			if in.fetchCtx.Err() != nil || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+				continue // the pull request waited fetchWait for nothing
+			}
+			if !errors.Is(err, js.ErrNoMessages) && !errors.Is(err, js.ErrPinIDMismatch) {
 				in.log.Debug("jetstream: asking for deliveries", "consumer", c.CachedInfo().Name, "err", err)
-				select {
-				case <-in.fetchCtx.Done():
-				case <-time.After(100 * time.Millisecond):
-				}
+			}
+			select { // do not spin on an error the server answers at once
+			case <-in.fetchCtx.Done():
+			case <-time.After(100 * time.Millisecond):
 			}
 			continue
 		}
