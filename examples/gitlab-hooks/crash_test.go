@@ -40,13 +40,29 @@ func TestCrashHelper(t *testing.T) {
 // startHooks runs gitlab-hooks in a subprocess and returns its URL.
 func startHooks(t *testing.T, args []string) (*exec.Cmd, string) {
 	t.Helper()
+	cmd, url := startHooksOrErr(args)
+	if cmd == nil {
+		t.Fatal(url)
+	}
+	return cmd, url
+}
+
+// startHooksOrErr is startHooks for other goroutines than the test's: on
+// failure the command is nil and the string says why.
+func startHooksOrErr(args []string) (*exec.Cmd, string) {
 	raw, err := json.Marshal(args)
-	require.NoError(t, err)
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1")
+	if err != nil {
+		return nil, err.Error()
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashArgsEnv+"="+string(raw))
 	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
+	if err != nil {
+		return nil, err.Error()
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err.Error()
+	}
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), "gitlab-hooks: listening on "); ok {
@@ -59,8 +75,7 @@ func startHooks(t *testing.T, args []string) (*exec.Cmd, string) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	t.Fatal("gitlab-hooks never said it was listening")
-	return nil, ""
+	return nil, "gitlab-hooks never said it was listening"
 }
 
 // TestEmbeddedCrashLosesNothing runs gitlab-hooks with its embedded

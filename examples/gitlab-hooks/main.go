@@ -101,6 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsTokenFile := fs.String("nats-token-file", "", "`file` holding a NATS token for -nats-url")
 	streamReplicas := fs.Int("stream-replicas", 1, "JetStream stream replicas (3 for a three-node cluster)")
 	partitions := fs.Int("partitions", 32, "JetStream partitions: the most deliveries handled at once across all replicas")
+	pinnedTTL := fs.Duration("pinned-ttl", 15*time.Second, "JetStream: how long the partitions of a replica that stopped wait before another replica takes them over")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "JetStream: how long a replica may be silent before its delivery goes to another (or, after a crash, runs again)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -168,7 +169,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer closeNATS() // after hooks.Shutdown below
-		in, err := jetstream.New(ctx, jetstream.Config{Conn: nc, Partitions: *partitions, Replicas: *streamReplicas, AckWait: *ackWait, Logger: log})
+		in, err := jetstream.New(ctx, jetstream.Config{Conn: nc, Partitions: *partitions, Replicas: *streamReplicas, AckWait: *ackWait, PinnedTTL: *pinnedTTL, Logger: log})
 		if err != nil {
 			return err
 		}
