@@ -50,7 +50,8 @@ var (
 	ErrBadSignature = errors.New("gitlabx: missing or wrong webhook signature")
 	// ErrMalformed means the body is not a valid payload for its event (HTTP 400).
 	ErrMalformed = errors.New("gitlabx: malformed webhook payload")
-	// ErrTooLarge means the body exceeded HooksConfig.MaxBodyBytes (HTTP 413).
+	// ErrTooLarge means the body exceeded HooksConfig.MaxBodyBytes, or the
+	// largest message the Intake stores (HTTP 413).
 	ErrTooLarge = errors.New("gitlabx: webhook body too large")
 	// ErrBusy means the in-memory queue was full (HooksConfig.QueueSize or
 	// MaxQueuedBytes). The delivery is answered 202 and dropped: the log
@@ -465,6 +466,8 @@ func (h *Hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.duplicate.Add(1)
 		w.WriteHeader(http.StatusOK)
 		io.WriteString(w, "duplicate delivery\n")
+	case errors.Is(err, ErrTooLarge):
+		h.reject(w, r, http.StatusRequestEntityTooLarge, err)
 	case errors.Is(err, ErrDropped):
 		h.dropped.Add(1)
 		logDropped(h.log, e, err)

@@ -14,8 +14,8 @@ import (
 )
 
 // Errors an Intake returns from Enqueue. Hooks answers ErrDuplicate with
-// 200 and ErrDropped with 202 (logged and counted in HookStats.Dropped);
-// every other error with 503.
+// 200, ErrDropped with 202 (logged and counted in HookStats.Dropped),
+// ErrTooLarge with 413 and every other error with 503.
 var (
 	// ErrDuplicate means a delivery with the same dedupe key was already
 	// stored: a redelivery.
@@ -81,7 +81,8 @@ type IntakeStats struct {
 // at a time, in the order they were stored, and at least once.
 type Intake interface {
 	// Enqueue stores e. It returns ErrDuplicate for a redelivery, an error
-	// wrapping ErrDropped when it chose not to keep e, and any other error
+	// wrapping ErrDropped when it chose not to keep e, one wrapping
+	// ErrTooLarge when e exceeds what it can store, and any other error
 	// when it could not store e.
 	Enqueue(ctx context.Context, e *Envelope) error
 	// Start begins handing stored deliveries to handle. Hooks calls it once.

@@ -200,8 +200,10 @@ const (
 
 // Enqueue publishes e and waits for JetStream's acknowledgement. It returns
 // gitlabx.ErrDuplicate when JetStream already holds a delivery with e's
-// dedupe key within DedupWindow, and an error from NATS when the delivery
-// could not be stored.
+// dedupe key within DedupWindow, an error wrapping gitlabx.ErrTooLarge when
+// e exceeds the server's max_payload (set it above
+// gitlabx.HooksConfig.MaxBodyBytes: nats-server's default is 1 MiB), and an
+// error from NATS when the delivery could not be stored.
 func (in *Intake) Enqueue(ctx context.Context, e *gitlabx.Envelope) error {
 	m := nats.NewMsg(in.subject(in.partition(e)))
 	m.Data = e.Body
@@ -211,6 +213,9 @@ func (in *Intake) Enqueue(ctx context.Context, e *gitlabx.Envelope) error {
 	m.Header.Set(hIdempotency, e.IdempotencyKey)
 	m.Header.Set(hPartition, e.Partition)
 	ack, err := in.js.PublishMsg(ctx, m, js.WithMsgID(e.DedupKey), js.WithExpectStream(in.cfg.Stream))
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return fmt.Errorf("%w: jetstream: delivery of %d bytes exceeds the server's max_payload: %w", gitlabx.ErrTooLarge, len(e.Body), err)
+	}
 	if err != nil {
 		return fmt.Errorf("jetstream: storing delivery: %w", err)
 	}

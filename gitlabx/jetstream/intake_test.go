@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,9 +28,13 @@ const hookToken = "hook-token"
 
 // natsServer starts a JetStream server for one test, on a random loopback
 // port with file storage in a temporary directory.
-func natsServer(t testing.TB) *server.Server {
+func natsServer(t testing.TB, maxPayload ...int32) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	if len(maxPayload) > 0 {
+		opts.MaxPayload = maxPayload[0]
+	}
+	srv, err := server.NewServer(opts)
 	require.NoError(t, err)
 	go srv.Start()
 	require.True(t, srv.ReadyForConnections(10*time.Second), "nats server ready")
@@ -266,6 +271,19 @@ func TestEnqueueUnavailable(t *testing.T) {
 	nc.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, send(t, hs.URL, mrEvent(t, 1, 0), "k"))
 	assert.Equal(t, int64(1), h.Stats().Unavailable)
+}
+
+// TestEnqueueTooLarge: a delivery above the server's max_payload is
+// answered 413 (the operator raises max_payload), not 503 for ever.
+func TestEnqueueTooLarge(t *testing.T) {
+	srv := natsServer(t, 64<<10)
+	h := replica(t, fastConfig(connect(t, srv.ClientURL())))
+	h.OnMergeRequest(func(context.Context, *gitlab.MergeEvent) error { return nil })
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	big := bytes.Replace(mrEvent(t, 1, 0), []byte(`"description":`), []byte(`"description":"`+strings.Repeat("d", 100<<10)+`","x_description":`), 1)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, send(t, hs.URL, big, "big"))
+	assert.Equal(t, http.StatusAccepted, send(t, hs.URL, mrEvent(t, 1, 0), "small"))
 }
 
 func TestNewConfig(t *testing.T) {
