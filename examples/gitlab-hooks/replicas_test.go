@@ -47,9 +47,9 @@ func freePort(t *testing.T) int {
 }
 
 // TestThreeReplicas runs three gitlab-hooks processes against one real
-// nats-server (with a token read from a file) and the fake GitLab: 200 MRs,
-// each opened and merged, every delivery sent to a random replica, 100 of
-// them delivered twice to another replica, the replica holding the
+// nats-server (with a token read from a file) and the fake GitLab: 400 MRs,
+// each opened and merged, every delivery sent to a random replica, 200 of
+// them delivered twice to another replica (1,000 deliveries), the replica holding the
 // partitions SIGKILLed mid-run and restarted. Every MR ends with exactly one version note, every linked
 // issue with exactly one workflow label (To Test), and no delivery got an
 // answer outside 2xx from a live replica (none would count toward GitLab
@@ -77,7 +77,7 @@ func TestThreeReplicas(t *testing.T) {
 		return true
 	}, 20*time.Second, 50*time.Millisecond, "nats-server accepts connections")
 
-	const mrs = 200
+	const mrs = 400 // 800 deliveries, 200 of them sent twice: 1,000 in all
 	srv := gitlabtest.NewServer(t)
 	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
 	for _, l := range []string{"To Do", "In Development", "In Review", "To Test", "Testing"} {

@@ -90,6 +90,7 @@ type Intake struct {
 	wg        sync.WaitGroup
 	mu        sync.Mutex
 	started   bool
+	closed    bool // Shutdown was called: Start does nothing
 
 	redelivered atomic.Int64
 }
@@ -237,11 +238,12 @@ func decode(m js.Msg) *gitlabx.Envelope {
 
 // Start asks every partition for deliveries and hands them to handle, one
 // at a time per partition. Only the partitions pinned to this replica
-// deliver; the others take over when their replica stops.
+// deliver; the others take over when their replica stops. After Shutdown it
+// does nothing.
 func (in *Intake) Start(handle gitlabx.HandleFunc) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.started {
+	if in.started || in.closed {
 		return nil
 	}
 	in.started = true
@@ -350,6 +352,7 @@ func (in *Intake) Idle(ctx context.Context) error {
 func (in *Intake) Shutdown(ctx context.Context) error {
 	in.mu.Lock()
 	started := in.started
+	in.closed = true
 	in.mu.Unlock()
 	if !started {
 		return nil
