@@ -29,7 +29,8 @@
 // (redeliver it from the webhook's Recent events in GitLab). Package
 // gitlabx/jetstream is the durable Intake: a delivery is answered 202 only
 // once NATS JetStream has stored it, and any number of replicas share the
-// work, still one delivery at a time per merge request or issue.
+// work, still one delivery at a time per merge request or issue. Your own
+// Intake can be checked with gitlabx/intaketest.TestIntake.
 //   - VersionCheck warns on merge requests whose source and target branches
 //     carry different versions (a VERSION file, a regexp over a file or
 //     package.json), in exactly one note per MR, edited in place.

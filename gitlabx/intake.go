@@ -78,7 +78,8 @@ type IntakeStats struct {
 // NATS JetStream so that they survive crashes and are shared by replicas.
 //
 // An Intake hands deliveries with the same Envelope.Partition to handle one
-// at a time, in the order they were stored, and at least once.
+// at a time, in the order they were stored, and at least once. Package
+// gitlabx/intaketest checks an implementation against this contract.
 type Intake interface {
 	// Enqueue stores e. It returns ErrDuplicate for a redelivery, an error
 	// wrapping ErrDropped when it chose not to keep e, one wrapping

@@ -19,6 +19,7 @@ import (
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/opskit/opskit/gitlabx"
+	"github.com/opskit/opskit/gitlabx/intaketest"
 )
 
 // heapInUse returns the live heap after a full collection.
@@ -210,4 +211,10 @@ func TestHooksNeverAnswers5xxUnderFlood(t *testing.T) {
 		assert.Positive(t, s.Dropped, "the flood overflowed the queue: %+v", s)
 		assert.Equal(t, s.Accepted, s.Done, "every accepted delivery was handled: %+v", s)
 	})
+}
+
+// TestMemoryIntakeContract: the in-memory intake passes the checker users
+// run against their own Intake.
+func TestMemoryIntakeContract(t *testing.T) {
+	intaketest.TestIntake(t, func(t *testing.T) gitlabx.Intake { return gitlabx.NewMemoryIntake() })
 }

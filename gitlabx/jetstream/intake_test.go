@@ -21,6 +21,7 @@ import (
 
 	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
+	"github.com/opskit/opskit/gitlabx/intaketest"
 	"github.com/opskit/opskit/gitlabx/jetstream"
 )
 
@@ -291,4 +292,14 @@ func TestNewConfig(t *testing.T) {
 	assert.ErrorIs(t, err, jetstream.ErrConfig)
 	_, err = jetstream.StartEmbedded(jetstream.EmbeddedConfig{})
 	assert.ErrorIs(t, err, jetstream.ErrConfig)
+}
+
+// TestIntakeContract: the JetStream intake passes the checker users run
+// against their own Intake.
+func TestIntakeContract(t *testing.T) {
+	intaketest.TestIntake(t, func(t *testing.T) gitlabx.Intake {
+		in, err := jetstream.New(t.Context(), fastConfig(connect(t, natsServer(t).ClientURL())))
+		require.NoError(t, err)
+		return in
+	})
 }

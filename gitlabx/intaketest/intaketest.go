@@ -1,0 +1,228 @@
+// Package intaketest checks an implementation of gitlabx.Intake against the
+// contract gitlabx.Hooks relies on, for users who store webhook deliveries
+// in their own queue. gitlabx's in-memory intake and gitlabx/jetstream pass
+// it.
+//
+//	func TestMyIntake(t *testing.T) {
+//		intaketest.TestIntake(t, func(t *testing.T) gitlabx.Intake {
+//			return myqueue.New(t.TempDir())
+//		})
+//	}
+//
+// # Testing
+//
+// This package is itself the test helper; it has no fake.
+package intaketest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/opskit/opskit/gitlabx"
+)
+
+// TestIntake runs the contract as subtests of t. newIntake returns a new,
+// empty Intake for each subtest, not yet started; TestIntake starts it and
+// shuts it down. The contract:
+//   - every stored delivery is handed to the handler once (no crash
+//     happens here), with its headers and body as stored;
+//   - a second Enqueue with the same DedupKey returns gitlabx.ErrDuplicate;
+//   - deliveries stored before Start are handled after it;
+//   - deliveries of one Partition run one at a time, in Enqueue order;
+//   - Idle waits for running handlers and returns ctx's error when it ends
+//     first;
+//   - Shutdown with an expired ctx cancels a running handler's context and
+//     returns an error wrapping ctx's error;
+//   - Stats().Intake.Pending counts the stored, unhandled deliveries.
+func TestIntake(t *testing.T, newIntake func(t *testing.T) gitlabx.Intake) {
+	t.Run("HandlesEveryDeliveryOnce", func(t *testing.T) { handlesOnce(t, newIntake(t)) })
+	t.Run("Duplicate", func(t *testing.T) { duplicate(t, newIntake(t)) })
+	t.Run("PartitionOrder", func(t *testing.T) { partitionOrder(t, newIntake(t)) })
+	t.Run("IdleWaits", func(t *testing.T) { idleWaits(t, newIntake(t)) })
+	t.Run("ShutdownCancels", func(t *testing.T) { shutdownCancels(t, newIntake(t)) })
+}
+
+func envelope(partition string, n int) *gitlabx.Envelope {
+	e := &gitlabx.Envelope{
+		DedupKey:  fmt.Sprintf("%064x", n),
+		Partition: partition,
+		Body:      fmt.Appendf(nil, `{"object_kind":"push","n":%d}`, n),
+	}
+	e.Event = "Push Hook"
+	e.EventUUID = fmt.Sprintf("event-%d", n)
+	e.WebhookUUID = fmt.Sprintf("webhook-%d", n)
+	e.IdempotencyKey = fmt.Sprintf("key-%d", n)
+	return e
+}
+
+// recorder is a HandleFunc that records what it was handed.
+type recorder struct {
+	mu      sync.Mutex
+	got     map[string][]*gitlabx.Envelope // by partition, in handling order
+	running map[string]bool
+	overlap int
+	delay   time.Duration
+}
+
+func (r *recorder) handle(ctx context.Context, e *gitlabx.Envelope) error {
+	r.mu.Lock()
+	if r.got == nil {
+		r.got, r.running = map[string][]*gitlabx.Envelope{}, map[string]bool{}
+	}
+	if e.Partition != "" && r.running[e.Partition] {
+		r.overlap++
+	}
+	r.running[e.Partition] = true
+	r.mu.Unlock()
+	time.Sleep(r.delay)
+	r.mu.Lock()
+	r.running[e.Partition] = false
+	r.got[e.Partition] = append(r.got[e.Partition], e)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) handled() (map[string][]*gitlabx.Envelope, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string][]*gitlabx.Envelope{}
+	for k, v := range r.got {
+		out[k] = append([]*gitlabx.Envelope(nil), v...)
+	}
+	return out, r.overlap
+}
+
+func shutdown(t *testing.T, in gitlabx.Intake) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		in.Shutdown(ctx)
+	})
+}
+
+func handlesOnce(t *testing.T, in gitlabx.Intake) {
+	shutdown(t, in)
+	var rec recorder
+	want := map[string]*gitlabx.Envelope{}
+	for n := range 12 {
+		e := envelope([]string{"", "mr/1/1", "issue/1/2"}[n%3], n)
+		require.NoError(t, in.Enqueue(t.Context(), e), "Enqueue #%d before Start", n)
+		want[e.DedupKey] = e
+	}
+	assert.Equal(t, int64(12), in.Stats().Pending, "Stats().Pending with 12 stored, before Start")
+	require.NoError(t, in.Start(rec.handle))
+	for n := 12; n < 24; n++ {
+		e := envelope([]string{"", "mr/1/1", "issue/1/2"}[n%3], n)
+		require.NoError(t, in.Enqueue(t.Context(), e), "Enqueue #%d after Start", n)
+		want[e.DedupKey] = e
+	}
+	require.NoError(t, in.Idle(t.Context()))
+	got, _ := rec.handled()
+	seen := map[string]int{}
+	for _, es := range got {
+		for _, e := range es {
+			seen[e.DedupKey]++
+			w := want[e.DedupKey]
+			if assert.NotNil(t, w, "handled a delivery never stored: %+v", e) {
+				assert.Equal(t, w.Delivery, e.Delivery, "headers of %s as handled", e.DedupKey)
+				assert.Equal(t, string(w.Body), string(e.Body), "body of %s as handled", e.DedupKey)
+				assert.Equal(t, w.Partition, e.Partition, "partition of %s as handled", e.DedupKey)
+			}
+		}
+	}
+	for k := range want {
+		assert.Equal(t, 1, seen[k], "times delivery %s was handled", k[len(k)-4:])
+	}
+	assert.Zero(t, in.Stats().Pending, "Stats().Pending after Idle")
+}
+
+func duplicate(t *testing.T, in gitlabx.Intake) {
+	shutdown(t, in)
+	var rec recorder
+	require.NoError(t, in.Start(rec.handle))
+	require.NoError(t, in.Enqueue(t.Context(), envelope("mr/1/1", 1)))
+	again := envelope("mr/1/1", 1)
+	again.IdempotencyKey = "another-header"
+	assert.ErrorIs(t, in.Enqueue(t.Context(), again), gitlabx.ErrDuplicate, "Enqueue of the same DedupKey")
+	require.NoError(t, in.Idle(t.Context()))
+	assert.ErrorIs(t, in.Enqueue(t.Context(), envelope("mr/1/1", 1)), gitlabx.ErrDuplicate, "Enqueue of the same DedupKey after it was handled")
+	got, _ := rec.handled()
+	assert.Len(t, got["mr/1/1"], 1, "deliveries handled")
+}
+
+func partitionOrder(t *testing.T, in gitlabx.Intake) {
+	shutdown(t, in)
+	rec := recorder{delay: 2 * time.Millisecond}
+	require.NoError(t, in.Start(rec.handle))
+	parts := []string{"mr/1/1", "mr/1/2", "issue/1/1"}
+	for n := range 30 {
+		require.NoError(t, in.Enqueue(t.Context(), envelope(parts[n%3], n)))
+	}
+	require.NoError(t, in.Idle(t.Context()))
+	got, overlap := rec.handled()
+	assert.Zero(t, overlap, "times two deliveries of one partition ran at once")
+	for i, p := range parts {
+		var order []string
+		for _, e := range got[p] {
+			order = append(order, e.EventUUID)
+		}
+		var want []string
+		for n := i; n < 30; n += 3 {
+			want = append(want, fmt.Sprintf("event-%d", n))
+		}
+		assert.Equal(t, want, order, "deliveries of partition %s in handling order", p)
+	}
+}
+
+func idleWaits(t *testing.T, in gitlabx.Intake) {
+	shutdown(t, in)
+	release := make(chan struct{})
+	var done sync.WaitGroup
+	done.Add(1)
+	require.NoError(t, in.Start(func(ctx context.Context, e *gitlabx.Envelope) error {
+		defer done.Done()
+		<-release
+		return nil
+	}))
+	require.NoError(t, in.Enqueue(t.Context(), envelope("mr/1/1", 1)))
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, in.Idle(ctx), context.DeadlineExceeded, "Idle while a handler runs, with a deadline")
+	close(release)
+	require.NoError(t, in.Idle(t.Context()), "Idle after the handler returned")
+	done.Wait()
+}
+
+func shutdownCancels(t *testing.T, in gitlabx.Intake) {
+	started := make(chan struct{})
+	cancelled := make(chan error, 1)
+	require.NoError(t, in.Start(func(ctx context.Context, e *gitlabx.Envelope) error {
+		close(started)
+		<-ctx.Done()
+		cancelled <- ctx.Err()
+		return ctx.Err()
+	}))
+	require.NoError(t, in.Enqueue(t.Context(), envelope("mr/1/1", 1)))
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler never started")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := in.Shutdown(ctx)
+	assert.ErrorIs(t, err, context.Canceled, "Shutdown with a cancelled context while a handler runs")
+	select {
+	case err := <-cancelled:
+		assert.True(t, errors.Is(err, context.Canceled), "the running handler's context: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the running handler's context was never cancelled")
+	}
+}
