@@ -22,9 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
 	"github.com/opskit/opskit/gitlabx"
 )
 
@@ -47,6 +44,22 @@ func TestIntake(t *testing.T, newIntake func(t *testing.T) gitlabx.Intake) {
 	t.Run("PartitionOrder", func(t *testing.T) { partitionOrder(t, newIntake(t)) })
 	t.Run("IdleWaits", func(t *testing.T) { idleWaits(t, newIntake(t)) })
 	t.Run("ShutdownCancels", func(t *testing.T) { shutdownCancels(t, newIntake(t)) })
+}
+
+// must stops the test when err is not nil.
+func must(t *testing.T, err error, what string, args ...any) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", fmt.Sprintf(what, args...), err)
+	}
+}
+
+// is reports an error unless errors.Is(err, want).
+func is(t *testing.T, err, want error, what string) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Errorf("%s: error %v; want one wrapping %v", what, err, want)
+	}
 }
 
 func envelope(partition string, n int) *gitlabx.Envelope {
@@ -113,61 +126,73 @@ func handlesOnce(t *testing.T, in gitlabx.Intake) {
 	want := map[string]*gitlabx.Envelope{}
 	for n := range 12 {
 		e := envelope([]string{"", "mr/1/1", "issue/1/2"}[n%3], n)
-		require.NoError(t, in.Enqueue(t.Context(), e), "Enqueue #%d before Start", n)
+		must(t, in.Enqueue(t.Context(), e), "Enqueue #%d before Start", n)
 		want[e.DedupKey] = e
 	}
-	assert.Equal(t, int64(12), in.Stats().Pending, "Stats().Pending with 12 stored, before Start")
-	require.NoError(t, in.Start(rec.handle))
+	if got := in.Stats().Pending; got != 12 {
+		t.Errorf("Stats().Pending with 12 stored, before Start = %d; want 12", got)
+	}
+	must(t, in.Start(rec.handle), "Start")
 	for n := 12; n < 24; n++ {
 		e := envelope([]string{"", "mr/1/1", "issue/1/2"}[n%3], n)
-		require.NoError(t, in.Enqueue(t.Context(), e), "Enqueue #%d after Start", n)
+		must(t, in.Enqueue(t.Context(), e), "Enqueue #%d after Start", n)
 		want[e.DedupKey] = e
 	}
-	require.NoError(t, in.Idle(t.Context()))
+	must(t, in.Idle(t.Context()), "Idle")
 	got, _ := rec.handled()
 	seen := map[string]int{}
 	for _, es := range got {
 		for _, e := range es {
 			seen[e.DedupKey]++
 			w := want[e.DedupKey]
-			if assert.NotNil(t, w, "handled a delivery never stored: %+v", e) {
-				assert.Equal(t, w.Delivery, e.Delivery, "headers of %s as handled", e.DedupKey)
-				assert.Equal(t, string(w.Body), string(e.Body), "body of %s as handled", e.DedupKey)
-				assert.Equal(t, w.Partition, e.Partition, "partition of %s as handled", e.DedupKey)
+			switch {
+			case w == nil:
+				t.Errorf("handled a delivery never stored: %+v", e)
+			case w.Delivery != e.Delivery || string(w.Body) != string(e.Body) || w.Partition != e.Partition:
+				t.Errorf("delivery %s handled with partition %q, headers %+v, body %q; stored with %q, %+v, %q",
+					e.EventUUID, e.Partition, e.Delivery, e.Body, w.Partition, w.Delivery, w.Body)
 			}
 		}
 	}
 	for k := range want {
-		assert.Equal(t, 1, seen[k], "times delivery %s was handled", k[len(k)-4:])
+		if seen[k] != 1 {
+			t.Errorf("delivery %s was handled %d times; want once", want[k].EventUUID, seen[k])
+		}
 	}
-	assert.Zero(t, in.Stats().Pending, "Stats().Pending after Idle")
+	if got := in.Stats().Pending; got != 0 {
+		t.Errorf("Stats().Pending after Idle = %d; want 0", got)
+	}
 }
 
 func duplicate(t *testing.T, in gitlabx.Intake) {
 	shutdown(t, in)
 	var rec recorder
-	require.NoError(t, in.Start(rec.handle))
-	require.NoError(t, in.Enqueue(t.Context(), envelope("mr/1/1", 1)))
+	must(t, in.Start(rec.handle), "Start")
+	must(t, in.Enqueue(t.Context(), envelope("mr/1/1", 1)), "Enqueue")
 	again := envelope("mr/1/1", 1)
 	again.IdempotencyKey = "another-header"
-	assert.ErrorIs(t, in.Enqueue(t.Context(), again), gitlabx.ErrDuplicate, "Enqueue of the same DedupKey")
-	require.NoError(t, in.Idle(t.Context()))
-	assert.ErrorIs(t, in.Enqueue(t.Context(), envelope("mr/1/1", 1)), gitlabx.ErrDuplicate, "Enqueue of the same DedupKey after it was handled")
+	is(t, in.Enqueue(t.Context(), again), gitlabx.ErrDuplicate, "Enqueue of the same DedupKey")
+	must(t, in.Idle(t.Context()), "Idle")
+	is(t, in.Enqueue(t.Context(), envelope("mr/1/1", 1)), gitlabx.ErrDuplicate, "Enqueue of the same DedupKey after it was handled")
 	got, _ := rec.handled()
-	assert.Len(t, got["mr/1/1"], 1, "deliveries handled")
+	if len(got["mr/1/1"]) != 1 {
+		t.Errorf("handled %d deliveries for one DedupKey; want 1", len(got["mr/1/1"]))
+	}
 }
 
 func partitionOrder(t *testing.T, in gitlabx.Intake) {
 	shutdown(t, in)
 	rec := recorder{delay: 2 * time.Millisecond}
-	require.NoError(t, in.Start(rec.handle))
+	must(t, in.Start(rec.handle), "Start")
 	parts := []string{"mr/1/1", "mr/1/2", "issue/1/1"}
 	for n := range 30 {
-		require.NoError(t, in.Enqueue(t.Context(), envelope(parts[n%3], n)))
+		must(t, in.Enqueue(t.Context(), envelope(parts[n%3], n)), "Enqueue #%d", n)
 	}
-	require.NoError(t, in.Idle(t.Context()))
+	must(t, in.Idle(t.Context()), "Idle")
 	got, overlap := rec.handled()
-	assert.Zero(t, overlap, "times two deliveries of one partition ran at once")
+	if overlap != 0 {
+		t.Errorf("two deliveries of one partition ran at once %d times; want never", overlap)
+	}
 	for i, p := range parts {
 		var order []string
 		for _, e := range got[p] {
@@ -177,7 +202,9 @@ func partitionOrder(t *testing.T, in gitlabx.Intake) {
 		for n := i; n < 30; n += 3 {
 			want = append(want, fmt.Sprintf("event-%d", n))
 		}
-		assert.Equal(t, want, order, "deliveries of partition %s in handling order", p)
+		if fmt.Sprint(order) != fmt.Sprint(want) {
+			t.Errorf("deliveries of partition %s handled in the order %v; want %v", p, order, want)
+		}
 	}
 }
 
@@ -186,30 +213,30 @@ func idleWaits(t *testing.T, in gitlabx.Intake) {
 	release := make(chan struct{})
 	var done sync.WaitGroup
 	done.Add(1)
-	require.NoError(t, in.Start(func(ctx context.Context, e *gitlabx.Envelope) error {
+	must(t, in.Start(func(ctx context.Context, e *gitlabx.Envelope) error {
 		defer done.Done()
 		<-release
 		return nil
-	}))
-	require.NoError(t, in.Enqueue(t.Context(), envelope("mr/1/1", 1)))
+	}), "Start")
+	must(t, in.Enqueue(t.Context(), envelope("mr/1/1", 1)), "Enqueue")
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
-	assert.ErrorIs(t, in.Idle(ctx), context.DeadlineExceeded, "Idle while a handler runs, with a deadline")
+	is(t, in.Idle(ctx), context.DeadlineExceeded, "Idle while a handler runs, with a deadline")
 	close(release)
-	require.NoError(t, in.Idle(t.Context()), "Idle after the handler returned")
+	must(t, in.Idle(t.Context()), "Idle after the handler returned")
 	done.Wait()
 }
 
 func shutdownCancels(t *testing.T, in gitlabx.Intake) {
 	started := make(chan struct{})
 	cancelled := make(chan error, 1)
-	require.NoError(t, in.Start(func(ctx context.Context, e *gitlabx.Envelope) error {
+	must(t, in.Start(func(ctx context.Context, e *gitlabx.Envelope) error {
 		close(started)
 		<-ctx.Done()
 		cancelled <- ctx.Err()
 		return ctx.Err()
-	}))
-	require.NoError(t, in.Enqueue(t.Context(), envelope("mr/1/1", 1)))
+	}), "Start")
+	must(t, in.Enqueue(t.Context(), envelope("mr/1/1", 1)), "Enqueue")
 	select {
 	case <-started:
 	case <-time.After(30 * time.Second):
@@ -218,10 +245,10 @@ func shutdownCancels(t *testing.T, in gitlabx.Intake) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	err := in.Shutdown(ctx)
-	assert.ErrorIs(t, err, context.Canceled, "Shutdown with a cancelled context while a handler runs")
+	is(t, err, context.Canceled, "Shutdown with a cancelled context while a handler runs")
 	select {
 	case err := <-cancelled:
-		assert.True(t, errors.Is(err, context.Canceled), "the running handler's context: %v", err)
+		is(t, err, context.Canceled, "the running handler's context")
 	case <-time.After(30 * time.Second):
 		t.Fatal("the running handler's context was never cancelled")
 	}
