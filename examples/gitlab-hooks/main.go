@@ -28,6 +28,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -102,6 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	streamReplicas := fs.Int("stream-replicas", 1, "JetStream stream replicas (3 for a three-node cluster)")
 	partitions := fs.Int("partitions", 32, "JetStream partitions: the most deliveries handled at once across all replicas")
 	pinnedTTL := fs.Duration("pinned-ttl", 15*time.Second, "JetStream: how long the partitions of a replica that stopped wait before another replica takes them over")
+	syncAlways := fs.Bool("sync-always", false, "embedded JetStream: fsync every delivery before answering (survives power loss, not just a crash)")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "JetStream: how long a replica may be silent before its delivery goes to another (or, after a crash, runs again)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -164,7 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var intake gitlabx.Intake
 	if *intakeKind == "jetstream" {
-		nc, closeNATS, err := connectNATS(*natsURL, *natsCreds, *natsTokenFile, *dataDir)
+		nc, closeNATS, err := connectNATS(*natsURL, *natsCreds, *natsTokenFile, *dataDir, *syncAlways)
 		if err != nil {
 			return err
 		}
@@ -210,7 +212,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: hooks, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withStats(hooks), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "gitlab-hooks: listening on http://%s as %s\n", ln.Addr(), bot.Username)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -232,6 +234,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return herr
 }
 
+// withStats serves GET /stats (the delivery counters, the stream's depth
+// and the redeliveries, as JSON) beside the webhooks on every other request.
+func withStats(hooks *gitlabx.Hooks) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/stats" {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(hooks.Stats())
+			return
+		}
+		hooks.ServeHTTP(w, r)
+	})
+}
+
 // defaultDataDir is systemd's $STATE_DIRECTORY when set, else
 // ./gitlab-hooks-data.
 func defaultDataDir() string {
@@ -243,9 +258,9 @@ func defaultDataDir() string {
 
 // connectNATS connects to the cluster at url, or starts an embedded
 // JetStream server with its files in dataDir. close closes what it opened.
-func connectNATS(url, credsFile, tokenFile, dataDir string) (nc *nats.Conn, close func(), err error) {
+func connectNATS(url, credsFile, tokenFile, dataDir string, syncAlways bool) (nc *nats.Conn, close func(), err error) {
 	if url == "" {
-		emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{DataDir: dataDir})
+		emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{DataDir: dataDir, SyncAlways: syncAlways})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -119,6 +120,17 @@ func testRun(t *testing.T, intakeArgs ...string) {
 		is, _ := srv.Issue(7, 1)
 		return len(is.Labels) > 0
 	}, time.Minute, 10*time.Millisecond, "the bots handled the delivery")
+	resp, err := http.Get(url + "/stats")
+	require.NoError(t, err)
+	var stats struct {
+		Accepted, Duplicate, Rejected int64
+		Intake                        struct{ Pending int64 }
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&stats), "GET /stats")
+	resp.Body.Close()
+	assert.Equal(t, int64(1), stats.Accepted, "accepted in GET /stats")
+	assert.Equal(t, int64(1), stats.Duplicate, "duplicates in GET /stats")
+	assert.GreaterOrEqual(t, stats.Intake.Pending, int64(0), "stream depth in GET /stats")
 	cancel()
 	require.True(t, lines.Scan(), "summary line")
 	assert.Equal(t, "gitlab-hooks: accepted 1, done 1, failed 0, duplicates 1, ignored 0, rejected 1, dropped 0, pending 0", lines.Text())
