@@ -1,17 +1,3 @@
-// Package intaketest checks an implementation of gitlabx.Intake against the
-// contract gitlabx.Hooks relies on, for users who store webhook deliveries
-// in their own queue. gitlabx's in-memory intake and gitlabx/jetstream pass
-// it.
-//
-//	func TestMyIntake(t *testing.T) {
-//		intaketest.TestIntake(t, func(t *testing.T) gitlabx.Intake {
-//			return myqueue.New(t.TempDir())
-//		})
-//	}
-//
-// # Testing
-//
-// This package is itself the test helper; it has no fake.
 package intaketest
 
 import (

@@ -31,14 +31,18 @@
 //	if err != nil {
 //		return err
 //	}
-//	hooks, err := gitlabx.NewHooks(gitlabx.HooksConfig{Token: secret, Intake: intake})
+//	hooks, err := gitlabx.NewHooks(gitlabx.HooksConfig{Token: gitlabx.Secret(hookSecret), Intake: intake})
 //	if err != nil {
 //		return err
 //	}
 //	defer hooks.Shutdown(context.Background()) // before emb.Close
+//	check, err := gitlabx.NewVersionCheck(client, gitlabx.VersionCheckConfig{})
+//	if err != nil {
+//		return err
+//	}
 //	check.Register(hooks)
 //	hooks.Start() // after registering: runs what was stored before a restart
-//	http.ListenAndServe(":8080", hooks)
+//	return http.ListenAndServe(":8080", hooks)
 //
 // For several replicas, connect every replica to one NATS cluster with
 // nats.Connect and use the same Config (Replicas: 3 for a three-node
