@@ -93,6 +93,7 @@ type Intake struct {
 	closed    bool // Shutdown was called: Start does nothing
 
 	redelivered atomic.Int64
+	pins        []atomic.Pointer[string] // per partition: the pin id JetStream gave this replica
 }
 
 const group = "gitlabx"
@@ -171,6 +172,7 @@ func New(ctx context.Context, cfg Config) (*Intake, error) {
 		}
 		in.cons = append(in.cons, c)
 	}
+	in.pins = make([]atomic.Pointer[string], len(in.cons))
 	return in, nil
 }
 
@@ -189,6 +191,9 @@ func (in *Intake) partition(e *gitlabx.Envelope) int {
 	h.Write([]byte(k))
 	return int(h.Sum32() % uint32(in.cfg.Partitions))
 }
+
+// pinHeader carries the pin id on the deliveries of a pinned consumer.
+const pinHeader = "Nats-Pin-Id"
 
 // Headers of a stored delivery.
 const (
@@ -249,8 +254,8 @@ func (in *Intake) Start(handle gitlabx.HandleFunc) error {
 	in.started = true
 	in.fetchCtx, in.stopFetch = context.WithCancel(context.Background())
 	in.runCtx, in.stopRun = context.WithCancel(context.Background())
-	for _, c := range in.cons {
-		in.wg.Go(func() { in.consume(c, handle) })
+	for p, c := range in.cons {
+		in.wg.Go(func() { in.consume(p, c, handle) })
 	}
 	return nil
 }
@@ -261,7 +266,7 @@ func (in *Intake) fetchWait() time.Duration {
 	return min(5*time.Second, in.cfg.PinnedTTL/3)
 }
 
-func (in *Intake) consume(c js.Consumer, handle gitlabx.HandleFunc) {
+func (in *Intake) consume(p int, c js.Consumer, handle gitlabx.HandleFunc) {
 	for in.fetchCtx.Err() == nil {
 		ctx, cancel := context.WithTimeout(in.fetchCtx, in.fetchWait())
 		m, err := c.Next(js.FetchPriorityGroup(group), js.FetchContext(ctx))
@@ -278,6 +283,9 @@ func (in *Intake) consume(c js.Consumer, handle gitlabx.HandleFunc) {
 			case <-time.After(100 * time.Millisecond):
 			}
 			continue
+		}
+		if pin := m.Headers().Get(pinHeader); pin != "" {
+			in.pins[p].Store(&pin)
 		}
 		in.process(m, handle)
 	}
@@ -348,7 +356,8 @@ func (in *Intake) Idle(ctx context.Context) error {
 // to finish and be acknowledged. If ctx ends first, it cancels them: their
 // deliveries are handed back to JetStream (nothing is lost; another
 // replica, or this one after a restart, handles them) and the error wraps
-// ctx's error. It does not close Config.Conn.
+// ctx's error. It then unpins this replica's partitions, so other replicas
+// take them over at once. It does not close Config.Conn.
 func (in *Intake) Shutdown(ctx context.Context) error {
 	in.mu.Lock()
 	started := in.started
@@ -362,11 +371,39 @@ func (in *Intake) Shutdown(ctx context.Context) error {
 	go func() { in.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		in.unpin()
 		return nil
 	case <-ctx.Done():
 		in.stopRun()
 		<-done // handlers see the cancellation; their deliveries are handed back
+		in.unpin()
 		return fmt.Errorf("jetstream: shutdown: unfinished deliveries handed back to the stream: %w", ctx.Err())
+	}
+}
+
+// unpin releases the partitions still pinned to this replica, so that
+// another replica takes them at once instead of after PinnedTTL (a rolling
+// restart then stalls nothing). Failures only delay that hand-over.
+func (in *Intake) unpin() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for p, c := range in.cons {
+		pin := in.pins[p].Load()
+		if pin == nil {
+			continue
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			in.log.Debug("jetstream: unpinning at shutdown", "consumer", partitionName(p), "err", err)
+			continue
+		}
+		for _, g := range ci.PriorityGroups {
+			if g.Group == group && g.PinnedClientID == *pin {
+				if err := in.stream.UnpinConsumer(ctx, partitionName(p), group); err != nil {
+					in.log.Debug("jetstream: unpinning at shutdown", "consumer", partitionName(p), "err", err)
+				}
+			}
+		}
 	}
 }
 

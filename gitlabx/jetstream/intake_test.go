@@ -259,6 +259,40 @@ func TestIntakeFailoverAfterCrash(t *testing.T) {
 	a.Shutdown(ctx) // the "crashed" replica's handler is still waiting
 }
 
+// TestIntakeShutdownHandsOverPartitions: a replica that shuts down
+// gracefully unpins its partitions, so another replica handles what
+// arrives next at once, not after PinnedTTL (an hour here).
+func TestIntakeShutdownHandsOverPartitions(t *testing.T) {
+	srv := natsServer(t)
+	cfg := func() jetstream.Config {
+		c := fastConfig(connect(t, srv.ClientURL()))
+		c.PinnedTTL = time.Hour
+		return c
+	}
+	var la, lb log
+	a := replica(t, cfg())
+	a.OnMergeRequest(la.handler(0))
+	require.NoError(t, a.Start())
+	b := replica(t, cfg())
+	b.OnMergeRequest(lb.handler(0))
+	hs := httptest.NewServer(a)
+	defer hs.Close()
+	for iid := 1; iid <= 8; iid++ { // MRs over every partition, all pinned to a
+		require.Equal(t, http.StatusAccepted, send(t, hs.URL, mrEvent(t, iid, 0), fmt.Sprintf("first-%d", iid)))
+	}
+	require.NoError(t, a.Idle(t.Context()))
+	require.NoError(t, b.Start())
+	require.NoError(t, a.Shutdown(t.Context()))
+	for iid := 1; iid <= 8; iid++ { // a still stores deliveries after Shutdown; b handles them
+		require.Equal(t, http.StatusAccepted, send(t, hs.URL, mrEvent(t, iid, 1), fmt.Sprintf("second-%d", iid)))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, b.Idle(ctx), "b handles a's partitions well before PinnedTTL (1 h)")
+	seqs, _ := lb.snapshot()
+	assert.Len(t, seqs, 8, "MRs whose second delivery b handled")
+}
+
 // TestEnqueueUnavailable: when JetStream cannot store a delivery, Hooks
 // answers 503 (GitLab may deliver it again) instead of a 202 that would
 // lose it.
