@@ -99,7 +99,7 @@ func TestEmbeddedCrashLosesNothing(t *testing.T) {
 		require.NoError(t, err)
 		bodies[i] = b
 	}
-	srv.SetLatency(20 * time.Millisecond) // handling lags behind acks
+	srv.SetLatency(200 * time.Millisecond) // handling lags far behind acks, even on a loaded machine
 	args := []string{"-addr", "127.0.0.1:0", "-gitlab-url", srv.URL(),
 		"-token-file", writeFile(t, "token", srv.Token()), "-secret-file", writeFile(t, "secret", "hook-secret"),
 		"-data-dir", t.TempDir(), "-partitions", "8", "-ack-wait", "2s"}
