@@ -11,6 +11,7 @@ import (
 	"github.com/opskit/opskit/fleet/agent"
 	"github.com/opskit/opskit/fleet/fleettest"
 	"github.com/opskit/opskit/freshdesk"
+	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/release"
 	"github.com/opskit/opskit/release/releasetest"
 )
@@ -29,6 +30,7 @@ func TestSecretFieldsTakeOpskitSecret(t *testing.T) {
 		agent.ListenConfig{Token: opskit.Secret(tok)},
 		freshdesk.Config{APIKey: opskit.Secret(tok)},
 		freshdesk.BridgeConfig{Token: opskit.Secret(tok)},
+		gitlabx.HooksConfig{Token: opskit.Secret(tok), SigningToken: opskit.Secret(tok)},
 		release.ReceiverConfig{Secrets: []opskit.Secret{opskit.Secret(tok)}},
 		&release.Uploader{Secret: opskit.Secret(tok)},
 		&release.Fetcher{Secret: opskit.Secret(tok)},
@@ -38,6 +40,7 @@ func TestSecretFieldsTakeOpskitSecret(t *testing.T) {
 	// aliases of opskit.Secret.
 	var _ opskit.Secret = freshdesk.Secret(tok)
 	var _ opskit.Secret = release.Secret(tok)
+	var _ opskit.Secret = gitlabx.Secret(tok)
 	for _, c := range configs {
 		for _, out := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
 			assert.NotContains(t, out, "hunter2", "%T printed its secret: %s", c, out)

@@ -169,6 +169,7 @@ var snippetImports = map[string]string{
 	"slog":          "log/slog",
 	"strings":       "strings",
 	"time":          "time",
+	"testing":       "testing",
 }
 
 // nestedSections are README sections whose snippets use a nested module

@@ -17,6 +17,7 @@ import (
 
 	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
+	"github.com/opskit/opskit/gitlabx/jetstream"
 )
 
 // BenchmarkAckUnderLoad measures how fast a delivery is answered while
@@ -28,11 +29,14 @@ import (
 // deliveries in flight when the median ack came back, then shuts the
 // receiver down and checks that every accepted delivery left its note.
 //
-// Sub-benchmark "hooks" is gitlabx.Hooks; "synchronous" is the same version
-// check run inside the HTTP handler before answering, as a naive receiver
-// does, for comparison. Run it with make bench-gitlabx (b.N = deliveries).
+// Sub-benchmark "hooks" is gitlabx.Hooks with its in-memory intake;
+// "jetstream" is gitlabx.Hooks with the JetStream intake on an embedded
+// server with file storage (acks after the PubAck); "synchronous" is the
+// same version check run inside the HTTP handler before answering, as a
+// naive receiver does, for comparison. Run it with make bench-gitlabx
+// (b.N = deliveries).
 func BenchmarkAckUnderLoad(b *testing.B) {
-	for _, mode := range []string{"hooks", "synchronous"} {
+	for _, mode := range []string{"hooks", "jetstream", "synchronous"} {
 		b.Run(mode, func(b *testing.B) { benchAck(b, mode) })
 	}
 }
@@ -64,12 +68,28 @@ func benchAck(b *testing.B, mode string) {
 	var handler http.Handler
 	var hooks *gitlabx.Hooks
 	switch mode {
-	case "hooks":
-		hooks, err = gitlabx.NewHooks(gitlabx.HooksConfig{Token: hookToken, Workers: benchWorkers(), QueueSize: b.N + 1})
+	case "hooks", "jetstream":
+		cfg := gitlabx.HooksConfig{Token: hookToken, Workers: benchWorkers(), QueueSize: b.N + 1}
+		if mode == "jetstream" {
+			emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{DataDir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer emb.Close()
+			in, err := jetstream.New(context.Background(), jetstream.Config{Conn: emb.Conn(), Partitions: benchWorkers()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg.Intake = in
+		}
+		hooks, err = gitlabx.NewHooks(cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
 		check.Register(hooks)
+		if err := hooks.Start(); err != nil {
+			b.Fatal(err)
+		}
 		handler = hooks
 	case "synchronous":
 		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -123,6 +143,9 @@ func benchAck(b *testing.B, mode string) {
 	if hooks != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
+		if err := hooks.Idle(ctx); err != nil {
+			b.Fatal(err)
+		}
 		if err := hooks.Shutdown(ctx); err != nil {
 			b.Fatal(err)
 		}

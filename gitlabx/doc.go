@@ -5,11 +5,32 @@
 //
 //   - Hooks is an http.Handler for GitLab webhooks. It checks X-Gitlab-Token
 //     in constant time (and, optionally, the Standard Webhooks signature),
-//     answers at once and runs typed handlers (OnMergeRequest, OnIssue,
-//     OnNote, OnPush, OnTagPush, OnPipeline) on a bounded worker pool, one
-//     delivery at a time per merge request or issue. Redeliveries are dropped
-//     by Idempotency-Key, and events caused by the bot itself are ignored.
-//     Shutdown drains the queued work.
+//     answers as soon as its Intake has stored the delivery and runs typed
+//     handlers (OnMergeRequest, OnIssue, OnNote, OnPush, OnTagPush,
+//     OnPipeline), one delivery at a time per merge request or issue.
+//     Handlers accumulate: each one registered for a kind runs, in
+//     registration order. Redeliveries are dropped by their dedupe key (the
+//     signed webhook-id when signing is on, else Idempotency-Key), and
+//     events caused by the bot itself are ignored. Idle waits until every
+//     accepted delivery has been handled; Shutdown drains the queued work.
+//
+// # Intake: what GitLab's answer promises
+//
+// GitLab counts every webhook answer outside 2xx, and every timeout, toward
+// disabling the hook (4 failures in a row: disabled with a backoff of up to
+// a day; 40: for good). Hooks therefore never answers an error for a
+// condition of its own.
+//
+// The default Intake is an in-memory queue bounded by HooksConfig.QueueSize
+// and MaxQueuedBytes (64 MiB). It is fast and needs nothing, but it is not
+// durable: a crash loses what it holds, a Shutdown that gives up loses what
+// it did not finish, and a delivery beyond its bounds or after Shutdown is
+// answered 202 and dropped, with an error log record naming the event UUID
+// (redeliver it from the webhook's Recent events in GitLab). Package
+// gitlabx/jetstream is the durable Intake: a delivery is answered 202 only
+// once NATS JetStream has stored it, and any number of replicas share the
+// work, still one delivery at a time per merge request or issue. Your own
+// Intake can be checked with gitlabx/intaketest.TestIntake.
 //   - VersionCheck warns on merge requests whose source and target branches
 //     carry different versions (a VERSION file, a regexp over a file or
 //     package.json), in exactly one note per MR, edited in place.
@@ -48,6 +69,9 @@
 // examples/gitlab-hooks is that program with flags.
 //
 // # Testing
+//
+// Hooks.Idle waits until every accepted delivery has been handled, so a test
+// can send a webhook and then look at what the bots did.
 //
 // Package gitlabx/gitlabtest is an in-memory GitLab REST API on loopback,
 // for your own bots' tests: add projects, files, merge requests, issues and

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http/httptest"
 
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
 	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
 )
@@ -23,6 +25,7 @@ func Example() {
 	mr := gl.AddMergeRequest(1, gitlabtest.MergeRequest{SourceBranch: "fix", ClosesIssues: []int64{1}, AuthorID: 5})
 
 	hooks, _ := gitlabx.NewHooks(gitlabx.HooksConfig{Token: "hook-secret", BotUserID: gl.BotUser().ID})
+	defer hooks.Shutdown(context.Background())
 	check, _ := gitlabx.NewVersionCheck(gl.Client(), gitlabx.VersionCheckConfig{})
 	board, _ := gitlabx.NewLabelMachine(gl.Client(), gitlabx.LabelMachineConfig{})
 	check.Register(hooks)
@@ -38,7 +41,7 @@ func Example() {
 		return
 	}
 	fmt.Println("delivery:", resp.Status)
-	hooks.Shutdown(context.Background()) // waits for the bots to finish
+	hooks.Idle(context.Background()) // waits until the bots have handled every accepted delivery
 
 	for _, n := range gl.Notes(1, gitlabtest.MergeRequestNoteable, mr.IID) {
 		fmt.Println("note:", n.Body)
@@ -50,4 +53,40 @@ func Example() {
 	// note: <!-- opskit:version-check=version -->
 	// :warning: **Version mismatch** in `VERSION`: source branch `fix` has `1.9.9`, target branch `main` has `2.0.0`.
 	// issue #1: [In Review]
+}
+
+// Handlers accumulate: both run for every push, in registration order, and
+// Idle waits for them without stopping the receiver.
+func ExampleHooks_Idle() {
+	hooks, _ := gitlabx.NewHooks(gitlabx.HooksConfig{Token: "hook-secret"})
+	defer hooks.Shutdown(context.Background())
+	var ran []string // handlers for one delivery run one after the other
+	hooks.OnPush(func(_ context.Context, e *gitlab.PushEvent) error {
+		ran = append(ran, "first handler: "+e.Ref)
+		return nil
+	})
+	hooks.OnPush(func(_ context.Context, e *gitlab.PushEvent) error {
+		ran = append(ran, "second handler: "+e.Ref)
+		return nil
+	})
+	srv := httptest.NewServer(hooks)
+	defer srv.Close()
+
+	body, event, _ := gitlabtest.Fixture("push")
+	resp, err := gitlabtest.SendWebhook(context.Background(), srv.URL, event, body, gitlabtest.WebhookOptions{Token: "hook-secret"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("delivery:", resp.Status)
+	hooks.Idle(context.Background())
+	for _, r := range ran {
+		fmt.Println(r)
+	}
+	fmt.Println("pending:", hooks.Stats().Intake.Pending)
+	// Output:
+	// delivery: 202 Accepted
+	// first handler: refs/heads/master
+	// second handler: refs/heads/master
+	// pending: 0
 }

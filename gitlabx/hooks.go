@@ -21,24 +21,21 @@ import (
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/internal/secret"
 )
 
-// Secret is a credential such as a webhook token. It never prints: fmt and
-// slog show it as REDACTED.
-type Secret string
-
-// String implements fmt.Stringer without revealing the secret.
-func (Secret) String() string { return secret.Redacted }
-
-// GoString implements fmt.GoStringer without revealing the secret.
-func (Secret) GoString() string { return secret.Redacted }
-
-// LogValue implements slog.LogValuer without revealing the secret.
-func (Secret) LogValue() slog.Value { return slog.StringValue(secret.Redacted) }
+// Secret is a credential such as a webhook token: an alias of
+// opskit.Secret, the SDK's one secret type, which never prints (fmt, slog,
+// JSON and text encodings show REDACTED). Code written against the
+// package's own type before keeps compiling.
+type Secret = opskit.Secret
 
 // Errors reported by Hooks. ServeHTTP answers them with the status code
-// given below, the error's text as body, and a log record.
+// given below, the error's text as body, and a log record. GitLab counts
+// every answer outside 2xx (and every timeout) toward disabling the webhook,
+// so no condition of the receiver's own (busy, shutting down) is answered
+// with one: see ErrBusy and ErrShutdown.
 var (
 	// ErrBadToken means X-Gitlab-Token was missing or wrong (HTTP 401).
 	ErrBadToken = errors.New("gitlabx: missing or wrong webhook token")
@@ -47,13 +44,21 @@ var (
 	ErrBadSignature = errors.New("gitlabx: missing or wrong webhook signature")
 	// ErrMalformed means the body is not a valid payload for its event (HTTP 400).
 	ErrMalformed = errors.New("gitlabx: malformed webhook payload")
-	// ErrTooLarge means the body exceeded HooksConfig.MaxBodyBytes (HTTP 413).
+	// ErrTooLarge means the body exceeded HooksConfig.MaxBodyBytes, or the
+	// largest message the Intake stores (HTTP 413).
 	ErrTooLarge = errors.New("gitlabx: webhook body too large")
-	// ErrBusy means the work queue was full (HTTP 503, GitLab retries later).
+	// ErrBusy means the in-memory queue was full (HooksConfig.QueueSize or
+	// MaxQueuedBytes). The delivery is answered 202 and dropped: the log
+	// record (with ErrDropped and the event's UUID) is what is left of it.
 	ErrBusy = errors.New("gitlabx: work queue full")
-	// ErrShutdown means Shutdown was called (HTTP 503); Shutdown itself
+	// ErrShutdown means Shutdown was called before an in-memory delivery
+	// arrived: answered 202 and dropped, as for ErrBusy. Shutdown itself
 	// reports unfinished work with an error wrapping the context's error.
 	ErrShutdown = errors.New("gitlabx: hooks shut down")
+	// ErrUnavailable means the Intake could not store the delivery (for
+	// example, JetStream is unreachable): HTTP 503, GitLab may deliver it
+	// again. Only a durable Intake returns it.
+	ErrUnavailable = errors.New("gitlabx: intake cannot store the delivery")
 	// ErrConfig means NewHooks or another constructor was given an invalid configuration.
 	ErrConfig = errors.New("gitlabx: invalid configuration")
 )
@@ -77,18 +82,32 @@ type HooksConfig struct {
 	// not react to itself. Zero values match nobody.
 	BotUserID   int64
 	BotUsername string
-	// Workers is the number of deliveries handled at once. 0 means 8.
+	// Intake stores accepted deliveries until their handlers have run.
+	// nil means the in-memory queue configured by Workers, QueueSize,
+	// MaxQueuedBytes, DedupTTL and DedupSize below, which is not durable:
+	// a crash or a Shutdown that gives up loses what it holds, and a
+	// delivery beyond its bounds is answered 202 and dropped (logged with
+	// its event UUID, counted in HookStats.Dropped) rather than refused,
+	// because GitLab disables webhooks that answer errors. For durability
+	// and replicas use gitlabx/jetstream.
+	Intake Intake
+	// Workers is the number of deliveries the in-memory queue handles at
+	// once. 0 means 8.
 	Workers int
-	// QueueSize bounds the deliveries accepted but not yet started; when it
-	// is full, ServeHTTP answers 503 and GitLab delivers again later.
-	// 0 means 1000.
+	// QueueSize bounds the deliveries the in-memory queue holds (accepted,
+	// not yet started). 0 means 1000.
 	QueueSize int
+	// MaxQueuedBytes bounds the bytes the in-memory queue holds: the
+	// bodies and headers of the deliveries accepted and not yet finished
+	// (see Envelope.Size). 0 means 64 MiB.
+	MaxQueuedBytes int64
 	// MaxBodyBytes caps the request body (413 above). 0 means 10 MiB.
 	MaxBodyBytes int64
-	// DedupTTL is how long a delivery's Idempotency-Key (or, without one,
-	// the hash of its body) is remembered to drop redeliveries. 0 means 1 hour.
+	// DedupTTL is how long the in-memory queue remembers a delivery's
+	// dedupe key (see Envelope.DedupKey) to drop redeliveries. 0 means 1 hour.
 	DedupTTL time.Duration
-	// DedupSize bounds the remembered keys; the oldest go first. 0 means 10000.
+	// DedupSize bounds the remembered keys (32 bytes each, whatever the
+	// headers' size); the oldest go first. 0 means 10000.
 	DedupSize int
 	// HandlerTimeout bounds the handling of one delivery. 0 means 5 minutes.
 	HandlerTimeout time.Duration
@@ -108,10 +127,13 @@ type HooksConfig struct {
 // Delivery describes the webhook request a handler is working on. Handlers
 // get it with DeliveryFrom.
 type Delivery struct {
-	Event          gitlab.EventType // the X-Gitlab-Event header
-	EventUUID      string           // X-Gitlab-Event-UUID
-	WebhookUUID    string           // X-Gitlab-Webhook-UUID
-	IdempotencyKey string           // Idempotency-Key, or "sha256:<hex of event type and body>"
+	Event       gitlab.EventType // the X-Gitlab-Event header
+	EventUUID   string           // X-Gitlab-Event-UUID
+	WebhookUUID string           // X-Gitlab-Webhook-UUID
+	// IdempotencyKey is the Idempotency-Key header, or "sha256:<hex of
+	// event type and body>" without one; a header longer than 200 bytes
+	// is replaced by "sha256:<hex of the header>".
+	IdempotencyKey string
 }
 
 type deliveryKey struct{}
@@ -144,30 +166,40 @@ type NoteEvent struct {
 	Snippet      *gitlab.SnippetCommentEvent
 }
 
-// HookStats counts deliveries since NewHooks.
+// HookStats counts the deliveries this Hooks answered and handled since
+// NewHooks, and describes its Intake. With a shared Intake (JetStream),
+// deliveries accepted by one replica may be handled by another.
 type HookStats struct {
-	Accepted  int64 // queued for the handlers (answered 202)
-	Duplicate int64 // redeliveries dropped (answered 200)
-	Ignored   int64 // unknown events, events without a handler, the bot's own events (200)
-	Rejected  int64 // bad token or signature, malformed, too large (4xx)
-	Busy      int64 // refused because the queue was full or Shutdown began (503)
-	Done      int64 // accepted deliveries whose handlers have all returned
-	Failed    int64 // of Done, those where a handler returned an error
+	Accepted    int64 // stored by the Intake (answered 202)
+	Duplicate   int64 // redeliveries dropped (answered 200)
+	Ignored     int64 // unknown events, events without a handler, the bot's own events (200)
+	Rejected    int64 // bad token or signature, malformed, too large (4xx)
+	Dropped     int64 // answered 202 but not kept: in-memory queue full or shut down (logged)
+	Unavailable int64 // the Intake could not store the delivery (503)
+	Done        int64 // deliveries whose handlers have all returned
+	Failed      int64 // of Done, those where a handler returned an error
+
+	Intake IntakeStats // pending deliveries and redeliveries
 }
 
-// Hooks is an http.Handler that receives GitLab webhooks. It answers at once
-// and runs the registered handlers on a bounded pool of workers; work for
-// one merge request or issue runs one delivery at a time, in arrival order.
+// Hooks is an http.Handler that receives GitLab webhooks. It answers as
+// soon as its Intake has stored a delivery and runs the registered handlers
+// from there; work for one merge request or issue runs one delivery at a
+// time, in arrival order.
 //
-// Register handlers before serving. The caller must call Shutdown when
-// finished.
+// Handlers registered with the On* methods accumulate: every handler
+// registered for an event kind runs for each delivery of that kind, one
+// after the other in registration order (a failing handler does not stop
+// the next one). Register handlers before serving. The caller must call
+// Shutdown when finished.
 type Hooks struct {
-	cfg      HooksConfig
-	log      *slog.Logger
-	key      []byte // signing key, nil when signatures are not checked
-	seen     *dedup
-	stop     chan struct{} // closed when Shutdown gives up waiting: running handlers are cancelled
-	stopOnce sync.Once
+	cfg    HooksConfig
+	log    *slog.Logger
+	key    []byte // signing key, nil when signatures are not checked
+	intake Intake
+
+	startOnce sync.Once
+	startErr  error
 
 	hmu      sync.RWMutex
 	mr       []func(context.Context, *gitlab.MergeEvent) error
@@ -177,29 +209,19 @@ type Hooks struct {
 	tag      []func(context.Context, *gitlab.TagEvent) error
 	pipeline []func(context.Context, *gitlab.PipelineEvent) error
 
-	mu     sync.Mutex
-	closed bool
-	queued int                  // accepted, not yet started
-	active map[string][]hookJob // serialization key -> jobs waiting behind the running one
-	queue  chan hookJob
-	done   chan struct{} // closed when every worker has returned
-
-	accepted, duplicate, ignored, rejected, busy, finished, failed atomic.Int64
+	accepted, duplicate, ignored, rejected, dropped, unavailable, finished, failed atomic.Int64
 }
 
-type hookJob struct {
-	key      string // serialization key, "" for none
-	event    any
-	delivery Delivery
-}
-
-// NewHooks returns a receiver with its workers started. If cfg.Token is
-// empty or cfg.SigningToken is not "whsec_<base64>", the error wraps ErrConfig.
+// NewHooks returns a receiver. With the in-memory intake (cfg.Intake nil)
+// its workers are started; another Intake starts handing out stored
+// deliveries at Start, or at the first ServeHTTP or Idle. If cfg.Token is
+// empty or cfg.SigningToken is not "whsec_<base64>", the error wraps
+// ErrConfig.
 func NewHooks(cfg HooksConfig) (*Hooks, error) {
 	if cfg.Token == "" {
 		return nil, fmt.Errorf("%w: empty webhook token", ErrConfig)
 	}
-	h := &Hooks{cfg: cfg, active: make(map[string][]hookJob), done: make(chan struct{})}
+	h := &Hooks{cfg: cfg}
 	if cfg.SigningToken != "" {
 		k, err := signingKey(cfg.SigningToken)
 		if err != nil {
@@ -216,6 +238,9 @@ func NewHooks(cfg HooksConfig) (*Hooks, error) {
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = 1000
+	}
+	if c.MaxQueuedBytes <= 0 {
+		c.MaxQueuedBytes = 64 << 20
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 10 << 20
@@ -242,15 +267,21 @@ func NewHooks(cfg HooksConfig) (*Hooks, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	h.seen = newDedup(c.DedupSize, c.DedupTTL, c.Now)
-	h.queue = make(chan hookJob, c.QueueSize)
-	h.stop = make(chan struct{})
-	var wg sync.WaitGroup
-	for range c.Workers {
-		wg.Go(h.work)
+	h.intake = c.Intake
+	if h.intake == nil {
+		h.intake = newMemoryIntake(c)
+		h.Start() // never fails; nothing is stored yet, so no delivery can run before its handlers are registered
 	}
-	go func() { wg.Wait(); close(h.done) }()
 	return h, nil
+}
+
+// Start makes the Intake hand stored deliveries to the registered handlers.
+// Call it after registering them: with a durable Intake, deliveries stored
+// before a restart run as soon as it is called. ServeHTTP and Idle call it
+// too; calling it again does nothing and returns the first call's error.
+func (h *Hooks) Start() error {
+	h.startOnce.Do(func() { h.startErr = h.intake.Start(h.handle) })
+	return h.startErr
 }
 
 func signingKey(s Secret) ([]byte, error) {
@@ -327,11 +358,12 @@ func (h *Hooks) OnPipeline(fn func(ctx context.Context, ev *gitlab.PipelineEvent
 	h.pipeline = append(h.pipeline, fn)
 }
 
-// Stats returns the delivery counters.
+// Stats returns the delivery counters and the Intake's state.
 func (h *Hooks) Stats() HookStats {
 	return HookStats{
 		Accepted: h.accepted.Load(), Duplicate: h.duplicate.Load(), Ignored: h.ignored.Load(),
-		Rejected: h.rejected.Load(), Busy: h.busy.Load(), Done: h.finished.Load(), Failed: h.failed.Load(),
+		Rejected: h.rejected.Load(), Dropped: h.dropped.Load(), Unavailable: h.unavailable.Load(),
+		Done: h.finished.Load(), Failed: h.failed.Load(), Intake: h.intake.Stats(),
 	}
 }
 
@@ -346,11 +378,13 @@ func handled(t gitlab.EventType) bool {
 	return false
 }
 
-// ServeHTTP receives one delivery. It answers 202 when the delivery is
-// queued, 200 when it is ignored (unknown event, no handler, the bot's own
-// event) or a redelivery, 401 on a wrong token or signature, 400 on a
-// malformed body, 413 when the body is too large, 405 for other methods and
-// 503 when the queue is full or Shutdown has begun.
+// ServeHTTP receives one delivery. It answers 202 when the Intake stored
+// the delivery (and, in memory only, when the queue is full or Shutdown has
+// begun: the delivery is then dropped and logged), 200 when it is ignored
+// (unknown event, no handler, the bot's own event) or a redelivery, 401 on
+// a wrong token or signature, 400 on a malformed body, 413 when the body is
+// too large, 405 for other methods and 503 when a durable Intake cannot
+// store it.
 func (h *Hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -407,35 +441,85 @@ func (h *Hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ignore(w, r, "event caused by the bot")
 		return
 	}
-	d := Delivery{
-		Event:          typ,
-		EventUUID:      r.Header.Get("X-Gitlab-Event-UUID"),
-		WebhookUUID:    r.Header.Get("X-Gitlab-Webhook-UUID"),
-		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+	e := h.envelope(r, typ, body)
+	e.Partition = info.key
+	if err := h.Start(); err != nil {
+		h.unavailable.Add(1)
+		h.log.Error("webhook intake cannot start", "event", string(typ), "event_uuid", e.EventUUID, "err", err)
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, ErrUnavailable.Error(), http.StatusServiceUnavailable)
+		return
 	}
-	if d.IdempotencyKey == "" {
-		sum := sha256.New()
-		io.WriteString(sum, string(typ)+"\n")
-		sum.Write(body)
-		d.IdempotencyKey = "sha256:" + hex.EncodeToString(sum.Sum(nil))
-	}
-	if !h.seen.add(d.IdempotencyKey) {
+	err = h.intake.Enqueue(r.Context(), e)
+	switch {
+	case err == nil:
+		h.accepted.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, "accepted\n")
+	case errors.Is(err, ErrDuplicate):
 		h.duplicate.Add(1)
 		w.WriteHeader(http.StatusOK)
 		io.WriteString(w, "duplicate delivery\n")
-		return
-	}
-	if err := h.enqueue(hookJob{key: info.key, event: ev, delivery: d}); err != nil {
-		h.seen.forget(d.IdempotencyKey)
-		h.busy.Add(1)
-		h.log.Warn("webhook refused", "event", string(typ), "event_uuid", d.EventUUID, "err", err)
+	case errors.Is(err, ErrTooLarge):
+		h.reject(w, r, http.StatusRequestEntityTooLarge, err)
+	case errors.Is(err, ErrDropped):
+		h.dropped.Add(1)
+		logDropped(h.log, e, err)
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, "accepted\n")
+	default:
+		h.unavailable.Add(1)
+		h.log.Error("webhook not stored", "event", string(typ), "event_uuid", e.EventUUID, "err", err)
 		w.Header().Set("Retry-After", "10")
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
+		http.Error(w, ErrUnavailable.Error(), http.StatusServiceUnavailable)
 	}
-	h.accepted.Add(1)
-	w.WriteHeader(http.StatusAccepted)
-	io.WriteString(w, "accepted\n")
+}
+
+// maxKeyHeader is the longest Idempotency-Key kept as it is in a Delivery.
+const maxKeyHeader = 200
+
+// envelope builds the stored form of a verified delivery. Its dedupe key
+// is the signed webhook-id when signatures are checked (an attacker who
+// replays a signed delivery cannot change it), else Idempotency-Key, else
+// X-Gitlab-Event-UUID, else the event type and body.
+func (h *Hooks) envelope(r *http.Request, typ gitlab.EventType, body []byte) *Envelope {
+	e := &Envelope{Body: body}
+	e.Event = typ
+	e.EventUUID = truncate(r.Header.Get("X-Gitlab-Event-UUID"))
+	e.WebhookUUID = truncate(r.Header.Get("X-Gitlab-Webhook-UUID"))
+	key := r.Header.Get("Idempotency-Key")
+	sum := sha256.New()
+	io.WriteString(sum, string(typ)+"\n")
+	sum.Write(body)
+	bodySum := "sha256:" + hex.EncodeToString(sum.Sum(nil))
+	switch {
+	case key == "":
+		e.IdempotencyKey = bodySum
+	case len(key) > maxKeyHeader:
+		s := sha256.Sum256([]byte(key))
+		e.IdempotencyKey = "sha256:" + hex.EncodeToString(s[:])
+	default:
+		e.IdempotencyKey = key
+	}
+	switch {
+	case h.key != nil:
+		e.DedupKey = dedupKey("webhook-id", r.Header.Get("webhook-id"))
+	case key != "":
+		e.DedupKey = dedupKey("idempotency-key", key)
+	case r.Header.Get("X-Gitlab-Event-UUID") != "":
+		e.DedupKey = dedupKey("event-uuid", r.Header.Get("X-Gitlab-Event-UUID"))
+	default:
+		e.DedupKey = dedupKey("body", bodySum)
+	}
+	return e
+}
+
+// truncate bounds a header value kept in an Envelope.
+func truncate(s string) string {
+	if len(s) > maxKeyHeader {
+		return s[:maxKeyHeader]
+	}
+	return s
 }
 
 func (h *Hooks) reject(w http.ResponseWriter, r *http.Request, status int, err error) {
@@ -548,75 +632,30 @@ func (h *Hooks) hasHandler(ev any) bool {
 	return false
 }
 
-func (h *Hooks) enqueue(j hookJob) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return ErrShutdown
-	}
-	if h.queued >= h.cfg.QueueSize {
-		return ErrBusy
-	}
-	h.queued++
-	if j.key != "" {
-		if waiting, running := h.active[j.key]; running {
-			h.active[j.key] = append(waiting, j)
-			return nil
-		}
-		h.active[j.key] = nil
-	}
-	h.queue <- j // never blocks: len(h.queue) <= h.queued <= cap
-	return nil
-}
-
-// work runs queued deliveries until Shutdown closes the queue. After a job
-// with a serialization key, it runs the jobs that queued up behind it.
-func (h *Hooks) work() {
-	for j := range h.queue {
-		for {
-			h.mu.Lock()
-			h.queued--
-			h.mu.Unlock()
-			h.run(j)
-			if j.key == "" {
-				break
-			}
-			h.mu.Lock()
-			waiting := h.active[j.key]
-			if len(waiting) == 0 {
-				delete(h.active, j.key)
-				h.mu.Unlock()
-				break
-			}
-			j = waiting[0]
-			h.active[j.key] = waiting[1:]
-			h.mu.Unlock()
-		}
-	}
-}
-
-func (h *Hooks) run(j hookJob) {
-	defer h.finished.Add(1)
-	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), deliveryKey{}, j.delivery), h.cfg.HandlerTimeout)
+// handle runs the registered handlers for one stored delivery; the Intake
+// calls it. The delivery's handlers run in registration order, each retried
+// on transient errors, under HandlerTimeout.
+func (h *Hooks) handle(ctx context.Context, e *Envelope) error {
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, deliveryKey{}, e.Delivery), h.cfg.HandlerTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-h.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ev, err := parseEnvelope(e)
 	var errs []error
-	for _, fn := range h.handlers(j.event) {
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%w: %s: %v", ErrMalformed, e.Event, err))
+	}
+	for _, fn := range h.handlers(ev) {
 		if err := h.attempt(ctx, fn); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	h.finished.Add(1)
+	err = errors.Join(errs...)
+	if err != nil {
 		h.failed.Add(1)
-		h.log.Error("webhook handler failed", "event", string(j.delivery.Event),
-			"event_uuid", j.delivery.EventUUID, "key", j.key, "err", err)
+		h.log.Error("webhook handler failed", "event", string(e.Event),
+			"event_uuid", e.EventUUID, "key", e.Partition, "err", err)
 	}
+	return err
 }
 
 func (h *Hooks) attempt(ctx context.Context, fn func(context.Context) error) (err error) {
@@ -711,24 +750,26 @@ func Transient(err error) bool {
 	return errors.As(err, &ne)
 }
 
-// Shutdown stops accepting deliveries (ServeHTTP answers 503, so GitLab
-// delivers them again later) and waits until every accepted delivery has
-// been handled. If ctx ends first, the handlers still running are cancelled
-// and the error wraps ctx's error and says how many deliveries were not
-// finished. Calling Shutdown again waits again.
+// Idle returns nil once every delivery the Intake has stored so far has
+// been handled: for tests, which can then look at what the handlers did
+// without shutting the receiver down. If ctx ends first, the error wraps
+// ctx's error. With a shared Intake (JetStream), it waits for deliveries
+// stored by every replica.
+func (h *Hooks) Idle(ctx context.Context) error {
+	if err := h.Start(); err != nil {
+		return err
+	}
+	return h.intake.Idle(ctx)
+}
+
+// Shutdown stops handing out deliveries and waits until the running
+// handlers have returned; the in-memory intake first finishes every
+// delivery it accepted. If ctx ends first, the handlers still running are
+// cancelled and the error wraps ctx's error and says how many deliveries
+// were not finished (a durable Intake keeps them for a later run). After
+// Shutdown, the in-memory intake answers deliveries 202 and drops them
+// (ErrShutdown), so stop the HTTP server first; a durable Intake still
+// stores them. Calling Shutdown again waits again.
 func (h *Hooks) Shutdown(ctx context.Context) error {
-	h.mu.Lock()
-	if !h.closed {
-		h.closed = true
-		close(h.queue)
-	}
-	h.mu.Unlock()
-	select {
-	case <-h.done:
-		return nil
-	case <-ctx.Done():
-		h.stopOnce.Do(func() { close(h.stop) })
-		s := h.Stats()
-		return fmt.Errorf("gitlabx: shutdown: %d accepted deliveries not finished: %w", s.Accepted-s.Done, ctx.Err())
-	}
+	return h.intake.Shutdown(ctx)
 }

@@ -397,7 +397,9 @@ func TestHooksShutdownDrainsQueuedWork(t *testing.T) {
 		s := h.Stats()
 		assert.Equal(t, s.Accepted, s.Done, "accepted deliveries all done: %+v", s)
 		resp := deliver(h, "Push Hook", push, "Idempotency-Key", "late")
-		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "delivery after Shutdown")
+		assert.Equal(t, http.StatusAccepted, resp.StatusCode, "delivery after Shutdown: never an answer that counts toward auto-disabling")
+		assert.Equal(t, int64(1), h.Stats().Dropped, "the late delivery is dropped (and logged)")
+		assert.Equal(t, int32(20), done.Load(), "the late delivery did not run")
 	})
 }
 
@@ -421,6 +423,9 @@ func TestHooksShutdownGivesUp(t *testing.T) {
 	})
 }
 
+// TestHooksQueueFull: a full in-memory queue answers 202 and drops the
+// delivery (GitLab would count a 503 toward disabling the webhook); the
+// dropped delivery's key is forgotten, so GitLab's manual redelivery runs.
 func TestHooksQueueFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h, err := gitlabx.NewHooks(gitlabx.HooksConfig{Token: hookToken, Workers: 1, QueueSize: 1})
@@ -433,12 +438,12 @@ func TestHooksQueueFull(t *testing.T) {
 		synctest.Wait() // the worker holds 1
 		require.Equal(t, http.StatusAccepted, deliver(h, "Push Hook", push, "Idempotency-Key", "2").StatusCode)
 		resp := deliver(h, "Push Hook", push, "Idempotency-Key", "3")
-		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "third delivery with a full queue")
-		assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+		assert.Equal(t, http.StatusAccepted, resp.StatusCode, "third delivery with a full queue")
+		assert.Equal(t, int64(1), h.Stats().Dropped, "Stats().Dropped after a delivery beyond the queue")
 		close(release)
 		synctest.Wait()
 		resp = deliver(h, "Push Hook", push, "Idempotency-Key", "3")
-		assert.Equal(t, http.StatusAccepted, resp.StatusCode, "GitLab's retry of the refused delivery is accepted")
+		assert.Equal(t, http.StatusAccepted, resp.StatusCode, "GitLab's redelivery of the dropped delivery is accepted")
 		require.NoError(t, h.Shutdown(t.Context()))
 		assert.Equal(t, int32(3), runs.Load())
 	})

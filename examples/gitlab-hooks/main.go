@@ -10,14 +10,25 @@
 //	    [-signing-token-file F] [-version-file VERSION] [-version-regexp RE]
 //	    [-labels "To Do,In Development,In Review,To Test,Testing"] [-scope S]
 //	    [-reopen-on-merge] [-allow-backwards] [-workers N]
+//	    [-intake jetstream|memory] [-data-dir DIR] [-nats-url URL
+//	    [-nats-creds F | -nats-token-file F] [-stream-replicas N]] [-partitions N]
+//
+// Accepted deliveries are stored in NATS JetStream before GitLab gets its
+// 202: with no -nats-url, in a server embedded in this process with its
+// files under -data-dir (one durable replica, no setup); with -nats-url, in
+// that cluster, shared by every replica pointed at it. -intake memory keeps
+// them in memory instead (fast, lost on a crash).
 //
 // The GitLab API token may come from $GITLAB_TOKEN and the webhook secret
-// from $GITLAB_WEBHOOK_SECRET instead of files. On SIGINT it stops
-// accepting deliveries and finishes the accepted ones.
+// from $GITLAB_WEBHOOK_SECRET instead of files. On SIGINT or SIGTERM it
+// stops accepting deliveries and finishes the running ones; with JetStream,
+// what it does not finish stays stored for the next start or another
+// replica.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,11 +42,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/gitlabx"
+	"github.com/opskit/opskit/gitlabx/jetstream"
 )
 
 func main() {
@@ -75,7 +88,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	scope := fs.String("scope", "", "prefix the workflow labels with `scope`:: (scoped labels)")
 	reopen := fs.Bool("reopen-on-merge", false, "reopen at To Test the issues GitLab closes when an MR merges")
 	backwards := fs.Bool("allow-backwards", false, "let events move issues to an earlier state")
-	workers := fs.Int("workers", 8, "deliveries handled at once")
+	workers := fs.Int("workers", 8, "deliveries handled at once (-intake memory)")
+	intakeKind := fs.String("intake", "jetstream", "where accepted deliveries wait: `jetstream` (durable) or memory")
+	dataDir := fs.String("data-dir", defaultDataDir(), "`directory` of the embedded JetStream server's files (without -nats-url)")
+	natsURL := fs.String("nats-url", "", "NATS cluster `URLs`, comma-separated; empty runs an embedded server")
+	natsCreds := fs.String("nats-creds", "", "NATS credentials `file` (.creds) for -nats-url")
+	natsTokenFile := fs.String("nats-token-file", "", "`file` holding a NATS token for -nats-url")
+	streamReplicas := fs.Int("stream-replicas", 1, "JetStream stream replicas (3 for a three-node cluster)")
+	partitions := fs.Int("partitions", 32, "JetStream partitions: the most deliveries handled at once across all replicas")
+	pinnedTTL := fs.Duration("pinned-ttl", 15*time.Second, "JetStream: how long the partitions of a replica that stopped wait before another replica takes them over")
+	syncAlways := fs.Bool("sync-always", false, "embedded JetStream: fsync every delivery before answering (survives power loss, not just a crash)")
+	ackWait := fs.Duration("ack-wait", 30*time.Second, "JetStream: how long a replica may be silent before its delivery goes to another (or, after a crash, runs again)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -84,6 +107,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *gitlabURL == "" {
 		return cli.Usagef(fs, "-gitlab-url is required")
+	}
+	if *intakeKind != "jetstream" && *intakeKind != "memory" {
+		return cli.Usagef(fs, "-intake must be jetstream or memory")
+	}
+	if *natsURL == "" && (*natsCreds != "" || *natsTokenFile != "") {
+		return cli.Usagef(fs, "-nats-creds and -nats-token-file need -nats-url")
+	}
+	if *natsURL == "" && *intakeKind == "jetstream" && *dataDir == "" {
+		return cli.Usagef(fs, "-data-dir is required for the embedded JetStream server")
 	}
 	names := strings.Split(*labels, ",")
 	if len(names) != 5 {
@@ -126,8 +158,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("checking the GitLab token: %w", err)
 	}
+	var intake gitlabx.Intake
+	if *intakeKind == "jetstream" {
+		nc, closeNATS, err := connectNATS(*natsURL, *natsCreds, *natsTokenFile, *dataDir, *syncAlways)
+		if err != nil {
+			return err
+		}
+		defer closeNATS() // after hooks.Shutdown below
+		in, err := jetstream.New(ctx, jetstream.Config{Conn: nc, Partitions: *partitions, Replicas: *streamReplicas, AckWait: *ackWait, PinnedTTL: *pinnedTTL, Logger: log})
+		if err != nil {
+			return err
+		}
+		intake = in
+	}
 	hooks, err := gitlabx.NewHooks(gitlabx.HooksConfig{
-		Token: gitlabx.Secret(hookSecret.Reveal()), SigningToken: gitlabx.Secret(signing.Reveal()),
+		Token: gitlabx.Secret(hookSecret.Reveal()), SigningToken: gitlabx.Secret(signing.Reveal()), Intake: intake,
 		BotUserID: bot.ID, BotUsername: bot.Username, Workers: *workers, Logger: log,
 	})
 	if err != nil {
@@ -153,12 +198,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	check.Register(hooks)
 	machine.Register(hooks)
+	if err := hooks.Start(); err != nil { // runs what was stored before a restart
+		return err
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: hooks, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withStats(hooks), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "gitlab-hooks: listening on http://%s as %s\n", ln.Addr(), bot.Username)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -172,10 +220,60 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv.Shutdown(sctx)
 	herr := hooks.Shutdown(sctx)
 	s := hooks.Stats()
-	fmt.Fprintf(stdout, "gitlab-hooks: accepted %d, done %d, failed %d, duplicates %d, ignored %d, rejected %d\n",
-		s.Accepted, s.Done, s.Failed, s.Duplicate, s.Ignored, s.Rejected)
+	fmt.Fprintf(stdout, "gitlab-hooks: accepted %d, done %d, failed %d, duplicates %d, ignored %d, rejected %d, dropped %d, pending %d\n",
+		s.Accepted, s.Done, s.Failed, s.Duplicate, s.Ignored, s.Rejected, s.Dropped, s.Intake.Pending)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return herr
+}
+
+// withStats serves GET /stats (the delivery counters, the stream's depth
+// and the redeliveries, as JSON) beside the webhooks on every other request.
+func withStats(hooks *gitlabx.Hooks) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/stats" {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(hooks.Stats())
+			return
+		}
+		hooks.ServeHTTP(w, r)
+	})
+}
+
+// defaultDataDir is systemd's $STATE_DIRECTORY when set, else
+// ./gitlab-hooks-data.
+func defaultDataDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return strings.Split(d, ":")[0]
+	}
+	return "gitlab-hooks-data"
+}
+
+// connectNATS connects to the cluster at url, or starts an embedded
+// JetStream server with its files in dataDir. close closes what it opened.
+func connectNATS(url, credsFile, tokenFile, dataDir string, syncAlways bool) (nc *nats.Conn, close func(), err error) {
+	if url == "" {
+		emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{DataDir: dataDir, SyncAlways: syncAlways})
+		if err != nil {
+			return nil, nil, err
+		}
+		return emb.Conn(), emb.Close, nil
+	}
+	opts := []nats.Option{nats.Name("gitlab-hooks"), nats.MaxReconnects(-1)}
+	if credsFile != "" {
+		opts = append(opts, nats.UserCredentials(credsFile))
+	}
+	if tokenFile != "" {
+		tok, err := readSecret(tokenFile, "", "nats token")
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, nats.Token(tok.Reveal()))
+	}
+	nc, err = nats.Connect(url, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to NATS: %w", err)
+	}
+	return nc, nc.Close, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -41,6 +43,9 @@ func TestRunFlags(t *testing.T) {
 		{"four labels", []string{"-gitlab-url", "http://x", "-labels", "a,b,c,d"}, errUsage, "five labels"},
 		{"bad regexp", []string{"-gitlab-url", "http://x", "-version-regexp", "("}, errUsage, "capture group"},
 		{"extra args", []string{"-gitlab-url", "http://x", "more"}, errUsage, "unexpected arguments"},
+		{"bad intake", []string{"-gitlab-url", "http://x", "-intake", "disk"}, errUsage, "-intake must be jetstream or memory"},
+		{"creds without url", []string{"-gitlab-url", "http://x", "-nats-creds", secret}, errUsage, "need -nats-url"},
+		{"no data dir", []string{"-gitlab-url", "http://x", "-data-dir", ""}, errUsage, "-data-dir is required"},
 		{"no token", []string{"-gitlab-url", "http://x", "-secret-file", secret}, nil, "set -token-file or $GITLAB_TOKEN"},
 		{"missing secret file", []string{"-gitlab-url", "http://x", "-token-file", secret, "-secret-file", "/nonexistent"}, nil, "no such file"},
 	}
@@ -66,8 +71,13 @@ func TestRunBadGitLabToken(t *testing.T) {
 }
 
 // TestRun serves the two bots, sends an MR open event and stops: the MR gets
-// its warning and the linked issue moves to In Review.
+// its warning and the linked issue moves to In Review, with each intake.
 func TestRun(t *testing.T) {
+	t.Run("embedded jetstream", func(t *testing.T) { testRun(t, "-data-dir", t.TempDir()) })
+	t.Run("memory", func(t *testing.T) { testRun(t, "-intake", "memory") })
+}
+
+func testRun(t *testing.T, intakeArgs ...string) {
 	srv := gitlabtest.NewServer(t)
 	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
 	for _, l := range []string{"wf::Todo", "wf::Doing", "wf::Review", "wf::QA", "wf::Testing"} {
@@ -84,9 +94,9 @@ func TestRun(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-gitlab-url", srv.URL(),
+		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-gitlab-url", srv.URL(),
 			"-token-file", writeFile(t, "token", srv.Token()), "-secret-file", writeFile(t, "secret", "hook-secret"),
-			"-version-file", "package.json", "-labels", "Todo,Doing,Review,QA,Testing", "-scope", "wf"}, pw, io.Discard)
+			"-version-file", "package.json", "-labels", "Todo,Doing,Review,QA,Testing", "-scope", "wf"}, intakeArgs...), pw, io.Discard)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -106,9 +116,24 @@ func TestRun(t *testing.T) {
 			t.Errorf("delivery with token %q: status %d", tok, resp.StatusCode)
 		}
 	}
+	require.Eventually(t, func() bool {
+		is, _ := srv.Issue(7, 1)
+		return len(is.Labels) > 0
+	}, time.Minute, 10*time.Millisecond, "the bots handled the delivery")
+	resp, err := http.Get(url + "/stats")
+	require.NoError(t, err)
+	var stats struct {
+		Accepted, Duplicate, Rejected int64
+		Intake                        struct{ Pending int64 }
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&stats), "GET /stats")
+	resp.Body.Close()
+	assert.Equal(t, int64(1), stats.Accepted, "accepted in GET /stats")
+	assert.Equal(t, int64(1), stats.Duplicate, "duplicates in GET /stats")
+	assert.GreaterOrEqual(t, stats.Intake.Pending, int64(0), "stream depth in GET /stats")
 	cancel()
 	require.True(t, lines.Scan(), "summary line")
-	assert.Equal(t, "gitlab-hooks: accepted 1, done 1, failed 0, duplicates 1, ignored 0, rejected 1", lines.Text())
+	assert.Equal(t, "gitlab-hooks: accepted 1, done 1, failed 0, duplicates 1, ignored 0, rejected 1, dropped 0, pending 0", lines.Text())
 	go io.Copy(io.Discard, pr)
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("run: %v", err)
