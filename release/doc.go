@@ -37,6 +37,11 @@
 //	curl -F secret=$DEPLOY_SECRET -F product=app -F version=1.4.2 \
 //	     -F file=@release.tgz -F md5=$(md5sum release.tgz | cut -d' ' -f1) $URL
 //
+// A release is served (Receiver.Files) only once its hook succeeded; call
+// Receiver.RunPendingHooks at startup so that a release whose hook a crash
+// cut off gets it run again. Unauthenticated requests are cheap (a few KiB,
+// AuthTimeout), and at most MaxConcurrentUploads uploads run at once.
+//
 // release.env holds PRODUCT, VERSION, TAG, BUILD, REVISION, COMMIT, RPMS,
 // SIZE, SHA256, MD5 and LOG, each value single-quoted, so `. release.env`
 // in a POSIX shell assigns variables and runs nothing, whatever the

@@ -11,7 +11,9 @@
 // -secret-file the secret comes from $RELEASE_SECRET. The hook script gets
 // the paths of release.env and release.tgz as arguments. The server prints
 // "listening on URL" on stdout once it accepts connections and logs to
-// stderr. See release-server.service for running it under systemd.
+// stderr. At startup it runs the hook again for releases whose hook a crash
+// cut off (they are not served until it succeeded). See
+// release-server.service for running it under systemd.
 package main
 
 import (
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hookTimeout := fs.Duration("hook-timeout", release.DefaultHookTimeout, "kill the hook script after this long")
 	maxSize := fs.Int64("max-size", release.DefaultMaxSize, "refuse tarballs larger than `BYTES` (413)")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	maxUploads := fs.Int("max-uploads", release.DefaultMaxConcurrentUploads, "uploads in progress at most; more get 503 with Retry-After")
+	uploadTimeout := fs.Duration("upload-timeout", time.Hour, "abort an upload that takes longer than this in all")
 	files := fs.Bool("files", true, "serve stored releases read-only, without a secret, at GET /releases/ (for release-fetch)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -65,7 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		h = slog.NewJSONHandler(stderr, nil)
 	}
 	log := slog.New(h)
-	cfg := release.ReceiverConfig{Dir: *dir, Secrets: secrets, MaxSize: *maxSize, Logger: log}
+	cfg := release.ReceiverConfig{Dir: *dir, Secrets: secrets, MaxSize: *maxSize, Logger: log,
+		MaxConcurrentUploads: *maxUploads, UploadTimeout: *uploadTimeout}
 	if *hook != "" {
 		fi, err := os.Stat(*hook)
 		if err != nil {
@@ -93,11 +98,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10, // unauthenticated connections stay cheap
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// Releases whose hook was cut off by a crash get it run again; until
+	// then they are not served.
+	go func() {
+		if n, err := rc.RunPendingHooks(ctx); n > 0 || err != nil {
+			log.Info("release hooks left from before a restart ran again", "count", n, "error", err)
+		}
+	}()
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
 	log.Info("release-server started", "addr", ln.Addr().String(), "dir", *dir, "secrets", len(secrets), "hook", *hook)
 
