@@ -1,11 +1,8 @@
 package release
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"io"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -49,27 +46,6 @@ func envFile(r Release) []byte {
 		b.WriteByte('\n')
 	}
 	return b.Bytes()
-}
-
-// storedSHA256 reads the SHA256 line of a release.env this package wrote.
-// It returns "" when the file has none.
-func storedSHA256(envPath string) (string, error) {
-	f, err := os.Open(envPath)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(io.LimitReader(f, 4<<20))
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "SHA256='"); ok {
-			v = strings.TrimSuffix(v, "'")
-			if validHex(v, 64) {
-				return v, nil
-			}
-		}
-	}
-	return "", sc.Err()
 }
 
 // parseEnvFile reads back a release.env written by envFile.

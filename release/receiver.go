@@ -51,6 +51,11 @@ type ReceiverConfig struct {
 	// {release.tgz,release.env}. Required; it must exist. Uploads in
 	// progress live in Dir/.incoming, on the same file system.
 	Dir string
+	// Store keeps the releases; nil means DirStore{Dir: Dir}, the
+	// directory layout above. With another store (release/s3store), Dir
+	// only holds Dir/.incoming. Hooks of a remote store's releases run on a
+	// local copy in Dir/.incoming.
+	Store Store
 	// Secrets are the accepted upload secrets; at least one is required.
 	// Several may be listed to rotate secrets without downtime.
 	Secrets []Secret
@@ -168,6 +173,7 @@ type Receiver struct {
 	hook    Hook
 	idle    time.Duration
 	log     *slog.Logger
+	store   Store
 	locks   keyLocks
 	slots   chan struct{} // one token per upload in progress
 	authTO  time.Duration
@@ -233,6 +239,9 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	if cfg.MaxConcurrentUploads == 0 {
 		cfg.MaxConcurrentUploads = DefaultMaxConcurrentUploads
 	}
+	if cfg.Store == nil {
+		cfg.Store = DirStore{Dir: cfg.Dir}
+	}
 	incoming := filepath.Join(cfg.Dir, incomingName)
 	if err := os.RemoveAll(incoming); err != nil {
 		return nil, fmt.Errorf("release: clearing leftover uploads: %w", err)
@@ -242,6 +251,7 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	}
 	return &Receiver{
 		dir:     cfg.Dir,
+		store:   cfg.Store,
 		secrets: secrets,
 		maxSize: cfg.MaxSize,
 		hook:    cfg.Hook,
@@ -814,9 +824,6 @@ func (rc *Receiver) validate(up *upload) (Release, error) {
 		rel.MD5 = up.md5
 	}
 	rel.Size = up.size
-	rel.Dir = filepath.Join(rc.dir, rel.Product, rel.Version)
-	rel.Tarball = filepath.Join(rel.Dir, tarballName)
-	rel.EnvFile = filepath.Join(rel.Dir, envName)
 	return rel, nil
 }
 
@@ -833,18 +840,13 @@ func plainText(s string) bool {
 	return true
 }
 
-// commit writes release.env beside the staged tarball, renames the staging
-// directory to Dir/<product>/<version> and runs the hook, holding the
-// product/version lock throughout. While the hook runs, the release
-// directory holds a pending marker; it goes when the hook succeeded.
+// commit writes release.env beside the staged tarball, stores the release
+// create-only and runs the hook, holding the product/version lock
+// throughout. Until the hook succeeded, the store keeps the release
+// unserved (HookPending).
 func (rc *Receiver) commit(ctx context.Context, up *upload, rel Release) (Release, bool, error) {
 	if err := writeSynced(filepath.Join(up.stage, envName), envFile(rel)); err != nil {
 		return rel, false, storageError(err)
-	}
-	if rc.hook != nil {
-		if err := writeSynced(filepath.Join(up.stage, pendingName), nil); err != nil {
-			return rel, false, storageError(err)
-		}
 	}
 	if err := atomicfile.SyncDir(up.stage); err != nil {
 		return rel, false, storageError(err)
@@ -854,98 +856,138 @@ func (rc *Receiver) commit(ctx context.Context, up *upload, rel Release) (Releas
 		return rel, false, bodyError(err)
 	}
 	defer unlock()
-	if _, err := os.Stat(rel.Dir); err == nil {
-		stored, err := storedSHA256(rel.EnvFile)
-		if err != nil {
+	st, err := rc.store.Get(ctx, rel.Product, rel.Version)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = rc.store.Put(ctx, up.stage, rel, rc.hook != nil)
+		if err == nil {
+			return rc.afterPut(ctx, up, rel)
+		}
+		if !errors.Is(err, ErrExists) {
 			return rel, false, storageError(err)
 		}
-		if stored != rel.SHA256 {
-			return rel, false, fail(http.StatusConflict, "release: version exists with other content", "version")
-		}
-		if !hookPending(rel.Dir) {
-			return rel, false, nil
-		}
-		// Stored, but its hook never succeeded (the process died while it
-		// ran): this retry runs it, for the release as stored.
-		storedRel, err := rc.readRelease(rel.Product, rel.Version)
-		if err != nil {
-			return rel, false, storageError(err)
-		}
-		if err := rc.runHook(ctx, storedRel); err != nil {
-			return rel, false, err
-		}
-		return storedRel, true, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
+		// Another server stored it first.
+		st, err = rc.store.Get(ctx, rel.Product, rel.Version)
+	}
+	if err != nil {
 		return rel, false, storageError(err)
 	}
-	productDir := filepath.Dir(rel.Dir)
-	if err := os.MkdirAll(productDir, 0o755); err != nil {
+	if st.SHA256 != rel.SHA256 {
+		return rel, false, fail(http.StatusConflict, "release: version exists with other content", "version")
+	}
+	if st.Hook != HookPending {
+		// Done, or another server runs its hook now.
+		return withPaths(st), false, nil
+	}
+	// Stored, but its hook never succeeded (the process died while it
+	// ran): this retry runs it, for the release as stored.
+	if err := rc.store.ClaimHook(ctx, rel.Product, rel.Version); err != nil {
 		return rel, false, storageError(err)
 	}
-	if err := os.Chmod(up.stage, 0o755); err != nil {
+	hooked, cleanup, err := rc.localCopy(ctx, st, up.stage)
+	if err != nil {
 		return rel, false, storageError(err)
 	}
-	if err := os.Rename(up.stage, rel.Dir); err != nil {
-		return rel, false, storageError(err)
-	}
-	up.stage = ""
-	if err := atomicfile.SyncDir(productDir); err != nil {
-		return rel, false, storageError(err)
-	}
-	if rc.hook == nil {
-		return rel, true, nil
-	}
-	if err := rc.runHook(ctx, rel); err != nil {
+	defer cleanup()
+	if err := rc.runHook(ctx, hooked); err != nil {
 		return rel, false, err
 	}
-	return rel, true, nil
+	return withPaths(st), true, nil
 }
 
-// runHook runs the hook for a published release that carries the pending
-// marker, with the product/version lock held. On success it removes the
-// marker durably; on failure it removes the release.
+// afterPut runs the hook of a release Put has just stored.
+func (rc *Receiver) afterPut(ctx context.Context, up *upload, rel Release) (Release, bool, error) {
+	st, err := rc.store.Get(ctx, rel.Product, rel.Version)
+	if err != nil {
+		return rel, false, storageError(err)
+	}
+	hooked := st.Release
+	if hooked.Dir == "" { // a remote store: the hook runs on the staged files
+		hooked = rel
+		setPaths(&hooked, up.stage)
+	}
+	if rc.hook != nil {
+		if err := rc.runHook(ctx, hooked); err != nil {
+			return rel, false, err
+		}
+	}
+	return withPaths(st), true, nil
+}
+
+// withPaths is the release as reported to the client: local paths only
+// where the store has them.
+func withPaths(st StoredRelease) Release { return st.Release }
+
+func setPaths(rel *Release, dir string) {
+	rel.Dir = dir
+	rel.Tarball = filepath.Join(dir, tarballName)
+	rel.EnvFile = filepath.Join(dir, envName)
+}
+
+// localCopy returns st with local paths for its hook. A local store has
+// them; for a remote one the stored files are copied into dir (a staging
+// directory under Dir/.incoming; "" makes a new one, removed by cleanup).
+func (rc *Receiver) localCopy(ctx context.Context, st StoredRelease, dir string) (Release, func(), error) {
+	rel := st.Release
+	if rel.Dir != "" {
+		return rel, func() {}, nil
+	}
+	cleanup := func() {}
+	if dir == "" {
+		d, err := os.MkdirTemp(filepath.Join(rc.dir, incomingName), "hook-*")
+		if err != nil {
+			return rel, cleanup, err
+		}
+		dir, cleanup = d, func() { os.RemoveAll(d) }
+	}
+	for _, name := range []string{tarballName, envName} {
+		if err := rc.download(ctx, st, name, filepath.Join(dir, name)); err != nil {
+			cleanup()
+			return rel, func() {}, err
+		}
+	}
+	setPaths(&rel, dir)
+	return rel, cleanup, nil
+}
+
+// download copies a stored file to path, replacing it.
+func (rc *Receiver) download(ctx context.Context, st StoredRelease, name, path string) error {
+	src, err := rc.store.Open(ctx, st.Product, st.Version, name)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	os.Remove(path)
+	dst, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.CopyBuffer(dst, ctxReader{ctx, src}, make([]byte, 256<<10))
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// runHook runs the hook for a stored release in state HookPending, with
+// the product/version lock held. On success it records HookDone; on
+// failure it deletes the release.
 func (rc *Receiver) runHook(ctx context.Context, rel Release) error {
 	if rc.hook != nil {
 		if err := rc.hook(context.WithoutCancel(ctx), rel); err != nil {
 			rc.log.Error("release hook failed; removing the release", "product", rel.Product, "version", rel.Version, "error", err)
-			rc.remove(rel.Dir)
+			if err := rc.store.Delete(context.WithoutCancel(ctx), rel.Product, rel.Version); err != nil {
+				rc.log.Error("release: removing failed release", "product", rel.Product, "version", rel.Version, "error", err)
+			}
 			return &apiError{status: http.StatusInternalServerError, msg: "release: hook failed", err: err}
 		}
 	}
-	if err := os.Remove(filepath.Join(rel.Dir, pendingName)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return storageError(err)
-	}
-	if err := atomicfile.SyncDir(rel.Dir); err != nil {
+	if err := rc.store.HookDone(context.WithoutCancel(ctx), rel.Product, rel.Version); err != nil {
 		return storageError(err)
 	}
 	return nil
-}
-
-// hookPending reports whether the release in dir carries the marker of a
-// hook that has not succeeded.
-func hookPending(dir string) bool {
-	_, err := os.Lstat(filepath.Join(dir, pendingName))
-	return err == nil
-}
-
-// readRelease rebuilds a stored release from its release.env.
-func (rc *Receiver) readRelease(product, version string) (Release, error) {
-	dir := filepath.Join(rc.dir, product, version)
-	data, err := os.ReadFile(filepath.Join(dir, envName))
-	if err != nil {
-		return Release{}, err
-	}
-	rel, err := parseEnvFile(data)
-	if err != nil {
-		return Release{}, fmt.Errorf("release: %s: %w", filepath.Join(dir, envName), err)
-	}
-	if rel.Product != product || rel.Version != version {
-		return Release{}, fmt.Errorf("release: %s names %s/%s", filepath.Join(dir, envName), rel.Product, rel.Version)
-	}
-	rel.Dir = dir
-	rel.Tarball = filepath.Join(dir, tarballName)
-	rel.EnvFile = filepath.Join(dir, envName)
-	return rel, nil
 }
 
 // RunPendingHooks runs the hook again for every stored release whose hook
@@ -954,33 +996,37 @@ func (rc *Receiver) readRelease(product, version string) (Release, error) {
 // uploads, so a concurrent retry of the same upload waits and then answers
 // 200. A release whose hook fails again is removed, as after a failed
 // upload. It returns how many hooks it ran and the errors of those that
-// failed (joined), or an error reading Dir.
+// failed (joined), or an error listing the store.
 func (rc *Receiver) RunPendingHooks(ctx context.Context) (int, error) {
-	markers, err := filepath.Glob(filepath.Join(rc.dir, "*", "*", pendingName))
+	pending, err := rc.store.Pending(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("release: %w", err)
+		return 0, fmt.Errorf("release: listing pending hooks: %w", err)
 	}
 	var errs []error
 	ran := 0
-	for _, m := range markers {
-		dir := filepath.Dir(m)
-		product, version := filepath.Base(filepath.Dir(dir)), filepath.Base(dir)
-		if !ValidName(product) || !ValidName(version) {
-			continue
-		}
+	for _, key := range pending {
+		product, version, _ := strings.Cut(key, "/")
 		err := func() error {
-			unlock, err := rc.locks.lock(ctx, product+"/"+version)
+			unlock, err := rc.locks.lock(ctx, key)
 			if err != nil {
 				return err
 			}
 			defer unlock()
-			if !hookPending(dir) { // a retry ran it meanwhile
-				return nil
-			}
-			rel, err := rc.readRelease(product, version)
+			st, err := rc.store.Get(ctx, product, version)
 			if err != nil {
 				return err
 			}
+			if st.Hook != HookPending { // a retry ran it meanwhile
+				return nil
+			}
+			if err := rc.store.ClaimHook(ctx, product, version); err != nil {
+				return err
+			}
+			rel, cleanup, err := rc.localCopy(ctx, st, "")
+			if err != nil {
+				return err
+			}
+			defer cleanup()
 			ran++
 			rc.log.Info("release hook did not complete before; running it again", "product", product, "version", version)
 			if err := rc.runHook(ctx, rel); err != nil {
@@ -988,32 +1034,15 @@ func (rc *Receiver) RunPendingHooks(ctx context.Context) (int, error) {
 				if errors.As(err, &ae) && ae.err != nil {
 					err = ae.err
 				}
-				return fmt.Errorf("release: %s/%s: %w", product, version, err)
+				return err
 			}
 			return nil
 		}()
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("release: %s: %w", key, err))
 		}
 	}
 	return ran, errors.Join(errs...)
-}
-
-// remove takes a stored release away: first out of sight with one rename,
-// then from the disk.
-func (rc *Receiver) remove(dir string) {
-	trash, err := os.MkdirTemp(filepath.Join(rc.dir, incomingName), "removed-*")
-	if err == nil {
-		if err = os.Rename(dir, filepath.Join(trash, "r")); err == nil {
-			atomicfile.SyncDir(filepath.Dir(dir))
-			dir = trash
-		} else {
-			os.Remove(trash)
-		}
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		rc.log.Error("release: removing failed release", "dir", dir, "error", err)
-	}
 }
 
 func writeSynced(path string, data []byte) error {
@@ -1069,15 +1098,6 @@ func (k *keyLocks) lock(ctx context.Context, key string) (unlock func(), err err
 		release()
 		return nil, ctx.Err()
 	}
-}
-
-// Files returns an http.Handler that serves the stored releases read-only,
-// e.g. GET /<product>/<version>/release.tgz when mounted with
-// http.StripPrefix, for Fetch on the other side. It never serves uploads in
-// progress, a release whose hook has not succeeded, or any name starting
-// with a dot, and leaves them out of directory listings.
-func (rc *Receiver) Files() http.Handler {
-	return http.FileServer(hiddenFiles{http.Dir(rc.dir), rc.dir})
 }
 
 // hiddenFiles hides Dir/.incoming, every other dot file and the releases
