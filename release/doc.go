@@ -42,6 +42,16 @@
 // cut off gets it run again. Unauthenticated requests are cheap (a few KiB,
 // AuthTimeout), and at most MaxConcurrentUploads uploads run at once.
 //
+// # Stores, serving and fetching
+//
+// The Receiver keeps releases in a [Store]: [DirStore] (the default, the
+// layout above) or the S3 store of package
+// [github.com/opskit/opskit/release/s3store], where several update servers
+// share one bucket. [Receiver.Files] serves either with ETag, Repr-Digest
+// (RFC 9530) and Range. [Fetch] with an empty checksum verifies against
+// Repr-Digest; [Fetcher.Resume] continues an interrupted download with
+// Range; [ExistsOrDownload] keeps any existing file.
+//
 // release.env holds PRODUCT, VERSION, TAG, BUILD, REVISION, COMMIT, RPMS,
 // SIZE, SHA256, MD5 and LOG, each value single-quoted, so `. release.env`
 // in a POSIX shell assigns variables and runs nothing, whatever the

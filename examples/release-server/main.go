@@ -5,6 +5,12 @@
 // Usage:
 //
 //	release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES]
+//	               [-s3-endpoint URL -bucket B [-s3-credentials-file F] [-server-id ID]]
+//
+// With -s3-endpoint the releases live in the bucket (package
+// release/s3store) and DIR only stages uploads; several servers may share
+// the bucket (each with its own -server-id): a release is stored once and
+// its hook runs once, on the server that stored it.
 //
 // The secret file holds one accepted secret per line (several lines rotate
 // secrets; blank lines and lines starting with # are ignored). Without
@@ -25,13 +31,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/release"
+	"github.com/opskit/opskit/release/s3store"
 )
 
 func main() {
@@ -43,7 +54,7 @@ func main() {
 var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("release-server", stderr, "Usage: release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES]\n\nServes the release API: POST /release, GET /releases/<product>/<version>/release.tgz.\n\nFlags:\n")
+	fs := cli.NewFlagSet("release-server", stderr, "Usage: release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES] [-s3-endpoint URL -bucket B]\n\nServes the release API: POST /release, GET /releases/<product>/<version>/release.tgz.\n\nFlags:\n")
 	dir := fs.String("dir", "", "store releases under `DIR` (required; must exist)")
 	secretFile := fs.String("secret-file", "", "read accepted secrets from `FILE`, one per line (default: $RELEASE_SECRET)")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen on `host:port`")
@@ -53,12 +64,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	maxUploads := fs.Int("max-uploads", release.DefaultMaxConcurrentUploads, "uploads in progress at most; more get 503 with Retry-After")
 	uploadTimeout := fs.Duration("upload-timeout", time.Hour, "abort an upload that takes longer than this in all")
+	s3Endpoint := fs.String("s3-endpoint", "", "store releases in S3 at `URL` (http://host:port or https://host) instead of under -dir, which then only stages uploads")
+	bucket := fs.String("bucket", "", "S3 `bucket` (required with -s3-endpoint; must exist)")
+	s3Prefix := fs.String("s3-prefix", "", "put `PREFIX` before every S3 key")
+	s3Region := fs.String("s3-region", "us-east-1", "S3 `region`")
+	s3Creds := fs.String("s3-credentials-file", "", "read AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines from `FILE` (default: those environment variables)")
+	serverID := fs.String("server-id", "", "name this server's hook leases in the bucket; unique per server, stable across restarts (default: host name)")
 	files := fs.Bool("files", true, "serve stored releases read-only, without a secret, at GET /releases/ (for release-fetch)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 || *dir == "" {
 		return cli.Usagef(fs, "-dir is required and no arguments are accepted")
+	}
+	if (*s3Endpoint == "") != (*bucket == "") {
+		return cli.Usagef(fs, "-s3-endpoint and -bucket go together")
 	}
 	secrets, err := readSecrets(*secretFile)
 	if err != nil {
@@ -80,6 +100,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("hook %s is not an executable file", *hook)
 		}
 		cfg.Hook = release.ScriptHook(*hook, *hookTimeout, log)
+	}
+	if *s3Endpoint != "" {
+		st, err := newS3Store(*s3Endpoint, *bucket, *s3Prefix, *s3Region, *s3Creds, *serverID)
+		if err != nil {
+			return err
+		}
+		cfg.Store = st
 	}
 	rc, err := release.NewReceiver(cfg)
 	if err != nil {
@@ -112,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
-	log.Info("release-server started", "addr", ln.Addr().String(), "dir", *dir, "secrets", len(secrets), "hook", *hook)
+	log.Info("release-server started", "addr", ln.Addr().String(), "dir", *dir, "s3", *s3Endpoint, "bucket", *bucket, "secrets", len(secrets), "hook", *hook)
 
 	select {
 	case err := <-errc:
@@ -160,4 +187,38 @@ func readSecrets(path string) ([]release.Secret, error) {
 		return nil, fmt.Errorf("%s holds no secret", path)
 	}
 	return out, nil
+}
+
+// newS3Store connects the S3 store; credentials come from credsFile or the
+// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY environment variables.
+func newS3Store(endpoint, bucket, prefix, region, credsFile, serverID string) (*s3store.Store, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("-s3-endpoint %q: want http://host:port or https://host", endpoint)
+	}
+	vars := map[string]string{"AWS_ACCESS_KEY_ID": os.Getenv("AWS_ACCESS_KEY_ID"), "AWS_SECRET_ACCESS_KEY": os.Getenv("AWS_SECRET_ACCESS_KEY")}
+	if credsFile != "" {
+		data, err := os.ReadFile(credsFile)
+		if err != nil {
+			return nil, err
+		}
+		vars = map[string]string{}
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+				vars[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			}
+		}
+	}
+	if vars["AWS_ACCESS_KEY_ID"] == "" || vars["AWS_SECRET_ACCESS_KEY"] == "" {
+		return nil, errors.New("no S3 credentials: give -s3-credentials-file or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	mc, err := minio.New(u.Host, &minio.Options{
+		Creds:  credentials.NewStaticV4(vars["AWS_ACCESS_KEY_ID"], vars["AWS_SECRET_ACCESS_KEY"], ""),
+		Secure: u.Scheme == "https",
+		Region: region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
+	}
+	return s3store.New(s3store.Config{Client: mc, Bucket: bucket, Prefix: prefix, ServerID: serverID})
 }

@@ -22,80 +22,29 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/opskit/opskit/internal/testenv"
 	"github.com/opskit/opskit/release"
 	"github.com/opskit/opskit/release/s3store"
+	"github.com/opskit/opskit/release/s3store/s3storetest"
 )
 
-const (
-	testSecret = "s3store-test-secret"
-	accessKey  = "opskit-test"
-	secretKey  = "opskit-test-secret-key"
-	bucket     = "releases"
-)
+const testSecret = "s3store-test-secret"
 
-// versitygw finds the versitygw binary: $OPSKIT_VERSITYGW, or the CI cache.
-func versitygw(t testing.TB) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("OPSKIT_VERSITYGW"), "/root/.cache/opskit/bin/versitygw"} {
-		if p == "" {
-			continue
-		}
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	if testenv.Required() {
-		t.Fatal("versitygw is required (OPSKIT_REQUIRE_INTEGRATION=1) but neither $OPSKIT_VERSITYGW nor /root/.cache/opskit/bin/versitygw exists; see .ci/run")
-	}
-	t.Skip("versitygw not found; set OPSKIT_VERSITYGW or build it with .ci/run")
-	return ""
-}
-
-// startGateway runs versitygw on a free loopback port over a temporary
-// directory, creates the bucket and returns the endpoint ("host:port").
-// The process is killed at the end of the test.
+// startGateway runs versitygw and returns its endpoint; bucket is its bucket.
 func startGateway(t *testing.T) string {
 	t.Helper()
-	bin := versitygw(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	root := t.TempDir()
-	iam := filepath.Join(root, "iam")
-	data := filepath.Join(root, "data")
-	require.NoError(t, os.Mkdir(iam, 0o700))
-	require.NoError(t, os.Mkdir(data, 0o700))
-	cmd := exec.Command(bin, "--port", addr, "--iam-dir", iam, "posix", data)
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+accessKey, "ROOT_SECRET_KEY="+secretKey)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	mc := client(t, addr)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err = mc.MakeBucket(t.Context(), bucket, minio.MakeBucketOptions{})
-		if err == nil {
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("versitygw did not come up: %v\n%s", err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	gw := s3storetest.NewGateway(t)
+	return gw.Endpoint
 }
+
+const bucket = "releases"
 
 func client(t testing.TB, addr string) *minio.Client {
 	t.Helper()
-	mc, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(accessKey, secretKey, ""), Region: "us-east-1"})
-	require.NoError(t, err)
-	return mc
+	gw := &s3storetest.Gateway{Endpoint: addr, AccessKey: "opskit-test", SecretKey: "opskit-test-secret-key"}
+	return gw.Client(t)
 }
 
 // server is one update server: a Receiver on an S3 store, its own Dir.
