@@ -52,6 +52,11 @@
 // Repr-Digest; [Fetcher.Resume] continues an interrupted download with
 // Range; [ExistsOrDownload] keeps any existing file.
 //
+// Large releases over slow links: [Receiver.Uploads] is a tus 1.0
+// resumable-upload endpoint (creation, checksum, expiration, termination)
+// and [Uploader.UploadFileResumable] continues an interrupted upload from
+// the receiver's offset; the legacy form upload is unchanged.
+//
 // release.env holds PRODUCT, VERSION, TAG, BUILD, REVISION, COMMIT, RPMS,
 // SIZE, SHA256, MD5 and LOG, each value single-quoted, so `. release.env`
 // in a POSIX shell assigns variables and runs nothing, whatever the

@@ -84,6 +84,10 @@ type ReceiverConfig struct {
 	// Connections that have not authenticated yet hold no slot and at most
 	// a few KiB each (see Receiver).
 	MaxConcurrentUploads int
+	// ResumableExpiry is how long an unfinished resumable upload (see
+	// Uploads) is kept after its last PATCH. 0 means
+	// DefaultResumableExpiry.
+	ResumableExpiry time.Duration
 	// Logger receives one event per upload; nil discards.
 	Logger *slog.Logger
 }
@@ -167,17 +171,18 @@ const (
 // One Receiver must own its Dir: concurrent uploads of one product/version
 // are serialised in memory, and exactly one of them is stored.
 type Receiver struct {
-	dir     string
-	secrets []string
-	maxSize int64
-	hook    Hook
-	idle    time.Duration
-	log     *slog.Logger
-	store   Store
-	locks   keyLocks
-	slots   chan struct{} // one token per upload in progress
-	authTO  time.Duration
-	upTO    time.Duration
+	dir       string
+	secrets   []string
+	maxSize   int64
+	hook      Hook
+	idle      time.Duration
+	log       *slog.Logger
+	store     Store
+	locks     keyLocks
+	slots     chan struct{} // one token per upload in progress
+	authTO    time.Duration
+	upTO      time.Duration
+	tusExpiry time.Duration
 
 	// wrapWriter, when set (by tests), wraps the tarball's file writer, so
 	// that a full disk can be simulated.
@@ -242,24 +247,42 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	if cfg.Store == nil {
 		cfg.Store = DirStore{Dir: cfg.Dir}
 	}
-	incoming := filepath.Join(cfg.Dir, incomingName)
-	if err := os.RemoveAll(incoming); err != nil {
-		return nil, fmt.Errorf("release: clearing leftover uploads: %w", err)
+	if cfg.ResumableExpiry <= 0 {
+		cfg.ResumableExpiry = DefaultResumableExpiry
 	}
-	if err := os.Mkdir(incoming, 0o700); err != nil {
+	// Clear what a crash left in Dir/.incoming, but keep the unfinished
+	// resumable uploads (they expire on their own).
+	incoming := filepath.Join(cfg.Dir, incomingName)
+	if err := os.Mkdir(incoming, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	entries, err := os.ReadDir(incoming)
+	if err != nil {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() == tusDirName && e.IsDir() {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(incoming, e.Name())); err != nil {
+			return nil, fmt.Errorf("release: clearing leftover uploads: %w", err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(incoming, tusDirName), 0o700); err != nil {
 		return nil, fmt.Errorf("release: %w", err)
 	}
 	return &Receiver{
-		dir:     cfg.Dir,
-		store:   cfg.Store,
-		secrets: secrets,
-		maxSize: cfg.MaxSize,
-		hook:    cfg.Hook,
-		idle:    cfg.IdleTimeout,
-		log:     cfg.Logger,
-		slots:   make(chan struct{}, cfg.MaxConcurrentUploads),
-		authTO:  cfg.AuthTimeout,
-		upTO:    cfg.UploadTimeout,
+		dir:       cfg.Dir,
+		store:     cfg.Store,
+		secrets:   secrets,
+		maxSize:   cfg.MaxSize,
+		hook:      cfg.Hook,
+		idle:      cfg.IdleTimeout,
+		log:       cfg.Logger,
+		slots:     make(chan struct{}, cfg.MaxConcurrentUploads),
+		authTO:    cfg.AuthTimeout,
+		upTO:      cfg.UploadTimeout,
+		tusExpiry: cfg.ResumableExpiry,
 	}, nil
 }
 
@@ -292,6 +315,11 @@ type upload struct {
 // ServeHTTP handles one upload. See Receiver for the protocol.
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rel, created, err := rc.receive(w, r)
+	rc.reply(w, r, rel, created, err)
+}
+
+// reply answers an upload with its receipt or its error.
+func (rc *Receiver) reply(w http.ResponseWriter, r *http.Request, rel Release, created bool, err error) {
 	log := rc.log.With("remote", r.RemoteAddr)
 	if err != nil {
 		var ae *apiError

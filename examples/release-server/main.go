@@ -54,7 +54,7 @@ func main() {
 var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("release-server", stderr, "Usage: release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES] [-s3-endpoint URL -bucket B]\n\nServes the release API: POST /release, GET /releases/<product>/<version>/release.tgz.\n\nFlags:\n")
+	fs := cli.NewFlagSet("release-server", stderr, "Usage: release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES] [-s3-endpoint URL -bucket B]\n\nServes the release API: POST /release, resumable uploads (tus 1.0) at /release/uploads/, GET /releases/<product>/<version>/release.tgz.\n\nFlags:\n")
 	dir := fs.String("dir", "", "store releases under `DIR` (required; must exist)")
 	secretFile := fs.String("secret-file", "", "read accepted secrets from `FILE`, one per line (default: $RELEASE_SECRET)")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen on `host:port`")
@@ -114,6 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /release", rc)
+	mux.Handle("/release/uploads/", rc.Uploads()) // resumable uploads (tus 1.0)
 	if *files {
 		mux.Handle("GET /releases/", http.StripPrefix("/releases", rc.Files()))
 	}

@@ -76,3 +76,16 @@ func TestRunS3Flags(t *testing.T) {
 	err = run(t.Context(), []string{"-dir", t.TempDir(), "-s3-endpoint", "127.0.0.1:1", "-bucket", "b"}, &out, &errb)
 	assert.ErrorContains(t, err, "want http://host:port")
 }
+
+// The server offers resumable uploads at /release/uploads/.
+func TestServerResumableUpload(t *testing.T) {
+	t.Setenv("RELEASE_SECRET", "s")
+	dir := t.TempDir()
+	base, _ := startServer(t, "-dir", dir)
+	path := writeFile(t, "release.tgz", "resumable tarball", 0o644)
+	rcpt, err := (&release.Uploader{URL: base + "/release", Secret: "s"}).UploadFileResumable(t.Context(),
+		release.Metadata{Product: "app", Version: "1.0.0"}, path, path+".upload")
+	require.NoError(t, err)
+	assert.True(t, rcpt.Created)
+	assert.Equal(t, "resumable tarball", readFile(t, filepath.Join(dir, "app/1.0.0/release.tgz")))
+}
