@@ -276,10 +276,14 @@ func TestHardening03PreAuthMemory(t *testing.T) {
 			}
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(time.Minute))
-			body := "--B\r\nContent-Disposition: form-data; name=\"secret\"\r\nX-Pad: " + pad + "\r\n\r\n" + testSecret + "\r\n--B--\r\n"
+			head := "--B\r\nContent-Disposition: form-data; name=\"secret\"\r\nX-Pad: "
+			tail := "\r\n\r\n" + testSecret + "\r\n--B--\r\n"
 			go func() {
-				fmt.Fprintf(c, "POST /release HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: %d\r\n\r\n", len(body))
-				io.WriteString(c, body) // fails once the server hangs up
+				fmt.Fprintf(c, "POST /release HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: %d\r\n\r\n", len(head)+len(pad)+len(tail))
+				// Each write fails once the server hangs up.
+				io.WriteString(c, head)
+				io.WriteString(c, pad)
+				io.WriteString(c, tail)
 			}()
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			if err != nil {
