@@ -38,7 +38,13 @@
 // "hook pending", and a retry of the upload or RunPendingHooks on any
 // server runs the hook again (on a local copy in Dir/.incoming). A
 // release.tgz without release.json and without a fresh lease is the
-// remnant of a crash during Put and is deleted when found.
+// remnant of a crash during Put and is deleted when found. One limit: a
+// concurrent upload answered 200 by another server while the winner's
+// hook runs is not told if that hook then fails (the winner's client gets
+// the 500 and the release is removed); check with a GET or upload again.
+//
+// Put is one PUT without multipart, so a release is at most 5 GiB on AWS
+// S3 (ReceiverConfig.MaxSize defaults to 4 GiB).
 //
 // # Testing
 //
@@ -237,9 +243,18 @@ func (s *Store) Get(ctx context.Context, product, version string) (release.Store
 		}
 		return release.StoredRelease{}, fmt.Errorf("s3store: stat %s/%s: %w", product, version, err)
 	}
-	running, err := s.leasedElsewhere(ctx, product, version)
-	if err != nil {
-		return release.StoredRelease{}, err
+	done := false
+	if _, err := s.mc.StatObject(ctx, s.bucket, s.key(product, version, doneName), minio.StatObjectOptions{}); err == nil {
+		done = true
+	} else if !notFound(err) {
+		return release.StoredRelease{}, fmt.Errorf("s3store: stat %s/%s/%s: %w", product, version, doneName, err)
+	}
+	running, ownLease := false, false
+	if !done { // a served release needs no lease check
+		running, ownLease, err = s.leases(ctx, product, version)
+		if err != nil {
+			return release.StoredRelease{}, err
+		}
 	}
 	var m meta
 	data, err := s.readSmall(ctx, s.key(product, version, jsonName))
@@ -252,6 +267,10 @@ func (s *Store) Get(ctx context.Context, product, version string) (release.Store
 		// Another server is between creating release.tgz and writing
 		// its metadata: report what release.tgz says.
 		m = meta{Metadata: release.Metadata{Product: product, Version: version}, SHA256: info.UserMetadata[shaMetaKey], Size: info.Size}
+	case errors.Is(err, fs.ErrNotExist) && ownLease:
+		// This server is between the two PUTs (or crashed there less than
+		// HookLease ago): not a release yet, and not ours to remove here.
+		return release.StoredRelease{}, fmt.Errorf("s3store: %s/%s: being stored: %w", product, version, fs.ErrNotExist)
 	case errors.Is(err, fs.ErrNotExist):
 		// A crash between release.tgz and release.json: not a release.
 		if err := s.Delete(ctx, product, version); err != nil {
@@ -262,31 +281,35 @@ func (s *Store) Get(ctx context.Context, product, version string) (release.Store
 		return release.StoredRelease{}, err
 	}
 	st := release.StoredRelease{Release: release.Release{Metadata: m.Metadata, SHA256: m.SHA256, MD5: m.MD5, Size: m.Size}}
-	if _, err := s.mc.StatObject(ctx, s.bucket, s.key(product, version, doneName), minio.StatObjectOptions{}); err == nil {
+	switch {
+	case done:
 		st.Hook = release.HookDone
-	} else if !notFound(err) {
-		return release.StoredRelease{}, fmt.Errorf("s3store: stat %s/%s/%s: %w", product, version, doneName, err)
-	} else if running {
+	case running:
 		st.Hook = release.HookRunning
-	} else {
+	default:
 		st.Hook = release.HookPending
 	}
 	return st, nil
 }
 
-// leasedElsewhere reports whether another server holds a fresh lease on
-// the release.
-func (s *Store) leasedElsewhere(ctx context.Context, product, version string) (bool, error) {
+// leases reports whether another server, and whether this one, holds a
+// fresh lease on the release.
+func (s *Store) leases(ctx context.Context, product, version string) (other, own bool, err error) {
 	prefix := s.key(product, version, leaseName)
 	for obj := range s.mc.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix}) {
 		if obj.Err != nil {
-			return false, fmt.Errorf("s3store: list %s: %w", prefix, obj.Err)
+			return false, false, fmt.Errorf("s3store: list %s: %w", prefix, obj.Err)
 		}
-		if strings.TrimPrefix(obj.Key, prefix) != s.serverID && time.Since(obj.LastModified) < s.lease {
-			return true, nil
+		if time.Since(obj.LastModified) >= s.lease {
+			continue
+		}
+		if strings.TrimPrefix(obj.Key, prefix) == s.serverID {
+			own = true
+		} else {
+			other = true
 		}
 	}
-	return false, nil
+	return other, own, nil
 }
 
 func (s *Store) readSmall(ctx context.Context, key string) ([]byte, error) {

@@ -336,3 +336,34 @@ func TestHookCrashRetry(t *testing.T) {
 	_, err = upload(t.Context(), s.url, "2.0.0", "other")
 	assert.True(t, errors.Is(err, release.ErrConflict), "other content: 409, got %v", err)
 }
+
+// TestCrashRemnant: a release.tgz without release.json (a crash between
+// Put's two PUTs) is not a release: with no fresh lease it is removed when
+// found and the version can be uploaded; while its own server's lease is
+// fresh it is left alone.
+func TestCrashRemnant(t *testing.T) {
+	addr := startGateway(t)
+	mc := client(t, addr)
+	put := func(key, body string) {
+		_, err := mc.PutObject(t.Context(), bucket, key, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+		require.NoError(t, err)
+	}
+	st, err := s3store.New(s3store.Config{Client: mc, Bucket: bucket, ServerID: "a"})
+	require.NoError(t, err)
+
+	put("app/1.0.0/release.tgz", "half stored")
+	put("app/1.0.0/hook-lease.a", "now")
+	_, err = st.Get(t.Context(), "app", "1.0.0")
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.Contains(t, keys(t, mc), "app/1.0.0/release.tgz", "left alone while this server's lease is fresh")
+
+	put("app/2.0.0/release.tgz", "half stored")
+	_, err = st.Get(t.Context(), "app", "2.0.0")
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.NotContains(t, keys(t, mc), "app/2.0.0/release.tgz", "a remnant without a lease is removed")
+
+	s := newServer(t, addr, "b", nil)
+	rcpt, err := upload(t.Context(), s.url, "2.0.0", "the real one")
+	require.NoError(t, err)
+	assert.True(t, rcpt.Created)
+}
