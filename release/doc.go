@@ -71,4 +71,7 @@
 //
 //	srv := releasetest.NewServer(t)
 //	rcpt, err := srv.Uploader().UploadFile(ctx, md, "release.tgz")
+//
+// releasetest.TestStore checks a [Store] implementation of your own against
+// the contract the Receiver relies on.
 package release

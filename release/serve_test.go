@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opskit/opskit/release"
+	"github.com/opskit/opskit/release/releasetest"
 )
 
 // CheckServing asserts what Files promises for a stored release at base:
@@ -85,4 +86,9 @@ func TestFilesServesWithDigestAndRange(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+}
+
+// TestDirStoreContract runs the Store checker on the default store.
+func TestDirStoreContract(t *testing.T) {
+	releasetest.TestStore(t, func(t *testing.T) release.Store { return release.DirStore{Dir: t.TempDir()} })
 }

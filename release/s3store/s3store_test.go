@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opskit/opskit/release"
+	"github.com/opskit/opskit/release/releasetest"
 	"github.com/opskit/opskit/release/s3store"
 	"github.com/opskit/opskit/release/s3store/s3storetest"
 )
@@ -366,4 +367,17 @@ func TestCrashRemnant(t *testing.T) {
 	rcpt, err := upload(t.Context(), s.url, "2.0.0", "the real one")
 	require.NoError(t, err)
 	assert.True(t, rcpt.Created)
+}
+
+// TestStoreContract runs releasetest's Store checker on the S3 store, each
+// store under its own prefix of one bucket.
+func TestStoreContract(t *testing.T) {
+	addr := startGateway(t)
+	n := 0
+	releasetest.TestStore(t, func(t *testing.T) release.Store {
+		n++
+		st, err := s3store.New(s3store.Config{Client: client(t, addr), Bucket: bucket, Prefix: fmt.Sprintf("t%d/", n), ServerID: "a"})
+		require.NoError(t, err)
+		return st
+	})
 }
