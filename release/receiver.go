@@ -166,7 +166,9 @@ const (
 //
 // On Linux the tarball is written with O_DIRECT in 1 MiB chunks (falling
 // back to buffered writes where the file system refuses it), so a large
-// upload costs no page-cache copy and does not flush the page cache.
+// upload costs no page-cache copy and does not flush the page cache. With
+// a remote Store the staged tarball is written through the page cache
+// without fsync instead, since the PUT reads it back at once.
 //
 // One Receiver must own its Dir: concurrent uploads of one product/version
 // are serialised in memory, and exactly one of them is stored.
@@ -636,7 +638,11 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 		return storageError(err)
 	}
 	up.stage = stage
-	f, direct, err := createTarball(filepath.Join(stage, tarballName), !rc.buffered)
+	// With a remote store the staged file is read again at once for the
+	// PUT and thrown away: keep it in the page cache (no O_DIRECT, no
+	// fsync); the store makes it durable.
+	_, local := rc.store.(DirStore)
+	f, direct, err := createTarball(filepath.Join(stage, tarballName), !rc.buffered && local)
 	if err != nil {
 		return storageError(err)
 	}
@@ -665,8 +671,10 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 	if n > rc.maxSize {
 		return fail(http.StatusRequestEntityTooLarge, "release: too large", "file")
 	}
-	if err := f.Sync(); err != nil {
-		return storageError(err)
+	if local {
+		if err := f.Sync(); err != nil {
+			return storageError(err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return storageError(err)

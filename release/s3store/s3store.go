@@ -255,6 +255,16 @@ func (s *Store) Get(ctx context.Context, product, version string) (release.Store
 		if err != nil {
 			return release.StoredRelease{}, err
 		}
+		if !running {
+			// The other server writes hook-done before it drops its lease:
+			// look again, or a hook that finished between the two checks
+			// would look pending and run twice.
+			if _, err := s.mc.StatObject(ctx, s.bucket, s.key(product, version, doneName), minio.StatObjectOptions{}); err == nil {
+				done = true
+			} else if !notFound(err) {
+				return release.StoredRelease{}, fmt.Errorf("s3store: stat %s/%s/%s: %w", product, version, doneName, err)
+			}
+		}
 	}
 	var m meta
 	data, err := s.readSmall(ctx, s.key(product, version, jsonName))
