@@ -2,5 +2,5 @@
 
 .PHONY: bench-release
 
-bench-release: ## release: 1 GiB through release-upload -> release-server vs openssl dgst + cp + sync, with peak RSS
+bench-release: ## release: 1 GiB through release-upload -> release-server (directory and S3 store via versitygw) vs openssl dgst + cp + sync, with peak RSS (STORES="dir s3")
 	bash scripts/bench-release.sh

@@ -53,6 +53,26 @@
 //	curl -F secret=$DEPLOY_SECRET -F product=app -F version=1.4.2 \
 //	     -F file=@release.tgz -F md5=$(md5sum release.tgz | cut -d' ' -f1) $URL
 //
+// A release is served (Receiver.Files) only once its hook succeeded; call
+// Receiver.RunPendingHooks at startup so that a release whose hook a crash
+// cut off gets it run again. Unauthenticated requests are cheap (a few KiB,
+// AuthTimeout), and at most MaxConcurrentUploads uploads run at once.
+//
+// # Stores, serving and fetching
+//
+// The Receiver keeps releases in a [Store]: [DirStore] (the default, the
+// layout above) or the S3 store of package
+// [github.com/opskit/opskit/release/s3store], where several update servers
+// share one bucket. [Receiver.Files] serves either with ETag, Repr-Digest
+// (RFC 9530) and Range. [Fetch] with an empty checksum verifies against
+// Repr-Digest; [Fetcher.Resume] continues an interrupted download with
+// Range; [ExistsOrDownload] keeps any existing file.
+//
+// Large releases over slow links: [Receiver.Uploads] is a tus 1.0
+// resumable-upload endpoint (creation, checksum, expiration, termination)
+// and [Uploader.UploadFileResumable] continues an interrupted upload from
+// the receiver's offset; the legacy form upload is unchanged.
+//
 // release.env holds PRODUCT, VERSION, TAG, BUILD, REVISION, COMMIT, RPMS,
 // SIZE, SHA256, MD5 and LOG, each value single-quoted, so `. release.env`
 // in a POSIX shell assigns variables and runs nothing, whatever the
@@ -67,4 +87,7 @@
 //
 //	srv := releasetest.NewServer(t)
 //	rcpt, err := srv.Uploader().UploadFile(ctx, md, "release.tgz")
+//
+// releasetest.TestStore checks a [Store] implementation of your own against
+// the contract the Receiver relies on.
 package release

@@ -1,10 +1,8 @@
 package release
 
 import (
-	"bufio"
 	"bytes"
-	"io"
-	"os"
+	"errors"
 	"strconv"
 	"strings"
 )
@@ -50,23 +48,52 @@ func envFile(r Release) []byte {
 	return b.Bytes()
 }
 
-// storedSHA256 reads the SHA256 line of a release.env this package wrote.
-// It returns "" when the file has none.
-func storedSHA256(envPath string) (string, error) {
-	f, err := os.Open(envPath)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(io.LimitReader(f, 4<<20))
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "SHA256='"); ok {
-			v = strings.TrimSuffix(v, "'")
-			if validHex(v, 64) {
-				return v, nil
+// parseEnvFile reads back a release.env written by envFile.
+func parseEnvFile(data []byte) (Release, error) {
+	vars := map[string]string{}
+	s := string(data)
+	for len(s) > 0 {
+		if s[0] == '#' || s[0] == '\n' {
+			i := strings.IndexByte(s, '\n')
+			if i < 0 {
+				break
 			}
+			s = s[i+1:]
+			continue
 		}
+		name, rest, ok := strings.Cut(s, "=")
+		if !ok || !strings.HasPrefix(rest, "'") {
+			return Release{}, errors.New("malformed line")
+		}
+		rest = rest[1:]
+		var v strings.Builder
+		for {
+			i := strings.IndexByte(rest, '\'')
+			if i < 0 {
+				return Release{}, errors.New("unterminated quote")
+			}
+			v.WriteString(rest[:i])
+			rest = rest[i+1:]
+			if strings.HasPrefix(rest, `\''`) { // a quote inside the value
+				v.WriteByte('\'')
+				rest = rest[3:]
+				continue
+			}
+			break
+		}
+		if !strings.HasPrefix(rest, "\n") {
+			return Release{}, errors.New("malformed line")
+		}
+		vars[name] = v.String()
+		s = rest[1:]
 	}
-	return "", sc.Err()
+	size, err := strconv.ParseInt(vars["SIZE"], 10, 64)
+	if err != nil {
+		return Release{}, errors.New("bad SIZE")
+	}
+	return Release{
+		Metadata: Metadata{Product: vars["PRODUCT"], Version: vars["VERSION"], Tag: vars["TAG"], Build: vars["BUILD"],
+			Revision: vars["REVISION"], Commit: vars["COMMIT"], Log: vars["LOG"], RPMs: vars["RPMS"] == "1"},
+		SHA256: vars["SHA256"], MD5: vars["MD5"], Size: size,
+	}, nil
 }

@@ -11,3 +11,6 @@ var ShellQuote = shellQuote
 
 // SetBuffered turns O_DIRECT off, to test the buffered write path.
 func (rc *Receiver) SetBuffered(on bool) { rc.buffered = on }
+
+// EnvFileRoundTrip renders r's release.env and parses it back.
+func EnvFileRoundTrip(r Release) (Release, error) { return parseEnvFile(envFile(r)) }

@@ -28,7 +28,29 @@ type Fetcher struct {
 	Progress func(done, total int64)
 	// Logger receives one event per fetch; nil discards.
 	Logger *slog.Logger
+	// Mode says when to download; the zero value is VerifyChecksum.
+	Mode FetchMode
+	// Resume keeps an interrupted download as dst+".partial" (with its
+	// ETag in dst+".partial.etag") instead of removing it, and the next
+	// Fetch of the same dst continues it with a Range request (If-Range:
+	// that ETag), hashing the kept bytes first, so the whole file is
+	// verified. A server that ignores the Range or whose file changed
+	// sends the whole file again. A checksum mismatch removes both files.
+	Resume bool
 }
+
+// FetchMode says when Fetch downloads.
+type FetchMode int
+
+const (
+	// VerifyChecksum downloads unless dst already has the expected
+	// checksum (given, or the server's Repr-Digest).
+	VerifyChecksum FetchMode = iota
+	// ExistsOrDownload keeps a dst that exists as it is, without hashing
+	// it or asking the server: for files that change often, existence
+	// decides. A missing dst is downloaded and verified.
+	ExistsOrDownload
+)
 
 // FetchResult says what Fetch did.
 type FetchResult struct {
@@ -51,16 +73,27 @@ func Fetch(ctx context.Context, url, dst, sha256Hex string) (FetchResult, error)
 // renames the file over dst (keeping dst's permissions, or 0644 for a new
 // file).
 //
-// On any failure dst is exactly as it was before and no temporary file is
-// left. The errors:
+// sha256Hex may be "": the expected checksum is then the server's
+// Repr-Digest (RFC 9530, sha-256), as Receiver.Files sends it; an existing
+// dst is offered to the server with If-None-Match (its quoted hex SHA-256,
+// Files' ETag) and kept on 304 or when the digest matches it. Without a
+// checksum from either side Fetch fails with a *FieldError naming sha256.
+// When both are known and differ, Fetch fails with ErrChecksumMismatch
+// before downloading. See Fetcher.Mode and Fetcher.Resume for the other
+// choices.
 //
-//   - *FieldError with Fields ["sha256"] when sha256Hex is not 64 hex
+// On any failure dst is exactly as it was before and no temporary file is
+// left (except the ".partial" file that Fetcher.Resume keeps). The errors:
+//
+//   - *FieldError with Fields ["sha256"] when sha256Hex is neither empty
+//     nor 64 hex
 //     characters; its Rules say what is wrong ("has length 7, want 64 hex
 //     characters", "has non-hex character 'g' at index 5"). Nothing is
 //     read or requested.
 //   - ErrChecksumMismatch when the downloaded bytes have another checksum.
-//   - *StatusError for an HTTP status other than 200, naming the method
-//     and url (without user info or query values).
+//   - *StatusError for an HTTP status other than 200 (or 206 when
+//     resuming), naming the method and url (without user info or query
+//     values).
 //   - An error for which errors.Is(err, context.Canceled) (or
 //     context.DeadlineExceeded) holds when ctx ends first.
 //   - An error wrapping the *url.Error of a failed request (url without
@@ -71,13 +104,18 @@ func (f *Fetcher) Fetch(ctx context.Context, url, dst, sha256Hex string) (FetchR
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if rule := checksumRule(sha256Hex, 64); rule != "" {
+	if rule := checksumRule(sha256Hex, 64); sha256Hex != "" && rule != "" {
 		return FetchResult{}, &FieldError{Fields: []string{"sha256"}, Reason: "fetch: invalid argument", Rules: []string{"sha256 checksum" + rule}}
 	}
 	want := strings.ToLower(sha256Hex)
 	perm := fs.FileMode(0o644)
+	have := "" // dst's checksum, when hashed
 	if fi, err := os.Stat(dst); err == nil && fi.Mode().IsRegular() {
 		perm = fi.Mode().Perm()
+		if f.Mode == ExistsOrDownload {
+			log.Info("release fetch skipped: file exists", "dst", dst)
+			return FetchResult{Skipped: true, Size: fi.Size()}, nil
+		}
 		sum, n, err := fileSHA256(ctx, dst)
 		if err != nil {
 			return FetchResult{}, err
@@ -86,6 +124,7 @@ func (f *Fetcher) Fetch(ctx context.Context, url, dst, sha256Hex string) (FetchR
 			log.Info("release fetch skipped: checksum matches", "dst", dst)
 			return FetchResult{Skipped: true, Size: n}, nil
 		}
+		have = sum
 	}
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -94,6 +133,14 @@ func (f *Fetcher) Fetch(ctx context.Context, url, dst, sha256Hex string) (FetchR
 	}
 	if f.Secret != "" {
 		req.Header.Set("Authorization", "Bearer "+string(f.Secret))
+	}
+	if want == "" && have != "" {
+		req.Header.Set("If-None-Match", `"`+have+`"`)
+	}
+	var part *partial
+	if f.Resume {
+		part = openPartial(dst)
+		part.request(req)
 	}
 	client := f.Client
 	if client == nil {
@@ -104,8 +151,31 @@ func (f *Fetcher) Fetch(ctx context.Context, url, dst, sha256Hex string) (FetchR
 		return FetchResult{}, fmt.Errorf("release: fetch: %w", redactURLError(err))
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode == http.StatusNotModified && have != "" {
+		log.Info("release fetch skipped: not modified", "dst", dst)
+		return FetchResult{Skipped: true, Size: fileSize(dst)}, nil
+	}
+	if resp.StatusCode != http.StatusOK && !(resp.StatusCode == http.StatusPartialContent && part != nil) {
 		return FetchResult{}, &StatusError{Code: resp.StatusCode, Method: http.MethodGet, URL: redactURL(url)}
+	}
+	if digest := reprSHA256(resp.Header); digest != "" {
+		switch {
+		case want == "":
+			want = digest
+		case digest != want:
+			part.remove()
+			return FetchResult{}, fmt.Errorf("%w: %s has sha256 %s (Repr-Digest), want %s", ErrChecksumMismatch, url, digest, want)
+		}
+	}
+	if want == "" {
+		return FetchResult{}, &FieldError{Fields: []string{"sha256"}, Reason: "no checksum given and the server sent no Repr-Digest"}
+	}
+	if have == want {
+		log.Info("release fetch skipped: checksum matches Repr-Digest", "dst", dst)
+		return FetchResult{Skipped: true, Size: fileSize(dst)}, nil
+	}
+	if part != nil {
+		return part.download(ctx, f, resp, url, want, perm, log)
 	}
 
 	tmp, err := atomicfile.Create(dst, perm)

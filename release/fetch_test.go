@@ -145,6 +145,8 @@ func TestReceiverFilesHidesUploadsInProgress(t *testing.T) {
 	rc, dir := newReceiver(t, release.ReceiverConfig{})
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "app/1.0.0"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "app/1.0.0/release.tgz"), []byte("stored"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "app/1.0.0/release.env"),
+		[]byte("PRODUCT='app'\nVERSION='1.0.0'\nSIZE='6'\nSHA256='"+sha256Hex("stored")+"'\n"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, ".incoming/partial"), []byte("partial"), 0o644))
 	srv := httptest.NewServer(rc.Files())
 	t.Cleanup(srv.Close)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
 	"mime"
 	"mime/multipart"
@@ -33,11 +34,14 @@ import (
 // therefore bound its own running time (ScriptHook has a timeout).
 //
 // If the Hook returns an error, the receiver removes the release it has just
-// stored (so a stored release is always one whose hook succeeded), logs the
+// stored (so a served release is always one whose hook succeeded), logs the
 // error and answers 500 {"error": "release: hook failed"}. The client may
 // retry: the retry stores the release again and runs the hook again, so a
-// hook must be safe to run twice. A re-upload of a release that is already
-// stored answers 200 and does not run the hook.
+// hook must be safe to run twice. If the process dies while the hook runs,
+// the release stays stored but unserved, and its hook runs again from
+// RunPendingHooks or on a retry of the upload (which then answers 201). A
+// re-upload of a release whose hook succeeded answers 200 and does not run
+// the hook.
 type Hook func(ctx context.Context, r Release) error
 
 // ReceiverConfig configures a Receiver.
@@ -47,6 +51,11 @@ type ReceiverConfig struct {
 	// {release.tgz,release.env}. Required; it must exist. Uploads in
 	// progress live in Dir/.incoming, on the same file system.
 	Dir string
+	// Store keeps the releases; nil means DirStore{Dir: Dir}, the
+	// directory layout above. With another store (release/s3store), Dir
+	// only holds Dir/.incoming. Hooks of a remote store's releases run on a
+	// local copy in Dir/.incoming.
+	Store Store
 	// Secrets are the accepted upload secrets; at least one is required.
 	// Several may be listed to rotate secrets without downtime.
 	Secrets []Secret
@@ -61,19 +70,45 @@ type ReceiverConfig struct {
 	// http.ResponseController, so middleware wrapping the ResponseWriter
 	// must provide Unwrap.
 	IdleTimeout time.Duration
+	// AuthTimeout bounds the time from the start of a request until it is
+	// authenticated, however the client trickles its bytes: a legacy form
+	// client must deliver its secret field within it. 0 means 10 seconds.
+	AuthTimeout time.Duration
+	// UploadTimeout bounds the time to read a whole authenticated upload,
+	// however steadily the bytes trickle in. 0 means one hour.
+	UploadTimeout time.Duration
+	// MaxConcurrentUploads caps the authenticated uploads in progress (their
+	// hook included); a further one gets 503 with Retry-After. Each costs
+	// about 8 MiB of memory at most, so the default of
+	// DefaultMaxConcurrentUploads keeps the worst case near 32 MiB.
+	// Connections that have not authenticated yet hold no slot and at most
+	// a few KiB each (see Receiver).
+	MaxConcurrentUploads int
+	// ResumableExpiry is how long an unfinished resumable upload (see
+	// Uploads) is kept after its last PATCH. 0 means
+	// DefaultResumableExpiry.
+	ResumableExpiry time.Duration
 	// Logger receives one event per upload; nil discards.
 	Logger *slog.Logger
 }
+
+// DefaultMaxConcurrentUploads is the MaxConcurrentUploads used when
+// ReceiverConfig.MaxConcurrentUploads is 0.
+const DefaultMaxConcurrentUploads = 4
 
 // DefaultMaxSize is the MaxSize used when ReceiverConfig.MaxSize is 0.
 const DefaultMaxSize = 4 << 30
 
 // Limits on the form fields other than the file.
 const (
-	maxFieldSize  = 4 << 10 // product, version, tag, ...
-	maxLogSize    = 1 << 20 // the changelog
-	maxFieldBytes = 2 << 20 // all non-file parts, headers included, above MaxSize
-	copyBufSize   = 1 << 20 // read and write chunk
+	maxFieldSize  = 4 << 10         // product, version, tag, ...
+	maxLogSize    = 1 << 20         // the changelog
+	maxFieldBytes = 2 << 20         // all non-file parts, headers included, above MaxSize
+	copyBufSize   = 1 << 20         // read and write chunk
+	legacyBufSize = 16 << 10        // read buffer before a legacy client authenticated
+	preAuthBytes  = 8 << 10         // body bytes read before the secret field at most
+	retryAfter    = "10"            // seconds, with 503 when all upload slots are taken
+	pendingName   = ".hook-pending" // in a release directory whose hook has not succeeded
 	incomingName  = ".incoming"
 	tarballName   = "release.tgz"
 	envName       = "release.env"
@@ -96,6 +131,17 @@ const (
 // still come: a client that sends "Release-Checksum: sha256" (as Uploader
 // does) or a sha256 field before the file saves that work.
 //
+// Before authentication a request costs little: a valid "Authorization:
+// Bearer" header authenticates before any body byte is read (a wrong one
+// gets 401 at once); a legacy client without it must send its secret field
+// within the first 8 KiB of the body (part headers included) and within
+// AuthTimeout, or gets 401 (400 for the timeout). Only then does the upload
+// take one of MaxConcurrentUploads slots and its megabyte buffers. All form
+// parts but the file, headers included, share a budget of about 3 MiB, and
+// the whole body must arrive within UploadTimeout. An http.Server in front
+// should set ReadHeaderTimeout and a small MaxHeaderBytes (the example
+// server uses 10 s and 64 KiB).
+//
 // Responses: 201 and 200 carry {"product","version","sha256","size"}; every
 // failure carries {"error": message, "fields": [names]}:
 //
@@ -106,25 +152,39 @@ const (
 //	401  wrong or missing secret
 //	405  not a POST
 //	409  this version is stored with other content (it is left untouched)
-//	413  the file exceeds MaxSize
+//	413  the file exceeds MaxSize, or the other parts their budget
 //	422  checksum mismatch (nothing stored)
 //	500  the hook failed (the release is removed again) or storing failed
+//	503  MaxConcurrentUploads uploads are in progress (Retry-After: 10)
 //	507  the disk is full (nothing stored)
+//
+// A release is published (renamed into place) before its hook runs, with a
+// marker that says the hook has not succeeded yet; the marker goes once the
+// hook succeeded. Until then Files does not serve the release. If the
+// process dies while the hook runs, the marker stays: RunPendingHooks (call
+// it at startup) or a retry of the same upload runs the hook again.
 //
 // On Linux the tarball is written with O_DIRECT in 1 MiB chunks (falling
 // back to buffered writes where the file system refuses it), so a large
-// upload costs no page-cache copy and does not flush the page cache.
+// upload costs no page-cache copy and does not flush the page cache. With
+// a remote Store the staged tarball is written through the page cache
+// without fsync instead, since the PUT reads it back at once.
 //
 // One Receiver must own its Dir: concurrent uploads of one product/version
 // are serialised in memory, and exactly one of them is stored.
 type Receiver struct {
-	dir     string
-	secrets []string
-	maxSize int64
-	hook    Hook
-	idle    time.Duration
-	log     *slog.Logger
-	locks   keyLocks
+	dir       string
+	secrets   []string
+	maxSize   int64
+	hook      Hook
+	idle      time.Duration
+	log       *slog.Logger
+	store     Store
+	locks     keyLocks
+	slots     chan struct{} // one token per upload in progress
+	authTO    time.Duration
+	upTO      time.Duration
+	tusExpiry time.Duration
 
 	// wrapWriter, when set (by tests), wraps the tarball's file writer, so
 	// that a full disk can be simulated.
@@ -174,20 +234,57 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = time.Minute
 	}
-	incoming := filepath.Join(cfg.Dir, incomingName)
-	if err := os.RemoveAll(incoming); err != nil {
-		return nil, fmt.Errorf("release: clearing leftover uploads: %w", err)
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = 10 * time.Second
 	}
-	if err := os.Mkdir(incoming, 0o700); err != nil {
+	if cfg.UploadTimeout <= 0 {
+		cfg.UploadTimeout = time.Hour
+	}
+	if cfg.MaxConcurrentUploads < 0 {
+		return nil, errors.New("release: ReceiverConfig.MaxConcurrentUploads is negative")
+	}
+	if cfg.MaxConcurrentUploads == 0 {
+		cfg.MaxConcurrentUploads = DefaultMaxConcurrentUploads
+	}
+	if cfg.Store == nil {
+		cfg.Store = DirStore{Dir: cfg.Dir}
+	}
+	if cfg.ResumableExpiry <= 0 {
+		cfg.ResumableExpiry = DefaultResumableExpiry
+	}
+	// Clear what a crash left in Dir/.incoming, but keep the unfinished
+	// resumable uploads (they expire on their own).
+	incoming := filepath.Join(cfg.Dir, incomingName)
+	if err := os.Mkdir(incoming, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	entries, err := os.ReadDir(incoming)
+	if err != nil {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() == tusDirName && e.IsDir() {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(incoming, e.Name())); err != nil {
+			return nil, fmt.Errorf("release: clearing leftover uploads: %w", err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(incoming, tusDirName), 0o700); err != nil {
 		return nil, fmt.Errorf("release: %w", err)
 	}
 	return &Receiver{
-		dir:     cfg.Dir,
-		secrets: secrets,
-		maxSize: cfg.MaxSize,
-		hook:    cfg.Hook,
-		idle:    cfg.IdleTimeout,
-		log:     cfg.Logger,
+		dir:       cfg.Dir,
+		store:     cfg.Store,
+		secrets:   secrets,
+		maxSize:   cfg.MaxSize,
+		hook:      cfg.Hook,
+		idle:      cfg.IdleTimeout,
+		log:       cfg.Logger,
+		slots:     make(chan struct{}, cfg.MaxConcurrentUploads),
+		authTO:    cfg.AuthTimeout,
+		upTO:      cfg.UploadTimeout,
+		tusExpiry: cfg.ResumableExpiry,
 	}, nil
 }
 
@@ -214,11 +311,17 @@ type upload struct {
 	size     int64
 	sha256   string
 	md5      string // "" unless computed
+	slot     bool   // holds one of Receiver.slots
 }
 
 // ServeHTTP handles one upload. See Receiver for the protocol.
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rel, created, err := rc.receive(w, r)
+	rc.reply(w, r, rel, created, err)
+}
+
+// reply answers an upload with its receipt or its error.
+func (rc *Receiver) reply(w http.ResponseWriter, r *http.Request, rel Release, created bool, err error) {
 	log := rc.log.With("remote", r.RemoteAddr)
 	if err != nil {
 		var ae *apiError
@@ -227,8 +330,11 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		log.Warn("release upload rejected", "status", ae.status, "error", ae.msg, "fields", ae.fields, "cause", ae.err,
 			"product", rel.Product, "version", rel.Version)
-		if ae.status == http.StatusMethodNotAllowed {
+		switch ae.status {
+		case http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", http.MethodPost)
+		case http.StatusServiceUnavailable:
+			w.Header().Set("Retry-After", retryAfter)
 		}
 		fields := ae.fields
 		if fields == nil {
@@ -259,10 +365,14 @@ func (rc *Receiver) receive(w http.ResponseWriter, r *http.Request) (rel Release
 	if r.Method != http.MethodPost {
 		return rel, false, fail(http.StatusMethodNotAllowed, "release: method not allowed")
 	}
+	start := time.Now()
 	up := &upload{fields: map[string]string{}}
 	defer func() {
 		if up.stage != "" {
 			os.RemoveAll(up.stage)
+		}
+		if up.slot {
+			<-rc.slots
 		}
 	}()
 	if h := r.Header.Get("Authorization"); h != "" {
@@ -280,12 +390,24 @@ func (rc *Receiver) receive(w http.ResponseWriter, r *http.Request) (rel Release
 	if perr != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return rel, false, fail(http.StatusBadRequest, "release: body is not multipart/form-data")
 	}
-	idle := &idleReader{r: r.Body, ctrl: http.NewResponseController(w), timeout: rc.idle}
+	bufSize := legacyBufSize
+	if up.authed {
+		if err := rc.takeSlot(up); err != nil {
+			return rel, false, err
+		}
+		bufSize = copyBufSize
+	}
+	idle := &idleReader{r: r.Body, ctrl: http.NewResponseController(w), timeout: rc.idle, deadline: start.Add(rc.authTO)}
+	if up.authed {
+		idle.deadline = start.Add(rc.upTO)
+	}
 	defer idle.stop()
-	body := http.MaxBytesReader(nil, io.NopCloser(idle), limit)
+	gate := &bodyGate{r: http.MaxBytesReader(nil, io.NopCloser(idle), limit), authed: up.authed,
+		preAuth: preAuthBytes, fieldBytes: maxFieldBytes + int64(bufSize)}
 	// A large bufio.Reader is used by multipart.NewReader as it is, so each
-	// part read returns up to a megabyte instead of 4 KiB.
-	mr := multipart.NewReader(bufio.NewReaderSize(body, copyBufSize), params["boundary"])
+	// part read returns up to a megabyte instead of 4 KiB. Before a legacy
+	// client has authenticated it gets a small one.
+	mr := multipart.NewReader(bufio.NewReaderSize(gate, bufSize), params["boundary"])
 	hashMD5 := r.Header.Get(checksumHint) != "sha256"
 	for n := 0; ; n++ {
 		if n > maxFormFields {
@@ -313,7 +435,10 @@ func (rc *Receiver) receive(w http.ResponseWriter, r *http.Request) (rel Release
 			if _, ok := up.fields["md5"]; ok {
 				hashMD5 = true
 			}
-			if err := rc.storeFile(up, p, hashMD5); err != nil {
+			gate.inFile = true
+			err := rc.storeFile(up, p, hashMD5)
+			gate.inFile = false
+			if err != nil {
 				return rel, false, err
 			}
 			continue
@@ -333,7 +458,14 @@ func (rc *Receiver) receive(w http.ResponseWriter, r *http.Request) (rel Release
 			if !secret.AnyEqual(string(v), rc.secrets...) {
 				return rel, false, fail(http.StatusUnauthorized, "release: wrong secret")
 			}
-			up.authed = true
+			if !up.authed {
+				if err := rc.takeSlot(up); err != nil {
+					return rel, false, err
+				}
+				up.authed = true
+				gate.authed = true
+				idle.setDeadline(start.Add(rc.upTO))
+			}
 			continue
 		}
 		if !knownField(name) {
@@ -355,6 +487,58 @@ func (rc *Receiver) receive(w http.ResponseWriter, r *http.Request) (rel Release
 	return rc.commit(r.Context(), up, rel)
 }
 
+// takeSlot takes one of the MaxConcurrentUploads slots for up, or fails
+// with 503 when all are taken.
+func (rc *Receiver) takeSlot(up *upload) error {
+	select {
+	case rc.slots <- struct{}{}:
+		up.slot = true
+		return nil
+	default:
+		return fail(http.StatusServiceUnavailable, "release: too many uploads in progress; retry later")
+	}
+}
+
+// errPreAuth and errFieldBytes are the reasons bodyGate stops reading.
+var (
+	errPreAuth    = errors.New("release: no secret within the first bytes of the body")
+	errFieldBytes = errors.New("release: form parts other than the file are too large")
+)
+
+// bodyGate bounds what the body may cost before and besides the file: at
+// most preAuth bytes until the client authenticated, and at most
+// fieldBytes outside the file part (part headers included) in all.
+type bodyGate struct {
+	r          io.Reader
+	authed     bool
+	inFile     bool
+	preAuth    int64
+	fieldBytes int64
+}
+
+func (g *bodyGate) Read(p []byte) (int, error) {
+	if !g.authed {
+		if g.preAuth <= 0 {
+			return 0, errPreAuth
+		}
+		p = p[:min(int64(len(p)), g.preAuth)]
+	}
+	if !g.inFile {
+		if g.fieldBytes <= 0 {
+			return 0, errFieldBytes
+		}
+		p = p[:min(int64(len(p)), g.fieldBytes)]
+	}
+	n, err := g.r.Read(p)
+	if !g.authed {
+		g.preAuth -= int64(n)
+	}
+	if !g.inFile {
+		g.fieldBytes -= int64(n)
+	}
+	return n, err
+}
+
 func knownField(name string) bool {
 	switch name {
 	case "product", "version", "tag", "build", "revision", "commit", "log", "rpms", "sha256", "md5":
@@ -366,6 +550,12 @@ func knownField(name string) bool {
 // bodyError turns a failure to read the request body into its answer.
 func bodyError(err error) error {
 	var mbe *http.MaxBytesError
+	if errors.Is(err, errPreAuth) {
+		return &apiError{status: http.StatusUnauthorized, msg: "release: missing secret (send it first)", fields: []string{"secret"}, err: err}
+	}
+	if errors.Is(err, errFieldBytes) {
+		return &apiError{status: http.StatusRequestEntityTooLarge, msg: "release: form fields too large", err: err}
+	}
 	if errors.As(err, &mbe) {
 		return &apiError{status: http.StatusRequestEntityTooLarge, msg: "release: too large", fields: []string{"file"}, err: err}
 	}
@@ -373,25 +563,48 @@ func bodyError(err error) error {
 }
 
 // idleReader pushes the connection's read deadline forward while data
-// arrives, so only a client that stalls for the whole timeout is cut off.
+// arrives, so only a client that stalls for the whole timeout is cut off,
+// but never past deadline, which no trickle of bytes moves.
 type idleReader struct {
-	r       io.Reader
-	ctrl    *http.ResponseController
-	timeout time.Duration
-	last    time.Time
-	off     bool // deadlines unsupported, or reading is over
+	r        io.Reader
+	ctrl     *http.ResponseController
+	timeout  time.Duration
+	deadline time.Time
+	last     time.Time
+	off      bool // deadlines unsupported, or reading is over
 }
 
 func (ir *idleReader) Read(p []byte) (int, error) {
 	if !ir.off {
 		if now := time.Now(); now.Sub(ir.last) > ir.timeout/8 {
-			if err := ir.ctrl.SetReadDeadline(now.Add(ir.timeout)); err != nil {
-				ir.off = true
-			}
-			ir.last = now
+			ir.set(now)
 		}
 	}
+	if !ir.deadline.IsZero() && !time.Now().Before(ir.deadline) {
+		// Also where the connection's deadline cannot be set
+		// (httptest.ResponseRecorder), the total deadline holds.
+		return 0, os.ErrDeadlineExceeded
+	}
 	return ir.r.Read(p)
+}
+
+func (ir *idleReader) set(now time.Time) {
+	d := now.Add(ir.timeout)
+	if !ir.deadline.IsZero() && ir.deadline.Before(d) {
+		d = ir.deadline
+	}
+	if err := ir.ctrl.SetReadDeadline(d); err != nil {
+		ir.off = true
+	}
+	ir.last = now
+}
+
+// setDeadline replaces the total deadline.
+func (ir *idleReader) setDeadline(d time.Time) {
+	ir.deadline = d
+	if !ir.off {
+		ir.set(time.Now())
+	}
 }
 
 // stop clears the deadline once the body has been read, so that it cannot
@@ -425,7 +638,11 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 		return storageError(err)
 	}
 	up.stage = stage
-	f, direct, err := createTarball(filepath.Join(stage, tarballName), !rc.buffered)
+	// With a remote store the staged file is read again at once for the
+	// PUT and thrown away: keep it in the page cache (no O_DIRECT, no
+	// fsync); the store makes it durable.
+	_, local := rc.store.(DirStore)
+	f, direct, err := createTarball(filepath.Join(stage, tarballName), !rc.buffered && local)
 	if err != nil {
 		return storageError(err)
 	}
@@ -454,8 +671,10 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 	if n > rc.maxSize {
 		return fail(http.StatusRequestEntityTooLarge, "release: too large", "file")
 	}
-	if err := f.Sync(); err != nil {
-		return storageError(err)
+	if local {
+		if err := f.Sync(); err != nil {
+			return storageError(err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return storageError(err)
@@ -641,9 +860,6 @@ func (rc *Receiver) validate(up *upload) (Release, error) {
 		rel.MD5 = up.md5
 	}
 	rel.Size = up.size
-	rel.Dir = filepath.Join(rc.dir, rel.Product, rel.Version)
-	rel.Tarball = filepath.Join(rel.Dir, tarballName)
-	rel.EnvFile = filepath.Join(rel.Dir, envName)
 	return rel, nil
 }
 
@@ -660,9 +876,10 @@ func plainText(s string) bool {
 	return true
 }
 
-// commit writes release.env beside the staged tarball, renames the staging
-// directory to Dir/<product>/<version> and runs the hook, holding the
-// product/version lock throughout.
+// commit writes release.env beside the staged tarball, stores the release
+// create-only and runs the hook, holding the product/version lock
+// throughout. Until the hook succeeded, the store keeps the release
+// unserved (HookPending).
 func (rc *Receiver) commit(ctx context.Context, up *upload, rel Release) (Release, bool, error) {
 	if err := writeSynced(filepath.Join(up.stage, envName), envFile(rel)); err != nil {
 		return rel, false, storageError(err)
@@ -675,58 +892,193 @@ func (rc *Receiver) commit(ctx context.Context, up *upload, rel Release) (Releas
 		return rel, false, bodyError(err)
 	}
 	defer unlock()
-	if _, err := os.Stat(rel.Dir); err == nil {
-		stored, err := storedSHA256(rel.EnvFile)
-		if err != nil {
+	st, err := rc.store.Get(ctx, rel.Product, rel.Version)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = rc.store.Put(ctx, up.stage, rel, rc.hook != nil)
+		if err == nil {
+			return rc.afterPut(ctx, up, rel)
+		}
+		if !errors.Is(err, ErrExists) {
 			return rel, false, storageError(err)
 		}
-		if stored != rel.SHA256 {
-			return rel, false, fail(http.StatusConflict, "release: version exists with other content", "version")
-		}
-		return rel, false, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
+		// Another server stored it first.
+		st, err = rc.store.Get(ctx, rel.Product, rel.Version)
+	}
+	if err != nil {
 		return rel, false, storageError(err)
 	}
-	productDir := filepath.Dir(rel.Dir)
-	if err := os.MkdirAll(productDir, 0o755); err != nil {
+	if st.SHA256 != rel.SHA256 {
+		return rel, false, fail(http.StatusConflict, "release: version exists with other content", "version")
+	}
+	if st.Hook != HookPending {
+		// Done, or another server runs its hook now.
+		return withPaths(st), false, nil
+	}
+	// Stored, but its hook never succeeded (the process died while it
+	// ran): this retry runs it, for the release as stored.
+	if err := rc.store.ClaimHook(ctx, rel.Product, rel.Version); err != nil {
 		return rel, false, storageError(err)
 	}
-	if err := os.Chmod(up.stage, 0o755); err != nil {
+	hooked, cleanup, err := rc.localCopy(ctx, st, up.stage)
+	if err != nil {
 		return rel, false, storageError(err)
 	}
-	if err := os.Rename(up.stage, rel.Dir); err != nil {
-		return rel, false, storageError(err)
+	defer cleanup()
+	if err := rc.runHook(ctx, hooked); err != nil {
+		return rel, false, err
 	}
-	up.stage = ""
-	if err := atomicfile.SyncDir(productDir); err != nil {
-		return rel, false, storageError(err)
-	}
-	if rc.hook == nil {
-		return rel, true, nil
-	}
-	if err := rc.hook(context.WithoutCancel(ctx), rel); err != nil {
-		rc.log.Error("release hook failed; removing the release", "product", rel.Product, "version", rel.Version, "error", err)
-		rc.remove(rel.Dir)
-		return rel, false, &apiError{status: http.StatusInternalServerError, msg: "release: hook failed", err: err}
-	}
-	return rel, true, nil
+	return withPaths(st), true, nil
 }
 
-// remove takes a stored release away: first out of sight with one rename,
-// then from the disk.
-func (rc *Receiver) remove(dir string) {
-	trash, err := os.MkdirTemp(filepath.Join(rc.dir, incomingName), "removed-*")
-	if err == nil {
-		if err = os.Rename(dir, filepath.Join(trash, "r")); err == nil {
-			atomicfile.SyncDir(filepath.Dir(dir))
-			dir = trash
-		} else {
-			os.Remove(trash)
+// afterPut runs the hook of a release Put has just stored.
+func (rc *Receiver) afterPut(ctx context.Context, up *upload, rel Release) (Release, bool, error) {
+	st, err := rc.store.Get(ctx, rel.Product, rel.Version)
+	if err != nil {
+		return rel, false, storageError(err)
+	}
+	hooked := st.Release
+	if hooked.Dir == "" { // a remote store: the hook runs on the staged files
+		hooked = rel
+		setPaths(&hooked, up.stage)
+	}
+	if rc.hook != nil {
+		if err := rc.runHook(ctx, hooked); err != nil {
+			return rel, false, err
 		}
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		rc.log.Error("release: removing failed release", "dir", dir, "error", err)
+	return withPaths(st), true, nil
+}
+
+// withPaths is the release as reported to the client: local paths only
+// where the store has them.
+func withPaths(st StoredRelease) Release { return st.Release }
+
+func setPaths(rel *Release, dir string) {
+	rel.Dir = dir
+	rel.Tarball = filepath.Join(dir, tarballName)
+	rel.EnvFile = filepath.Join(dir, envName)
+}
+
+// localCopy returns st with local paths for its hook. A local store has
+// them; for a remote one the stored files are copied into dir (a staging
+// directory under Dir/.incoming; "" makes a new one, removed by cleanup).
+func (rc *Receiver) localCopy(ctx context.Context, st StoredRelease, dir string) (Release, func(), error) {
+	rel := st.Release
+	if rel.Dir != "" {
+		return rel, func() {}, nil
 	}
+	cleanup := func() {}
+	if dir == "" {
+		d, err := os.MkdirTemp(filepath.Join(rc.dir, incomingName), "hook-*")
+		if err != nil {
+			return rel, cleanup, err
+		}
+		dir, cleanup = d, func() { os.RemoveAll(d) }
+	}
+	for _, name := range []string{tarballName, envName} {
+		if err := rc.download(ctx, st, name, filepath.Join(dir, name)); err != nil {
+			cleanup()
+			return rel, func() {}, err
+		}
+	}
+	setPaths(&rel, dir)
+	return rel, cleanup, nil
+}
+
+// download copies a stored file to path, replacing it.
+func (rc *Receiver) download(ctx context.Context, st StoredRelease, name, path string) error {
+	src, err := rc.store.Open(ctx, st.Product, st.Version, name)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	os.Remove(path)
+	dst, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.CopyBuffer(dst, ctxReader{ctx, src}, make([]byte, 256<<10))
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// runHook runs the hook for a stored release in state HookPending, with
+// the product/version lock held. On success it records HookDone; on
+// failure it deletes the release.
+func (rc *Receiver) runHook(ctx context.Context, rel Release) error {
+	if rc.hook != nil {
+		if err := rc.hook(context.WithoutCancel(ctx), rel); err != nil {
+			rc.log.Error("release hook failed; removing the release", "product", rel.Product, "version", rel.Version, "error", err)
+			if err := rc.store.Delete(context.WithoutCancel(ctx), rel.Product, rel.Version); err != nil {
+				rc.log.Error("release: removing failed release", "product", rel.Product, "version", rel.Version, "error", err)
+			}
+			return &apiError{status: http.StatusInternalServerError, msg: "release: hook failed", err: err}
+		}
+	}
+	if err := rc.store.HookDone(context.WithoutCancel(ctx), rel.Product, rel.Version); err != nil {
+		return storageError(err)
+	}
+	return nil
+}
+
+// RunPendingHooks runs the hook again for every stored release whose hook
+// did not succeed, because the process died while it ran. Call it once at
+// startup, before or while serving; it takes the same per-release lock as
+// uploads, so a concurrent retry of the same upload waits and then answers
+// 200. A release whose hook fails again is removed, as after a failed
+// upload. It returns how many hooks it ran and the errors of those that
+// failed (joined), or an error listing the store.
+func (rc *Receiver) RunPendingHooks(ctx context.Context) (int, error) {
+	pending, err := rc.store.Pending(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("release: listing pending hooks: %w", err)
+	}
+	var errs []error
+	ran := 0
+	for _, key := range pending {
+		product, version, _ := strings.Cut(key, "/")
+		err := func() error {
+			unlock, err := rc.locks.lock(ctx, key)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			st, err := rc.store.Get(ctx, product, version)
+			if err != nil {
+				return err
+			}
+			if st.Hook != HookPending { // a retry ran it meanwhile
+				return nil
+			}
+			if err := rc.store.ClaimHook(ctx, product, version); err != nil {
+				return err
+			}
+			rel, cleanup, err := rc.localCopy(ctx, st, "")
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			ran++
+			rc.log.Info("release hook did not complete before; running it again", "product", product, "version", version)
+			if err := rc.runHook(ctx, rel); err != nil {
+				var ae *apiError
+				if errors.As(err, &ae) && ae.err != nil {
+					err = ae.err
+				}
+				return err
+			}
+			return nil
+		}()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("release: %s: %w", key, err))
+		}
+	}
+	return ran, errors.Join(errs...)
 }
 
 func writeSynced(path string, data []byte) error {
@@ -784,22 +1136,59 @@ func (k *keyLocks) lock(ctx context.Context, key string) (unlock func(), err err
 	}
 }
 
-// Files returns an http.Handler that serves the stored releases read-only,
-// e.g. GET /<product>/<version>/release.tgz when mounted with
-// http.StripPrefix, for Fetch on the other side. It never serves uploads in
-// progress or any other name starting with a dot.
-func (rc *Receiver) Files() http.Handler {
-	return http.FileServer(noDotFiles{http.Dir(rc.dir)})
+// hiddenFiles hides Dir/.incoming, every other dot file and the releases
+// whose hook has not succeeded.
+type hiddenFiles struct {
+	fs  http.FileSystem
+	dir string
 }
 
-// noDotFiles hides Dir/.incoming and every other dot file.
-type noDotFiles struct{ fs http.FileSystem }
-
-func (n noDotFiles) Open(name string) (http.File, error) {
-	for _, part := range strings.Split(name, "/") {
+func (h hiddenFiles) hidden(parts []string) bool {
+	for _, part := range parts {
 		if strings.HasPrefix(part, ".") {
-			return nil, os.ErrNotExist
+			return true
 		}
 	}
-	return n.fs.Open(name)
+	return len(parts) >= 2 && hookPending(filepath.Join(h.dir, parts[0], parts[1]))
+}
+
+func (h hiddenFiles) Open(name string) (http.File, error) {
+	var parts []string
+	for _, part := range strings.Split(name, "/") {
+		if part != "" {
+			parts = append(parts, part)
+		}
+	}
+	if h.hidden(parts) {
+		return nil, os.ErrNotExist
+	}
+	f, err := h.fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return hiddenDir{File: f, h: h, parts: parts}, nil
+}
+
+// hiddenDir leaves hidden entries out of a directory listing.
+type hiddenDir struct {
+	http.File
+	h     hiddenFiles
+	parts []string
+}
+
+func (d hiddenDir) Readdir(count int) ([]fs.FileInfo, error) {
+	for {
+		infos, err := d.File.Readdir(count)
+		var out []fs.FileInfo
+		for _, fi := range infos {
+			if !d.h.hidden(append(d.parts[:len(d.parts):len(d.parts)], fi.Name())) {
+				out = append(out, fi)
+			}
+		}
+		// With count > 0 an empty, error-free answer would mean "more to
+		// come" to no one: read on instead.
+		if len(out) > 0 || err != nil || count <= 0 {
+			return out, err
+		}
+	}
 }

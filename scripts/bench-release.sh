@@ -3,18 +3,27 @@
 # release-upload -> release-server binaries over loopback, and in the same
 # run do the naive local equivalent
 #     openssl dgst -sha256 FILE && cp FILE DEST && sync
-# Prints both throughputs, their ratio (opskit / naive; goal >= 0.8) and the
+# Prints both throughputs, their ratio (opskit / naive; goal >= 0.8 for the
+# directory store, >= 0.5 for S3) and the
 # peak RSS of the client and the server (goal <= 64 MiB each), read from
 # GNU time -v ("Maximum resident set size").
 #
+# STORES picks the release stores (default "dir s3"): "dir" stores under
+# -dir; "s3" runs versitygw ($OPSKIT_VERSITYGW or
+# /root/.cache/opskit/bin/versitygw, skipped with a note when missing) on
+# loopback and stores through -s3-endpoint (goal >= 0.5 for S3). Each store
+# gets its own server process, so the peak RSS is per store.
+#
 # Environment: SIZE_MIB (default 1024), ROUNDS (default 3; each round runs
 # both sides back to back; the best of each side and the per-round ratios
-# are printed), BENCH_DIR (default /tmp; must hold 3 x SIZE).
+# are printed), BENCH_DIR (default /tmp; must hold 4 x SIZE), STORES.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZE_MIB=${SIZE_MIB:-1024}
 ROUNDS=${ROUNDS:-3}
+STORES=${STORES:-dir s3}
+VERSITYGW=${OPSKIT_VERSITYGW:-/root/.cache/opskit/bin/versitygw}
 TIME=/usr/bin/time
 for tool in openssl "$TIME" go; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
@@ -25,8 +34,10 @@ done
 
 work=$(mktemp -d "${BENCH_DIR:-/tmp}/bench-release.XXXXXX")
 server_pid=""
+gw_pid=""
 cleanup() {
 	if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+	if [ -n "$gw_pid" ]; then kill "$gw_pid" 2>/dev/null || true; fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,59 +57,125 @@ mibps() { awk -v s="$1" -v m="$SIZE_MIB" 'BEGIN { printf "%.1f", m / s }'; }
 peak_kib() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
 cpu() { awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } /Voluntary context switches/ { v = $2 } END { printf "user %ss sys %ss, %s voluntary context switches", u, s, v }' "$1"; }
 
-"$TIME" -v -o "$work/server.time" "$work/bin/release-server" -dir "$work/store" -secret-file "$work/secret" \
-	-addr 127.0.0.1:0 -max-size $(((SIZE_MIB + 1) << 20)) >"$work/server.out" 2>"$work/server.log" &
-time_pid=$!
-for _ in $(seq 100); do
-	grep -q '^listening on ' "$work/server.out" 2>/dev/null && break
+# bench_store NAME SERVER-FLAGS...: start release-server with the flags,
+# run ROUNDS rounds of naive vs opskit, stop it and print the summary.
+bench_store() {
+	local name=$1
+	shift
+	rm -f "$work/server.out"
+	"$TIME" -v -o "$work/server.time" "$work/bin/release-server" -secret-file "$work/secret" \
+		-addr 127.0.0.1:0 -max-size $(((SIZE_MIB + 1) << 20)) "$@" >"$work/server.out" 2>"$work/server.log" &
+	local time_pid=$!
+	for _ in $(seq 100); do
+		grep -q '^listening on ' "$work/server.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	local url
+	url=$(sed -n 's/^listening on //p' "$work/server.out")
+	[ -n "$url" ] || { echo "release-server did not start:"; cat "$work/server.log"; exit 1; }
+	server_pid=$(pgrep -P "$time_pid" release-server || true)
+
+	local best_naive="" best_opskit="" client_peak=0 ratios="" round naive opskit peak client_cpu r t0 t1
+	for round in $(seq "$ROUNDS"); do
+		# Same page-cache state for both sides: the source file is cached.
+		cat "$work/file" >/dev/null
+
+		t0=$(now)
+		openssl dgst -sha256 "$work/file" >/dev/null && cp "$work/file" "$work/dest" && sync
+		t1=$(now)
+		naive=$(elapsed "$t0" "$t1")
+		rm -f "$work/dest"
+		sync
+
+		t0=$(now)
+		"$TIME" -v -o "$work/client.time" "$work/bin/release-upload" -url "$url/release" -secret-file "$work/secret" \
+			-product bench -version "$name.$round" -progress never "$work/file" >"$work/client.out"
+		[ "$name" = s3 ] && sync # the gateway's files count too
+		t1=$(now)
+		opskit=$(elapsed "$t0" "$t1")
+		peak=$(peak_kib "$work/client.time")
+		client_cpu=$(cpu "$work/client.time")
+		[ "$peak" -gt "$client_peak" ] && client_peak=$peak
+		rm -rf "$work/store/bench" "$work/gw/data/bench/bench"
+		sync
+
+		r=$(awk -v n="$naive" -v o="$opskit" 'BEGIN { printf "%.2f", n / o }')
+		ratios="$ratios $r"
+		printf '%s round %d: naive %ss (%s MiB/s)   opskit %ss (%s MiB/s)   ratio %s   %s\n' "$name" "$round" "$naive" "$(mibps "$naive")" \
+			"$opskit" "$(mibps "$opskit")" "$r" "$(cut -c1-40 "$work/client.out")"
+		if [ -z "$best_naive" ] || awk -v a="$naive" -v b="$best_naive" 'BEGIN { exit !(a < b) }'; then best_naive=$naive; fi
+		if [ -z "$best_opskit" ] || awk -v a="$opskit" -v b="$best_opskit" 'BEGIN { exit !(a < b) }'; then best_opskit=$opskit; fi
+	done
+
+	kill -TERM "$server_pid"
+	wait "$time_pid" || true
+	server_pid=""
+	local server_peak goal=0.8
+	server_peak=$(peak_kib "$work/server.time")
+	[ "$name" = s3 ] && goal=0.5
+
+	local ratio median
+	ratio=$(awk -v n="$best_naive" -v o="$best_opskit" 'BEGIN { printf "%.2f", n / o }')
+	echo
+	echo "store:           $name"
+	echo "file:            ${SIZE_MIB} MiB, best of $ROUNDS rounds, machine load: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "naive:           openssl dgst -sha256 + cp + sync: ${best_naive}s ($(mibps "$best_naive") MiB/s)"
+	echo "opskit:          release-upload -> release-server ($name store; loopback, sha256 both sides, fsync): ${best_opskit}s ($(mibps "$best_opskit") MiB/s)"
+	median=$(echo $ratios | tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+	echo "throughput ratio (opskit / naive): $ratio best against best; per round:$ratios, median $median (goal >= $goal)"
+	echo "peak RSS client: $((client_peak / 1024)) MiB (${client_peak} KiB; goal <= 64 MiB); last round CPU $client_cpu"
+	echo "peak RSS server: $((server_peak / 1024)) MiB (${server_peak} KiB; goal <= 64 MiB); all rounds CPU $(cpu "$work/server.time")"
+	echo
+}
+
+# start_gateway: versitygw on a free loopback port with a "bench" bucket;
+# sets gw_url and writes the credentials file.
+start_gateway() {
+	mkdir -p "$work/gw/iam" "$work/gw/data"
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	gw_url="http://127.0.0.1:$port"
+	local key=bench-access secret
+	secret=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	ROOT_ACCESS_KEY=$key ROOT_SECRET_KEY=$secret "$TIME" -v -o "$work/gw.time" "$VERSITYGW" --port "127.0.0.1:$port" \
+		--iam-dir "$work/gw/iam" posix "$work/gw/data" >"$work/gw.log" 2>&1 &
+	gw_time_pid=$!
 	sleep 0.1
+	gw_pid=$(pgrep -P "$gw_time_pid" versitygw || true)
+	printf 'AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n' "$key" "$secret" >"$work/s3creds"
+	for _ in $(seq 100); do
+		[ -n "$gw_pid" ] || gw_pid=$(pgrep -P "$gw_time_pid" versitygw || true)
+		if curl -fsS -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" --user "$key:$secret" \
+			-H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" -X PUT "$gw_url/bench" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "versitygw did not start:"
+	cat "$work/gw.log"
+	exit 1
+}
+
+for store in $STORES; do
+	case $store in
+	dir)
+		bench_store dir -dir "$work/store"
+		;;
+	s3)
+		if [ ! -x "$VERSITYGW" ]; then
+			echo "s3: versitygw not found at $VERSITYGW (build it: GOBIN=$(dirname "$VERSITYGW") go install github.com/versity/versitygw/cmd/versitygw@v1.8.0); skipped"
+			continue
+		fi
+		start_gateway
+		bench_store s3 -dir "$work/store" -s3-endpoint "$gw_url" -bucket bench -s3-credentials-file "$work/s3creds" -server-id bench
+		kill -TERM "$gw_pid"
+		wait "$gw_time_pid" || true
+		gw_pid=""
+		echo "peak RSS versitygw: $(($(peak_kib "$work/gw.time") / 1024)) MiB"
+		;;
+	*)
+		echo "unknown store $store (want dir or s3)" >&2
+		exit 2
+		;;
+	esac
 done
-url=$(sed -n 's/^listening on //p' "$work/server.out")
-[ -n "$url" ] || { echo "release-server did not start:"; cat "$work/server.log"; exit 1; }
-server_pid=$(pgrep -P "$time_pid" release-server || true)
-
-best_naive="" best_opskit="" client_peak=0 ratios=""
-for round in $(seq "$ROUNDS"); do
-	# Same page-cache state for both sides: the source file is cached.
-	cat "$work/file" >/dev/null
-
-	t0=$(now)
-	openssl dgst -sha256 "$work/file" >/dev/null && cp "$work/file" "$work/dest" && sync
-	t1=$(now)
-	naive=$(elapsed "$t0" "$t1")
-	rm -f "$work/dest"
-	sync
-
-	t0=$(now)
-	"$TIME" -v -o "$work/client.time" "$work/bin/release-upload" -url "$url/release" -secret-file "$work/secret" \
-		-product bench -version "1.0.$round" -progress never "$work/file" >"$work/client.out"
-	t1=$(now)
-	opskit=$(elapsed "$t0" "$t1")
-	peak=$(peak_kib "$work/client.time")
-	client_cpu=$(cpu "$work/client.time")
-	[ "$peak" -gt "$client_peak" ] && client_peak=$peak
-	rm -rf "$work/store/bench"
-	sync
-
-	r=$(awk -v n="$naive" -v o="$opskit" 'BEGIN { printf "%.2f", n / o }')
-	ratios="$ratios $r"
-	printf 'round %d: naive %ss (%s MiB/s)   opskit %ss (%s MiB/s)   ratio %s   %s\n' "$round" "$naive" "$(mibps "$naive")" \
-		"$opskit" "$(mibps "$opskit")" "$r" "$(cut -c1-40 "$work/client.out")"
-	if [ -z "$best_naive" ] || awk -v a="$naive" -v b="$best_naive" 'BEGIN { exit !(a < b) }'; then best_naive=$naive; fi
-	if [ -z "$best_opskit" ] || awk -v a="$opskit" -v b="$best_opskit" 'BEGIN { exit !(a < b) }'; then best_opskit=$opskit; fi
-done
-
-kill -TERM "$server_pid"
-wait "$time_pid" || true
-server_pid=""
-server_peak=$(peak_kib "$work/server.time")
-
-ratio=$(awk -v n="$best_naive" -v o="$best_opskit" 'BEGIN { printf "%.2f", n / o }')
-echo
-echo "file:            ${SIZE_MIB} MiB, best of $ROUNDS rounds, machine load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "naive:           openssl dgst -sha256 + cp + sync: ${best_naive}s ($(mibps "$best_naive") MiB/s)"
-echo "opskit:          release-upload -> release-server (loopback, sha256 both sides, fsync): ${best_opskit}s ($(mibps "$best_opskit") MiB/s)"
-median=$(echo $ratios | tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
-echo "throughput ratio (opskit / naive): $ratio best against best; per round:$ratios, median $median (goal >= 0.8)"
-echo "peak RSS client: $((client_peak / 1024)) MiB (${client_peak} KiB; goal <= 64 MiB); last round CPU $client_cpu"
-echo "peak RSS server: $((server_peak / 1024)) MiB (${server_peak} KiB; goal <= 64 MiB); all rounds CPU $(cpu "$work/server.time")"

@@ -5,13 +5,21 @@
 // Usage:
 //
 //	release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES]
+//	               [-s3-endpoint URL -bucket B [-s3-credentials-file F] [-server-id ID]]
+//
+// With -s3-endpoint the releases live in the bucket (package
+// release/s3store) and DIR only stages uploads; several servers may share
+// the bucket (each with its own -server-id): a release is stored once and
+// its hook runs once, on the server that stored it.
 //
 // The secret file holds one accepted secret per line (several lines rotate
 // secrets; blank lines and lines starting with # are ignored). Without
 // -secret-file the secret comes from $RELEASE_SECRET. The hook script gets
 // the paths of release.env and release.tgz as arguments. The server prints
 // "listening on URL" on stdout once it accepts connections and logs to
-// stderr. See release-server.service for running it under systemd.
+// stderr. At startup it runs the hook again for releases whose hook a crash
+// cut off (they are not served until it succeeded). See
+// release-server.service for running it under systemd.
 package main
 
 import (
@@ -23,13 +31,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
 	"github.com/opskit/opskit/examples/internal/cli"
 	"github.com/opskit/opskit/release"
+	"github.com/opskit/opskit/release/s3store"
 )
 
 func main() {
@@ -41,7 +54,7 @@ func main() {
 var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("release-server", stderr, "Usage: release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES]\n\nServes the release API: POST /release, GET /releases/<product>/<version>/release.tgz.\n\nFlags:\n")
+	fs := cli.NewFlagSet("release-server", stderr, "Usage: release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES] [-s3-endpoint URL -bucket B]\n\nServes the release API: POST /release, resumable uploads (tus 1.0) at /release/uploads/, GET /releases/<product>/<version>/release.tgz.\n\nFlags:\n")
 	dir := fs.String("dir", "", "store releases under `DIR` (required; must exist)")
 	secretFile := fs.String("secret-file", "", "read accepted secrets from `FILE`, one per line (default: $RELEASE_SECRET)")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen on `host:port`")
@@ -49,12 +62,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hookTimeout := fs.Duration("hook-timeout", release.DefaultHookTimeout, "kill the hook script after this long")
 	maxSize := fs.Int64("max-size", release.DefaultMaxSize, "refuse tarballs larger than `BYTES` (413)")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	maxUploads := fs.Int("max-uploads", release.DefaultMaxConcurrentUploads, "uploads in progress at most; more get 503 with Retry-After")
+	uploadTimeout := fs.Duration("upload-timeout", time.Hour, "abort an upload that takes longer than this in all")
+	s3Endpoint := fs.String("s3-endpoint", "", "store releases in S3 at `URL` (http://host:port or https://host) instead of under -dir, which then only stages uploads")
+	bucket := fs.String("bucket", "", "S3 `bucket` (required with -s3-endpoint; must exist)")
+	s3Prefix := fs.String("s3-prefix", "", "put `PREFIX` before every S3 key")
+	s3Region := fs.String("s3-region", "us-east-1", "S3 `region`")
+	s3Creds := fs.String("s3-credentials-file", "", "read AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines from `FILE` (default: those environment variables)")
+	serverID := fs.String("server-id", "", "name this server's hook leases in the bucket; unique per server, stable across restarts (default: host name)")
 	files := fs.Bool("files", true, "serve stored releases read-only, without a secret, at GET /releases/ (for release-fetch)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 || *dir == "" {
 		return cli.Usagef(fs, "-dir is required and no arguments are accepted")
+	}
+	if (*s3Endpoint == "") != (*bucket == "") {
+		return cli.Usagef(fs, "-s3-endpoint and -bucket go together")
 	}
 	secrets, err := readSecrets(*secretFile)
 	if err != nil {
@@ -65,7 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		h = slog.NewJSONHandler(stderr, nil)
 	}
 	log := slog.New(h)
-	cfg := release.ReceiverConfig{Dir: *dir, Secrets: secrets, MaxSize: *maxSize, Logger: log}
+	cfg := release.ReceiverConfig{Dir: *dir, Secrets: secrets, MaxSize: *maxSize, Logger: log,
+		MaxConcurrentUploads: *maxUploads, UploadTimeout: *uploadTimeout}
 	if *hook != "" {
 		fi, err := os.Stat(*hook)
 		if err != nil {
@@ -76,12 +101,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		cfg.Hook = release.ScriptHook(*hook, *hookTimeout, log)
 	}
+	if *s3Endpoint != "" {
+		st, err := newS3Store(*s3Endpoint, *bucket, *s3Prefix, *s3Region, *s3Creds, *serverID)
+		if err != nil {
+			return err
+		}
+		cfg.Store = st
+	}
 	rc, err := release.NewReceiver(cfg)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /release", rc)
+	mux.Handle("/release/uploads/", rc.Uploads()) // resumable uploads (tus 1.0)
 	if *files {
 		mux.Handle("GET /releases/", http.StripPrefix("/releases", rc.Files()))
 	}
@@ -93,13 +126,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10, // unauthenticated connections stay cheap
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// Releases whose hook was cut off by a crash get it run again; until
+	// then they are not served.
+	go func() {
+		if n, err := rc.RunPendingHooks(ctx); n > 0 || err != nil {
+			log.Info("release hooks left from before a restart ran again", "count", n, "error", err)
+		}
+	}()
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
-	log.Info("release-server started", "addr", ln.Addr().String(), "dir", *dir, "secrets", len(secrets), "hook", *hook)
+	log.Info("release-server started", "addr", ln.Addr().String(), "dir", *dir, "s3", *s3Endpoint, "bucket", *bucket, "secrets", len(secrets), "hook", *hook)
 
 	select {
 	case err := <-errc:
@@ -147,4 +188,38 @@ func readSecrets(path string) ([]release.Secret, error) {
 		return nil, fmt.Errorf("%s holds no secret", path)
 	}
 	return out, nil
+}
+
+// newS3Store connects the S3 store; credentials come from credsFile or the
+// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY environment variables.
+func newS3Store(endpoint, bucket, prefix, region, credsFile, serverID string) (*s3store.Store, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("-s3-endpoint %q: want http://host:port or https://host", endpoint)
+	}
+	vars := map[string]string{"AWS_ACCESS_KEY_ID": os.Getenv("AWS_ACCESS_KEY_ID"), "AWS_SECRET_ACCESS_KEY": os.Getenv("AWS_SECRET_ACCESS_KEY")}
+	if credsFile != "" {
+		data, err := os.ReadFile(credsFile)
+		if err != nil {
+			return nil, err
+		}
+		vars = map[string]string{}
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+				vars[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			}
+		}
+	}
+	if vars["AWS_ACCESS_KEY_ID"] == "" || vars["AWS_SECRET_ACCESS_KEY"] == "" {
+		return nil, errors.New("no S3 credentials: give -s3-credentials-file or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	mc, err := minio.New(u.Host, &minio.Options{
+		Creds:  credentials.NewStaticV4(vars["AWS_ACCESS_KEY_ID"], vars["AWS_SECRET_ACCESS_KEY"], ""),
+		Secure: u.Scheme == "https",
+		Region: region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
+	}
+	return s3store.New(s3store.Config{Client: mc, Bucket: bucket, Prefix: prefix, ServerID: serverID})
 }

@@ -26,7 +26,7 @@ import (
 const DefaultSecret release.Secret = "releasetest-secret"
 
 // Server is a release API on 127.0.0.1. POST URL+"/release" reaches a real
-// release.Receiver; GET URL+"/releases/<product>/<version>/release.tgz"
+// release.Receiver, URL+"/release/uploads/" its resumable endpoint; GET URL+"/releases/<product>/<version>/release.tgz"
 // (or release.env) serves what it stored.
 type Server struct {
 	// URL is the base URL, e.g. "http://127.0.0.1:41234".
@@ -63,6 +63,7 @@ func New(secret release.Secret) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /release", s.tamperer(rc))
+	mux.Handle("/release/uploads/", rc.Uploads())
 	mux.Handle("GET /releases/", http.StripPrefix("/releases", rc.Files()))
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
