@@ -43,11 +43,13 @@ type envOpt struct {
 	// transports (observe.NewTransport) with metrics and spans.
 	reg *prometheus.Registry
 	tp  trace.TracerProvider
+	// fd configures the fake Freshdesk.
+	fd []freshdesktest.Option
 }
 
 func newEnv(t *testing.T, o envOpt) *env {
 	t.Helper()
-	e := &env{fd: freshdesktest.NewServer(t), gl: gitlabtest.NewServer(t, o.gl...), waits: &waits{}}
+	e := &env{fd: freshdesktest.NewServer(t, o.fd...), gl: gitlabtest.NewServer(t, o.gl...), waits: &waits{}}
 	e.gl.AddProject(gitlabtest.Project{ID: project, Path: "acme/exporter"})
 	e.png = bytes.Repeat([]byte{0x89, 'P', 'N', 'G'}, 1000)
 	tk := e.fd.AddTicket(freshdesktest.Ticket{
@@ -330,6 +332,35 @@ func TestEscalateRateLimitBursts(t *testing.T) {
 	assert.Equal(t, e.conversationIDs(t), e.copied(t))
 	assert.Equal(t, []time.Duration{2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second}, e.waits.all(),
 		"each Freshdesk 429 waited out for its Retry-After")
+}
+
+// TestEscalateUnderPerMinuteLimit escalates with a help desk whose
+// per-minute credits run out several times on the way (the fake's default
+// behaviour, with a small limit): the client waits out each minute as
+// Retry-After says and the escalation completes once, without duplicates.
+func TestEscalateUnderPerMinuteLimit(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newEnv(t, envOpt{fd: []freshdesktest.Option{freshdesktest.WithClock(clock), freshdesktest.WithRateLimit(3)}})
+	e.waits.advance = func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	esc, err := e.b.Escalate(t.Context(), e.ticket)
+	require.NoError(t, err)
+	assert.True(t, esc.Created)
+	assert.Len(t, e.issues(), 1)
+	assert.Equal(t, e.conversationIDs(t), e.copied(t))
+	assert.Equal(t, 1, e.linkNotes())
+	require.NotEmpty(t, e.waits.all(), "the limit of 3 credits a minute was reached")
+	for _, d := range e.waits.all() {
+		assert.True(t, d > 0 && d <= time.Minute, "waited %v, the rest of a minute", d)
+	}
+	var refused int
+	for _, r := range e.fd.Requests() {
+		if r.Status == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	assert.Equal(t, len(e.waits.all()), refused, "one wait per 429, no call retried early")
 }
 
 func TestEscalateUploadRateLimited(t *testing.T) {

@@ -25,12 +25,18 @@ import (
 type waits struct {
 	mu sync.Mutex
 	d  []time.Duration
+	// advance, when set, moves a fake clock by each wait.
+	advance func(time.Duration)
 }
 
 func (w *waits) wait(ctx context.Context, d time.Duration) error {
 	w.mu.Lock()
 	w.d = append(w.d, d)
+	adv := w.advance
 	w.mu.Unlock()
+	if adv != nil {
+		adv(d)
+	}
 	return ctx.Err()
 }
 

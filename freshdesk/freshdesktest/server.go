@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
 	"net/url"
 	"slices"
 	"strconv"
@@ -48,6 +50,44 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 
 // WithURLExpiry sets how long attachment URLs stay valid.
 func WithURLExpiry(d time.Duration) Option { return func(s *Server) { s.expiry = d } }
+
+// DefaultRateLimit is the API credits per minute a Server grants unless
+// WithRateLimit says otherwise: the Enterprise plan's 700, as in the
+// recorded X-RateLimit-Total.
+const DefaultRateLimit = 700
+
+// WithRateLimit sets the API credits per minute (X-RateLimit-Total). The
+// minute starts with the first call after the previous one ended, and a
+// call that needs more credits than remain answers 429 with Retry-After
+// (the seconds until the minute ends). n <= 0 turns the limit off: no call
+// is refused and no X-RateLimit-* headers are sent (for benchmarks and
+// load tests that are not about the limit).
+func WithRateLimit(n int) Option { return func(s *Server) { s.limit = n } }
+
+// FieldType is the type of a custom ticket field, as Freshdesk's ticket
+// fields API names it.
+type FieldType string
+
+// Custom ticket field types (Freshdesk API v2, Ticket Fields) and the
+// values an update may set them to; null clears any of them.
+const (
+	FieldText      FieldType = "custom_text"      // a string of at most 255 characters
+	FieldParagraph FieldType = "custom_paragraph" // a string
+	FieldCheckbox  FieldType = "custom_checkbox"  // true or false
+	FieldNumber    FieldType = "custom_number"    // an integer
+	FieldDecimal   FieldType = "custom_decimal"   // any number
+	FieldDate      FieldType = "custom_date"      // "yyyy-mm-dd"
+	FieldDropdown  FieldType = "custom_dropdown"  // one of Choices
+)
+
+// TicketField declares the type of a custom ticket field (name with the
+// "cf_" prefix). Fields are account-wide, as in Freshdesk: the declaration
+// holds for every ticket that has the field.
+type TicketField struct {
+	Name    string
+	Type    FieldType
+	Choices []string // the values a FieldDropdown accepts
+}
 
 // Contact is a ticket's requester.
 type Contact struct {
@@ -141,20 +181,24 @@ type Server struct {
 	expiry  time.Duration
 	signKey []byte
 
-	mu        sync.Mutex
-	tickets   map[int64]*Ticket
-	convs     map[int64][]*Conversation
-	files     map[int64]*Attachment
-	agents    map[int64]Agent
-	nextID    int64
-	nextConv  int64
-	nextFile  int64
-	epoch     int
-	failNext  []failure
-	failWhen  []func(*http.Request) (int, bool)
-	latency   time.Duration
-	requests  []Request
-	remaining int
+	mu       sync.Mutex
+	tickets  map[int64]*Ticket
+	convs    map[int64][]*Conversation
+	files    map[int64]*Attachment
+	agents   map[int64]Agent
+	nextID   int64
+	nextConv int64
+	nextFile int64
+	epoch    int
+	failNext []failure
+	failWhen []func(*http.Request) (int, bool)
+	latency  time.Duration
+	requests []Request
+	fields   map[string]TicketField
+
+	limit       int       // credits per minute; <= 0 means no limit
+	windowStart time.Time // start of the current minute
+	used        int       // credits used in it
 }
 
 type failure struct {
@@ -165,19 +209,20 @@ type failure struct {
 // New starts a fake Freshdesk on 127.0.0.1. The caller must call Close.
 func New(opts ...Option) *Server {
 	s := &Server{
-		apiKey:    DefaultAPIKey,
-		agentID:   DefaultAgentID,
-		now:       time.Now,
-		expiry:    URLExpiry,
-		signKey:   []byte("freshdesktest signing key"),
-		tickets:   map[int64]*Ticket{},
-		convs:     map[int64][]*Conversation{},
-		files:     map[int64]*Attachment{},
-		agents:    map[int64]Agent{},
-		nextID:    4711,
-		nextConv:  48009000001,
-		nextFile:  48001234567,
-		remaining: 700,
+		apiKey:   DefaultAPIKey,
+		agentID:  DefaultAgentID,
+		now:      time.Now,
+		expiry:   URLExpiry,
+		signKey:  []byte("freshdesktest signing key"),
+		tickets:  map[int64]*Ticket{},
+		convs:    map[int64][]*Conversation{},
+		files:    map[int64]*Attachment{},
+		agents:   map[int64]Agent{},
+		nextID:   4711,
+		nextConv: 48009000001,
+		nextFile: 48001234567,
+		fields:   map[string]TicketField{},
+		limit:    DefaultRateLimit,
 	}
 	for _, o := range opts {
 		o(s)
@@ -249,10 +294,51 @@ func (s *Server) AddTicket(t Ticket) Ticket {
 		t.UpdatedAt = t.CreatedAt
 	}
 	t.CustomFields = cloneMap(t.CustomFields)
+	for k, v := range t.CustomFields {
+		if _, ok := s.fields[k]; !ok {
+			s.fields[k] = TicketField{Name: k, Type: inferType(v)}
+		}
+	}
 	t.Attachments = s.storeFiles(t.Attachments)
 	cp := t
 	s.tickets[t.ID] = &cp
 	return cloneTicket(&cp)
+}
+
+// inferType is the type of a custom field that AddTicket meets without a
+// declaration: it follows the value the ticket holds, and a nil value
+// means a text field, Freshdesk's most common custom field.
+func inferType(v any) FieldType {
+	switch x := v.(type) {
+	case bool:
+		return FieldCheckbox
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return FieldNumber
+	case float32:
+		if float64(x) == math.Trunc(float64(x)) {
+			return FieldNumber
+		}
+		return FieldDecimal
+	case float64:
+		if x == math.Trunc(x) {
+			return FieldNumber
+		}
+		return FieldDecimal
+	default:
+		return FieldText
+	}
+}
+
+// AddTicketField declares a custom ticket field's type, replacing an
+// earlier declaration or the type AddTicket inferred. Updates that set the
+// field to a value of another type answer 400 as Freshdesk does. Which
+// tickets accept the field is still decided by their CustomFields keys.
+func (s *Server) AddTicketField(f TicketField) TicketField {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f.Choices = slices.Clone(f.Choices)
+	s.fields[f.Name] = f
+	return f
 }
 
 // AddAgent stores an agent, served at GET /api/v2/agents/{id}.
@@ -483,7 +569,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		if inject.status == http.StatusTooManyRequests {
 			secs := int((inject.retryAfter + time.Second - 1) / time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			s.rateHeaders(w, 0)
+			total := s.limit
+			if total <= 0 {
+				total = DefaultRateLimit
+			}
+			s.rateHeaders(w, total, 0, 1)
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(inject.status)
@@ -505,11 +595,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	s.mu.Lock()
-	s.remaining--
-	rem := s.remaining
-	s.mu.Unlock()
-	s.rateHeaders(w, rem)
+	if !s.spend(w, r) {
+		return
+	}
 	w.Header().Set("X-Freshdesk-API-Version", "latest=2; requested=2")
 
 	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/api/v2/"), "/"), "/")
@@ -560,10 +648,49 @@ func (s *Server) getAgent(w http.ResponseWriter, id string) {
 	})
 }
 
-func (s *Server) rateHeaders(w http.ResponseWriter, remaining int) {
-	w.Header().Set("X-RateLimit-Total", "700")
+func (s *Server) rateHeaders(w http.ResponseWriter, total, remaining, used int) {
+	w.Header().Set("X-RateLimit-Total", strconv.Itoa(total))
 	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(max(remaining, 0)))
-	w.Header().Set("X-RateLimit-Used-CurrentRequest", "1")
+	w.Header().Set("X-RateLimit-Used-CurrentRequest", strconv.Itoa(used))
+}
+
+// cost is the API credits a call uses: two for a ticket with
+// include=conversations, one otherwise.
+func cost(r *http.Request) int {
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/api/v2/"), "/"), "/")
+	if r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "tickets" &&
+		slices.Contains(strings.Split(r.URL.Query().Get("include"), ","), "conversations") {
+		return 2
+	}
+	return 1
+}
+
+// spend takes the call's credits from the current minute and sets the
+// X-RateLimit-* headers. When too few remain it answers 429 with
+// Retry-After and returns false; the refused call uses no credits.
+func (s *Server) spend(w http.ResponseWriter, r *http.Request) bool {
+	c := cost(r)
+	s.mu.Lock()
+	if s.limit <= 0 {
+		s.mu.Unlock()
+		return true
+	}
+	now := s.now()
+	if s.windowStart.IsZero() || !now.Before(s.windowStart.Add(time.Minute)) {
+		s.windowStart, s.used = now, 0
+	}
+	total, ok := s.limit, s.used+c <= s.limit
+	if ok {
+		s.used += c
+	}
+	remaining, left := total-s.used, s.windowStart.Add(time.Minute).Sub(now)
+	s.mu.Unlock()
+	s.rateHeaders(w, total, remaining, c)
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((left+time.Second-1)/time.Second))))
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"message": "You have exceeded the limit of requests per minute"})
+	}
+	return ok
 }
 
 func (s *Server) getTicket(w http.ResponseWriter, r *http.Request, id int64) {
@@ -598,7 +725,9 @@ func (s *Server) updateTicket(w http.ResponseWriter, r *http.Request, id int64) 
 		CustomFields map[string]any `json:"custom_fields"`
 		Status       *int           `json:"status"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.UseNumber() // to tell 42 from 42.5 for custom_number
+	if err := dec.Decode(&req); err != nil {
 		validation(w, freshdesk.FieldError{Code: "invalid_json", Message: "Request body has invalid json format"})
 		return
 	}
@@ -610,10 +739,17 @@ func (s *Server) updateTicket(w http.ResponseWriter, r *http.Request, id int64) 
 		return
 	}
 	var bad []freshdesk.FieldError
-	for k := range req.CustomFields {
+	for k, v := range req.CustomFields {
 		if _, ok := t.CustomFields[k]; !ok {
 			bad = append(bad, freshdesk.FieldError{Field: k, Code: "invalid_field", Message: "Unexpected/invalid field in request"})
+			continue
 		}
+		if fe, ok := checkField(s.fields[k], v); !ok {
+			fe.Field = k
+			bad = append(bad, fe)
+			continue
+		}
+		req.CustomFields[k] = plain(v)
 	}
 	if req.Status != nil && (*req.Status < 2 || *req.Status > 5) {
 		bad = append(bad, freshdesk.FieldError{Field: "status", Code: "invalid_value", Message: "It should be one of these values: '2,3,4,5'"})
@@ -634,6 +770,97 @@ func (s *Server) updateTicket(w http.ResponseWriter, r *http.Request, id int64) 
 	m := s.ticketJSON(r, t)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, m)
+}
+
+// checkField checks a custom field's new value against its type as
+// Freshdesk does; null clears any field.
+func checkField(f TicketField, v any) (freshdesk.FieldError, bool) {
+	if v == nil {
+		return freshdesk.FieldError{}, true
+	}
+	mismatch := func(want string) (freshdesk.FieldError, bool) {
+		return freshdesk.FieldError{Code: "datatype_mismatch", Message: fmt.Sprintf("Value set is of type %s.It should be a/an %s", jsonType(v), want)}, false
+	}
+	str, isStr := v.(string)
+	switch f.Type {
+	case FieldCheckbox:
+		if _, ok := v.(bool); !ok {
+			return mismatch("Boolean")
+		}
+	case FieldNumber:
+		n, ok := v.(json.Number)
+		if !ok {
+			return mismatch("Integer")
+		}
+		if _, err := n.Int64(); err != nil {
+			return mismatch("Integer")
+		}
+	case FieldDecimal:
+		if _, ok := v.(json.Number); !ok {
+			return mismatch("Number")
+		}
+	case FieldDate:
+		if !isStr {
+			return mismatch("String")
+		}
+		if _, err := time.Parse(time.DateOnly, str); err != nil {
+			return freshdesk.FieldError{Code: "invalid_value", Message: "Value set is of type String.It should be in the 'yyyy-mm-dd' format"}, false
+		}
+	case FieldDropdown:
+		if !isStr {
+			return mismatch("String")
+		}
+		if len(f.Choices) > 0 && !slices.Contains(f.Choices, str) {
+			return freshdesk.FieldError{Code: "invalid_value", Message: "It should be one of these values: '" + strings.Join(f.Choices, ",") + "'"}, false
+		}
+	case FieldParagraph:
+		if !isStr {
+			return mismatch("String")
+		}
+	default: // FieldText and fields inferred as text
+		if !isStr {
+			return mismatch("String")
+		}
+		if n := len([]rune(str)); n > 255 {
+			return freshdesk.FieldError{Code: "invalid_value", Message: fmt.Sprintf("Has %d characters, it can have maximum of 255 characters", n)}, false
+		}
+	}
+	return freshdesk.FieldError{}, true
+}
+
+// jsonType names a decoded JSON value's type as Freshdesk's messages do.
+func jsonType(v any) string {
+	switch x := v.(type) {
+	case string:
+		return "String"
+	case bool:
+		return "Boolean"
+	case json.Number:
+		if _, err := x.Int64(); err == nil {
+			return "Integer"
+		}
+		return "Number"
+	case float64:
+		return "Number"
+	case []any:
+		return "Array"
+	case map[string]any:
+		return "key/value pair"
+	case nil:
+		return "Null"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}
+
+// plain turns json.Number into float64, the type encoding/json gives, so
+// stored values look as they did before UseNumber.
+func plain(v any) any {
+	if n, ok := v.(json.Number); ok {
+		f, _ := n.Float64()
+		return f
+	}
+	return v
 }
 
 func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, id int64) {
@@ -686,24 +913,70 @@ func (s *Server) createNote(w http.ResponseWriter, r *http.Request, id int64) {
 		return
 	}
 	c := Conversation{Private: true, UserID: s.agentID, Source: 2}
+	var bad []freshdesk.FieldError
+	var notify []string
+	hasBody := false
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "application/json":
-		var req struct {
-			Body    *string `json:"body"`
-			Private *bool   `json:"private"`
-		}
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		var req map[string]any
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		dec.UseNumber()
+		if err := dec.Decode(&req); err != nil {
 			validation(w, freshdesk.FieldError{Code: "invalid_json", Message: "Request body has invalid json format"})
 			return
 		}
-		if req.Body == nil || *req.Body == "" {
-			validation(w, freshdesk.FieldError{Field: "body", Code: "missing_field", Message: "It should be a/an String"})
-			return
-		}
-		c.Body = *req.Body
-		if req.Private != nil {
-			c.Private = *req.Private
+		for k, v := range req {
+			var fe *freshdesk.FieldError
+			switch k {
+			case "body":
+				if b, ok := v.(string); ok {
+					c.Body, hasBody = b, b != ""
+				} else {
+					fe = mismatchOf(v, "String")
+				}
+			case "private", "incoming":
+				b, ok := v.(bool)
+				if !ok {
+					fe = mismatchOf(v, "Boolean")
+				} else if k == "private" {
+					c.Private = b
+				} else {
+					c.Incoming = b
+				}
+			case "user_id":
+				n, ok := v.(json.Number)
+				uid, err := n.Int64()
+				if !ok || err != nil || uid < 1 {
+					fe = mismatchOf(v, "Positive Integer")
+				} else {
+					c.UserID = uid
+					fe = s.checkUser(uid)
+				}
+			case "notify_emails":
+				arr, ok := v.([]any)
+				if !ok {
+					fe = mismatchOf(v, "Array")
+					break
+				}
+				for _, e := range arr {
+					str, ok := e.(string)
+					if !ok {
+						fe = &freshdesk.FieldError{Code: "datatype_mismatch", Message: "It should contain elements of type String only"}
+						break
+					}
+					notify = append(notify, str)
+				}
+				if fe == nil {
+					fe = checkEmails(notify)
+				}
+			default:
+				fe = &freshdesk.FieldError{Code: "invalid_field", Message: "Unexpected/invalid field in request"}
+			}
+			if fe != nil {
+				fe.Field = k
+				bad = append(bad, *fe)
+			}
 		}
 	case "multipart/form-data":
 		mr, err := r.MultipartReader()
@@ -725,21 +998,51 @@ func (s *Server) createNote(w http.ResponseWriter, r *http.Request, id int64) {
 				validation(w, freshdesk.FieldError{Code: "invalid_multipart", Message: err.Error()})
 				return
 			}
+			name := strings.TrimSuffix(p.FormName(), "[]")
+			var fe *freshdesk.FieldError
 			switch p.FormName() {
 			case "body":
-				c.Body = string(b)
-			case "private":
-				c.Private = string(b) != "false"
+				c.Body, hasBody = string(b), len(b) > 0
+			case "private", "incoming":
+				v, err := strconv.ParseBool(string(b))
+				if err != nil || (string(b) != "true" && string(b) != "false") {
+					fe = &freshdesk.FieldError{Code: "datatype_mismatch", Message: "Value set is of type String.It should be a/an Boolean"}
+				} else if name == "private" {
+					c.Private = v
+				} else {
+					c.Incoming = v
+				}
+			case "user_id":
+				uid, err := strconv.ParseInt(string(b), 10, 64)
+				if err != nil || uid < 1 {
+					fe = &freshdesk.FieldError{Code: "datatype_mismatch", Message: "Value set is of type String.It should be a/an Positive Integer"}
+				} else {
+					c.UserID = uid
+					fe = s.checkUser(uid)
+				}
+			case "notify_emails[]":
+				notify = append(notify, string(b))
+				fe = checkEmails([]string{string(b)})
 			case "attachments[]":
 				c.Attachments = append(c.Attachments, Attachment{Name: p.FileName(), ContentType: p.Header.Get("Content-Type"), Content: b})
+			default:
+				fe = &freshdesk.FieldError{Code: "invalid_field", Message: "Unexpected/invalid field in request"}
 			}
-		}
-		if c.Body == "" {
-			validation(w, freshdesk.FieldError{Field: "body", Code: "missing_field", Message: "It should be a/an String"})
-			return
+			if fe != nil {
+				fe.Field = name
+				bad = append(bad, *fe)
+			}
 		}
 	default:
 		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"code": "invalid_content_type", "message": "Content-Type header should have application/json or multipart/form-data"})
+		return
+	}
+	if !hasBody && !slices.ContainsFunc(bad, func(fe freshdesk.FieldError) bool { return fe.Field == "body" }) {
+		bad = append(bad, freshdesk.FieldError{Field: "body", Code: "missing_field", Message: "It should be a/an String"})
+	}
+	if len(bad) > 0 {
+		slices.SortFunc(bad, func(a, b freshdesk.FieldError) int { return strings.Compare(a.Field, b.Field) })
+		validation(w, bad...)
 		return
 	}
 	s.mu.Lock()
@@ -751,9 +1054,46 @@ func (s *Server) createNote(w http.ResponseWriter, r *http.Request, id int64) {
 		"email_failure_count", "outgoing_failures", "last_edited_at", "last_edited_user_id"} {
 		delete(m, k)
 	}
-	m["notified_to"] = []string{}
+	if notify == nil {
+		notify = []string{}
+	}
+	m["notified_to"] = notify
 	w.Header().Set("Location", fmt.Sprintf("%s/api/v2/conversations/%d", origin(r), c.ID))
 	writeJSON(w, http.StatusCreated, m)
+}
+
+// mismatchOf is Freshdesk's datatype_mismatch error for value v.
+func mismatchOf(v any, want string) *freshdesk.FieldError {
+	return &freshdesk.FieldError{Code: "datatype_mismatch", Message: fmt.Sprintf("Value set is of type %s.It should be a/an %s", jsonType(v), want)}
+}
+
+// checkEmails refuses addresses that are not plain e-mail addresses.
+func checkEmails(es []string) *freshdesk.FieldError {
+	for _, e := range es {
+		if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
+			return &freshdesk.FieldError{Code: "invalid_value", Message: "It should contain elements that are in the format of valid email addresses"}
+		}
+	}
+	return nil
+}
+
+// checkUser refuses a user_id that is neither the API key's agent, an
+// agent added with AddAgent, nor the requester of a ticket held.
+func (s *Server) checkUser(id int64) *freshdesk.FieldError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id == s.agentID {
+		return nil
+	}
+	if _, ok := s.agents[id]; ok {
+		return nil
+	}
+	for _, t := range s.tickets {
+		if t.Requester.ID == id {
+			return nil
+		}
+	}
+	return &freshdesk.FieldError{Code: "invalid_value", Message: "There is no contact matching the given user_id"}
 }
 
 // SupportEmail is the help desk's address that replies are sent from.
