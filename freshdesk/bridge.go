@@ -845,7 +845,17 @@ func (b *Bridge) linkBack(ctx context.Context, t *Ticket, convs []Conversation, 
 	}
 	if b.cfg.CustomField != "" {
 		if v, _ := t.CustomFields[b.cfg.CustomField].(string); v != issueURL {
-			if _, err := b.cfg.Freshdesk.UpdateCustomFields(ctx, t.ID, map[string]any{b.cfg.CustomField: issueURL}); err != nil {
+			_, err := b.cfg.Freshdesk.UpdateCustomFields(ctx, t.ID, map[string]any{b.cfg.CustomField: issueURL})
+			var ae *APIError
+			switch {
+			case errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest && ae.Field == b.cfg.CustomField && ae.Code == "invalid_value":
+				// Freshdesk refuses the value itself (a text field holds
+				// 255 characters; a long project path makes a longer URL).
+				// The link note carries the link and findIssue follows
+				// it, so the escalation stands; the field stays empty.
+				b.logger.LogAttrs(ctx, slog.LevelWarn, "custom field refused the issue URL; the link note carries it",
+					slog.Int64("ticket", t.ID), slog.String("field", b.cfg.CustomField), slog.Int("url_length", len(issueURL)))
+			case err != nil:
 				return err
 			}
 		}

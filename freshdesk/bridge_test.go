@@ -565,3 +565,23 @@ func TestEscalateLongSubject(t *testing.T) {
 	assert.Len(t, title, 255, "title length in characters")
 	assert.True(t, strings.HasPrefix(subject, string(title[:254])), "title %q is not the subject's start", is[0].Title)
 }
+
+// TestEscalateIssueURLTooLongForField: Freshdesk's text custom fields hold
+// 255 characters; an issue URL of a project with a long path is refused
+// with invalid_value. The escalation still succeeds (the link note carries
+// the URL), and escalating again finds the same issue through that note.
+func TestEscalateIssueURLTooLongForField(t *testing.T) {
+	const longProject = 8
+	e := newEnv(t, envOpt{bridge: func(c *freshdesk.BridgeConfig) { c.Project = longProject }})
+	e.gl.AddProject(gitlabtest.Project{ID: longProject, Path: "acme/" + strings.Repeat("very-long-subgroup-name/", 10) + "exporter"})
+	ctx := t.Context()
+	esc, err := e.b.Escalate(ctx, e.ticket)
+	require.NoError(t, err, "Escalate with a %d-character issue URL", len(esc.IssueURL))
+	require.Greater(t, len(esc.IssueURL), 255)
+	require.True(t, esc.Created)
+	again, err := e.b.Escalate(ctx, e.ticket)
+	require.NoError(t, err)
+	assert.False(t, again.Created, "second Escalate created another issue")
+	assert.Equal(t, esc.IssueURL, again.IssueURL)
+	assert.Len(t, e.gl.Issues(longProject), 1)
+}
