@@ -60,7 +60,9 @@ type Report struct {
 	Fingerprint string
 	// Aliases are older fingerprints of the same problem: an issue filed
 	// under one of them (and not under Fingerprint) is reused, and gets
-	// Fingerprint's marker added to its description. For a race from
+	// Fingerprint's marker added to its description. An alias is looked
+	// up both as written and as its MarkerValue, so an issue filed under a
+	// long fingerprint that is now an alias is found either way. For a race from
 	// racelog, pass the variants' IDs (racelog.Race.VariantIDs): they are
 	// the fingerprints racelog gave races before a fingerprint named the
 	// pair of racing locations.
@@ -528,8 +530,13 @@ func (r *IssueReporter) file(ctx context.Context, idx *index, rep Report) (Repor
 		vals = append(vals, fp) // filed before markers were kept short
 	}
 	for _, a := range rep.Aliases {
-		if a != "" && !slices.Contains(vals, a) {
-			vals = append(vals, a)
+		// An alias is looked up as the marker value a reporter of today
+		// would have written for it, and as it is (written before markers
+		// were kept short, or by racelog's variant IDs, which are both).
+		for _, v := range []string{MarkerValue(a), a} {
+			if a != "" && !slices.Contains(vals, v) {
+				vals = append(vals, v)
+			}
 		}
 	}
 	is, via := idx.find(vals...)
@@ -869,7 +876,9 @@ func (r *IssueReporter) seen(ctx context.Context, is *gitlab.Issue, runID string
 }
 
 // hasNote reports whether the issue has a note by the reporter's user
-// containing mark.
+// containing mark. System notes are skipped: GitLab attributes them to the
+// user whose action caused them, which can be the reporter's, and they are
+// never a comment the reporter wrote.
 func (r *IssueReporter) hasNote(ctx context.Context, iid int64, mark string) (bool, error) {
 	opt := &gitlab.ListIssueNotesOptions{
 		ListOptions: gitlab.ListOptions{PerPage: 100, Page: 1},
@@ -887,7 +896,7 @@ func (r *IssueReporter) hasNote(ctx context.Context, iid int64, mark string) (bo
 		if err != nil {
 			return false, err
 		}
-		if slices.ContainsFunc(notes, func(n *gitlab.Note) bool { return n.Author.ID == r.me && strings.Contains(n.Body, mark) }) {
+		if slices.ContainsFunc(notes, func(n *gitlab.Note) bool { return !n.System && n.Author.ID == r.me && strings.Contains(n.Body, mark) }) {
 			return true, nil
 		}
 		if resp == nil || resp.NextPage == 0 {
