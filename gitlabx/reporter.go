@@ -173,8 +173,11 @@ const DefaultFixedLabel = "fixed?"
 // once, page by page, and indexes them by the hidden markers in their
 // descriptions. The user is learned once from GET /user. An issue authored
 // by anyone else is never adopted, commented or edited, whatever markers it
-// carries: anyone can paste a marker. Removing the reporter's label from
-// an issue disowns it; the next run files a new one.
+// carries: anyone can paste a marker. Likewise, when it looks through an
+// issue's notes for its own comment, only its user's notes count, and
+// never a system note (GitLab attributes those to whoever caused them).
+// Removing the reporter's label from an issue disowns it; the next run
+// files a new one.
 //
 // A run makes one request per page of labelled issues (at least one), plus
 // GET /user on the reporter's first run, plus per report: 1 to create an
