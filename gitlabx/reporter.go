@@ -55,17 +55,17 @@ type Report struct {
 	// not contain white space or '>'. A fingerprint of up to 32 letters and
 	// digits is stored as it is, so that a person can find the issue with
 	// GitLab's search; a longer one, or one with other characters, is
-	// stored as a 24-digit hash of it (see MarkerValue). Empty means a
-	// hash of Title.
+	// stored, and found by search, as a 24-digit hash of it (see
+	// MarkerValue). Empty means a hash of Title.
 	Fingerprint string
 	// Aliases are older fingerprints of the same problem: an issue filed
 	// under one of them (and not under Fingerprint) is reused, and gets
 	// Fingerprint's marker added to its description. An alias is looked
 	// up both as written and as its MarkerValue, so an issue filed under a
-	// long fingerprint that is now an alias is found either way. For a race from
-	// racelog, pass the variants' IDs (racelog.Race.VariantIDs): they are
-	// the fingerprints racelog gave races before a fingerprint named the
-	// pair of racing locations.
+	// long fingerprint that is now an alias is found either way. For a
+	// race from racelog, pass the variants' IDs (racelog.Race.VariantIDs):
+	// they are the fingerprints racelog gave races before a fingerprint
+	// named the pair of racing locations.
 	Aliases []string
 	// Text goes into a new issue's description in a code block (for a
 	// race, the report as the race detector printed it).
@@ -286,7 +286,10 @@ func (r *IssueReporter) attempts() int {
 // MarkerValue returns what the hidden marker of an issue carries for a
 // fingerprint: the fingerprint itself when it has 1 to 32 ASCII letters and
 // digits (a word GitLab's full-text search indexes), else "h" followed by
-// the first 24 hex digits of its SHA-256.
+// the first 24 hex digits of its SHA-256. GitLab does not index the marker
+// itself (an HTML comment); a new issue's description also shows the
+// fingerprint and, when they differ, this value in plain text, so a person
+// finds the issue by searching for MarkerValue(fingerprint).
 func MarkerValue(fingerprint string) string {
 	if len(fingerprint) > 0 && len(fingerprint) <= 32 && isWord(fingerprint) {
 		return fingerprint
@@ -977,7 +980,13 @@ func issueDescription(rep Report, prev *gitlab.Issue) string {
 		}
 		fmt.Fprintf(&b, "\n%stext\n%s\n%s\n", fence, text, fence)
 	}
-	fmt.Fprintf(&b, "\nFingerprint: `%s`\n", strings.ReplaceAll(rep.Fingerprint, "`", "'"))
+	fmt.Fprintf(&b, "\nFingerprint: `%s`", strings.ReplaceAll(rep.Fingerprint, "`", "'"))
+	if key := MarkerValue(rep.Fingerprint); key != rep.Fingerprint {
+		// GitLab's search indexes neither the marker (an HTML comment) nor a
+		// word of 50 characters or more: show the short value in the text.
+		fmt.Fprintf(&b, " (search: `%s`)", key)
+	}
+	b.WriteString("\n")
 	return b.String()
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
+	"github.com/opskit/opskit/racelog"
 )
 
 // searchesAndLimits returns the recorded requests that carried a search
@@ -188,6 +189,13 @@ func TestTruth15LongFingerprint(t *testing.T) {
 	long := strings.Repeat("0123456789abcdef", 4)
 	require.Len(t, long, 64)
 	assert.LessOrEqual(t, len(gitlabx.MarkerValue(long)), 32)
+	// racelog's fingerprints and variant IDs (the aliases) are kept as
+	// they are: short words.
+	acc := []racelog.Access{{Kind: "Write", Frames: []racelog.Frame{{Func: "main.inc()", File: "/src/main.go"}}}}
+	for _, fp := range []string{racelog.Fingerprint(acc), racelog.Variant(acc)} {
+		assert.Equal(t, fp, gitlabx.MarkerValue(fp))
+		assert.LessOrEqual(t, len(fp), 32)
+	}
 
 	for _, tc := range []struct {
 		name   string
@@ -226,5 +234,25 @@ func TestTruth15LongFingerprint(t *testing.T) {
 			assert.Zero(t, searches)
 			assert.Zero(t, limited)
 		})
+	}
+}
+
+// TestTruth15FingerprintSearchable: Report.Fingerprint promises that a
+// person can find an issue by its fingerprint with GitLab's full-text
+// search (which indexes neither HTML comments nor words of 50 characters
+// or more): by the fingerprint itself when it is short, by its marker
+// value when it is long.
+func TestTruth15FingerprintSearchable(t *testing.T) {
+	srv := newServer(t)
+	long := strings.Repeat("0123456789abcdef", 4)
+	r := gitlabx.NewReporter(srv.Client(), project)
+	for _, fp := range []string{"b5de30aa6e91be3f", long} {
+		res, err := r.Report(t.Context(), gitlabx.Report{Title: "check failed " + fp[:4], Fingerprint: fp})
+		require.NoError(t, err)
+		dev := srv.ClientFor(gitlabtest.DeveloperToken)
+		found, _, err := dev.Issues.ListProjectIssues(project, &gitlab.ListProjectIssuesOptions{Search: gitlab.Ptr(gitlabx.MarkerValue(fp))})
+		require.NoError(t, err)
+		require.Len(t, found, 1, "search for %s", gitlabx.MarkerValue(fp))
+		assert.Equal(t, res.IID, found[0].IID)
 	}
 }
