@@ -33,7 +33,9 @@
 // Intake can be checked with gitlabx/intaketest.TestIntake.
 //   - VersionCheck warns on merge requests whose source and target branches
 //     carry different versions (a VERSION file, a regexp over a file or
-//     package.json), in exactly one note per MR, edited in place.
+//     package.json), in exactly one note per MR, edited in place. It finds
+//     its note among the MR's own notes, never by a search, and skips
+//     system notes and notes by other users.
 //   - LabelMachine moves the issues linked to a merge request across the
 //     board (Open → To Do → In Development → In Review → To Test → Testing →
 //     Closed) with one label update per issue, never backwards unless
@@ -45,8 +47,9 @@
 //     files a whole run (RaceReport turns a racelog.Race into a Report)
 //     with a bounded number of API calls and no search: it lists the
 //     issues carrying its label and authored by its own user once, trusts
-//     no marker anyone else wrote, and can close issues whose problem was
-//     not seen for CloseAfterRuns runs (off by default).
+//     no marker anyone else wrote nor any system note, and can close
+//     issues whose problem was not seen for CloseAfterRuns runs (off by
+//     default).
 //
 // Notes and issues written by opskit carry a hidden marker,
 // <!-- opskit:<kind>=<value> -->, by which a retry or a re-run finds them

@@ -55,15 +55,17 @@ type Report struct {
 	// not contain white space or '>'. A fingerprint of up to 32 letters and
 	// digits is stored as it is, so that a person can find the issue with
 	// GitLab's search; a longer one, or one with other characters, is
-	// stored as a 24-digit hash of it (see MarkerValue). Empty means a
-	// hash of Title.
+	// stored, and found by search, as a 24-digit hash of it (see
+	// MarkerValue). Empty means a hash of Title.
 	Fingerprint string
 	// Aliases are older fingerprints of the same problem: an issue filed
 	// under one of them (and not under Fingerprint) is reused, and gets
-	// Fingerprint's marker added to its description. For a race from
-	// racelog, pass the variants' IDs (racelog.Race.VariantIDs): they are
-	// the fingerprints racelog gave races before a fingerprint named the
-	// pair of racing locations.
+	// Fingerprint's marker added to its description. An alias is looked
+	// up both as written and as its MarkerValue, so an issue filed under a
+	// long fingerprint that is now an alias is found either way. For a
+	// race from racelog, pass the variants' IDs (racelog.Race.VariantIDs):
+	// they are the fingerprints racelog gave races before a fingerprint
+	// named the pair of racing locations.
 	Aliases []string
 	// Text goes into a new issue's description in a code block (for a
 	// race, the report as the race detector printed it).
@@ -171,8 +173,11 @@ const DefaultFixedLabel = "fixed?"
 // once, page by page, and indexes them by the hidden markers in their
 // descriptions. The user is learned once from GET /user. An issue authored
 // by anyone else is never adopted, commented or edited, whatever markers it
-// carries: anyone can paste a marker. Removing the reporter's label from
-// an issue disowns it; the next run files a new one.
+// carries: anyone can paste a marker. Likewise, when it looks through an
+// issue's notes for its own comment, only its user's notes count, and
+// never a system note (GitLab attributes those to whoever caused them).
+// Removing the reporter's label from an issue disowns it; the next run
+// files a new one.
 //
 // A run makes one request per page of labelled issues (at least one), plus
 // GET /user on the reporter's first run, plus per report: 1 to create an
@@ -281,7 +286,10 @@ func (r *IssueReporter) attempts() int {
 // MarkerValue returns what the hidden marker of an issue carries for a
 // fingerprint: the fingerprint itself when it has 1 to 32 ASCII letters and
 // digits (a word GitLab's full-text search indexes), else "h" followed by
-// the first 24 hex digits of its SHA-256.
+// the first 24 hex digits of its SHA-256. GitLab does not index the marker
+// itself (an HTML comment); a new issue's description also shows the
+// fingerprint and, when they differ, this value in plain text, so a person
+// finds the issue by searching for MarkerValue(fingerprint).
 func MarkerValue(fingerprint string) string {
 	if len(fingerprint) > 0 && len(fingerprint) <= 32 && isWord(fingerprint) {
 		return fingerprint
@@ -528,8 +536,13 @@ func (r *IssueReporter) file(ctx context.Context, idx *index, rep Report) (Repor
 		vals = append(vals, fp) // filed before markers were kept short
 	}
 	for _, a := range rep.Aliases {
-		if a != "" && !slices.Contains(vals, a) {
-			vals = append(vals, a)
+		// An alias is looked up as the marker value a reporter of today
+		// would have written for it, and as it is (written before markers
+		// were kept short, or by racelog's variant IDs, which are both).
+		for _, v := range []string{MarkerValue(a), a} {
+			if a != "" && !slices.Contains(vals, v) {
+				vals = append(vals, v)
+			}
 		}
 	}
 	is, via := idx.find(vals...)
@@ -869,7 +882,9 @@ func (r *IssueReporter) seen(ctx context.Context, is *gitlab.Issue, runID string
 }
 
 // hasNote reports whether the issue has a note by the reporter's user
-// containing mark.
+// containing mark. System notes are skipped: GitLab attributes them to the
+// user whose action caused them, which can be the reporter's, and they are
+// never a comment the reporter wrote.
 func (r *IssueReporter) hasNote(ctx context.Context, iid int64, mark string) (bool, error) {
 	opt := &gitlab.ListIssueNotesOptions{
 		ListOptions: gitlab.ListOptions{PerPage: 100, Page: 1},
@@ -887,7 +902,7 @@ func (r *IssueReporter) hasNote(ctx context.Context, iid int64, mark string) (bo
 		if err != nil {
 			return false, err
 		}
-		if slices.ContainsFunc(notes, func(n *gitlab.Note) bool { return n.Author.ID == r.me && strings.Contains(n.Body, mark) }) {
+		if slices.ContainsFunc(notes, func(n *gitlab.Note) bool { return !n.System && n.Author.ID == r.me && strings.Contains(n.Body, mark) }) {
 			return true, nil
 		}
 		if resp == nil || resp.NextPage == 0 {
@@ -965,7 +980,13 @@ func issueDescription(rep Report, prev *gitlab.Issue) string {
 		}
 		fmt.Fprintf(&b, "\n%stext\n%s\n%s\n", fence, text, fence)
 	}
-	fmt.Fprintf(&b, "\nFingerprint: `%s`\n", strings.ReplaceAll(rep.Fingerprint, "`", "'"))
+	fmt.Fprintf(&b, "\nFingerprint: `%s`", strings.ReplaceAll(rep.Fingerprint, "`", "'"))
+	if key := MarkerValue(rep.Fingerprint); key != rep.Fingerprint {
+		// GitLab's search indexes neither the marker (an HTML comment) nor a
+		// word of 50 characters or more: show the short value in the text.
+		fmt.Fprintf(&b, " (search: `%s`)", key)
+	}
+	b.WriteString("\n")
 	return b.String()
 }
 

@@ -179,9 +179,12 @@ type VersionResult struct {
 // VersionCheck warns on merge requests whose source and target branches
 // carry mismatched versions. It keeps exactly one note per MR, found again by
 // a hidden marker and edited in place, so redeliveries, retries and
-// concurrent events never add a second one. Only a note that the check's own
-// user wrote (learned once from GET /user) counts: a note carrying the marker
-// written by someone else is neither edited nor taken as the check's.
+// concurrent events never add a second one. It looks for the note among the
+// MR's own notes (never by a search, which GitLab rate-limits). Only a note
+// that the check's own user wrote (learned once from GET /user) counts: a
+// note carrying the marker written by someone else, or a system note (which
+// GitLab attributes to whoever caused it), is neither edited nor taken as the
+// check's.
 type VersionCheck struct {
 	client *gitlab.Client
 	cfg    VersionCheckConfig
