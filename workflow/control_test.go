@@ -200,6 +200,21 @@ func TestControlAbort(t *testing.T) {
 			assert.Less(t, time.Since(begin), time.Hour, "the abort ended the soak")
 		})
 	})
+	t.Run("cancels a canary", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			targets, _ := gatedTargets(3)
+			c := startControlled(t, workflow.Runner{CanaryNum: 1, Concurrency: 2}, targets)
+			c.ctl.Abort(true)
+			rep, err := c.wait()
+			assert.ErrorIs(t, err, workflow.ErrAborted)
+			var re *workflow.RunError
+			require.ErrorAs(t, err, &re)
+			assert.Equal(t, workflow.PhaseCanary, re.Phase)
+			assert.Equal(t, []string{"t0"}, rep.Interrupted)
+			assert.Equal(t, []string{"t1", "t2"}, rep.NotStarted)
+			assert.Equal(t, workflow.OutcomeInterrupted, c.ctl.Status().Targets[0].Outcome)
+		})
+	})
 	t.Run("a paused rollout", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			targets, chans := gatedTargets(3)
@@ -212,6 +227,24 @@ func TestControlAbort(t *testing.T) {
 			assert.ErrorIs(t, err, workflow.ErrAborted)
 			assert.Equal(t, []string{"t1", "t2"}, rep.NotStarted)
 		})
+	})
+}
+
+// TestControlTripWhilePaused: a target in flight trips the budget while
+// the rollout is paused; the rollout ends then, without a resume.
+func TestControlTripWhilePaused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		targets, chans := gatedTargets(4)
+		c := startControlled(t, workflow.Runner{Concurrency: 2}, targets)
+		c.ctl.Pause()
+		chans[0] <- nil
+		synctest.Wait()
+		chans[1] <- errBoom
+		rep, err := c.wait()
+		var re *workflow.RunError
+		require.ErrorAs(t, err, &re)
+		assert.Equal(t, workflow.ESMaxFailures, rep.State)
+		assert.Equal(t, []string{"t2", "t3"}, rep.NotStarted)
 	})
 }
 
