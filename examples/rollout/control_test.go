@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,6 +53,9 @@ func TestControlSubcommands(t *testing.T) {
 		}
 	}
 
+	// A socket file left by a crashed rollout: no rollout answers there,
+	// and the next rollout replaces it.
+	require.NoError(t, os.WriteFile(socketPath(journal), nil, 0o600))
 	_, err := control("status")
 	require.ErrorContains(t, err, "no rollout running", "status without a rollout")
 
