@@ -98,3 +98,15 @@ func TestControlSubcommands(t *testing.T) {
 	err = run(t.Context(), []string{"pause", "-cancel-in-flight"}, &out, &errb)
 	assert.ErrorIs(t, err, errUsage, "-cancel-in-flight without abort")
 }
+
+// TestControlSocketUnavailable: a journal path too long for a unix socket
+// costs the control, not the rollout.
+func TestControlSocketUnavailable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 120))
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	var out, errb bytes.Buffer
+	err := run(t.Context(), []string{"-demo", "-journal", filepath.Join(dir, "rollout.journal")}, &out, &errb)
+	require.NoError(t, err, errb.String())
+	assert.Contains(t, out.String(), "end state: ESSuccess")
+	assert.Contains(t, errb.String(), "control: unavailable, the rollout runs without it")
+}

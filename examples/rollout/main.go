@@ -200,12 +200,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var ctl *workflow.Control
 	if j != nil && !o.dryRun {
 		ctl = &workflow.Control{}
-		stop, err := serveControl(socketPath(o.journal), ctl)
-		if err != nil {
-			return err
+		// A socket that cannot be made (a path too long for a unix
+		// socket, a read-only directory) costs only the control.
+		if stop, err := serveControl(socketPath(o.journal), ctl); err != nil {
+			fmt.Fprintf(stderr, "control: unavailable, the rollout runs without it: %v\n", err)
+		} else {
+			defer stop()
+			fmt.Fprintf(stderr, "control: rollout status|pause|resume|promote|abort -journal %s\n", o.journal)
 		}
-		defer stop()
-		fmt.Fprintf(stderr, "control: rollout status|pause|resume|promote|abort -journal %s\n", o.journal)
 	}
 	prog := &progress{w: stderr, tty: isTerminal(stderr), total: len(targets)}
 	met := workflowmetrics.New(workflowmetrics.Config{MaxFailures: cfg.MaxFailures, Targets: len(targets)})
