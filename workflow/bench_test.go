@@ -38,6 +38,20 @@ func BenchmarkRollout10k(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchTargets), "ns/target")
 	})
+	// The same with a Control, which follows every event for Status (not
+	// part of the runner/errgroup ratio).
+	b.Run("controlled", func(b *testing.B) {
+		b.SetBytes(benchTargets)
+		b.ReportAllocs()
+		r := workflow.Runner{Concurrency: benchConcurrency, Control: &workflow.Control{}}
+		for b.Loop() {
+			rep, err := r.Run(b.Context(), targets)
+			if err != nil || len(rep.Succeeded) != benchTargets {
+				b.Fatalf("Run = %v, %d succeeded", err, len(rep.Succeeded))
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchTargets), "ns/target")
+	})
 	b.Run("errgroup", func(b *testing.B) {
 		b.SetBytes(benchTargets)
 		b.ReportAllocs()

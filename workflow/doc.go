@@ -50,6 +50,15 @@
 // concurrency. Targets already running then drain, or are canceled when
 // CancelInFlight is set.
 //
+// A Control (Runner.Control) steers a run while it goes on, with the
+// vocabulary of the Temporal backend's signals: Pause (no target starts,
+// and the rollout holds at the end of the soak; targets in flight go on),
+// Resume, Promote (end the soak now), Abort(cancelInFlight) (nothing starts
+// any more, targets in flight drain or are canceled, and the rollout ends
+// in ESCanceled with ErrAborted), and Status, its progress per target
+// (outcome, state, attempts, error). Call its methods from any goroutine,
+// such as a handler on a unix socket (examples/rollout does this).
+//
 // # Testing
 //
 // Package github.com/opskit/opskit/workflow/workflowtest has a recording

@@ -87,6 +87,10 @@ type Runner struct {
 	OnEvent func(Event)
 	// Logger receives failures and budget trips; nil discards.
 	Logger *slog.Logger
+	// Control, if set, steers the run while it goes on (Pause, Resume,
+	// Promote, Abort) and reports its progress (Status). It is in use by
+	// one run at a time.
+	Control *Control
 }
 
 // Report is the outcome of a rollout. Target lists are in target order.
@@ -185,7 +189,8 @@ type rollout struct {
 	startAt []string    // per target, where it starts; nil: all from the start
 	runs    []targetRun // per target, its machine while it runs
 
-	cancelPhase context.CancelFunc // cancels the rollout phase's targets
+	cancelPhase context.CancelFunc // cancels the current phase's targets; under mu
+	ctl         *Control
 }
 
 func (r *Runner) validate(targets []Target) error {
@@ -312,7 +317,8 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 		r:       r,
 		targets: targets,
 		log:     r.Logger,
-		quiet:   r.Journal == nil && r.OnEvent == nil,
+		quiet:   r.Journal == nil && r.OnEvent == nil && r.Control == nil,
+		ctl:     r.Control,
 		outcome: make([]outcome, len(targets)),
 		errs:    make([]*TargetError, len(targets)),
 		runs:    make([]targetRun, len(targets)),
@@ -349,6 +355,11 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 		}
 		return ro.report(ESUnknown), nil
 	}
+	if ro.ctl != nil {
+		if err := ro.ctl.attach(ro); err != nil {
+			return Report{}, err
+		}
+	}
 	// The epoch's header comes first, so a journal that cannot be written
 	// stops the rollout before any target.
 	if err := ro.emit(begin); err != nil {
@@ -371,7 +382,7 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 			return ro.end(st, PhasePrecondition, err)
 		}
 	}
-	if err := ctx.Err(); err != nil {
+	if err := ctx.Err(); err != nil || ro.aborted() {
 		return ro.end(ESCanceled, PhasePrecondition, err)
 	}
 
@@ -380,8 +391,11 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 		if st, err := ro.gate(ctx, PhaseCanary, ESPreconditionFailure); err != nil {
 			return ro.end(st, PhaseCanary, err)
 		}
+		cctx, ccancel := context.WithCancel(ctx)
+		defer ccancel()
+		ro.setCancel(ccancel)
 		for _, i := range canaries {
-			switch ro.runTarget(ctx, ctx, i, PhaseCanary, ro.at(i), false) {
+			switch ro.runTarget(ctx, cctx, i, PhaseCanary, ro.at(i), false) {
 			case failed:
 				return ro.end(ESCanaryFailure, PhaseCanary, ro.errs[i])
 			case interrupted, notStarted:
@@ -393,12 +407,8 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 			if err := ro.emit(Event{Kind: EventPhase, Phase: PhaseSoak}); err != nil {
 				return ro.end(ESCanaryFailure, PhaseSoak, err)
 			}
-			t := time.NewTimer(r.Soak)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ro.end(ESCanceled, PhaseSoak, ctx.Err())
-			case <-t.C:
+			if err := ro.soak(ctx, r.Soak); err != nil {
+				return ro.end(ESCanceled, PhaseSoak, err)
 			}
 		}
 	}
@@ -412,7 +422,7 @@ func (r *Runner) run(ctx context.Context, targets []Target, sel selectFn) (Repor
 		if ro.tripped != nil {
 			return ro.end(ESMaxFailures, PhaseRollout, ro.tripped)
 		}
-		if err := ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil || ro.aborted() {
 			return ro.end(ESCanceled, PhaseRollout, err)
 		}
 	}
@@ -464,7 +474,7 @@ func (ro *rollout) gate(ctx context.Context, next Phase, refused EndState) (EndS
 func (ro *rollout) rollout(ctx context.Context, idx []int) {
 	phaseCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ro.cancelPhase = cancel
+	ro.setCancel(cancel)
 	// A pool of workers takes targets from an unbuffered channel, so a
 	// target is handed over only when a worker is free, and no goroutine
 	// is created per target.
@@ -484,13 +494,75 @@ func (ro *rollout) rollout(ctx context.Context, idx []int) {
 		// A cheap look; runTarget decides under ro.mu. After a trip or a
 		// cancel, the send below waits for a running target to end, which
 		// the final Wait would wait for anyway.
-		if ro.trip.Load() || ctx.Err() != nil {
+		if ro.trip.Load() || ctx.Err() != nil || ro.aborted() {
 			break
 		}
 		work <- i
 	}
 	close(work)
 	wg.Wait()
+}
+
+// setCancel records cancel as the function that cancels the targets of
+// the current phase, and calls it at once when Abort asked for that.
+func (ro *rollout) setCancel(cancel context.CancelFunc) {
+	ro.mu.Lock()
+	ro.cancelPhase = cancel
+	ro.mu.Unlock()
+	if ro.ctl != nil && ro.ctl.cancelAsked() {
+		cancel()
+	}
+}
+
+// cancelTargets cancels the targets in flight (Abort with cancelInFlight).
+func (ro *rollout) cancelTargets() {
+	ro.mu.Lock()
+	cancel := ro.cancelPhase
+	ro.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+func (ro *rollout) aborted() bool { return ro.ctl != nil && ro.ctl.isAborted() }
+
+// soak waits for d, until Promote, Abort (ErrAborted) or the end of ctx
+// (its error); a pause then holds the rollout at the soak's end.
+func (ro *rollout) soak(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+wait:
+	for {
+		var changed <-chan struct{}
+		if ro.ctl != nil {
+			_, promoted, aborted, ch := ro.ctl.flags()
+			switch {
+			case aborted:
+				return ErrAborted
+			case promoted:
+				break wait
+			}
+			changed = ch
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			break wait
+		case <-changed:
+		}
+	}
+	if ro.ctl == nil {
+		return nil
+	}
+	ro.ctl.waitUnpaused(ctx, func() bool { return false })
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case ro.ctl.isAborted():
+		return ErrAborted
+	}
+	return nil
 }
 
 // at is where target i starts: "" for its first state.
@@ -532,11 +604,28 @@ func (ro *rollout) runTarget(runCtx, ctx context.Context, i int, phase Phase, at
 
 // begin decides whether target i starts and records the start. An error
 // means the start event could not be journaled.
+//
+// With a Control, a paused rollout waits here, without ro.mu, until it is
+// resumed, aborted, tripped or canceled; an aborted one starts nothing.
 func (ro *rollout) begin(ctx context.Context, i int, phase Phase) (bool, error) {
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
-	if ro.tripped != nil || ctx.Err() != nil {
-		return false, nil
+	for {
+		if ro.tripped != nil || ctx.Err() != nil {
+			return false, nil
+		}
+		if ro.ctl == nil {
+			break
+		}
+		if ro.ctl.isAborted() {
+			return false, nil
+		}
+		if !ro.ctl.held() {
+			break
+		}
+		ro.mu.Unlock()
+		ro.ctl.waitUnpaused(ctx, ro.trip.Load)
+		ro.mu.Lock()
 	}
 	ro.outcome[i] = running
 	if ro.quiet {
@@ -593,6 +682,9 @@ func (ro *rollout) failed(runCtx context.Context, tr *targetRun, err error, trip
 		ro.log.Warn("failure budget tripped", "target", t.Name, "failures", n, "tolerated", ro.r.MaxFailures)
 		if ro.r.CancelInFlight && ro.cancelPhase != nil {
 			ro.cancelPhase()
+		}
+		if ro.ctl != nil {
+			ro.ctl.wake() // paused targets need not wait any longer
 		}
 	}
 	if t.Rollback == nil {
@@ -743,6 +835,9 @@ func (ro *rollout) emit(ev Event) error {
 			return err
 		}
 	}
+	if ro.ctl != nil {
+		ro.ctl.observe(ev)
+	}
 	if ro.r.OnEvent != nil {
 		ro.r.OnEvent(ev)
 	}
@@ -750,6 +845,15 @@ func (ro *rollout) emit(ev Event) error {
 }
 
 func (ro *rollout) end(st EndState, phase Phase, cause error) (Report, error) {
+	if ro.ctl != nil {
+		// After Abort, a rollout that does not succeed ends as the
+		// Temporal backend's does: ESCanceled with ErrAborted, unless ctx
+		// was canceled.
+		if st != ESSuccess && st != ESUnknown && ro.ctl.isAborted() && (st != ESCanceled || cause == nil) {
+			st, cause = ESCanceled, ErrAborted
+		}
+		defer ro.ctl.detach(st, phase, cause)
+	}
 	rep := ro.report(st)
 	ro.emit(Event{Kind: EventEnd, Phase: phase, State: st.String(), Err: cause})
 	if st == ESSuccess {

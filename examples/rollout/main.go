@@ -8,6 +8,8 @@
 //
 //	rollout -demo [-demo-corrupt N] [flags]
 //	rollout -config rollout.json -user U [-key F] [-known-hosts F] [-ssh-port 22] [flags]
+//	rollout status|pause|resume|promote [-journal F]
+//	rollout abort [-journal F] [-cancel-in-flight]
 //
 // -demo starts 8 backends and a load balancer on loopback and runs the
 // whole rollout there. Without it, the JSON config (Concurrency, CanaryNum,
@@ -17,6 +19,14 @@
 // The journal names each rollout by the SHA-256 of the binary it installs:
 // -resume and -retry-failed refuse a journal whose latest rollout installed
 // another binary or ran over other backends, unless -allow-plan-change.
+//
+// While a rollout runs, it listens on a unix socket next to its journal
+// (JOURNAL.sock, mode 0600), and the subcommands steer it from another
+// terminal: status (phase, then per backend: outcome, state, attempts,
+// error), pause (no backend starts, and the rollout holds at the end of
+// the soak; backends in progress finish), resume, promote (end the soak
+// now) and abort (nothing starts any more; backends in progress finish, or
+// are canceled with -cancel-in-flight; the rollout ends ESCanceled).
 package main
 
 import (
@@ -63,7 +73,11 @@ type options struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("rollout", stderr, "Usage:\n  rollout -demo [flags]\n  rollout -config FILE -user U [-key F] [-known-hosts F] [flags]\n\n"+
+	if len(args) > 0 && isControlCommand(args[0]) {
+		return runControl(ctx, args, stdout, stderr)
+	}
+	fs := cli.NewFlagSet("rollout", stderr, "Usage:\n  rollout -demo [flags]\n  rollout -config FILE -user U [-key F] [-known-hosts F] [flags]\n"+
+		"  rollout status|pause|resume|promote|abort [-journal F]   (steer the rollout running with -journal F)\n\n"+
 		"Upgrades a service on many backends behind a load balancer, canaries first.\n\nFlags:\n")
 	var o options
 	fs.BoolVar(&o.demo, "demo", false, "run on 8 local backends and an in-process load balancer, on loopback")
@@ -181,6 +195,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer j.Close()
 	}
+	// While it runs, the rollout is steered through a socket beside its
+	// journal (which this process has locked).
+	var ctl *workflow.Control
+	if j != nil && !o.dryRun {
+		ctl = &workflow.Control{}
+		// A socket that cannot be made (a path too long for a unix
+		// socket, a read-only directory) costs only the control.
+		if stop, err := serveControl(socketPath(o.journal), ctl); err != nil {
+			fmt.Fprintf(stderr, "control: unavailable, the rollout runs without it: %v\n", err)
+		} else {
+			defer stop()
+			fmt.Fprintf(stderr, "control: rollout status|pause|resume|promote|abort -journal %s\n", o.journal)
+		}
+	}
 	prog := &progress{w: stderr, tty: isTerminal(stderr), total: len(targets)}
 	met := workflowmetrics.New(workflowmetrics.Config{MaxFailures: cfg.MaxFailures, Targets: len(targets)})
 	r := workflow.Runner{
@@ -205,6 +233,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// with another binary is refused.
 		RolloutID:       filepath.Base(cfg.Src) + " sha256:" + p.sum[:12],
 		AllowPlanChange: o.allowChange,
+		Control:         ctl,
 		OnEvent:         func(ev workflow.Event) { met.Observe(ev); prog.event(ev) },
 	}
 	var rep workflow.Report

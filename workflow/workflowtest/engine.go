@@ -29,6 +29,30 @@ type Engine interface {
 	Resume(ctx context.Context, cfg Settings, targets []workflow.Target) (workflow.Report, error)
 }
 
+// Controller steers a rollout while it runs: *workflow.Control for the
+// local Runner, or an adapter over another engine's control API (the
+// Temporal backend's signals and status query). Each method means what
+// the workflow.Control method of the same name means; an engine's Abort
+// ends the rollout with a *workflow.RunError wrapping workflow.ErrAborted.
+type Controller interface {
+	Pause()
+	Resume()
+	Promote()
+	Abort(cancelInFlight bool)
+	Status() workflow.Status
+}
+
+// ControlEngine is an Engine whose rollouts can be steered while they run.
+// TestEngine runs its control scenarios only against engines that
+// implement it.
+type ControlEngine interface {
+	Engine
+	// Controller returns the Controller of the rollout the engine runs
+	// now, or of the next one it runs. The scenarios call it from their
+	// targets' states and from another goroutine.
+	Controller() Controller
+}
+
 // Settings are the rollout settings every engine takes; each field means
 // what the workflow.Runner field of the same name means.
 type Settings struct {
@@ -51,7 +75,8 @@ func (s Settings) Runner(j *workflow.Journal) *workflow.Runner {
 }
 
 // NewLocalEngine returns workflow.Runner as an Engine, with a journal in
-// t.TempDir() (closed by t.Cleanup) for Resume.
+// t.TempDir() (closed by t.Cleanup) for Resume. It is a ControlEngine: its
+// rollouts run with a workflow.Control.
 func NewLocalEngine(t testing.TB) Engine {
 	t.Helper()
 	j, err := workflow.OpenJournal(filepath.Join(t.TempDir(), "rollout.journal"))
@@ -59,18 +84,29 @@ func NewLocalEngine(t testing.TB) Engine {
 		t.Fatalf("workflowtest: open journal: %v", err)
 	}
 	t.Cleanup(func() { j.Close() })
-	return &localEngine{j: j}
+	return &localEngine{j: j, ctl: &workflow.Control{}}
 }
 
-type localEngine struct{ j *workflow.Journal }
+type localEngine struct {
+	j   *workflow.Journal
+	ctl *workflow.Control
+}
+
+func (e *localEngine) runner(cfg Settings) *workflow.Runner {
+	r := cfg.Runner(e.j)
+	r.Control = e.ctl
+	return r
+}
 
 func (e *localEngine) Run(ctx context.Context, cfg Settings, targets []workflow.Target) (workflow.Report, error) {
-	return cfg.Runner(e.j).Run(ctx, targets)
+	return e.runner(cfg).Run(ctx, targets)
 }
 
 func (e *localEngine) Resume(ctx context.Context, cfg Settings, targets []workflow.Target) (workflow.Report, error) {
-	return cfg.Runner(e.j).Resume(ctx, targets)
+	return e.runner(cfg).Resume(ctx, targets)
 }
+
+func (e *localEngine) Controller() Controller { return e.ctl }
 
 // callLog records the states the targets ran, in order.
 type callLog struct {
@@ -210,6 +246,12 @@ func checkReport(t *testing.T, rep workflow.Report, err error, want workflow.End
 // non-canary starts, pre- and post-checks, resume at the state that failed,
 // and cancellation during the soak. Soaks in the scenarios are one
 // millisecond, except the canceled one (an hour, canceled at its start).
+//
+// For a ControlEngine it also checks control while running: a pause holds
+// new starts until resumed, a promote ends an hour's soak, an abort drains
+// or cancels the targets in flight and ends in ESCanceled with
+// workflow.ErrAborted, and the status reports each target's outcome,
+// state, attempts and error during the run.
 func TestEngine(t *testing.T, newEngine func(t *testing.T) Engine) {
 	okCheck := workflow.Check{Name: "ok", Fn: func(context.Context) error { return nil }}
 	badCheck := workflow.Check{Name: "bad", Fn: func(context.Context) error { return errors.New("check failed") }}
@@ -380,6 +422,8 @@ func TestEngine(t *testing.T, newEngine func(t *testing.T) Engine) {
 			}
 		}
 	})
+
+	testControl(t, newEngine)
 }
 
 func refuse(p workflow.Phase) func(context.Context, workflow.Phase) error {

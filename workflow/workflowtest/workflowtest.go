@@ -3,7 +3,8 @@
 // checks an Executor implementation that runs shell commands, and
 // TestEngine, the conformance suite every rollout engine (workflow.Runner
 // through NewLocalEngine, the Temporal backend in workflow/temporal) must
-// pass.
+// pass; engines that are ControlEngines (NewLocalEngine's is) also go
+// through its control scenarios: pause, resume, promote, abort, status.
 //
 //	rec := workflowtest.NewRecorder()
 //	rec.Fail("web2", "systemctl start app", errors.New("exit status 1"))
