@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
+	"github.com/opskit/opskit/internal/promtest"
 )
 
 // textfile parses a node_exporter textfile, lints it, and returns each
@@ -22,16 +18,10 @@ import (
 // opskit_race_report_issues ("opskit_race_report_issues/created").
 func textfile(t *testing.T, path string) map[string]float64 {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	problems, err := promlint.New(bytes.NewReader(b)).Lint()
-	require.NoError(t, err)
-	assert.Empty(t, problems, "promlint")
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(bytes.NewReader(b))
-	require.NoError(t, err)
+	fams := promtest.ReadTextfile(t, path)
 	out := map[string]float64{}
-	for name, mf := range fams {
+	for _, mf := range fams {
+		name := mf.GetName()
 		require.Equal(t, dto.MetricType_GAUGE, mf.GetType(), name)
 		for _, m := range mf.GetMetric() {
 			k := name

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/opskit/opskit/internal/promtest"
 	"github.com/opskit/opskit/workflow"
 	"github.com/opskit/opskit/workflow/workflowmetrics"
 )
@@ -23,30 +24,7 @@ import (
 // include want; ok is false when there is none.
 func value(t testing.TB, reg prometheus.Gatherer, name string, want map[string]string) (float64, bool) {
 	t.Helper()
-	fams, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range fams {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue next
-				}
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue(), true
-			}
-			return m.Gauge.GetValue(), true
-		}
-	}
-	return 0, false
+	return promtest.Lookup(t, reg, name, want)
 }
 
 func must(t testing.TB, reg prometheus.Gatherer, name string, want map[string]string) float64 {

@@ -17,13 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/opskit/opskit/fleet/agent"
 	"github.com/opskit/opskit/fleet/agent/agentmetrics"
 	"github.com/opskit/opskit/fleet/agent/agenttest"
+	"github.com/opskit/opskit/internal/promtest"
 	"github.com/opskit/opskit/internal/secret"
 )
 
@@ -121,35 +121,6 @@ func procPid(t testing.TB, pid int) (cpu, rss, start float64) {
 	return (ut + st) / 100, rssPages * float64(os.Getpagesize()), btime + startTicks/100
 }
 
-// metricValue finds the sample of name whose labels include want.
-func metricValue(t testing.TB, fams []*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
-	t.Helper()
-	for _, mf := range fams {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue(), true
-			case m.Gauge != nil:
-				return m.Gauge.GetValue(), true
-			}
-		}
-	}
-	return 0, false
-}
-
 // TestMetricsMatchProc scrapes the agent's registry after real activity
 // (a real host collection, an install, a crash and its restart) and compares
 // what it reports with /proc read around the scrape.
@@ -189,7 +160,7 @@ func TestMetricsMatchProc(t *testing.T) {
 
 	get := func(name string, labels map[string]string) float64 {
 		t.Helper()
-		v, ok := metricValue(t, fams, name, labels)
+		v, ok := promtest.Find(fams, name, labels)
 		require.True(t, ok, "no %s%v in the scrape", name, labels)
 		return v
 	}
@@ -219,7 +190,7 @@ func TestMetricsMatchProc(t *testing.T) {
 	rss := get("opskit_agent_program_resident_memory_bytes", app)
 	assert.InDelta(t, rssAfter, rss, math.Max(rssAfter/4, 1<<20), "program RSS")
 	assert.InDelta(t, startProc, get("opskit_agent_program_start_time_seconds", app), 2, "program start time")
-	_, ok := metricValue(t, fams, "opskit_agent_program_resident_memory_bytes", map[string]string{"package": "idle"})
+	_, ok := promtest.Find(fams, "opskit_agent_program_resident_memory_bytes", map[string]string{"package": "idle"})
 	assert.False(t, ok, "a stopped program has no RSS")
 
 	// Lint: node_exporter's own memory names are camelCase (MemTotal);
