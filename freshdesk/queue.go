@@ -109,22 +109,7 @@ func (r *MemoryResults) Put(_ context.Context, id string, value []byte) error {
 		delete(r.m, r.order[0])
 		r.order = r.order[1:]
 	}
-	if len(r.order) > 2*max { // ids replaced in place left duplicates behind
-		r.compact()
-	}
 	return nil
-}
-
-func (r *MemoryResults) compact() {
-	seen := map[string]bool{}
-	keep := r.order[:0]
-	for _, id := range r.order {
-		if _, ok := r.m[id]; ok && !seen[id] {
-			seen[id] = true
-			keep = append(keep, id)
-		}
-	}
-	r.order = keep
 }
 
 // Get returns the value stored under id unless it expired. It never fails.
