@@ -84,7 +84,8 @@ var errUsage = cli.ErrUsage // the run tests compare with errUsage
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("freshdesk-bridge", stderr, "Usage: freshdesk-bridge -freshdesk-url URL -gitlab-url URL -project P [flags]\n\n"+
 		"Serves POST /escalate/{ticketID} (Authorization: Bearer <token>) and copies the ticket\n"+
-		"into a GitLab issue; -escalate N does it once from the command line.\n\nFlags:\n")
+		"into a GitLab issue: queued in JetStream (202, then GET /escalations/{id}) unless -intake sync;\n"+
+		"-escalate N does it once from the command line.\n\nFlags:\n")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen `address` for POST /escalate/{ticketID}")
 	fdURL := fs.String("freshdesk-url", "", "help desk `URL`, e.g. https://acme.freshdesk.com (required)")
 	fdKeyFile := fs.String("freshdesk-key-file", "", "`file` holding the Freshdesk API key (default: $FRESHDESK_API_KEY)")
