@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/internal/gitlaburl"
 )
 
@@ -68,8 +69,23 @@ type BridgeConfig struct {
 	// for, e.g. "https://acme.freshdesk.com". Empty allows none.
 	AllowedOrigin string
 	// EscalateTimeout bounds one escalation started by Handler, which goes
-	// on if the browser disconnects. 0 means 10 minutes.
+	// on if the browser disconnects, or run from Intake. 0 means 10 minutes.
 	EscalateTimeout time.Duration
+	// Intake, when set, makes Handler queue escalations instead of running
+	// them while the browser waits: POST answers 202 {"status":"queued",
+	// "id"} once the intake stored the escalation, and GET
+	// /escalations/{id} tells the outcome (see Enqueue, Start, Result). A
+	// gitlabx/jetstream Intake on a stream of its own (for example Stream
+	// "FRESHDESK_ESCALATIONS", Subject "freshdesk.escalations") makes an
+	// accepted escalation survive a crash and lets replicas share the work,
+	// one ticket's escalations still one at a time. nil (the default) runs
+	// escalations synchronously in the request, serialized per ticket
+	// within this process.
+	Intake gitlabx.Intake
+	// Results keeps the outcome of queued escalations. Replicas must share
+	// it (gitlabx/jetstream's Results). nil means a MemoryResults (10,000
+	// results for an hour), right for one replica.
+	Results ResultStore
 	// Sync configures what tickets hear back when their issues move; it is
 	// used by Register, HandleIssue and HandleNote.
 	Sync SyncConfig
@@ -87,14 +103,17 @@ type BridgeConfig struct {
 }
 
 // Bridge copies Freshdesk tickets into GitLab issues. It is safe for
-// concurrent use; escalations of one ticket run one at a time.
+// concurrent use; escalations of one ticket run one at a time (within this
+// process; with BridgeConfig.Intake, across every replica sharing it).
+// With an Intake, the caller must call Shutdown when finished.
 type Bridge struct {
-	cfg    BridgeConfig
-	pid    string // escaped project path segment, for requests built here
-	proj   any    // the project as client-go's services take it
-	logger *slog.Logger
-	tracer trace.Tracer
-	locks  keyedMutex
+	cfg     BridgeConfig
+	pid     string // escaped project path segment, for requests built here
+	proj    any    // the project as client-go's services take it
+	logger  *slog.Logger
+	tracer  trace.Tracer
+	locks   keyedMutex
+	results ResultStore
 
 	selfMu sync.Mutex
 	selfID int64 // the GitLab user of cfg.GitLab, learned once from GET /user
@@ -150,7 +169,11 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Bridge{cfg: cfg, pid: pid, proj: cfg.Project, logger: l, tracer: tracer(cfg.TracerProvider), tmpl: tmpl}, nil
+	results := cfg.Results
+	if results == nil {
+		results = &MemoryResults{}
+	}
+	return &Bridge{cfg: cfg, pid: pid, proj: cfg.Project, logger: l, tracer: tracer(cfg.TracerProvider), tmpl: tmpl, results: results}, nil
 }
 
 // Escalate brings the GitLab issue of a ticket up to date, creating it on

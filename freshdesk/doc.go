@@ -52,7 +52,63 @@
 // GitLab writes are not retried after a 5xx or a
 // broken connection (only after a 429), so a write that may have happened is
 // settled by the next run, which looks before it writes. Escalations of one
-// ticket are serialized within a Bridge.
+// ticket are serialized within a Bridge, and across replicas with a shared
+// Intake (below).
+//
+// # Queued escalations
+//
+// By default Handler runs an escalation while the browser waits (200 with
+// the result). With BridgeConfig.Intake it queues it instead: POST
+// /escalate/{ticketID} answers 202 {"status":"queued","id":...} once the
+// intake has stored the escalation, a replica started with Start runs it,
+// and GET /escalations/{id} answers its EscalationStatus ("queued", then
+// "done" or "failed" with the Escalation's fields), which the userscript
+// polls. The intake is a gitlabx.Intake, reused as is: an escalation is an
+// Envelope with Event EscalationEvent, the job as Body and the partition
+// "freshdesk-ticket/<id>", so one ticket's escalations run one at a time,
+// in order. With gitlabx/jetstream's Intake on a stream of its own, an
+// accepted escalation survives a crash (it runs again after the restart, or
+// on another replica; Escalate is idempotent) and any number of replicas
+// share the work; results go to a ResultStore every replica shares
+// (jetstream.Results, a key-value bucket with a TTL; nil keeps them in a
+// bounded MemoryResults, for one replica):
+//
+//	emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{DataDir: "/var/lib/freshdesk-bridge"})
+//	if err != nil {
+//		return err
+//	}
+//	defer emb.Close()
+//	intake, err := jetstream.New(ctx, jetstream.Config{Conn: emb.Conn(),
+//		Stream: "FRESHDESK_ESCALATIONS", Subject: "freshdesk.escalations"})
+//	if err != nil {
+//		return err
+//	}
+//	results, err := jetstream.NewResults(ctx, jetstream.ResultsConfig{Conn: emb.Conn(), Bucket: "FRESHDESK_ESCALATION_RESULTS"})
+//	if err != nil {
+//		return err
+//	}
+//	fd, err := freshdesk.New(freshdesk.Config{BaseURL: "https://acme.freshdesk.com/api/v2", APIKey: apiKey})
+//	if err != nil {
+//		return err
+//	}
+//	gl, err := gitlab.NewClient(token, gitlab.WithBaseURL("https://gitlab.example.com"))
+//	if err != nil {
+//		return err
+//	}
+//	b, err := freshdesk.NewBridge(freshdesk.BridgeConfig{Freshdesk: fd, GitLab: gl, Project: "acme/exporter",
+//		FreshdeskURL: "https://acme.freshdesk.com", Token: freshdesk.Secret(os.Getenv("BRIDGE_TOKEN")),
+//		Intake: intake, Results: results})
+//	if err != nil {
+//		return err
+//	}
+//	if err := b.Start(); err != nil { // runs what was stored before a restart
+//		return err
+//	}
+//	defer b.Shutdown(context.Background()) // before emb.Close
+//	return http.ListenAndServe("127.0.0.1:8080", b.Handler())
+//
+// examples/freshdesk-bridge runs this by default (-data-dir), or joins a
+// NATS cluster for several replicas (-nats-url).
 //
 // # Status sync back
 //

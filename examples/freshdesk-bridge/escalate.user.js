@@ -1,7 +1,7 @@
 // ==UserScript==
 // @name         Escalate to GitLab (opskit freshdesk-bridge)
 // @namespace    https://github.com/opskit/opskit
-// @version      1.0.0
+// @version      1.1.0
 // @description  Adds an "Escalate to GitLab" button to Freshdesk ticket pages; it calls the freshdesk-bridge and shows the issue link.
 // @match        https://*.freshdesk.com/a/tickets/*
 // @grant        GM_getValue
@@ -51,6 +51,49 @@
     }
   }
 
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  // outcome shows a finished escalation: the bridge's synchronous answer,
+  // or the result of a queued one (GET /escalations/{id}).
+  function outcome(box, status, body) {
+    if (status === 401) {
+      show(box, "The bridge refused the token; update it in the userscript menu.");
+    } else if (status < 200 || status > 299 || body.status === "failed") {
+      show(box, `Escalation failed (${body.status === "failed" ? "in the bridge" : status}): ${body.error || "no details"}. Press again to retry.`, body.issue_url);
+    } else if (body.created) {
+      show(box, `Created GitLab issue with ${body.notes_added} comments and ${body.attachments_copied} attachments:`, body.issue_url);
+    } else {
+      show(box, `GitLab issue updated: ${body.notes_added} new comments, ${body.attachments_copied} new attachments:`, body.issue_url);
+    }
+  }
+
+  // waitResult polls a queued escalation until it is done or failed, for
+  // up to POLL_LIMIT_MS; a lost connection is retried.
+  const POLL_MS = 1000, POLL_LIMIT_MS = 15 * 60 * 1000;
+  async function waitResult(url, token, id, box) {
+    const until = Date.now() + POLL_LIMIT_MS;
+    while (Date.now() < until) {
+      await sleep(POLL_MS);
+      let resp;
+      try {
+        resp = await fetch(`${url}/escalations/${encodeURIComponent(id)}`, { headers: { Authorization: `Bearer ${token}` } });
+      } catch (e) {
+        show(box, `Queued; the bridge is not answering (${e}), still waiting…`);
+        continue;
+      }
+      const body = await resp.json().catch(() => ({}));
+      if (resp.status === 404) {
+        show(box, "The bridge no longer knows this escalation (expired). Press again to check the issue.");
+        return;
+      }
+      if (resp.ok && body.status === "queued") continue;
+      if (resp.status >= 500) continue; // the bridge's store is busy: ask again
+      outcome(box, resp.status, body);
+      return;
+    }
+    show(box, "Still queued after 15 minutes; the bridge will finish it. Press again later to see the issue.");
+  }
+
   async function escalate(button, box) {
     const id = ticketID();
     if (!id) return;
@@ -67,14 +110,14 @@
         headers: { Authorization: `Bearer ${token}` },
       });
       const body = await resp.json().catch(() => ({}));
-      if (resp.status === 401) {
-        show(box, "The bridge refused the token; update it in the userscript menu.");
-      } else if (!resp.ok) {
-        show(box, `Escalation failed (${resp.status}): ${body.error || resp.statusText}. Press again to retry.`, body.issue_url);
-      } else if (body.created) {
-        show(box, `Created GitLab issue with ${body.notes_added} comments and ${body.attachments_copied} attachments:`, body.issue_url);
+      if (resp.status === 202 && body.status === "queued" && body.id) {
+        // A queueing bridge: the escalation is stored and will be done even
+        // if this tab closes; show the result when it is.
+        show(box, "Queued; escalating…");
+        await waitResult(url, token, body.id, box);
       } else {
-        show(box, `GitLab issue updated: ${body.notes_added} new comments, ${body.attachments_copied} new attachments:`, body.issue_url);
+        if (!resp.ok && !body.error) body.error = resp.statusText;
+        outcome(box, resp.status, body); // a synchronous bridge answers with the result
       }
     } catch (e) {
       show(box, `Could not reach the bridge: ${e}`);

@@ -7,12 +7,27 @@
 // -note-prefix are copied to it). With -escalate N it escalates one ticket
 // and prints the result as JSON.
 //
+// Escalations are queued: POST /escalate/{ticketID} answers 202
+// {"status":"queued","id":...} once the escalation is stored in NATS
+// JetStream, and GET /escalations/{id} tells its outcome (the userscript
+// polls it). With no -nats-url, the JetStream server is embedded in this
+// process with its files under -data-dir (one durable replica, no setup);
+// with -nats-url, every replica pointed at the cluster shares the
+// escalations, one ticket's one at a time, and their results (a key-value
+// bucket, -result-ttl). An accepted escalation is never lost: one that a
+// crash interrupted runs again after the restart or on another replica.
+// GitLab webhook deliveries are stored in JetStream too. -intake sync runs
+// escalations while the browser waits instead (200 with the result), as
+// before.
+//
 // Usage:
 //
 //	freshdesk-bridge -freshdesk-url https://acme.freshdesk.com -gitlab-url https://gitlab.example.com \
 //	    -project acme/exporter [-addr 127.0.0.1:8080] [-custom-field cf_gitlab_issue] [-escalate TICKET] \
 //	    [-close-status resolved|closed|none] [-close-reply] [-close-template-file F] [-note-prefix /customer]
 //	    [-metrics-addr HOST:PORT] [-log-format text|json] [-v]
+//	    [-intake jetstream|sync] [-data-dir DIR] [-nats-url URL [-nats-creds F | -nats-token-file F]
+//	    [-stream-replicas N]] [-partitions N] [-result-ttl D] [-ack-wait D] [-pinned-ttl D]
 //
 // Secrets come from files or the environment, never from flag values:
 // -freshdesk-key-file or FRESHDESK_API_KEY, -gitlab-token-file or
@@ -43,6 +58,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/opskit/opskit"
 	"github.com/prometheus/client_golang/prometheus"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
@@ -53,6 +69,7 @@ import (
 	"github.com/opskit/opskit/examples/internal/telemetry"
 	"github.com/opskit/opskit/freshdesk"
 	"github.com/opskit/opskit/gitlabx"
+	"github.com/opskit/opskit/gitlabx/jetstream"
 	"github.com/opskit/opskit/observe"
 )
 
@@ -67,7 +84,8 @@ var errUsage = cli.ErrUsage // the run tests compare with errUsage
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("freshdesk-bridge", stderr, "Usage: freshdesk-bridge -freshdesk-url URL -gitlab-url URL -project P [flags]\n\n"+
 		"Serves POST /escalate/{ticketID} (Authorization: Bearer <token>) and copies the ticket\n"+
-		"into a GitLab issue; -escalate N does it once from the command line.\n\nFlags:\n")
+		"into a GitLab issue: queued in JetStream (202, then GET /escalations/{id}) unless -intake sync;\n"+
+		"-escalate N does it once from the command line.\n\nFlags:\n")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen `address` for POST /escalate/{ticketID}")
 	fdURL := fs.String("freshdesk-url", "", "help desk `URL`, e.g. https://acme.freshdesk.com (required)")
 	fdKeyFile := fs.String("freshdesk-key-file", "", "`file` holding the Freshdesk API key (default: $FRESHDESK_API_KEY)")
@@ -90,8 +108,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	verbose := fs.Bool("v", false, "log progress to stderr (default: warnings and errors only)")
 	metricsAddr := fs.String("metrics-addr", "", "serve GET /metrics on this `address` (e.g. 127.0.0.1:9102), apart from -addr")
 	logFormat := telemetry.LogFormatFlag(fs)
+	intakeKind := fs.String("intake", "jetstream", "where accepted escalations wait: `jetstream` (queued, durable, shared by replicas) or sync (run while the browser waits)")
+	dataDir := fs.String("data-dir", defaultDataDir(), "`directory` of the embedded JetStream server's files (without -nats-url)")
+	natsURL := fs.String("nats-url", "", "NATS cluster `URLs`, comma-separated; empty runs an embedded server")
+	natsCreds := fs.String("nats-creds", "", "NATS credentials `file` (.creds) for -nats-url")
+	natsTokenFile := fs.String("nats-token-file", "", "`file` holding a NATS token for -nats-url")
+	streamReplicas := fs.Int("stream-replicas", 1, "JetStream stream and bucket replicas (3 for a three-node cluster)")
+	partitions := fs.Int("partitions", 16, "JetStream partitions: the most escalations run at once across all replicas")
+	resultTTL := fs.Duration("result-ttl", 24*time.Hour, "how long GET /escalations/{id} knows a result")
+	pinnedTTL := fs.Duration("pinned-ttl", 15*time.Second, "JetStream: how long the partitions of a replica that stopped wait before another replica takes them over")
+	ackWait := fs.Duration("ack-wait", 30*time.Second, "JetStream: how long a replica may be silent before its escalation goes to another (or, after a crash, runs again)")
+	syncAlways := fs.Bool("sync-always", false, "embedded JetStream: fsync every escalation before answering (survives power loss, not just a crash)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
+	}
+	if *intakeKind != "jetstream" && *intakeKind != "sync" {
+		return cli.Usagef(fs, "-intake must be jetstream or sync, not %q", *intakeKind)
+	}
+	if *natsURL == "" && (*natsCreds != "" || *natsTokenFile != "") {
+		return cli.Usagef(fs, "-nats-creds and -nats-token-file need -nats-url")
+	}
+	if *natsURL == "" && *intakeKind == "jetstream" && *escalate == 0 && *dataDir == "" {
+		return cli.Usagef(fs, "-data-dir is required for the embedded JetStream server")
 	}
 	if fs.NArg() > 0 {
 		return cli.Usagef(fs, "unexpected arguments %q", fs.Args())
@@ -175,12 +213,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			lbls = append(lbls, l)
 		}
 	}
-	b, err := freshdesk.NewBridge(freshdesk.BridgeConfig{
+	bcfg := freshdesk.BridgeConfig{
 		Freshdesk: fd, GitLab: gl, Project: pid, FreshdeskURL: *fdURL, AgentID: *agentID,
 		CustomField: *customField, Labels: lbls, MaxUploadSize: *maxUpload, Parallel: *parallel,
 		Token: freshdesk.Secret(token), AllowedOrigin: *origin, Sync: sync, Logger: logger,
 		Metrics: metrics, TracerProvider: tp,
-	})
+	}
+	var hookIntake gitlabx.Intake
+	if *escalate == 0 && *intakeKind == "jetstream" {
+		nc, closeNATS, err := connectNATS(*natsURL, *natsCreds, *natsTokenFile, *dataDir, *syncAlways)
+		if err != nil {
+			return err
+		}
+		defer closeNATS() // after the bridge's and the hooks' Shutdown below
+		js := jetstream.Config{Conn: nc, Partitions: *partitions, Replicas: *streamReplicas, AckWait: *ackWait, PinnedTTL: *pinnedTTL, Logger: logger}
+		js.Stream, js.Subject = "FRESHDESK_ESCALATIONS", "freshdesk.escalations"
+		if bcfg.Intake, err = jetstream.New(ctx, js); err != nil {
+			return err
+		}
+		if bcfg.Results, err = jetstream.NewResults(ctx, jetstream.ResultsConfig{Conn: nc, Bucket: "FRESHDESK_ESCALATION_RESULTS",
+			TTL: *resultTTL, Replicas: *streamReplicas}); err != nil {
+			return err
+		}
+		js.Stream, js.Subject = "FRESHDESK_BRIDGE_HOOKS", "freshdesk.hooks"
+		if hookIntake, err = jetstream.New(ctx, js); err != nil {
+			return err
+		}
+	}
+	b, err := freshdesk.NewBridge(bcfg)
 	if err != nil {
 		return err
 	}
@@ -196,19 +256,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	mux := http.NewServeMux()
 	mux.Handle("/escalate/", b.Handler())
+	mux.Handle("/escalations/", b.Handler())
 	var hooks *gitlabx.Hooks
 	if hookToken != "" {
 		bot, _, err := gl.Users.CurrentUser(gitlab.WithContext(ctx))
 		if err != nil {
 			return fmt.Errorf("gitlab: who am I: %w", err)
 		}
-		hooks, err = gitlabx.NewHooks(gitlabx.HooksConfig{Token: gitlabx.Secret(hookToken),
+		hooks, err = gitlabx.NewHooks(gitlabx.HooksConfig{Token: gitlabx.Secret(hookToken), Intake: hookIntake,
 			BotUserID: bot.ID, BotUsername: bot.Username, Logger: logger})
 		if err != nil {
 			return err
 		}
 		b.Register(hooks)
+		if err := hooks.Start(); err != nil { // runs what was stored before a restart
+			return err
+		}
 		mux.Handle("POST /gitlab/webhook", hooks)
+	}
+	if err := b.Start(); err != nil { // runs the escalations stored before a restart
+		return err
 	}
 	ms, err := telemetry.StartMetrics(ctx, *metricsAddr, reg, logger)
 	if err != nil {
@@ -234,10 +301,48 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	err = srv.Shutdown(shutdown)
+	err = errors.Join(err, b.Shutdown(shutdown))
 	if hooks != nil {
 		err = errors.Join(err, hooks.Shutdown(shutdown))
 	}
 	return err
+}
+
+// defaultDataDir is systemd's $STATE_DIRECTORY when set, else
+// ./freshdesk-bridge-data.
+func defaultDataDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return strings.Split(d, ":")[0]
+	}
+	return "freshdesk-bridge-data"
+}
+
+// connectNATS connects to the cluster at url, or starts an embedded
+// JetStream server with its files in dataDir. close closes what it opened.
+func connectNATS(url, credsFile, tokenFile, dataDir string, syncAlways bool) (nc *nats.Conn, close func(), err error) {
+	if url == "" {
+		emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{DataDir: dataDir, SyncAlways: syncAlways})
+		if err != nil {
+			return nil, nil, err
+		}
+		return emb.Conn(), emb.Close, nil
+	}
+	opts := []nats.Option{nats.Name("freshdesk-bridge"), nats.MaxReconnects(-1)}
+	if credsFile != "" {
+		opts = append(opts, nats.UserCredentials(credsFile))
+	}
+	if tokenFile != "" {
+		tok, err := opskit.SecretFromFile(tokenFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, nats.Token(tok.Reveal()))
+	}
+	nc, err = nats.Connect(url, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to NATS: %w", err)
+	}
+	return nc, nc.Close, nil
 }
 
 // instrument returns the HTTP clients of the Freshdesk and GitLab API

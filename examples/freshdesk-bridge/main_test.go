@@ -33,10 +33,11 @@ type fakes struct {
 	gl     *gitlabtest.Server
 	ticket int64
 	env    map[string]string
+	data   string // -data-dir: the embedded JetStream server's files
 }
 
 func setup(t *testing.T) *fakes {
-	f := &fakes{fd: freshdesktest.NewServer(t), gl: gitlabtest.NewServer(t)}
+	f := &fakes{fd: freshdesktest.NewServer(t), gl: gitlabtest.NewServer(t), data: t.TempDir()}
 	f.gl.AddProject(gitlabtest.Project{ID: 7, Path: "acme/exporter"})
 	tk := f.fd.AddTicket(freshdesktest.Ticket{Subject: "Export fails", Description: "<p>since 5.2</p>"})
 	f.fd.AddConversation(tk.ID, freshdesktest.Conversation{Body: "<p>log attached</p>", Incoming: true,
@@ -47,7 +48,7 @@ func setup(t *testing.T) *fakes {
 }
 
 func (f *fakes) args(extra ...string) []string {
-	return append([]string{"-freshdesk-url", f.fd.URL(), "-gitlab-url", f.gl.URL(), "-project", "acme/exporter"}, extra...)
+	return append([]string{"-freshdesk-url", f.fd.URL(), "-gitlab-url", f.gl.URL(), "-project", "acme/exporter", "-data-dir", f.data}, extra...)
 }
 
 func (f *fakes) getenv(k string) string { return f.env[k] }
@@ -90,10 +91,14 @@ func TestRunServes(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, post("").StatusCode)
 	assert.Equal(t, http.StatusUnauthorized, post("wrong").StatusCode)
 	resp := post("s3cret")
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "queued in the embedded JetStream by default")
 	var got map[string]any
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+	assert.Equal(t, "queued", got["status"])
+	got = waitResult(t, base, "s3cret", got["id"].(string))
+	assert.Equal(t, "done", got["status"])
 	assert.Equal(t, true, got["created"])
+	assert.Len(t, f.gl.Issues(7), 1)
 
 	req, _ := http.NewRequestWithContext(t.Context(), "OPTIONS", base+"/escalate/4711", nil)
 	req.Header.Set("Origin", f.fd.URL())
@@ -105,6 +110,28 @@ func TestRunServes(t *testing.T) {
 
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// waitResult polls GET /escalations/{id} until the escalation is no longer
+// queued and returns its status.
+func waitResult(t *testing.T, base, token, id string) map[string]any {
+	t.Helper()
+	var got map[string]any
+	require.Eventually(t, func() bool {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", base+"/escalations/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		got = nil
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&got) != nil {
+			return false
+		}
+		return got["status"] != "queued"
+	}, time.Minute, 20*time.Millisecond, "escalation %s finishes", id)
+	return got
 }
 
 func TestRunFlags(t *testing.T) {
@@ -125,6 +152,8 @@ func TestRunFlags(t *testing.T) {
 		{"no api key", f.args("-escalate", "4711"), map[string]string{"GITLAB_TOKEN": "t"}, nil, "FRESHDESK_API_KEY"},
 		{"no bridge token when serving", f.args(), map[string]string{"FRESHDESK_API_KEY": "k", "GITLAB_TOKEN": "t"}, nil, "BRIDGE_TOKEN"},
 		{"bad close status", f.args("-close-status", "done"), nil, errUsage, ""},
+		{"bad intake", f.args("-intake", "memory"), nil, errUsage, ""},
+		{"nats creds without a cluster", f.args("-nats-creds", "x.creds"), nil, errUsage, ""},
 		{"webhook token file missing", f.args("-hook-token-file", "/nonexistent/hook"), map[string]string{"FRESHDESK_API_KEY": "k", "GITLAB_TOKEN": "t", "BRIDGE_TOKEN": "b"}, nil, "no such file"},
 		{"key file missing", f.args("-freshdesk-key-file", "/nonexistent/key", "-escalate", "1"), nil, nil, "no such file"},
 		{"unknown ticket", f.args("-freshdesk-key-file", keyFile, "-escalate", "999"), map[string]string{"GITLAB_TOKEN": f.gl.Token()}, nil, "404 not found"},
@@ -167,8 +196,11 @@ func TestRunServesWebhook(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer s3cret")
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
+	var queued map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&queued))
 	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Equal(t, "done", waitResult(t, base, "s3cret", queued["id"].(string))["status"])
 
 	wrong, err := gitlabtest.SendWebhook(t.Context(), base+"/gitlab/webhook", gitlabtest.IssueHook, []byte(`{}`), gitlabtest.WebhookOptions{Token: "nope"})
 	require.NoError(t, err)
@@ -229,7 +261,7 @@ func TestRunMetrics(t *testing.T) {
 	done := make(chan error, 1)
 	var errb bytes.Buffer
 	go func() {
-		done <- run(ctx, f.args("-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-log-format", "json", "-v"), f.getenv, pw, &errb)
+		done <- run(ctx, f.args("-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-log-format", "json", "-v", "-intake", "sync"), f.getenv, pw, &errb)
 		pw.Close()
 	}()
 	br := bufio.NewReader(pr)

@@ -1,6 +1,7 @@
 // Runs escalate.user.js in node with a minimal stand-in for the Freshdesk
 // ticket page and a userscript manager, clicks the button CLICKS times and
-// prints what the page shows after each click, one JSON line each.
+// prints what the page shows after each click, one JSON line each:
+// {text, href, shown: [every text the status box showed during the click]}.
 // Environment: USERSCRIPT (path), PAGE_URL, BRIDGE_URL, BRIDGE_TOKEN, CLICKS.
 "use strict";
 const fs = require("fs");
@@ -16,7 +17,11 @@ class Element {
     this._text = "";
     this.disabled = false;
   }
-  set textContent(v) { this._text = String(v); this.children = []; }
+  set textContent(v) {
+    this._text = String(v);
+    this.children = [];
+    if (this.attrs.role === "status") shown.push(this._text);
+  }
   get textContent() { return this._text + this.children.map((c) => (typeof c === "string" ? c : c.textContent)).join(""); }
   append(...nodes) { this.children.push(...nodes); }
   prepend(...nodes) { this.children.unshift(...nodes); }
@@ -25,6 +30,7 @@ class Element {
   *walk() { yield this; for (const c of this.children) if (c instanceof Element) yield* c.walk(); }
 }
 
+let shown = [];
 const body = new Element("body");
 const header = new Element("header");
 body.append(header);
@@ -44,7 +50,7 @@ const sandbox = {
   GM_setValue: (k, v) => { store[k] = v; },
   GM_registerMenuCommand: () => {},
   prompt: () => { throw new Error("the userscript prompted although settings were stored"); },
-  fetch, console, encodeURIComponent, URL,
+  fetch, console, encodeURIComponent, URL, setTimeout, Date,
 };
 vm.createContext(sandbox);
 vm.runInContext(fs.readFileSync(process.env.USERSCRIPT, "utf8"), sandbox);
@@ -54,9 +60,10 @@ vm.runInContext(fs.readFileSync(process.env.USERSCRIPT, "utf8"), sandbox);
   if (!button) throw new Error("no button on the ticket page");
   const box = header.children[0].children[1];
   for (let i = 0; i < Number(process.env.CLICKS || 1); i++) {
+    shown = [];
     await Promise.all(button.listeners.click.map((fn) => fn()));
     while (button.disabled) await new Promise((r) => setTimeout(r, 5));
     const link = box.children.find((c) => c instanceof Element && c.tagName === "A");
-    console.log(JSON.stringify({ text: box.textContent, href: link ? link.href : "" }));
+    console.log(JSON.stringify({ text: box.textContent, href: link ? link.href : "", shown }));
   }
 })().catch((e) => { console.error(String(e)); process.exit(1); });
