@@ -167,7 +167,7 @@ done
 printf 'bench-fleet-fanout: best of %d on %d hosts at concurrency %d: fleet-run %.2fs, pssh %.2fs, bare x/crypto/ssh %.2fs (floor)\n' "$ROUNDS" "$N" "$PAR" "$bo" "$bp" "$bx"
 printf 'bench-fleet-fanout: ratio fleet-run/pssh = %.2f (goal <= 0.25), fleet-run/bare = %.2f; peak RSS fleet-run %d MB, pssh %d MB max proc / %d MB tree (last round)\n' \
 	"$(echo "$bo / $bp" | bc -l)" "$(echo "$bo / $bx" | bc -l)" "$ro" "$rp" "$tp"
-printf 'bench-fleet-fanout: client CPU per host (last round): fleet-run %.2fms, pssh+ssh %.2fms, bare %.2fms; ratio bare/pssh = %.2f is the best any client reaches here\n' \
+printf 'bench-fleet-fanout: client CPU per host (last round): fleet-run %.2fms, pssh+ssh %.2fms, bare %.2fms; ratio bare/pssh = %.2f (the floor: no client beats it by much here)\n' \
 	"$(echo "1000 * $co / $N" | bc -l)" "$(echo "1000 * $cp / $N" | bc -l)" "$(echo "1000 * $cx / $N" | bc -l)" "$(echo "$bx / $bp" | bc -l)"
 
 if [ "$BIG" -gt 0 ]; then
