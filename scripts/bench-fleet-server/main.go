@@ -18,8 +18,9 @@
 //
 // The key exchange, cipher and host-key type are fixed (curve25519-sha256,
 // aes128-gcm@openssh.com, ssh-ed25519) so every client does the same work.
-// It raises RLIMIT_NOFILE as far as it needs (soft up to the hard limit, as
-// Go already does at start, and the hard limit too when allowed), stops by
+// It raises RLIMIT_NOFILE to two descriptors per address (soft up to the
+// hard limit, as Go already does at start, and past it when privileged;
+// it needs at least one per address and 1,024 more), stops by
 // itself after -lifetime (or on SIGINT/SIGTERM), and then prints what it
 // served and the CPU it used on stderr.
 //
@@ -92,11 +93,11 @@ func run() error {
 	case strings.TrimSpace(*cmd) == "":
 		return errors.New("-cmd is empty")
 	}
-	if err := raiseNofile(uint64(*n) + 4096); err != nil {
+	nofile, err := raiseNofile(2*uint64(*n)+1024, uint64(*n)+1024)
+	if err != nil {
 		return err
 	}
 	s := &server{delay: *delay, cmd: *cmd}
-	var err error
 	if s.cfg, s.hostPub, err = serverConfig(*hostKey, *authKey, *pwFile); err != nil {
 		return err
 	}
@@ -127,8 +128,8 @@ func run() error {
 	if err := s.writeLists(*n, *port, *hostsOut, *khOut); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "bench-fleet-server: %d listeners 127.1.0.0..127.1.%d.%d port %d, delay %v per write, exec %s %q, stops in %v\n",
-		*n, (*n-1)/256, (*n-1)%256, *port, *delay, *execMode, *cmd, *lifetime)
+	fmt.Fprintf(os.Stderr, "bench-fleet-server: %d listeners 127.1.0.0..127.1.%d.%d port %d, delay %v per write, exec %s %q, RLIMIT_NOFILE %d, stops in %v\n",
+		*n, (*n-1)/256, (*n-1)%256, *port, *delay, *execMode, *cmd, nofile, *lifetime)
 
 	<-ctx.Done()
 	var ru syscall.Rusage
@@ -159,22 +160,29 @@ func listen(n, port int) ([]net.Listener, error) {
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
-// raiseNofile makes sure the soft RLIMIT_NOFILE is at least need. Go raises
-// the soft limit to the hard limit at start (since 1.19); past the hard
-// limit only a privileged process may go.
-func raiseNofile(need uint64) error {
+// raiseNofile raises the soft RLIMIT_NOFILE to want (a listener and a
+// client connection for every address) when allowed, past the hard limit
+// too when privileged; it fails when even need (the listeners and some
+// room) does not fit. Go already raised the soft limit to the hard one at
+// start (since 1.19). It returns the limit now in force.
+func raiseNofile(want, need uint64) (uint64, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return err
+		return 0, err
 	}
-	if lim.Cur >= need {
-		return nil
+	if lim.Cur >= want {
+		return lim.Cur, nil
 	}
-	nl := syscall.Rlimit{Cur: need, Max: max(lim.Max, need)}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nl); err != nil {
-		return fmt.Errorf("RLIMIT_NOFILE is %d (hard %d), %d needed: %w (raise the hard limit: ulimit -Hn)", lim.Cur, lim.Max, need, err)
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: max(lim.Max, want)}) == nil {
+		return want, nil
 	}
-	return nil
+	if lim.Cur < lim.Max && syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: lim.Max, Max: lim.Max}) == nil {
+		lim.Cur = lim.Max
+	}
+	if lim.Cur < need {
+		return lim.Cur, fmt.Errorf("RLIMIT_NOFILE is %d (hard %d), %d needed (raise the hard limit: ulimit -Hn)", lim.Cur, lim.Max, need)
+	}
+	return lim.Cur, nil
 }
 
 func serverConfig(hostKeyFile, authKeyFile, pwFile string) (*ssh.ServerConfig, ssh.PublicKey, error) {
