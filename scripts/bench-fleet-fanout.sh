@@ -3,7 +3,8 @@
 # parallel-ssh (pssh), on a fleet of loopback "hosts" served by one cheap
 # x/crypto/ssh server in its own process (scripts/bench-fleet-server).
 #
-# Usage (the full comparison, on a quiet machine: `uptime` load < 1.5):
+# Usage (the full comparison, about 2 minutes, on a quiet machine: `uptime`
+# shows a 1-minute load below 1.5), from the repository root:
 #
 #	make bench-fleet-fanout
 #
@@ -51,7 +52,7 @@ need python3 "apt-get install python3"
 
 load1=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$load1" 'BEGIN { exit !(l >= 1.5) }'; then
-	echo "bench-fleet-fanout: warning: 1-minute load is $load1; on a busy machine these numbers are only a smoke test" >&2
+	echo "bench-fleet-fanout: warning: 1-minute load is $load1; on a busy machine these numbers are only a smoke test (run make bench-fleet-fanout when uptime shows a load below 1.5)" >&2
 fi
 
 work=$(mktemp -d)
