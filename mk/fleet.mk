@@ -5,7 +5,9 @@
 # the server's CPU decides the wall time.
 .PHONY: bench-fleet bench-fleet-fanout bench-fleet-sshd
 
-bench-fleet: bench-fleet-fanout bench-fleet-sshd ## fleet: both comparisons below, client side first
+bench-fleet: ## fleet: both comparisons below, one after the other, client side first
+	bash scripts/bench-fleet-fanout.sh
+	bash scripts/bench-fleet.sh
 
 bench-fleet-fanout: ## fleet: fleet-run vs parallel-ssh, 1,000 hosts at 100, best of 2; fleet-run on 10,000 at 1,000; bare x/crypto/ssh floor
 	bash scripts/bench-fleet-fanout.sh
