@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/opskit/opskit/fleet"
@@ -93,19 +94,36 @@ func BenchmarkPushLocal(b *testing.B) {
 	}
 }
 
-// BenchmarkSSHDFanOut runs against a real sshd that scripts/bench-fleet.sh
-// starts (it skips otherwise): uname -a on OPSKIT_BENCH_HOSTS addresses
-// from 127.0.0.2 on, with cold connections, then a second command over
-// the pooled ones (bytes: hosts reached).
+// BenchmarkSSHDFanOut runs against the servers that make bench-fleet
+// starts (it skips otherwise): uname -a on OPSKIT_BENCH_HOSTS addresses,
+// with cold connections, then a second command over the pooled ones
+// (bytes: hosts reached). The addresses are the first lines of
+// OPSKIT_BENCH_HOSTS_FILE (host:port, from scripts/bench-fleet-server,
+// as scripts/bench-fleet-fanout.sh runs it), or else 127.0.0.2 on at
+// OPSKIT_BENCH_PORT (one real sshd, as scripts/bench-fleet.sh runs it).
 func BenchmarkSSHDFanOut(b *testing.B) {
-	port := os.Getenv("OPSKIT_BENCH_PORT")
-	if port == "" {
-		b.Skip("run by make bench-fleet (OPSKIT_BENCH_PORT unset)")
+	port, file := os.Getenv("OPSKIT_BENCH_PORT"), os.Getenv("OPSKIT_BENCH_HOSTS_FILE")
+	if port == "" && file == "" {
+		b.Skip("run by make bench-fleet (OPSKIT_BENCH_PORT and OPSKIT_BENCH_HOSTS_FILE unset)")
 	}
 	n, _ := strconv.Atoi(os.Getenv("OPSKIT_BENCH_HOSTS"))
 	conc, _ := strconv.Atoi(os.Getenv("OPSKIT_BENCH_CONCURRENCY"))
 	hosts := make([]string, n)
+	var lines []string
+	if file != "" {
+		bs, err := os.ReadFile(file)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if lines = strings.Fields(string(bs)); len(lines) < n {
+			b.Fatalf("%s: %d hosts, %d wanted", file, len(lines), n)
+		}
+	}
 	for i := range hosts {
+		if lines != nil {
+			hosts[i] = lines[i]
+			continue
+		}
 		a := 2 + i
 		hosts[i] = fmt.Sprintf("127.0.%d.%d:%s", a/256, a%256, port)
 	}

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # bench-fleet: opskit fan-out against parallel-ssh (pssh) on one real
 # sshd on loopback, reached as 200 targets 127.0.0.2..127.0.0.201.
+# This is the secondary figure (make bench-fleet-sshd): one sshd on a
+# 2-core machine spends ~0.4 CPU-s per connection, so it measures the
+# server and every client ties. The client-side comparison is
+# scripts/bench-fleet-fanout.sh (make bench-fleet-fanout).
 #
 # Both sides: parallelism 50, cold connections, the same key exchange
 # (curve25519-sha256), cipher (aes128-gcm@openssh.com) and host-key type

@@ -27,6 +27,10 @@
 // StrictHostKeyChecking, UserKnownHostsFile, ConnectTimeout,
 // ServerAliveInterval), -user becomes optional, and flags given
 // explicitly win over the file.
+// Each host in flight holds one socket: when -concurrency would not fit
+// under the open-file limit (the soft RLIMIT_NOFILE, which Go raises to the
+// hard limit at start), fewer hosts are kept in flight and stderr says so,
+// rather than failing the rest as unreachable.
 // Secrets come from files or the environment only: -key, -password-file,
 // $SSH_AUTH_SOCK with -agent.
 package main
@@ -229,6 +233,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := &output{w: stdout, inline: *inline, outdir: *outdir, total: len(hosts), start: time.Now()}
 	if *progress == "always" || (*progress == "auto" && isTerminal(stderr)) {
 		out.progress = stderr
+	}
+	// One socket per host in flight: keep them under the open-file limit
+	// rather than fail the hosts past it as unreachable.
+	if n, lim := fitFileLimit(min(*concurrency, len(hosts))); n < min(*concurrency, len(hosts)) {
+		fmt.Fprintf(stderr, "fleet-run: -concurrency %d lowered to %d: the open-file limit is %d (raise the hard limit, e.g. ulimit -Hn or systemd LimitNOFILE=, to run more at once)\n", *concurrency, n, lim)
+		*concurrency = n
 	}
 	g := fleet.Group{
 		Executor:    ex,
