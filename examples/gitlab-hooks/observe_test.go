@@ -221,7 +221,9 @@ opskit_gitlabx_intake_pending_deliveries 0
 
 // TestRunTrace: one delivery through gitlab-hooks is one delivery span,
 // carrying its X-Gitlab-Event-UUID, and the GitLab API calls both bots made
-// for it are its children, in the same trace.
+// for it are its children, in the same trace. GitLab refuses the label
+// update, so the handler's failure is counted and logged (-log-format json)
+// with the delivery's trace_id.
 func TestRunTrace(t *testing.T) {
 	rec := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(rec))
@@ -231,7 +233,10 @@ func TestRunTrace(t *testing.T) {
 	t.Setenv("OTEL_SDK_DISABLED", "true") // keep the provider installed above
 
 	srv, mr := gitlabWithMR(t)
-	s := serve(t, srv)
+	srv.FailWhen(func(r *http.Request) (int, bool) {
+		return http.StatusForbidden, r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/issues/")
+	})
+	s := serve(t, srv, "-log-format", "json")
 	body, err := srv.MergeRequestEvent(7, mr.IID, gitlabtest.EventOptions{Action: "open"})
 	require.NoError(t, err)
 	const uuid = "5f0c3a4e-2b1d-4c8e-9a6f-7d2e1b0c9f88"
@@ -241,9 +246,9 @@ func TestRunTrace(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
 	require.Eventually(t, func() bool {
-		is, _ := srv.Issue(7, 1)
-		return len(is.Labels) > 0 && len(srv.Notes(7, gitlabtest.MergeRequestNoteable, mr.IID)) == 1
-	}, time.Minute, 10*time.Millisecond, "the bots handled the delivery")
+		return sample(scrape(t, s.metricsURL), "opskit_gitlabx_handler_errors_total", "handler", "gitlabx.LabelMachine.HandleMergeRequest") == 1
+	}, time.Minute, 10*time.Millisecond, "the label machine's failure is counted")
+	require.Len(t, srv.Notes(7, gitlabtest.MergeRequestNoteable, mr.IID), 1, "the version check warned")
 	s.stop() // the delivery span has ended
 
 	spans := rec.GetSpans()
@@ -275,4 +280,15 @@ func TestRunTrace(t *testing.T) {
 		assert.Contains(t, children, want, "API calls made for the delivery are its children")
 	}
 	assert.GreaterOrEqual(t, len(children), 5, "children: %q", children)
+
+	var failed map[string]any
+	for l := range strings.SplitSeq(s.stderr.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "webhook handler failed" {
+			failed = rec
+		}
+	}
+	require.NotNil(t, failed, "the failure is logged as JSON:\n%s", s.stderr.String())
+	assert.Equal(t, delivery.SpanContext.TraceID().String(), failed["trace_id"], "with the delivery's trace")
+	assert.Equal(t, uuid, failed["event_uuid"])
 }
