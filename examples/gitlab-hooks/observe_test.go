@@ -67,15 +67,15 @@ func gitlabWithMR(t *testing.T) (*gitlabtest.Server, gitlabtest.MergeRequest) {
 	return srv, mr
 }
 
-// serve runs gitlab-hooks against srv with the in-memory intake and
-// -metrics-addr, plus args.
+// serve runs gitlab-hooks against srv with -metrics-addr and args (the
+// in-memory intake unless args say otherwise).
 func serve(t *testing.T, srv *gitlabtest.Server, args ...string) served {
 	ctx, cancel := context.WithCancel(t.Context())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	errb := &syncBuffer{}
 	go func() {
-		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-intake", "memory",
+		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-intake", "memory", "-data-dir", t.TempDir(),
 			"-gitlab-url", srv.URL(), "-token-file", writeFile(t, "token", srv.Token()), "-secret-file", writeFile(t, "secret", "hook-secret"),
 			"-labels", "Todo,Doing,Review,QA,Testing", "-scope", "wf"}, args...), pw, errb)
 		pw.Close()
@@ -142,12 +142,17 @@ next:
 }
 
 // TestRunMetrics sends real deliveries through gitlab-hooks (a wrong
-// token, an MR opened, its redelivery, a GET) and scrapes -metrics-addr:
-// the counters moved by what was sent and what the bots did, and promlint
-// finds nothing.
+// token, an MR opened, its redelivery) and scrapes -metrics-addr: the
+// counters moved by what was sent and what the bots did, the intake's depth
+// is back to 0 (with JetStream, the stream's), and promlint finds nothing.
 func TestRunMetrics(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testRunMetrics(t) })
+	t.Run("embedded jetstream", func(t *testing.T) { testRunMetrics(t, "-intake", "jetstream") })
+}
+
+func testRunMetrics(t *testing.T, intakeArgs ...string) {
 	srv, mr := gitlabWithMR(t)
-	s := serve(t, srv, "-log-format", "json")
+	s := serve(t, srv, append([]string{"-log-format", "json"}, intakeArgs...)...)
 	body, err := srv.MergeRequestEvent(7, mr.IID, gitlabtest.EventOptions{Action: "open"})
 	require.NoError(t, err)
 	for _, tok := range []string{"wrong", "hook-secret", "hook-secret"} {
@@ -157,8 +162,10 @@ func TestRunMetrics(t *testing.T) {
 		resp.Body.Close()
 	}
 	require.Eventually(t, func() bool {
-		return sample(scrape(t, s.metricsURL), "opskit_gitlabx_handler_duration_seconds", "handler", "gitlabx.LabelMachine.HandleMergeRequest") == 1
-	}, time.Minute, 10*time.Millisecond, "both bots handled the delivery")
+		fams := scrape(t, s.metricsURL)
+		return sample(fams, "opskit_gitlabx_handler_duration_seconds", "handler", "gitlabx.LabelMachine.HandleMergeRequest") == 1 &&
+			sample(fams, "opskit_gitlabx_intake_pending_deliveries") == 0
+	}, time.Minute, 10*time.Millisecond, "both bots handled the delivery and the intake let it go")
 
 	require.NoError(t, testutil.ScrapeAndCompare(s.metricsURL, strings.NewReader(`
 # HELP opskit_gitlabx_deliveries_total Webhook deliveries answered, by event (X-Gitlab-Event, other when unknown) and answer: accepted (202, stored), duplicate and ignored (200), dropped (202 but lost), unauthorized (401), malformed (400), too_large (413), unavailable (503), method_not_allowed (405).
