@@ -9,15 +9,20 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
 	"github.com/opskit/opskit/gitlabx/jetstream"
+	"github.com/opskit/opskit/observe"
 )
 
 // BenchmarkAckUnderLoad measures how fast a delivery is answered while
@@ -33,15 +38,21 @@ import (
 // "jetstream" is gitlabx.Hooks with the JetStream intake on an embedded
 // server with file storage (acks after the PubAck); "synchronous" is the
 // same version check run inside the HTTP handler before answering, as a
-// naive receiver does, for comparison. Run it with make bench-gitlabx
-// (b.N = deliveries).
+// naive receiver does, for comparison. "hooks-observed" and
+// "jetstream-observed" are the first two with metrics and tracing on, as
+// examples/gitlab-hooks runs (gitlabx.Metrics and observe.NewTransport
+// metrics on a registry, a span per delivery and per API call, sampled and
+// batched to an exporter that drops them), for the instrumentation's
+// overhead (issue 20). Run it with make bench-gitlabx (b.N = deliveries);
+// scripts/bench-gitlabx.sh prints each mode and the overhead side by side.
 func BenchmarkAckUnderLoad(b *testing.B) {
-	for _, mode := range []string{"hooks", "jetstream", "synchronous"} {
+	for _, mode := range []string{"hooks", "hooks-observed", "jetstream", "jetstream-observed", "synchronous"} {
 		b.Run(mode, func(b *testing.B) { benchAck(b, mode) })
 	}
 }
 
-func benchAck(b *testing.B, mode string) {
+func benchAck(b *testing.B, name string) {
+	mode, observed := strings.CutSuffix(name, "-observed")
 	const senders = 8
 	latency := 2 * time.Second
 	srv := gitlabtest.NewServer(b)
@@ -61,7 +72,24 @@ func benchAck(b *testing.B, mode string) {
 	}
 	b.SetBytes(int64(size / b.N))
 	b.ReportAllocs()
-	check, err := gitlabx.NewVersionCheck(srv.Client(), gitlabx.VersionCheckConfig{})
+	glClient := srv.Client()
+	var reg *prometheus.Registry
+	var metrics *gitlabx.Metrics
+	var tp *sdktrace.TracerProvider
+	if observed {
+		reg = prometheus.NewRegistry()
+		glm, err := observe.NewClientMetrics(reg, "gitlab")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if metrics, err = gitlabx.NewMetrics(reg); err != nil {
+			b.Fatal(err)
+		}
+		tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		defer tp.Shutdown(context.Background())
+		glClient = srv.Client(gitlab.WithHTTPClient(&http.Client{Transport: observe.NewTransport(nil, observe.TransportConfig{Metrics: glm, TracerProvider: tp})}))
+	}
+	check, err := gitlabx.NewVersionCheck(glClient, gitlabx.VersionCheckConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,7 +97,10 @@ func benchAck(b *testing.B, mode string) {
 	var hooks *gitlabx.Hooks
 	switch mode {
 	case "hooks", "jetstream":
-		cfg := gitlabx.HooksConfig{Token: hookToken, Workers: benchWorkers(), QueueSize: b.N + 1}
+		cfg := gitlabx.HooksConfig{Token: hookToken, Workers: benchWorkers(), QueueSize: b.N + 1, Metrics: metrics}
+		if tp != nil {
+			cfg.TracerProvider = tp
+		}
 		if mode == "jetstream" {
 			emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{DataDir: b.TempDir()})
 			if err != nil {
@@ -162,6 +193,13 @@ func benchAck(b *testing.B, mode string) {
 			}
 		}
 	}
+	if observed {
+		// The metrics saw what the senders saw.
+		got := counterSum(b, reg, "opskit_gitlabx_deliveries_total", "answer", "accepted")
+		if got != float64(accepted) {
+			b.Errorf("opskit_gitlabx_deliveries_total{answer=accepted} = %v; want %d", got, accepted)
+		}
+	}
 	slices.Sort(lat)
 	slices.Sort(inFlight)
 	b.ReportMetric(float64(inFlight[len(inFlight)/2]), "in-flight-p50")
@@ -172,10 +210,32 @@ func benchAck(b *testing.B, mode string) {
 	b.ReportMetric(float64(accepted), "accepted")
 	b.ReportMetric(float64(lost), "lost")
 	fmt.Fprintf(benchOut{b}, "%s: %d deliveries from %d senders, API latency %s, in flight p50 %d max %d: ack p50 %s p99 %s; accepted %d, notes %d, lost %d",
-		mode, b.N, senders, latency, inFlight[len(inFlight)/2], inFlight[len(inFlight)-1], p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), accepted, notes, lost)
+		name, b.N, senders, latency, inFlight[len(inFlight)/2], inFlight[len(inFlight)-1], p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), accepted, notes, lost)
 	if lost > 0 {
 		b.Errorf("%d accepted deliveries left no note", lost)
 	}
+}
+
+// counterSum sums the samples of the counter name whose label has value.
+func counterSum(b *testing.B, g prometheus.Gatherer, name, label, value string) float64 {
+	fams, err := g.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range fams {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }
 
 // benchOut logs one line through b.Log.

@@ -51,6 +51,25 @@
 //     issues whose problem was not seen for CloseAfterRuns runs (off by
 //     default).
 //
+// # Metrics and traces
+//
+// HooksConfig.Metrics (built by NewMetrics on a registry you own; nil counts
+// nothing) counts deliveries by event and answer, redeliveries dropped by
+// their dedupe key, deliveries answered 202 but dropped, each handler's
+// time and errors, and the Intake's depth, bytes and redeliveries (read
+// from Hooks.Stats at each scrape):
+//
+//	reg := prometheus.NewRegistry()
+//	m, _ := gitlabx.NewMetrics(reg)
+//	hooks, _ := gitlabx.NewHooks(gitlabx.HooksConfig{Token: t, Metrics: m, TracerProvider: tp})
+//
+// HooksConfig.TracerProvider (nil: none) opens a span per delivery handled,
+// "gitlab webhook <event>" with attribute gitlab.event_uuid, and hands its
+// context to the handlers: API calls made with RequestOptions(ctx) through
+// a client whose transport is observe.NewTransport are its children, and
+// the handler-failure log record carries its trace_id when the logger adds
+// it (examples/internal/telemetry does).
+//
 // Notes and issues written by opskit carry a hidden marker,
 // <!-- opskit:<kind>=<value> -->, by which a retry or a re-run finds them
 // instead of writing a second one.
@@ -74,7 +93,9 @@
 // # Testing
 //
 // Hooks.Idle waits until every accepted delivery has been handled, so a test
-// can send a webhook and then look at what the bots did.
+// can send a webhook and then look at what the bots did. The metrics tests
+// use prometheus/testutil (GatherAndLint included) and the spans an
+// in-memory recorder (go.opentelemetry.io/otel/sdk/trace/tracetest).
 //
 // Package gitlabx/gitlabtest is an in-memory GitLab REST API on loopback,
 // for your own bots' tests: add projects, files, merge requests, issues and

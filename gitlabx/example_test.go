@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http/httptest"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/opskit/opskit/gitlabx"
@@ -89,4 +91,49 @@ func ExampleHooks_Idle() {
 	// first handler: refs/heads/master
 	// second handler: refs/heads/master
 	// pending: 0
+}
+
+// The receiver's metrics go on a registry of the caller's: here a push is
+// delivered twice, and the redelivery is counted as a duplicate.
+func ExampleNewMetrics() {
+	reg := prometheus.NewRegistry() // never the global one
+	m, err := gitlabx.NewMetrics(reg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	hooks, _ := gitlabx.NewHooks(gitlabx.HooksConfig{Token: "hook-secret", Metrics: m})
+	defer hooks.Shutdown(context.Background())
+	hooks.OnPush(func(context.Context, *gitlab.PushEvent) error { return nil })
+	srv := httptest.NewServer(hooks)
+	defer srv.Close()
+
+	body, event, _ := gitlabtest.Fixture("push")
+	for range 2 {
+		resp, err := gitlabtest.SendWebhook(context.Background(), srv.URL, event, body,
+			gitlabtest.WebhookOptions{Token: "hook-secret", IdempotencyKey: "delivery-1"})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		resp.Body.Close()
+	}
+	hooks.Idle(context.Background())
+	fams, _ := reg.Gather()
+	for _, mf := range fams {
+		for _, mt := range mf.GetMetric() {
+			if mf.GetType() != dto.MetricType_COUNTER || mt.GetCounter().GetValue() == 0 {
+				continue // show what moved
+			}
+			var labels []string
+			for _, l := range mt.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			fmt.Println(mf.GetName(), labels, mt.GetCounter().GetValue())
+		}
+	}
+	// Output:
+	// opskit_gitlabx_deliveries_total [answer=accepted event=Push Hook] 1
+	// opskit_gitlabx_deliveries_total [answer=duplicate event=Push Hook] 1
+	// opskit_gitlabx_duplicate_deliveries_total [] 1
 }

@@ -21,6 +21,8 @@ import (
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/internal/secret"
 )
@@ -122,6 +124,16 @@ type HooksConfig struct {
 	Logger *slog.Logger
 	// Now is the clock for the dedup cache and signature tolerance. nil means time.Now.
 	Now func() time.Time
+	// Metrics, when set, counts the deliveries, their answers, the
+	// handlers' time and errors, and the Intake's depth (see NewMetrics).
+	// nil counts nothing. One Metrics serves one Hooks.
+	Metrics *Metrics
+	// TracerProvider, when set, opens a span per delivery handled (named
+	// "gitlab webhook <event>", attribute gitlab.event_uuid carrying
+	// X-Gitlab-Event-UUID) whose context the handlers get, so that API
+	// calls made with it through a traced client (observe.NewTransport)
+	// are its children. nil means no spans.
+	TracerProvider trace.TracerProvider
 }
 
 // Delivery describes the webhook request a handler is working on. Handlers
@@ -197,17 +209,19 @@ type Hooks struct {
 	log    *slog.Logger
 	key    []byte // signing key, nil when signatures are not checked
 	intake Intake
+	m      *Metrics     // nil counts nothing
+	tracer trace.Tracer // nil opens no spans
 
 	startOnce sync.Once
 	startErr  error
 
 	hmu      sync.RWMutex
-	mr       []func(context.Context, *gitlab.MergeEvent) error
-	issue    []func(context.Context, *gitlab.IssueEvent) error
-	note     []func(context.Context, NoteEvent) error
-	push     []func(context.Context, *gitlab.PushEvent) error
-	tag      []func(context.Context, *gitlab.TagEvent) error
-	pipeline []func(context.Context, *gitlab.PipelineEvent) error
+	mr       []named[func(context.Context, *gitlab.MergeEvent) error]
+	issue    []named[func(context.Context, *gitlab.IssueEvent) error]
+	note     []named[func(context.Context, NoteEvent) error]
+	push     []named[func(context.Context, *gitlab.PushEvent) error]
+	tag      []named[func(context.Context, *gitlab.TagEvent) error]
+	pipeline []named[func(context.Context, *gitlab.PipelineEvent) error]
 
 	accepted, duplicate, ignored, rejected, dropped, unavailable, finished, failed atomic.Int64
 }
@@ -215,8 +229,8 @@ type Hooks struct {
 // NewHooks returns a receiver. With the in-memory intake (cfg.Intake nil)
 // its workers are started; another Intake starts handing out stored
 // deliveries at Start, or at the first ServeHTTP or Idle. If cfg.Token is
-// empty or cfg.SigningToken is not "whsec_<base64>", the error wraps
-// ErrConfig.
+// empty, cfg.SigningToken is not "whsec_<base64>" or cfg.Metrics already
+// serves another Hooks, the error wraps ErrConfig.
 func NewHooks(cfg HooksConfig) (*Hooks, error) {
 	if cfg.Token == "" {
 		return nil, fmt.Errorf("%w: empty webhook token", ErrConfig)
@@ -266,6 +280,13 @@ func NewHooks(cfg HooksConfig) (*Hooks, error) {
 	h.log = c.Logger
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if err := c.Metrics.attach(h); err != nil {
+		return nil, err
+	}
+	h.m = c.Metrics
+	if c.TracerProvider != nil {
+		h.tracer = c.TracerProvider.Tracer(tracerName)
 	}
 	h.intake = c.Intake
 	if h.intake == nil {
@@ -318,44 +339,46 @@ func sign(key []byte, id, ts string, body []byte) []byte {
 // OnMergeRequest registers fn for Merge Request Hook deliveries (and merge
 // request deliveries sent as Service Hook).
 func (h *Hooks) OnMergeRequest(fn func(ctx context.Context, ev *gitlab.MergeEvent) error) {
-	h.hmu.Lock()
-	defer h.hmu.Unlock()
-	h.mr = append(h.mr, fn)
+	addHandler(h, &h.mr, fn)
 }
 
 // OnIssue registers fn for Issue Hook and Confidential Issue Hook deliveries.
 func (h *Hooks) OnIssue(fn func(ctx context.Context, ev *gitlab.IssueEvent) error) {
-	h.hmu.Lock()
-	defer h.hmu.Unlock()
-	h.issue = append(h.issue, fn)
+	addHandler(h, &h.issue, fn)
 }
 
 // OnNote registers fn for Note Hook and Confidential Note Hook deliveries.
 func (h *Hooks) OnNote(fn func(ctx context.Context, ev NoteEvent) error) {
-	h.hmu.Lock()
-	defer h.hmu.Unlock()
-	h.note = append(h.note, fn)
+	addHandler(h, &h.note, fn)
 }
 
 // OnPush registers fn for Push Hook deliveries.
 func (h *Hooks) OnPush(fn func(ctx context.Context, ev *gitlab.PushEvent) error) {
-	h.hmu.Lock()
-	defer h.hmu.Unlock()
-	h.push = append(h.push, fn)
+	addHandler(h, &h.push, fn)
 }
 
 // OnTagPush registers fn for Tag Push Hook deliveries.
 func (h *Hooks) OnTagPush(fn func(ctx context.Context, ev *gitlab.TagEvent) error) {
-	h.hmu.Lock()
-	defer h.hmu.Unlock()
-	h.tag = append(h.tag, fn)
+	addHandler(h, &h.tag, fn)
 }
 
 // OnPipeline registers fn for Pipeline Hook deliveries.
 func (h *Hooks) OnPipeline(fn func(ctx context.Context, ev *gitlab.PipelineEvent) error) {
+	addHandler(h, &h.pipeline, fn)
+}
+
+// named is a registered handler and its name for the metrics.
+type named[F any] struct {
+	name string
+	fn   F
+}
+
+func addHandler[F any](h *Hooks, list *[]named[F], fn F) {
+	name := handlerName(fn)
 	h.hmu.Lock()
 	defer h.hmu.Unlock()
-	h.pipeline = append(h.pipeline, fn)
+	*list = append(*list, named[F]{name, fn})
+	h.m.handlerRegistered(name)
 }
 
 // Stats returns the delivery counters and the Intake's state.
@@ -387,6 +410,7 @@ func handled(t gitlab.EventType) bool {
 // store it.
 func (h *Hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
+		h.m.answered(r.Header.Get("X-Gitlab-Event"), AnswerMethodNotAllowed)
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
@@ -445,6 +469,7 @@ func (h *Hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.Partition = info.key
 	if err := h.Start(); err != nil {
 		h.unavailable.Add(1)
+		h.m.answered(string(typ), AnswerUnavailable)
 		h.log.Error("webhook intake cannot start", "event", string(typ), "event_uuid", e.EventUUID, "err", err)
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, ErrUnavailable.Error(), http.StatusServiceUnavailable)
@@ -454,21 +479,26 @@ func (h *Hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		h.accepted.Add(1)
+		h.m.answered(string(typ), AnswerAccepted)
 		w.WriteHeader(http.StatusAccepted)
 		io.WriteString(w, "accepted\n")
 	case errors.Is(err, ErrDuplicate):
 		h.duplicate.Add(1)
+		h.m.answered(string(typ), AnswerDuplicate)
 		w.WriteHeader(http.StatusOK)
 		io.WriteString(w, "duplicate delivery\n")
 	case errors.Is(err, ErrTooLarge):
 		h.reject(w, r, http.StatusRequestEntityTooLarge, err)
 	case errors.Is(err, ErrDropped):
 		h.dropped.Add(1)
+		h.m.answered(string(typ), AnswerDropped)
+		h.m.droppedDelivery(err)
 		logDropped(h.log, e, err)
 		w.WriteHeader(http.StatusAccepted)
 		io.WriteString(w, "accepted\n")
 	default:
 		h.unavailable.Add(1)
+		h.m.answered(string(typ), AnswerUnavailable)
 		h.log.Error("webhook not stored", "event", string(typ), "event_uuid", e.EventUUID, "err", err)
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, ErrUnavailable.Error(), http.StatusServiceUnavailable)
@@ -524,12 +554,21 @@ func truncate(s string) string {
 
 func (h *Hooks) reject(w http.ResponseWriter, r *http.Request, status int, err error) {
 	h.rejected.Add(1)
+	answer := AnswerMalformed
+	switch status {
+	case http.StatusUnauthorized:
+		answer = AnswerUnauthorized
+	case http.StatusRequestEntityTooLarge:
+		answer = AnswerTooLarge
+	}
+	h.m.answered(r.Header.Get("X-Gitlab-Event"), answer)
 	h.log.Warn("webhook rejected", "event", r.Header.Get("X-Gitlab-Event"), "status", status, "remote", r.RemoteAddr, "err", err)
 	http.Error(w, err.Error(), status)
 }
 
 func (h *Hooks) ignore(w http.ResponseWriter, r *http.Request, why string) {
 	h.ignored.Add(1)
+	h.m.answered(r.Header.Get("X-Gitlab-Event"), AnswerIgnored)
 	h.log.Debug("webhook ignored", "event", r.Header.Get("X-Gitlab-Event"), "why", why)
 	w.WriteHeader(http.StatusOK)
 	io.WriteString(w, "ignored: "+why+"\n")
@@ -636,15 +675,20 @@ func (h *Hooks) hasHandler(ev any) bool {
 // calls it. The delivery's handlers run in registration order, each retried
 // on transient errors, under HandlerTimeout.
 func (h *Hooks) handle(ctx context.Context, e *Envelope) error {
-	ctx, cancel := context.WithTimeout(context.WithValue(ctx, deliveryKey{}, e.Delivery), h.cfg.HandlerTimeout)
+	ctx, span := h.startDelivery(context.WithValue(ctx, deliveryKey{}, e.Delivery), e)
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.HandlerTimeout)
 	defer cancel()
 	ev, err := parseEnvelope(e)
 	var errs []error
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%w: %s: %v", ErrMalformed, e.Event, err))
 	}
-	for _, fn := range h.handlers(ev) {
-		if err := h.attempt(ctx, fn); err != nil {
+	fns := h.handlers(ev)
+	for _, fn := range fns {
+		start := time.Now()
+		err := h.attempt(ctx, fn.fn)
+		h.m.handled(fn.name, time.Since(start), err)
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -652,9 +696,10 @@ func (h *Hooks) handle(ctx context.Context, e *Envelope) error {
 	err = errors.Join(errs...)
 	if err != nil {
 		h.failed.Add(1)
-		h.log.Error("webhook handler failed", "event", string(e.Event),
+		h.log.ErrorContext(ctx, "webhook handler failed", "event", string(e.Event),
 			"event_uuid", e.EventUUID, "key", e.Partition, "err", err)
 	}
+	endDelivery(span, len(fns), err)
 	return err
 }
 
@@ -689,30 +734,30 @@ func callSafely(ctx context.Context, fn func(context.Context) error) (err error)
 }
 
 // handlers binds the registered handlers of ev's kind to ev.
-func (h *Hooks) handlers(ev any) []func(context.Context) error {
+func (h *Hooks) handlers(ev any) []named[func(context.Context) error] {
 	h.hmu.RLock()
 	defer h.hmu.RUnlock()
-	var fns []func(context.Context) error
+	var fns []named[func(context.Context) error]
 	switch e := ev.(type) {
 	case *gitlab.MergeEvent:
 		for _, f := range h.mr {
-			fns = append(fns, func(ctx context.Context) error { return f(ctx, e) })
+			fns = append(fns, named[func(context.Context) error]{f.name, func(ctx context.Context) error { return f.fn(ctx, e) }})
 		}
 	case *gitlab.IssueEvent:
 		for _, f := range h.issue {
-			fns = append(fns, func(ctx context.Context) error { return f(ctx, e) })
+			fns = append(fns, named[func(context.Context) error]{f.name, func(ctx context.Context) error { return f.fn(ctx, e) }})
 		}
 	case *gitlab.PushEvent:
 		for _, f := range h.push {
-			fns = append(fns, func(ctx context.Context) error { return f(ctx, e) })
+			fns = append(fns, named[func(context.Context) error]{f.name, func(ctx context.Context) error { return f.fn(ctx, e) }})
 		}
 	case *gitlab.TagEvent:
 		for _, f := range h.tag {
-			fns = append(fns, func(ctx context.Context) error { return f(ctx, e) })
+			fns = append(fns, named[func(context.Context) error]{f.name, func(ctx context.Context) error { return f.fn(ctx, e) }})
 		}
 	case *gitlab.PipelineEvent:
 		for _, f := range h.pipeline {
-			fns = append(fns, func(ctx context.Context) error { return f(ctx, e) })
+			fns = append(fns, named[func(context.Context) error]{f.name, func(ctx context.Context) error { return f.fn(ctx, e) }})
 		}
 	default:
 		var n NoteEvent
@@ -729,7 +774,7 @@ func (h *Hooks) handlers(ev any) []func(context.Context) error {
 			return nil
 		}
 		for _, f := range h.note {
-			fns = append(fns, func(ctx context.Context) error { return f(ctx, n) })
+			fns = append(fns, named[func(context.Context) error]{f.name, func(ctx context.Context) error { return f.fn(ctx, n) }})
 		}
 	}
 	return fns

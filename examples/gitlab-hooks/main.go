@@ -12,6 +12,7 @@
 //	    [-reopen-on-merge] [-allow-backwards] [-workers N]
 //	    [-intake jetstream|memory] [-data-dir DIR] [-nats-url URL
 //	    [-nats-creds F | -nats-token-file F] [-stream-replicas N]] [-partitions N]
+//	    [-metrics-addr HOST:PORT] [-log-format text|json]
 //
 // Accepted deliveries are stored in NATS JetStream before GitLab gets its
 // 202: with no -nats-url, in a server embedded in this process with its
@@ -24,6 +25,14 @@
 // stops accepting deliveries and finishes the running ones; with JetStream,
 // what it does not finish stays stored for the next start or another
 // replica.
+//
+// Observability: -metrics-addr serves GET /metrics (opskit_gitlabx_* for the
+// deliveries, their answers, the handlers and the intake's depth;
+// opskit_http_client_* for the GitLab API calls; go_* and process_*) on a
+// listener of its own, since -addr faces GitLab. -log-format json logs JSON
+// with trace_id and span_id. Traces follow the OTEL_* environment variables
+// (see examples/internal/telemetry; no exporter unless they ask for one): a
+// span per delivery handled, with the GitLab API calls as children.
 package main
 
 import (
@@ -43,12 +52,17 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/examples/internal/cli"
+	"github.com/opskit/opskit/examples/internal/telemetry"
 	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/gitlabx/jetstream"
+	"github.com/opskit/opskit/observe"
 )
 
 func main() {
@@ -99,6 +113,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	pinnedTTL := fs.Duration("pinned-ttl", 15*time.Second, "JetStream: how long the partitions of a replica that stopped wait before another replica takes them over")
 	syncAlways := fs.Bool("sync-always", false, "embedded JetStream: fsync every delivery before answering (survives power loss, not just a crash)")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "JetStream: how long a replica may be silent before its delivery goes to another (or, after a crash, runs again)")
+	metricsAddr := fs.String("metrics-addr", "", "serve GET /metrics on this `address` (e.g. 127.0.0.1:9101), apart from -addr")
+	logFormat := telemetry.LogFormatFlag(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -149,8 +165,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	client, err := gitlab.NewClient(token.Reveal(), gitlab.WithBaseURL(*gitlabURL))
+	log, err := telemetry.NewLogger(stderr, *logFormat, slog.LevelInfo)
+	if err != nil {
+		return cli.Usagef(fs, "%v", err)
+	}
+	shutdownTracing, err := telemetry.SetupTracing(ctx, "opskit-gitlab-hooks")
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(context.WithoutCancel(ctx))
+	tp := otel.GetTracerProvider()
+	reg := telemetry.NewRegistry()
+	glHTTP, metrics, err := instrument(reg, tp)
+	if err != nil {
+		return err
+	}
+	client, err := gitlab.NewClient(token.Reveal(), gitlab.WithBaseURL(*gitlabURL), gitlab.WithHTTPClient(glHTTP))
 	if err != nil {
 		return fmt.Errorf("gitlab client: %w", err)
 	}
@@ -174,6 +204,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hooks, err := gitlabx.NewHooks(gitlabx.HooksConfig{
 		Token: gitlabx.Secret(hookSecret.Reveal()), SigningToken: gitlabx.Secret(signing.Reveal()), Intake: intake,
 		BotUserID: bot.ID, BotUsername: bot.Username, Workers: *workers, Logger: log,
+		Metrics: metrics, TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -202,6 +233,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	ms, err := telemetry.StartMetrics(ctx, *metricsAddr, reg, log)
+	if err != nil {
+		return err
+	}
+	defer ms.Close()
+	if ms != nil {
+		fmt.Fprintf(stdout, "gitlab-hooks: metrics on http://%s/metrics\n", ms.Addr())
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -226,6 +265,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return herr
+}
+
+// instrument returns the GitLab API client's HTTP client, counting and
+// tracing its calls, and the receiver's metrics, all on reg.
+func instrument(reg *prometheus.Registry, tp trace.TracerProvider) (*http.Client, *gitlabx.Metrics, error) {
+	glm, err := observe.NewClientMetrics(reg, "gitlab")
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := gitlabx.NewMetrics(reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &http.Client{Transport: observe.NewTransport(nil, observe.TransportConfig{Metrics: glm, TracerProvider: tp})}, m, nil
 }
 
 // withStats serves GET /stats (the delivery counters, the stream's depth

@@ -63,6 +63,8 @@ func registered(t *testing.T) map[string]bool {
 	reg := telemetry.NewRegistry() // go_*, process_*
 	_, err := freshdesk.NewMetrics(reg)
 	require.NoError(t, err)
+	_, err = gitlabx.NewMetrics(reg)
+	require.NoError(t, err)
 	_, err = observe.NewClientMetrics(reg, "gitlab")
 	require.NoError(t, err)
 	a, err := agent.New(agent.Config{Dir: t.TempDir()})
@@ -227,7 +229,7 @@ func alertExprs(t *testing.T, path string) []string {
 func TestAlerts(t *testing.T) {
 	known := registered(t)
 	exprs := alertExprs(t, "alerts.yml")
-	require.Len(t, exprs, 13)
+	require.Len(t, exprs, 15)
 	for _, e := range exprs {
 		names := metricNames(e)
 		assert.NotEmpty(t, names, "%s selects no metric", e)
