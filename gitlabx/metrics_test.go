@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/gitlabx/gitlabtest"
+	"github.com/opskit/opskit/internal/promtest"
 	"github.com/opskit/opskit/observe"
 )
 
@@ -28,40 +28,7 @@ import (
 // histogram's sample count); it fails the test when there is none.
 func metric(t testing.TB, g prometheus.Gatherer, name string, want ...string) float64 {
 	t.Helper()
-	fams, err := g.Gather()
-	require.NoError(t, err)
-	for _, mf := range fams {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for i := 0; i+1 < len(want); i += 2 {
-				if labels[want[i]] != want[i+1] {
-					continue next
-				}
-			}
-			return sampleValue(m)
-		}
-	}
-	t.Fatalf("no %s%v gathered", name, want)
-	return 0
-}
-
-func sampleValue(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	case m.Histogram != nil:
-		return float64(m.Histogram.GetSampleCount())
-	}
-	return 0
+	return promtest.Value(t, g, name, promtest.Labels(want...))
 }
 
 // failingBot is a handler with a name, as the bots' methods have.

@@ -100,3 +100,75 @@ func TestBusyReceiverNeverDisabled(t *testing.T) {
 	}
 	assert.Equal(t, n, notes, "version notes: the stop finishes the accepted deliveries")
 }
+
+// TestStopDuringFloodNeverDisabled: GitLab keeps sending while the program
+// stops. Deliveries that arrive while it finishes the accepted ones must
+// still be answered 2xx (a refused connection counts toward disabling the
+// hook like a 5xx does): the listener stays up until the intake has shut
+// down. With the in-memory intake those late deliveries are dropped, which
+// the README says; with JetStream they are stored for the next start.
+func TestStopDuringFloodNeverDisabled(t *testing.T) {
+	const n = 40
+	srv := gitlabtest.NewServer(t)
+	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
+	srv.SetFile(7, "main", "VERSION", []byte("1.0.0\n"))
+	for i := range n {
+		srv.SetFile(7, fmt.Sprintf("b%d", i), "VERSION", []byte("1.1.0\n"))
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-gitlab-url", srv.URL(),
+			"-token-file", writeFile(t, "token", srv.Token()), "-secret-file", writeFile(t, "secret", "hook-secret"),
+			"-intake", "memory", "-workers", "1"}, pw, io.Discard)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	var url string
+	for url == "" && lines.Scan() {
+		url = listenURL.FindString(lines.Text())
+	}
+	require.NotEmpty(t, url, "listening address")
+	go io.Copy(io.Discard, pr)
+	srv.AddHook(7, gitlabtest.Hook{URL: url, Options: gitlabtest.WebhookOptions{Token: "hook-secret"}})
+	srv.SetLatency(20 * time.Millisecond)
+
+	dev := srv.ClientFor(gitlabtest.DeveloperToken)
+	open := func(i int) {
+		_, _, err := dev.MergeRequests.CreateMergeRequest(7, &gitlab.CreateMergeRequestOptions{
+			Title: gitlab.Ptr(fmt.Sprintf("change %d", i)), SourceBranch: gitlab.Ptr(fmt.Sprintf("b%d", i)), TargetBranch: gitlab.Ptr("main"),
+		})
+		require.NoError(t, err)
+	}
+	for i := range n / 2 {
+		open(i)
+	}
+	require.NoError(t, srv.WaitDeliveries(t.Context()))
+	cancel() // the one worker has a queue of MRs to finish: the drain takes a while
+	for i := n / 2; i < n; i++ {
+		open(i) // GitLab does not know the program is stopping
+	}
+	require.NoError(t, srv.WaitDeliveries(t.Context()))
+	stillDraining := false
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("run: %v", err)
+		}
+	default:
+		stillDraining = true
+	}
+	require.True(t, stillDraining, "the program had stopped before the second half of the flood; the test did not test the drain")
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("run: %v", err)
+	}
+	for i, d := range srv.Deliveries() {
+		assert.True(t, d.Err == nil && d.Status >= 200 && d.Status < 300, "delivery %d (%s): status %d, error %v", i, d.Event, d.Status, d.Err)
+	}
+	st := srv.HookStatuses(7)
+	require.Len(t, st, 1)
+	assert.Equal(t, gitlabtest.HookExecutable, st[0].State, "hook state")
+	assert.Zero(t, st[0].RecentFailures, "failures GitLab counted toward disabling the hook")
+}

@@ -253,11 +253,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case err = <-serveErr:
 	case <-ctx.Done():
 	}
-	// Stop taking deliveries, then finish the accepted ones.
+	// Finish the accepted deliveries first, with the listener still up:
+	// GitLab counts a refused connection toward disabling the hook like a
+	// 5xx, and keeps sending while we stop. What arrives meanwhile is
+	// answered 202 and stored (JetStream: handled on the next start or by
+	// another replica) or dropped and logged (memory). Then stop listening.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	srv.Shutdown(sctx)
 	herr := hooks.Shutdown(sctx)
+	srv.Shutdown(sctx)
 	s := hooks.Stats()
 	fmt.Fprintf(stdout, "gitlab-hooks: accepted %d, done %d, failed %d, duplicates %d, ignored %d, rejected %d, dropped %d, pending %d\n",
 		s.Accepted, s.Done, s.Failed, s.Duplicate, s.Ignored, s.Rejected, s.Dropped, s.Intake.Pending)
