@@ -263,8 +263,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return fmt.Errorf("gitlab: who am I: %w", err)
 		}
+		hm, err := gitlabx.NewMetrics(reg)
+		if err != nil {
+			return err
+		}
 		hooks, err = gitlabx.NewHooks(gitlabx.HooksConfig{Token: gitlabx.Secret(hookToken), Intake: hookIntake,
-			BotUserID: bot.ID, BotUsername: bot.Username, Logger: logger})
+			BotUserID: bot.ID, BotUsername: bot.Username, Logger: logger, Metrics: hm, TracerProvider: tp})
 		if err != nil {
 			return err
 		}

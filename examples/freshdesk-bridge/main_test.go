@@ -313,6 +313,8 @@ opskit_freshdesk_escalations_total{result="updated"} 0
 	}{
 		{"opskit_freshdesk_notes_copied_total", nil, 1},
 		{"opskit_freshdesk_attachments_copied_total", nil, 1},
+		{"opskit_gitlabx_deliveries_total", []string{"event", "Issue Hook", "answer", "accepted"}, 1},
+		{"opskit_gitlabx_handler_errors_total", nil, 0},
 		{"opskit_freshdesk_escalation_duration_seconds", nil, 3},
 		{"opskit_freshdesk_escalations_in_flight", nil, 0},
 		{"opskit_http_client_requests_total", []string{"client", "gitlab", "endpoint", "/api/v4/projects/:id/issues", "method", "POST", "code", "201"}, 1},
