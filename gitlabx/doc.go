@@ -61,7 +61,7 @@
 //
 //	reg := prometheus.NewRegistry()
 //	m, _ := gitlabx.NewMetrics(reg)
-//	hooks, _ := gitlabx.NewHooks(gitlabx.HooksConfig{Token: t, Metrics: m, TracerProvider: tp})
+//	hooks, _ := gitlabx.NewHooks(gitlabx.HooksConfig{Token: gitlabx.Secret(hookToken), Metrics: m, TracerProvider: tp})
 //
 // HooksConfig.TracerProvider (nil: none) opens a span per delivery handled,
 // "gitlab webhook <event>" with attribute gitlab.event_uuid, and hands its
