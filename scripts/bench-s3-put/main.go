@@ -32,14 +32,15 @@ func main() {
 	key := flag.String("key", "", "object `KEY`")
 	credsFile := flag.String("credentials-file", "", "`FILE` with AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines")
 	sum := flag.String("sha256", "", "hex SHA-256 of the file (from openssl dgst -sha256)")
+	region := flag.String("region", "us-east-1", "S3 `region` (as release-server's -s3-region; saves the bucket-location request)")
 	flag.Parse()
-	if err := run(*endpoint, *bucket, *key, *credsFile, *sum, flag.Args()); err != nil {
+	if err := run(*endpoint, *bucket, *key, *credsFile, *sum, *region, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-s3-put:", err)
 		os.Exit(1)
 	}
 }
 
-func run(endpoint, bucket, key, credsFile, sumHex string, args []string) error {
+func run(endpoint, bucket, key, credsFile, sumHex, region string, args []string) error {
 	if len(args) != 1 || bucket == "" || key == "" || credsFile == "" {
 		return errors.New("usage: bench-s3-put -endpoint URL -bucket B -key K -credentials-file F -sha256 HEX FILE")
 	}
@@ -64,6 +65,7 @@ func run(endpoint, bucket, key, credsFile, sumHex string, args []string) error {
 	mc, err := minio.New(u.Host, &minio.Options{
 		Creds:  credentials.NewStaticV4(vars["AWS_ACCESS_KEY_ID"], vars["AWS_SECRET_ACCESS_KEY"], ""),
 		Secure: u.Scheme == "https",
+		Region: region,
 	})
 	if err != nil {
 		return err
