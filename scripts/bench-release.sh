@@ -14,6 +14,18 @@
 # loopback and stores through -s3-endpoint (goal >= 0.5 for S3). Each store
 # gets its own server process, so the peak RSS is per store.
 #
+# --- s3 direct-put baseline (begin) ---
+# For the s3 store a second baseline is measured in the same rounds: what a
+# user would otherwise do to put a release in a bucket,
+#     openssl dgst -sha256 FILE && bench-s3-put FILE (one PutObject with
+#     x-amz-checksum-sha256, to the same versitygw) && sync
+# (scripts/bench-s3-put, minio-go with release/s3store's options). Both
+# ratios are printed: vs cp says what S3 costs against a local copy (the
+# goal's baseline), vs a direct put says what opskit adds to an S3 upload
+# that this machine has to pay anyway: the gateway hashes and writes the
+# object to the same disk, which a cp never does.
+# --- s3 direct-put baseline (end) ---
+#
 # Environment: SIZE_MIB (default 1024), ROUNDS (default 3; each round runs
 # both sides back to back; the best of each side and the per-round ratios
 # are printed), BENCH_DIR (default /tmp; must hold 4 x SIZE), STORES.
@@ -44,6 +56,9 @@ trap cleanup EXIT
 
 echo "building release-server and release-upload"
 go build -o "$work/bin/" ./examples/release-server ./examples/release-upload
+# --- s3 direct-put baseline (begin) ---
+case " $STORES " in *" s3 "*) go build -o "$work/bin/" ./scripts/bench-s3-put ;; esac
+# --- s3 direct-put baseline (end) ---
 
 echo "writing a ${SIZE_MIB} MiB random file"
 head -c "$((SIZE_MIB << 20))" /dev/urandom >"$work/file"
@@ -76,6 +91,9 @@ bench_store() {
 	server_pid=$(pgrep -P "$time_pid" release-server || true)
 
 	local best_naive="" best_opskit="" client_peak=0 ratios="" round naive opskit peak client_cpu r t0 t1
+	# --- s3 direct-put baseline (begin) ---
+	local best_direct="" direct="" direct_ratios="" sum
+	# --- s3 direct-put baseline (end) ---
 	for round in $(seq "$ROUNDS"); do
 		# Same page-cache state for both sides: the source file is cached.
 		cat "$work/file" >/dev/null
@@ -86,6 +104,23 @@ bench_store() {
 		naive=$(elapsed "$t0" "$t1")
 		rm -f "$work/dest"
 		sync
+
+		# --- s3 direct-put baseline (begin) ---
+		if [ "$name" = s3 ]; then
+			cat "$work/file" >/dev/null
+			t0=$(now)
+			sum=$(openssl dgst -sha256 -r "$work/file" | cut -d' ' -f1)
+			"$work/bin/bench-s3-put" -endpoint "$gw_url" -bucket bench -credentials-file "$work/s3creds" \
+				-key "direct/$round" -sha256 "$sum" "$work/file"
+			sync
+			t1=$(now)
+			direct=$(elapsed "$t0" "$t1")
+			rm -rf "$work/gw/data/bench/direct"
+			sync
+			if [ -z "$best_direct" ] || awk -v a="$direct" -v b="$best_direct" 'BEGIN { exit !(a < b) }'; then best_direct=$direct; fi
+			cat "$work/file" >/dev/null
+		fi
+		# --- s3 direct-put baseline (end) ---
 
 		t0=$(now)
 		"$TIME" -v -o "$work/client.time" "$work/bin/release-upload" -url "$url/release" -secret-file "$work/secret" \
@@ -101,6 +136,13 @@ bench_store() {
 
 		r=$(awk -v n="$naive" -v o="$opskit" 'BEGIN { printf "%.2f", n / o }')
 		ratios="$ratios $r"
+		# --- s3 direct-put baseline (begin) ---
+		if [ -n "$direct" ]; then
+			direct_ratios="$direct_ratios $(awk -v d="$direct" -v o="$opskit" 'BEGIN { printf "%.2f", d / o }')"
+			printf '%s round %d: direct S3 put (openssl dgst + PutObject + sync) %ss (%s MiB/s)   ratio opskit / direct %s\n' "$name" "$round" \
+				"$direct" "$(mibps "$direct")" "${direct_ratios##* }"
+		fi
+		# --- s3 direct-put baseline (end) ---
 		printf '%s round %d: naive %ss (%s MiB/s)   opskit %ss (%s MiB/s)   ratio %s   %s\n' "$name" "$round" "$naive" "$(mibps "$naive")" \
 			"$opskit" "$(mibps "$opskit")" "$r" "$(cut -c1-40 "$work/client.out")"
 		if [ -z "$best_naive" ] || awk -v a="$naive" -v b="$best_naive" 'BEGIN { exit !(a < b) }'; then best_naive=$naive; fi
@@ -123,6 +165,13 @@ bench_store() {
 	echo "opskit:          release-upload -> release-server ($name store; loopback, sha256 both sides, fsync): ${best_opskit}s ($(mibps "$best_opskit") MiB/s)"
 	median=$(echo $ratios | tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
 	echo "throughput ratio (opskit / naive): $ratio best against best; per round:$ratios, median $median (goal >= $goal)"
+	# --- s3 direct-put baseline (begin) ---
+	if [ -n "$best_direct" ]; then
+		echo "direct S3 put:   openssl dgst -sha256 + PutObject (x-amz-checksum-sha256) to the same versitygw + sync: ${best_direct}s ($(mibps "$best_direct") MiB/s)"
+		echo "throughput ratio (opskit / direct S3 put): $(awk -v d="$best_direct" -v o="$best_opskit" 'BEGIN { printf "%.2f", d / o }') best against best; per round:$direct_ratios"
+		echo "throughput ratio (direct S3 put / naive): $(awk -v n="$best_naive" -v d="$best_direct" 'BEGIN { printf "%.2f", n / d }') (where a hand-made S3 upload to this gateway stands against the cp baseline)"
+	fi
+	# --- s3 direct-put baseline (end) ---
 	echo "peak RSS client: $((client_peak / 1024)) MiB (${client_peak} KiB; goal <= 64 MiB); last round CPU $client_cpu"
 	echo "peak RSS server: $((server_peak / 1024)) MiB (${server_peak} KiB; goal <= 64 MiB); all rounds CPU $(cpu "$work/server.time")"
 	echo
