@@ -225,6 +225,82 @@ func TestMetricsResumable(t *testing.T) {
 	assert.Equal(t, 1.0, promtest.Value(t, reg, "opskit_release_uploads_total", promtest.Labels("result", "too_large")))
 	assert.Equal(t, 1.0, promtest.Value(t, reg, "opskit_release_uploads_total", promtest.Labels("result", "unauthorized")))
 	assert.Equal(t, 1.0, promtest.Value(t, reg, "opskit_release_uploads_total", promtest.Labels("result", "created")), "unchanged")
+
+	// A chunk whose Upload-Checksum does not match (460), and an upload
+	// whose bytes do not match the sha256 it was created with (422): both
+	// are mismatches.
+	wrong := "product " + base64.StdEncoding.EncodeToString([]byte("app")) + ",version " + base64.StdEncoding.EncodeToString([]byte("9.1")) +
+		",sha256 " + base64.StdEncoding.EncodeToString([]byte(sha256Hex("something else")))
+	resp = req("POST", srv.URL+"/release/uploads/", nil, "Upload-Length", "4", "Upload-Metadata", wrong)
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	loc = resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "http") {
+		loc = srv.URL + loc
+	}
+	require.Equal(t, 460, req("PATCH", loc, []byte("abcd"), "Content-Type", "application/offset+octet-stream", "Upload-Offset", "0",
+		"Upload-Checksum", "sha256 "+base64.StdEncoding.EncodeToString(make([]byte, 32))).StatusCode)
+	assert.Equal(t, 1.0, promtest.Value(t, reg, "opskit_release_uploads_total", promtest.Labels("result", "mismatch")), "the corrupted chunk")
+	require.Equal(t, http.StatusUnprocessableEntity, patch(0, "abcd"))
+	assert.Equal(t, 2.0, promtest.Value(t, reg, "opskit_release_uploads_total", promtest.Labels("result", "mismatch")), "the whole upload")
+	assert.Equal(t, 1.0, promtest.Value(t, reg, "opskit_release_uploads_total", promtest.Labels("result", "created")), "unchanged")
+}
+
+// TestMetricsResumableBusy: a PATCH that finds every upload slot taken is
+// answered 503 and counted as busy.
+func TestMetricsResumableBusy(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := release.NewMetrics(reg)
+	require.NoError(t, err)
+	started, proceed := make(chan struct{}), make(chan struct{})
+	rc, _ := newReceiver(t, release.ReceiverConfig{Metrics: m, MaxConcurrentUploads: 1,
+		Hook: func(context.Context, release.Release) error { close(started); <-proceed; return nil }})
+	mux := http.NewServeMux()
+	mux.Handle("POST /release", rc)
+	mux.Handle("/release/uploads/", rc.Uploads())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	meta := "product " + base64.StdEncoding.EncodeToString([]byte("app")) + ",version " + base64.StdEncoding.EncodeToString([]byte("2.0")) +
+		",sha256 " + base64.StdEncoding.EncodeToString([]byte(sha256Hex("data")))
+	r, err := http.NewRequestWithContext(t.Context(), "POST", srv.URL+"/release/uploads/", nil)
+	require.NoError(t, err)
+	r.Header.Set("Tus-Resumable", "1.0.0")
+	r.Header.Set("Authorization", "Bearer "+testSecret)
+	r.Header.Set("Upload-Length", "4")
+	r.Header.Set("Upload-Metadata", meta)
+	resp, err := http.DefaultClient.Do(r)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "http") {
+		loc = srv.URL + loc
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := (&release.Uploader{URL: srv.URL + "/release", Secret: testSecret}).Upload(context.Background(),
+			release.Metadata{Product: "app", Version: "1.0"}, strings.NewReader("slow"), 4)
+		done <- err
+	}()
+	<-started
+	p, err := http.NewRequestWithContext(t.Context(), "PATCH", loc, strings.NewReader("data"))
+	require.NoError(t, err)
+	p.Header.Set("Tus-Resumable", "1.0.0")
+	p.Header.Set("Authorization", "Bearer "+testSecret)
+	p.Header.Set("Content-Type", "application/offset+octet-stream")
+	p.Header.Set("Upload-Offset", "0")
+	resp, err = http.DefaultClient.Do(p)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, 1.0, promtest.Value(t, reg, "opskit_release_uploads_total", promtest.Labels("result", "busy")))
+	assert.Equal(t, 1.0, promtest.Value(t, reg, "opskit_release_uploads_in_flight", nil))
+	close(proceed)
+	require.NoError(t, <-done)
+	assert.Equal(t, 1.0, promtest.Value(t, reg, "opskit_release_uploads_total", promtest.Labels("result", "created")))
+	assert.Equal(t, 0.0, promtest.Value(t, reg, "opskit_release_uploads_in_flight", nil))
+	assert.Equal(t, 4.0, promtest.Value(t, reg, "opskit_release_received_bytes_total", nil), "the form upload's 4 bytes; the refused PATCH's body was not read")
 }
 
 // TestUploadSpans: an upload is one span with its hook as a child, in one
