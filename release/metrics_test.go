@@ -361,3 +361,37 @@ func TestUploadSpans(t *testing.T) {
 	assert.Equal(t, "unauthorized", attrs(spans[0])["opskit.result"].AsString())
 	assert.Equal(t, codes.Unset, spans[0].Status.Code, "a client's mistake is not the server's error")
 }
+
+// TestResumableUploadSpans: a resumable upload's creating POST and its
+// PATCH are spans; the PATCH that completes the file carries the result and
+// has the hook as its child.
+func TestResumableUploadSpans(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	rc, _ := newReceiver(t, release.ReceiverConfig{TracerProvider: tp, Hook: func(context.Context, release.Release) error { return nil }})
+	srv := httptest.NewServer(rc.Uploads())
+	t.Cleanup(srv.Close)
+	path := filepath.Join(t.TempDir(), "release.tgz")
+	require.NoError(t, os.WriteFile(path, []byte("resumable"), 0o644))
+	_, err := (&release.Uploader{URL: srv.URL + "/release", Secret: testSecret}).UploadFileResumable(t.Context(),
+		release.Metadata{Product: "app", Version: "1.0"}, path, filepath.Join(t.TempDir(), "state"))
+	require.NoError(t, err)
+
+	byName := map[string]tracetest.SpanStub{}
+	for _, s := range exp.GetSpans() {
+		byName[s.Name] = s
+	}
+	require.Contains(t, byName, "release upload create")
+	require.Contains(t, byName, "release upload patch")
+	require.Contains(t, byName, "release hook")
+	patch, hook := byName["release upload patch"], byName["release hook"]
+	assert.Equal(t, patch.SpanContext.SpanID(), hook.Parent.SpanID(), "the hook is a child of the completing PATCH")
+	var result string
+	for _, kv := range patch.Attributes {
+		if kv.Key == "opskit.result" {
+			result = kv.Value.AsString()
+		}
+	}
+	assert.Equal(t, "created", result)
+}
