@@ -230,7 +230,8 @@ func (rc *Receiver) observe(r *http.Request, name string, attrs ...attribute.Key
 	return r.WithContext(ctx), &observation{rc: rc, span: span, start: time.Now()}
 }
 
-// end counts the answered request and ends its span. rel names the
+// end counts the request and ends its span, just before it is answered
+// (so a client that has its answer finds it counted). rel names the
 // release where known.
 func (o *observation) end(rel Release, created bool, err error) {
 	if o == nil || o.done {

@@ -336,8 +336,8 @@ type upload struct {
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r, obs := rc.observe(r, "release upload")
 	rel, created, err := rc.receive(w, r)
+	obs.end(rel, created, err) // counted before the client has its answer
 	rc.reply(w, r, rel, created, err)
-	obs.end(rel, created, err)
 }
 
 // reply answers an upload with its receipt or its error.

@@ -162,8 +162,8 @@ func tusFail(w http.ResponseWriter, err error) {
 // fail answers a failure of a counted resumable request and counts it; a
 // nil o only answers.
 func (o *observation) fail(w http.ResponseWriter, err error) {
+	o.end(Release{}, false, err) // counted before the client has its answer
 	tusFail(w, err)
-	o.end(Release{}, false, err)
 }
 
 // parseTusMetadata decodes "key base64,key base64".
@@ -249,9 +249,9 @@ func (rc *Receiver) tusCreate(w http.ResponseWriter, r *http.Request, obs *obser
 	rc.log.Info("resumable upload created", "id", id, "product", fields["product"], "version", fields["version"], "length", length)
 	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/")+"/"+id)
 	w.Header().Set("Upload-Expires", time.Now().Add(rc.tusExpiry).UTC().Format(http.TimeFormat))
-	w.WriteHeader(http.StatusCreated)
 	obs.partial(attribute.String("release.upload_id", id), attribute.String("release.product", fields["product"]),
 		attribute.String("release.version", fields["version"]), attribute.Int64("release.size", length))
+	w.WriteHeader(http.StatusCreated)
 }
 
 func saveTus(dir string, st tusState) error {
@@ -464,8 +464,8 @@ func (rc *Receiver) tusPatch(w http.ResponseWriter, r *http.Request, id string, 
 	}
 	w.Header().Set("Upload-Offset", strconv.FormatInt(have, 10))
 	if have < st.Length {
-		w.WriteHeader(http.StatusNoContent)
 		obs.partial(attribute.Int64("release.upload_offset", have))
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	// Complete: verify and store it like a form upload.
@@ -484,11 +484,11 @@ func (rc *Receiver) tusPatch(w http.ResponseWriter, r *http.Request, id string, 
 		}
 	}()
 	rel, created, err := rc.finish(r.Context(), fin)
-	rc.reply(w, r, rel, created, err)
 	if obs != nil {
 		obs.start = st.Created // the resumable upload's duration runs from its creation
 	}
 	obs.end(rel, created, err)
+	rc.reply(w, r, rel, created, err)
 }
 
 // finish validates a received upload and commits it.

@@ -16,6 +16,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/opskit/opskit/internal/promtest"
 	"github.com/opskit/opskit/release"
@@ -129,4 +132,43 @@ opskit_release_uploads_in_flight 0
 	}
 	require.NotNil(t, rejected, "-log-format json logs the conflict as JSON:\n%s", logs)
 	assert.Len(t, rejected["trace_id"], 32, "with its upload's trace ID")
+}
+
+// TestRunTrace: an upload through release-server is one "release upload"
+// span with the hook script's run as its child, in the provider the
+// OTEL_* setup installs (here an in-memory one kept by OTEL_SDK_DISABLED).
+func TestRunTrace(t *testing.T) {
+	rec := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(rec))
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { otel.SetTracerProvider(prev); tp.Shutdown(context.Background()) })
+	t.Setenv("OTEL_SDK_DISABLED", "true") // keep the provider installed above
+
+	hook := writeFile(t, "hook.sh", "#!/bin/sh\nexit 0\n", 0o755)
+	secrets := writeFile(t, "secrets", "s3cret\n", 0o600)
+	base, _, _ := startObserved(t, "-dir", t.TempDir(), "-secret-file", secrets, "-hook", hook)
+	_, err := (&release.Uploader{URL: base + "/release", Secret: "s3cret"}).Upload(t.Context(),
+		release.Metadata{Product: "app", Version: "1.0.0"}, strings.NewReader("tarball"), 7)
+	require.NoError(t, err)
+
+	var upload, hookSpan *tracetest.SpanStub
+	spans := rec.GetSpans()
+	for i := range spans {
+		switch spans[i].Name {
+		case "release upload":
+			upload = &spans[i]
+		case "release hook":
+			hookSpan = &spans[i]
+		}
+	}
+	require.NotNil(t, upload, "an upload span among %d", len(spans))
+	require.NotNil(t, hookSpan, "a hook span")
+	assert.Equal(t, upload.SpanContext.TraceID(), hookSpan.SpanContext.TraceID())
+	assert.Equal(t, upload.SpanContext.SpanID(), hookSpan.Parent.SpanID(), "the hook is a child of the upload")
+	for _, kv := range upload.Attributes {
+		if kv.Key == "opskit.result" {
+			assert.Equal(t, "created", kv.Value.AsString())
+		}
+	}
 }
