@@ -73,6 +73,18 @@
 // and [Uploader.UploadFileResumable] continues an interrupted upload from
 // the receiver's offset; the legacy form upload is unchanged.
 //
+// # Metrics and traces
+//
+// [NewMetrics] registers the receiver's metrics on a registry you pass
+// (opskit_release_uploads_total by result, bytes received, upload and hook
+// durations, hooks by result, uploads in flight); set it as
+// ReceiverConfig.Metrics. ReceiverConfig.TracerProvider opens a span per
+// upload request with the hook as a child span. Both are off when nil:
+//
+//	m, err := release.NewMetrics(reg) // reg is yours, never the global registry
+//	rc, err := release.NewReceiver(release.ReceiverConfig{Dir: dir, Secrets: secrets,
+//		Metrics: m, TracerProvider: tp})
+//
 // release.env holds PRODUCT, VERSION, TAG, BUILD, REVISION, COMMIT, RPMS,
 // SIZE, SHA256, MD5 and LOG, each value single-quoted, so `. release.env`
 // in a POSIX shell assigns variables and runs nothing, whatever the

@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/opskit/opskit/internal/promtest"
 	"github.com/opskit/opskit/release"
 )
 
@@ -212,7 +214,10 @@ func TestHardening04PendingHookFailsAgain(t *testing.T) {
 	}
 	require.NoError(t, cmd.Process.Kill())
 	cmd.Wait()
-	rc, _ := newReceiver(t, release.ReceiverConfig{Dir: dir, Hook: func(context.Context, release.Release) error {
+	reg := prometheus.NewRegistry()
+	m, err := release.NewMetrics(reg)
+	require.NoError(t, err)
+	rc, _ := newReceiver(t, release.ReceiverConfig{Dir: dir, Metrics: m, Hook: func(context.Context, release.Release) error {
 		return fmt.Errorf("still broken")
 	}})
 	n, err := rc.RunPendingHooks(t.Context())
@@ -220,6 +225,8 @@ func TestHardening04PendingHookFailsAgain(t *testing.T) {
 	assert.ErrorContains(t, err, "app/1.0.0")
 	assert.ErrorContains(t, err, "still broken")
 	assert.Empty(t, files(t, dir))
+	assert.Equal(t, 1.0, promtest.Value(t, reg, "opskit_release_hooks_total", promtest.Labels("result", "failed")), "the hook run at startup is counted")
+	assert.Equal(t, 0.0, promtest.Value(t, reg, "opskit_release_uploads_total", promtest.Labels("result", "hook_failed")), "but no upload")
 }
 
 func TestEnvFileRoundTrip(t *testing.T) {

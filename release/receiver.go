@@ -24,6 +24,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/opskit/opskit/internal/atomicfile"
 	"github.com/opskit/opskit/internal/secret"
 )
@@ -88,8 +90,19 @@ type ReceiverConfig struct {
 	// Uploads) is kept after its last PATCH. 0 means
 	// DefaultResumableExpiry.
 	ResumableExpiry time.Duration
-	// Logger receives one event per upload; nil discards.
+	// Logger receives one event per upload; nil discards. Records are
+	// logged with the upload's context, so a handler that reads the span
+	// from it can add trace IDs.
 	Logger *slog.Logger
+	// Metrics counts uploads, bytes, hooks and the uploads in flight (see
+	// NewMetrics); nil counts nothing.
+	Metrics *Metrics
+	// TracerProvider traces each upload request as a span ("release
+	// upload"; resumable: "release upload create" and "release upload
+	// patch"), a child of the request context's span, with the hook as a
+	// child span ("release hook") and the result in opskit.result; nil
+	// traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultMaxConcurrentUploads is the MaxConcurrentUploads used when
@@ -185,6 +198,8 @@ type Receiver struct {
 	authTO    time.Duration
 	upTO      time.Duration
 	tusExpiry time.Duration
+	metrics   *Metrics
+	tracer    trace.Tracer
 
 	// wrapWriter, when set (by tests), wraps the tarball's file writer, so
 	// that a full disk can be simulated.
@@ -285,6 +300,8 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		authTO:    cfg.AuthTimeout,
 		upTO:      cfg.UploadTimeout,
 		tusExpiry: cfg.ResumableExpiry,
+		metrics:   cfg.Metrics,
+		tracer:    newTracer(cfg.TracerProvider),
 	}, nil
 }
 
@@ -293,7 +310,8 @@ type apiError struct {
 	status int
 	msg    string
 	fields []string
-	err    error // the cause, logged but not sent
+	err    error  // the cause, logged but not sent
+	result string // the Upload* result when its status does not tell it
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -316,7 +334,9 @@ type upload struct {
 
 // ServeHTTP handles one upload. See Receiver for the protocol.
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, obs := rc.observe(r, "release upload")
 	rel, created, err := rc.receive(w, r)
+	obs.end(rel, created, err) // counted before the client has its answer
 	rc.reply(w, r, rel, created, err)
 }
 
@@ -328,7 +348,7 @@ func (rc *Receiver) reply(w http.ResponseWriter, r *http.Request, rel Release, c
 		if !errors.As(err, &ae) {
 			ae = &apiError{status: http.StatusInternalServerError, msg: "release: internal error", err: err}
 		}
-		log.Warn("release upload rejected", "status", ae.status, "error", ae.msg, "fields", ae.fields, "cause", ae.err,
+		log.WarnContext(r.Context(), "release upload rejected", "status", ae.status, "error", ae.msg, "fields", ae.fields, "cause", ae.err,
 			"product", rel.Product, "version", rel.Version)
 		switch ae.status {
 		case http.StatusMethodNotAllowed:
@@ -346,9 +366,9 @@ func (rc *Receiver) reply(w http.ResponseWriter, r *http.Request, rel Release, c
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
-		log.Info("release stored", "product", rel.Product, "version", rel.Version, "sha256", rel.SHA256, "size", rel.Size)
+		log.InfoContext(r.Context(), "release stored", "product", rel.Product, "version", rel.Version, "sha256", rel.SHA256, "size", rel.Size)
 	} else {
-		log.Info("release already stored", "product", rel.Product, "version", rel.Version, "sha256", rel.SHA256)
+		log.InfoContext(r.Context(), "release already stored", "product", rel.Product, "version", rel.Version, "sha256", rel.SHA256)
 	}
 	writeJSON(w, status, Receipt{Product: rel.Product, Version: rel.Version, SHA256: rel.SHA256, Size: rel.Size})
 }
@@ -372,7 +392,7 @@ func (rc *Receiver) receive(w http.ResponseWriter, r *http.Request) (rel Release
 			os.RemoveAll(up.stage)
 		}
 		if up.slot {
-			<-rc.slots
+			rc.freeSlot()
 		}
 	}()
 	if h := r.Header.Get("Authorization"); h != "" {
@@ -493,10 +513,17 @@ func (rc *Receiver) takeSlot(up *upload) error {
 	select {
 	case rc.slots <- struct{}{}:
 		up.slot = true
+		rc.metrics.slotTaken()
 		return nil
 	default:
 		return fail(http.StatusServiceUnavailable, "release: too many uploads in progress; retry later")
 	}
+}
+
+// freeSlot gives back a slot takeSlot took.
+func (rc *Receiver) freeSlot() {
+	<-rc.slots
+	rc.metrics.slotFreed()
 }
 
 // errPreAuth and errFieldBytes are the reasons bodyGate stops reading.
@@ -660,7 +687,7 @@ func (rc *Receiver) storeFile(up *upload, p io.Reader, hashMD5 bool) error {
 		return storageError(err)
 	}
 	defer free()
-	n, err := copyPipelined(fw, p, rc.maxSize+1, hashes, bufs)
+	n, err := copyPipelined(fw, rc.metrics.received(p), rc.maxSize+1, hashes, bufs)
 	if err != nil {
 		var we *writeError
 		if errors.As(err, &we) {
@@ -1012,12 +1039,17 @@ func (rc *Receiver) download(ctx context.Context, st StoredRelease, name, path s
 // failure it deletes the release.
 func (rc *Receiver) runHook(ctx context.Context, rel Release) error {
 	if rc.hook != nil {
-		if err := rc.hook(context.WithoutCancel(ctx), rel); err != nil {
-			rc.log.Error("release hook failed; removing the release", "product", rel.Product, "version", rel.Version, "error", err)
+		hctx, span := rc.startHook(context.WithoutCancel(ctx), rel)
+		start := time.Now()
+		err := rc.hook(hctx, rel)
+		rc.metrics.hookRan(time.Since(start), err)
+		endHook(span, err)
+		if err != nil {
+			rc.log.ErrorContext(hctx, "release hook failed; removing the release", "product", rel.Product, "version", rel.Version, "error", err)
 			if err := rc.store.Delete(context.WithoutCancel(ctx), rel.Product, rel.Version); err != nil {
 				rc.log.Error("release: removing failed release", "product", rel.Product, "version", rel.Version, "error", err)
 			}
-			return &apiError{status: http.StatusInternalServerError, msg: "release: hook failed", err: err}
+			return &apiError{status: http.StatusInternalServerError, msg: "release: hook failed", err: err, result: UploadHookFailed}
 		}
 	}
 	if err := rc.store.HookDone(context.WithoutCancel(ctx), rel.Product, rel.Version); err != nil {

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/opskit/opskit/internal/atomicfile"
 	"github.com/opskit/opskit/internal/secret"
 )
@@ -94,25 +96,35 @@ func (rc *Receiver) serveTus(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	collection := strings.HasSuffix(r.URL.Path, "/")
+	id := path.Base(r.URL.Path)
+	// POST and PATCH are counted and traced (see NewMetrics); HEAD and
+	// DELETE are not.
+	var obs *observation
+	switch r.Method {
+	case http.MethodPost:
+		r, obs = rc.observe(r, "release upload create", attribute.Bool("release.resumable", true))
+	case http.MethodPatch:
+		r, obs = rc.observe(r, "release upload patch", attribute.Bool("release.resumable", true), attribute.String("release.upload_id", id))
+	}
+	defer obs.abandon()
 	if r.Header.Get("Tus-Resumable") != tusVersion {
 		w.Header().Set("Tus-Version", tusVersion)
-		tusFail(w, fail(http.StatusPreconditionFailed, "release: Tus-Resumable 1.0.0 required"))
+		obs.fail(w, fail(http.StatusPreconditionFailed, "release: Tus-Resumable 1.0.0 required"))
 		return
 	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || !secret.AnyEqual(tok, rc.secrets...) {
-		tusFail(w, fail(http.StatusUnauthorized, "release: wrong secret"))
+		obs.fail(w, fail(http.StatusUnauthorized, "release: wrong secret"))
 		return
 	}
-	collection := strings.HasSuffix(r.URL.Path, "/")
-	id := path.Base(r.URL.Path)
 	switch {
 	case collection && r.Method == http.MethodPost:
-		rc.tusCreate(w, r)
+		rc.tusCreate(w, r, obs)
 	case !collection && validHex(id, 32) && r.Method == http.MethodHead:
 		rc.tusHead(w, r, id)
 	case !collection && validHex(id, 32) && r.Method == http.MethodPatch:
-		rc.tusPatch(w, r, id)
+		rc.tusPatch(w, r, id, obs)
 	case !collection && validHex(id, 32) && r.Method == http.MethodDelete:
 		unlock, err := rc.locks.lock(r.Context(), "tus/"+id)
 		if err != nil {
@@ -127,7 +139,7 @@ func (rc *Receiver) serveTus(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		w.Header().Set("Allow", "OPTIONS, POST, HEAD, PATCH, DELETE")
-		tusFail(w, fail(http.StatusMethodNotAllowed, "release: method not allowed"))
+		obs.fail(w, fail(http.StatusMethodNotAllowed, "release: method not allowed"))
 	}
 }
 
@@ -145,6 +157,13 @@ func tusFail(w http.ResponseWriter, err error) {
 		fields = []string{}
 	}
 	writeJSON(w, ae.status, map[string]any{"error": ae.msg, "fields": fields})
+}
+
+// fail answers a failure of a counted resumable request and counts it; a
+// nil o only answers.
+func (o *observation) fail(w http.ResponseWriter, err error) {
+	o.end(Release{}, false, err) // counted before the client has its answer
+	tusFail(w, err)
 }
 
 // parseTusMetadata decodes "key base64,key base64".
@@ -170,20 +189,20 @@ func parseTusMetadata(h string) (map[string]string, error) {
 	return m, nil
 }
 
-func (rc *Receiver) tusCreate(w http.ResponseWriter, r *http.Request) {
+func (rc *Receiver) tusCreate(w http.ResponseWriter, r *http.Request, obs *observation) {
 	length, err := strconv.ParseInt(r.Header.Get("Upload-Length"), 10, 64)
 	if err != nil || length < 0 {
-		tusFail(w, fail(http.StatusBadRequest, "release: Upload-Length required (deferred length is not supported)", "file"))
+		obs.fail(w, fail(http.StatusBadRequest, "release: Upload-Length required (deferred length is not supported)", "file"))
 		return
 	}
 	if length > rc.maxSize {
 		w.Header().Set("Tus-Max-Size", strconv.FormatInt(rc.maxSize, 10))
-		tusFail(w, fail(http.StatusRequestEntityTooLarge, "release: too large", "file"))
+		obs.fail(w, fail(http.StatusRequestEntityTooLarge, "release: too large", "file"))
 		return
 	}
 	meta, err := parseTusMetadata(r.Header.Get("Upload-Metadata"))
 	if err != nil {
-		tusFail(w, &apiError{status: http.StatusBadRequest, msg: "release: malformed Upload-Metadata", err: err})
+		obs.fail(w, &apiError{status: http.StatusBadRequest, msg: "release: malformed Upload-Metadata", err: err})
 		return
 	}
 	fields := map[string]string{}
@@ -193,19 +212,19 @@ func (rc *Receiver) tusCreate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if _, ok := fields["sha256"]; !ok {
-		tusFail(w, fail(http.StatusBadRequest, "release: missing or invalid fields", "sha256"))
+		obs.fail(w, fail(http.StatusBadRequest, "release: missing or invalid fields", "sha256"))
 		return
 	}
 	delete(fields, "md5")
 	// Check every field now, before a byte of the file is sent.
 	if _, err := rc.validate(&upload{fields: fields, fileSeen: true, sha256: strings.ToLower(fields["sha256"]), size: length}); err != nil {
-		tusFail(w, err)
+		obs.fail(w, err)
 		return
 	}
 	rc.sweepTus()
 	entries, _ := os.ReadDir(rc.tusDir())
 	if len(entries) >= maxTusUploads {
-		tusFail(w, fail(http.StatusServiceUnavailable, "release: too many unfinished resumable uploads; retry later"))
+		obs.fail(w, fail(http.StatusServiceUnavailable, "release: too many unfinished resumable uploads; retry later"))
 		return
 	}
 	var raw [16]byte
@@ -213,23 +232,25 @@ func (rc *Receiver) tusCreate(w http.ResponseWriter, r *http.Request) {
 	id := hex.EncodeToString(raw[:])
 	dir := filepath.Join(rc.tusDir(), id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		tusFail(w, storageError(err))
+		obs.fail(w, storageError(err))
 		return
 	}
 	st := tusState{Fields: fields, Length: length, Created: time.Now().UTC()}
 	if err := writeSynced(filepath.Join(dir, tarballName), nil); err != nil {
 		os.RemoveAll(dir)
-		tusFail(w, storageError(err))
+		obs.fail(w, storageError(err))
 		return
 	}
 	if err := saveTus(dir, st); err != nil {
 		os.RemoveAll(dir)
-		tusFail(w, storageError(err))
+		obs.fail(w, storageError(err))
 		return
 	}
 	rc.log.Info("resumable upload created", "id", id, "product", fields["product"], "version", fields["version"], "length", length)
 	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/")+"/"+id)
 	w.Header().Set("Upload-Expires", time.Now().Add(rc.tusExpiry).UTC().Format(http.TimeFormat))
+	obs.partial(attribute.String("release.upload_id", id), attribute.String("release.product", fields["product"]),
+		attribute.String("release.version", fields["version"]), attribute.Int64("release.size", length))
 	w.WriteHeader(http.StatusCreated)
 }
 
@@ -340,27 +361,27 @@ func chunkHash(h string) (hash.Hash, []byte, error) {
 	return nil, nil, errors.New("unsupported Upload-Checksum algorithm")
 }
 
-func (rc *Receiver) tusPatch(w http.ResponseWriter, r *http.Request, id string) {
+func (rc *Receiver) tusPatch(w http.ResponseWriter, r *http.Request, id string, obs *observation) {
 	if r.Header.Get("Content-Type") != tusOffsetType {
-		tusFail(w, fail(http.StatusUnsupportedMediaType, "release: Content-Type must be "+tusOffsetType))
+		obs.fail(w, fail(http.StatusUnsupportedMediaType, "release: Content-Type must be "+tusOffsetType))
 		return
 	}
 	offset, err := strconv.ParseInt(r.Header.Get("Upload-Offset"), 10, 64)
 	if err != nil || offset < 0 {
-		tusFail(w, fail(http.StatusBadRequest, "release: Upload-Offset required"))
+		obs.fail(w, fail(http.StatusBadRequest, "release: Upload-Offset required"))
 		return
 	}
 	chunkH, chunkWant, err := chunkHash(r.Header.Get("Upload-Checksum"))
 	if err != nil {
-		tusFail(w, &apiError{status: http.StatusBadRequest, msg: "release: " + err.Error()})
+		obs.fail(w, &apiError{status: http.StatusBadRequest, msg: "release: " + err.Error()})
 		return
 	}
 	up := &upload{}
 	if err := rc.takeSlot(up); err != nil {
-		tusFail(w, err)
+		obs.fail(w, err)
 		return
 	}
-	defer func() { <-rc.slots }()
+	defer rc.freeSlot()
 	unlock, err := rc.locks.lock(r.Context(), "tus/"+id)
 	if err != nil {
 		return
@@ -368,19 +389,19 @@ func (rc *Receiver) tusPatch(w http.ResponseWriter, r *http.Request, id string) 
 	defer unlock()
 	st, err := rc.loadTus(id)
 	if err != nil {
-		tusFail(w, err)
+		obs.fail(w, err)
 		return
 	}
 	dir := filepath.Join(rc.tusDir(), id)
 	tgz := filepath.Join(dir, tarballName)
 	have, err := fileLen(tgz)
 	if err != nil {
-		tusFail(w, storageError(err))
+		obs.fail(w, storageError(err))
 		return
 	}
 	if offset != have {
 		w.Header().Set("Upload-Offset", strconv.FormatInt(have, 10))
-		tusFail(w, fail(http.StatusConflict, "release: Upload-Offset does not match the upload's offset"))
+		obs.fail(w, &apiError{status: http.StatusConflict, msg: "release: Upload-Offset does not match the upload's offset", result: UploadInvalid})
 		return
 	}
 	// The SHA-256 of the whole file so far: saved after the last PATCH, or
@@ -389,13 +410,13 @@ func (rc *Receiver) tusPatch(w http.ResponseWriter, r *http.Request, id string) 
 	if st.HashAt != have || full.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.HashState) != nil {
 		full = sha256.New()
 		if err := hashFile(r.Context(), full, tgz, have); err != nil {
-			tusFail(w, storageError(err))
+			obs.fail(w, storageError(err))
 			return
 		}
 	}
 	f, err := os.OpenFile(tgz, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		tusFail(w, storageError(err))
+		obs.fail(w, storageError(err))
 		return
 	}
 	defer f.Close()
@@ -405,16 +426,16 @@ func (rc *Receiver) tusPatch(w http.ResponseWriter, r *http.Request, id string) 
 	if chunkH != nil {
 		dsts = append(dsts, chunkH)
 	}
-	n, copyErr := io.CopyBuffer(io.MultiWriter(dsts...), io.LimitReader(idle, st.Length-have+1), make([]byte, 256<<10))
+	n, copyErr := io.CopyBuffer(io.MultiWriter(dsts...), io.LimitReader(rc.metrics.received(idle), st.Length-have+1), make([]byte, 256<<10))
 	idle.stop()
 	if have+n > st.Length {
 		f.Truncate(have)
-		tusFail(w, fail(http.StatusRequestEntityTooLarge, "release: more bytes than Upload-Length", "file"))
+		obs.fail(w, fail(http.StatusRequestEntityTooLarge, "release: more bytes than Upload-Length", "file"))
 		return
 	}
 	if chunkH != nil && copyErr == nil && string(chunkH.Sum(nil)) != string(chunkWant) {
 		f.Truncate(have)
-		tusFail(w, fail(statusChecksumNG, "release: checksum mismatch", "Upload-Checksum"))
+		obs.fail(w, fail(statusChecksumNG, "release: checksum mismatch", "Upload-Checksum"))
 		return
 	}
 	if chunkH != nil && copyErr != nil {
@@ -423,7 +444,7 @@ func (rc *Receiver) tusPatch(w http.ResponseWriter, r *http.Request, id string) 
 		full = nil
 	}
 	if err := f.Sync(); err != nil {
-		tusFail(w, storageError(err))
+		obs.fail(w, storageError(err))
 		return
 	}
 	have += n
@@ -433,16 +454,17 @@ func (rc *Receiver) tusPatch(w http.ResponseWriter, r *http.Request, id string) 
 		}
 	}
 	if err := saveTus(dir, st); err != nil {
-		tusFail(w, storageError(err))
+		obs.fail(w, storageError(err))
 		return
 	}
 	if copyErr != nil {
 		rc.log.Info("resumable upload interrupted", "id", id, "offset", have, "error", copyErr)
-		tusFail(w, bodyError(copyErr))
+		obs.fail(w, bodyError(copyErr))
 		return
 	}
 	w.Header().Set("Upload-Offset", strconv.FormatInt(have, 10))
 	if have < st.Length {
+		obs.partial(attribute.Int64("release.upload_offset", have))
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -450,7 +472,7 @@ func (rc *Receiver) tusPatch(w http.ResponseWriter, r *http.Request, id string) 
 	if full == nil {
 		full = sha256.New()
 		if err := hashFile(r.Context(), full, tgz, have); err != nil {
-			tusFail(w, storageError(err))
+			obs.fail(w, storageError(err))
 			return
 		}
 	}
@@ -462,6 +484,10 @@ func (rc *Receiver) tusPatch(w http.ResponseWriter, r *http.Request, id string) 
 		}
 	}()
 	rel, created, err := rc.finish(r.Context(), fin)
+	if obs != nil {
+		obs.start = st.Created // the resumable upload's duration runs from its creation
+	}
+	obs.end(rel, created, err)
 	rc.reply(w, r, rel, created, err)
 }
 

@@ -228,3 +228,90 @@ for store in $STORES; do
 		;;
 	esac
 done
+
+# --- OBSERVE=1: instrumentation overhead (issue 20) --------------------------
+# A separate comparison, after the stores above: two directory-store servers
+# side by side, one bare and one with metrics and tracing on (-metrics-addr,
+# and OTEL_EXPORTER_OTLP_ENDPOINT exporting every span over OTLP/HTTP to a
+# loopback sink), the same file uploaded to each in every round, in
+# alternating order. Prints both throughputs and observed / bare (goal >=
+# 0.95), then the observed server's upload counter and the span batches the
+# sink received, to show both were on. STORES=dir OBSERVE=1 keeps the run
+# short.
+if [ "${OBSERVE:-0}" = 1 ]; then
+	obs_pids=""
+	trap 'for p in $obs_pids; do kill "$p" 2>/dev/null || true; done; cleanup' EXIT
+	cat >"$work/otlp-sink.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(sys.argv[1], "a") as f:
+            f.write(self.path + "\n")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+	python3 "$work/otlp-sink.py" "$work/otlp.requests" >"$work/otlp.port" &
+	obs_pids="$obs_pids $!"
+	for _ in $(seq 50); do [ -s "$work/otlp.port" ] && break; sleep 0.1; done
+	mkdir -p "$work/obs-bare" "$work/obs-on"
+	"$work/bin/release-server" -secret-file "$work/secret" -addr 127.0.0.1:0 -max-size $(((SIZE_MIB + 1) << 20)) \
+		-dir "$work/obs-bare" >"$work/obs-bare.out" 2>"$work/obs-bare.log" &
+	obs_bare_pid=$!
+	OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(cat "$work/otlp.port")" OTEL_SERVICE_NAME=bench-release \
+		"$work/bin/release-server" -secret-file "$work/secret" -addr 127.0.0.1:0 -max-size $(((SIZE_MIB + 1) << 20)) \
+		-dir "$work/obs-on" -metrics-addr 127.0.0.1:0 >"$work/obs-on.out" 2>"$work/obs-on.log" &
+	obs_on_pid=$!
+	obs_pids="$obs_pids $obs_bare_pid $obs_on_pid"
+	for _ in $(seq 100); do
+		grep -q '^listening on ' "$work/obs-bare.out" 2>/dev/null && grep -q '^metrics on ' "$work/obs-on.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	obs_bare_url=$(sed -n 's/^listening on //p' "$work/obs-bare.out")
+	obs_on_url=$(sed -n 's/^listening on //p' "$work/obs-on.out")
+	obs_metrics_url=$(sed -n 's/^metrics on //p' "$work/obs-on.out")
+	[ -n "$obs_bare_url" ] && [ -n "$obs_metrics_url" ] || { echo "release-server did not start:"; cat "$work/obs-bare.log" "$work/obs-on.log"; exit 1; }
+
+	# obs_upload URL DIR VERSION: prints the seconds one upload took.
+	obs_upload() {
+		local t0 t1
+		t0=$(now)
+		"$work/bin/release-upload" -url "$1/release" -secret-file "$work/secret" -product bench -version "$3" \
+			-progress never "$work/file" >/dev/null
+		t1=$(now)
+		rm -rf "$2/bench"
+		sync
+		elapsed "$t0" "$t1"
+	}
+	best_bare="" best_on="" obs_ratios=""
+	for round in $(seq "$ROUNDS"); do
+		cat "$work/file" >/dev/null
+		if [ $((round % 2)) = 1 ]; then
+			bare=$(obs_upload "$obs_bare_url" "$work/obs-bare" "obs.$round")
+			on=$(obs_upload "$obs_on_url" "$work/obs-on" "obs.$round")
+		else
+			on=$(obs_upload "$obs_on_url" "$work/obs-on" "obs.$round")
+			bare=$(obs_upload "$obs_bare_url" "$work/obs-bare" "obs.$round")
+		fi
+		r=$(awk -v b="$bare" -v o="$on" 'BEGIN { printf "%.3f", b / o }')
+		obs_ratios="$obs_ratios $r"
+		printf 'observe round %d: bare %ss (%s MiB/s)   metrics+tracing %ss (%s MiB/s)   ratio %s\n' "$round" "$bare" "$(mibps "$bare")" "$on" "$(mibps "$on")" "$r"
+		if [ -z "$best_bare" ] || awk -v a="$bare" -v b="$best_bare" 'BEGIN { exit !(a < b) }'; then best_bare=$bare; fi
+		if [ -z "$best_on" ] || awk -v a="$on" -v b="$best_on" 'BEGIN { exit !(a < b) }'; then best_on=$on; fi
+	done
+	created=$(curl -fsS "$obs_metrics_url" | sed -n 's/^opskit_release_uploads_total{result="created"} //p')
+	kill -TERM "$obs_bare_pid" "$obs_on_pid"
+	wait "$obs_bare_pid" "$obs_on_pid" || true # the observed server flushes its spans on the way out
+	echo
+	echo "instrumentation overhead (dir store, ${SIZE_MIB} MiB, best of $ROUNDS rounds, machine load: $(cut -d' ' -f1-3 /proc/loadavg))"
+	echo "bare:            ${best_bare}s ($(mibps "$best_bare") MiB/s)"
+	echo "metrics+tracing: ${best_on}s ($(mibps "$best_on") MiB/s); opskit_release_uploads_total{result=\"created\"} $created, OTLP export requests $(wc -l <"$work/otlp.requests" 2>/dev/null || echo 0)"
+	echo "throughput ratio (metrics+tracing / bare): $(awk -v b="$best_bare" -v o="$best_on" 'BEGIN { printf "%.3f", b / o }') best against best; per round:$obs_ratios (goal >= 0.95)"
+fi

@@ -20,6 +20,7 @@ import (
 	"github.com/opskit/opskit/freshdesk"
 	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/observe"
+	"github.com/opskit/opskit/release"
 	"github.com/opskit/opskit/workflow/workflowmetrics"
 )
 
@@ -66,6 +67,8 @@ func registered(t *testing.T) map[string]bool {
 	_, err = gitlabx.NewMetrics(reg)
 	require.NoError(t, err)
 	_, err = observe.NewClientMetrics(reg, "gitlab")
+	require.NoError(t, err)
+	_, err = release.NewMetrics(reg)
 	require.NoError(t, err)
 	a, err := agent.New(agent.Config{Dir: t.TempDir()})
 	require.NoError(t, err)
@@ -229,7 +232,7 @@ func alertExprs(t *testing.T, path string) []string {
 func TestAlerts(t *testing.T) {
 	known := registered(t)
 	exprs := alertExprs(t, "alerts.yml")
-	require.Len(t, exprs, 15)
+	require.Len(t, exprs, 17)
 	for _, e := range exprs {
 		names := metricNames(e)
 		assert.NotEmpty(t, names, "%s selects no metric", e)

@@ -1,6 +1,7 @@
 // Package grafana holds opskit.json, an import-ready Grafana dashboard of
 // the metrics opskit's services and jobs expose: the freshdesk bridge
 // (opskit_freshdesk_*), the GitLab webhook receiver (opskit_gitlabx_*), the
+// release server (opskit_release_*), the
 // GitLab and Freshdesk API clients
 // (opskit_http_client_*, observe.NewTransport), the host agent (node_* and
 // opskit_agent_program_*), rollouts (opskit_workflow_*), the batch jobs'

@@ -6,6 +6,7 @@
 //
 //	release-server -dir DIR -secret-file F [-addr 127.0.0.1:8080] [-hook SCRIPT] [-max-size BYTES]
 //	               [-s3-endpoint URL -bucket B [-s3-credentials-file F] [-server-id ID]]
+//	               [-metrics-addr HOST:PORT] [-log-format text|json]
 //
 // With -s3-endpoint the releases live in the bucket (package
 // release/s3store) and DIR only stages uploads; several servers may share
@@ -20,6 +21,14 @@
 // stderr. At startup it runs the hook again for releases whose hook a crash
 // cut off (they are not served until it succeeded). See
 // release-server.service for running it under systemd.
+//
+// Observability: -metrics-addr serves GET /metrics (the receiver's
+// opskit_release_* counters, go_* and process_*) on a listener of its own,
+// since -addr faces the build servers; its address is printed as "metrics
+// on URL" after the listening line. -log-format json logs JSON with trace_id
+// and span_id (-log-json is its old name). Traces follow the OTEL_*
+// environment variables (see examples/internal/telemetry; no exporter unless
+// they ask for one): a span per upload request, the hook as its child.
 package main
 
 import (
@@ -39,8 +48,10 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"go.opentelemetry.io/otel"
 
 	"github.com/opskit/opskit/examples/internal/cli"
+	"github.com/opskit/opskit/examples/internal/telemetry"
 	"github.com/opskit/opskit/release"
 	"github.com/opskit/opskit/release/s3store"
 )
@@ -61,7 +72,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hook := fs.String("hook", "", "run `SCRIPT` release.env release.tgz after each new release")
 	hookTimeout := fs.Duration("hook-timeout", release.DefaultHookTimeout, "kill the hook script after this long")
 	maxSize := fs.Int64("max-size", release.DefaultMaxSize, "refuse tarballs larger than `BYTES` (413)")
-	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text (the same as -log-format json)")
+	logFormat := telemetry.LogFormatFlag(fs)
+	metricsAddr := fs.String("metrics-addr", "", "serve GET /metrics on this `address` (e.g. 127.0.0.1:9103), apart from -addr")
 	maxUploads := fs.Int("max-uploads", release.DefaultMaxConcurrentUploads, "uploads in progress at most; more get 503 with Retry-After")
 	uploadTimeout := fs.Duration("upload-timeout", time.Hour, "abort an upload that takes longer than this in all")
 	s3Endpoint := fs.String("s3-endpoint", "", "store releases in S3 at `URL` (http://host:port or https://host) instead of under -dir, which then only stages uploads")
@@ -84,13 +97,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var h slog.Handler = slog.NewTextHandler(stderr, nil)
 	if *logJSON {
-		h = slog.NewJSONHandler(stderr, nil)
+		*logFormat = "json"
 	}
-	log := slog.New(h)
+	log, err := telemetry.NewLogger(stderr, *logFormat, slog.LevelInfo)
+	if err != nil {
+		return cli.Usagef(fs, "%v", err)
+	}
+	shutdownTracing, err := telemetry.SetupTracing(ctx, "opskit-release-server")
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(context.WithoutCancel(ctx))
+	reg := telemetry.NewRegistry()
+	metrics, err := release.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
 	cfg := release.ReceiverConfig{Dir: *dir, Secrets: secrets, MaxSize: *maxSize, Logger: log,
-		MaxConcurrentUploads: *maxUploads, UploadTimeout: *uploadTimeout}
+		MaxConcurrentUploads: *maxUploads, UploadTimeout: *uploadTimeout,
+		Metrics: metrics, TracerProvider: otel.GetTracerProvider()}
 	if *hook != "" {
 		fi, err := os.Stat(*hook)
 		if err != nil {
@@ -119,6 +145,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		mux.Handle("GET /releases/", http.StripPrefix("/releases", rc.Files()))
 	}
 
+	ms, err := telemetry.StartMetrics(ctx, *metricsAddr, reg, log)
+	if err != nil {
+		return err
+	}
+	defer ms.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -128,7 +159,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10, // unauthenticated connections stay cheap
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -140,6 +171,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+	if ms != nil {
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", ms.Addr())
+	}
 	log.Info("release-server started", "addr", ln.Addr().String(), "dir", *dir, "s3", *s3Endpoint, "bucket", *bucket, "secrets", len(secrets), "hook", *hook)
 
 	select {

@@ -44,6 +44,8 @@ func TestRunFlags(t *testing.T) {
 	require.NoError(t, os.WriteFile(empty, []byte("# only a comment\n\n"), 0o600))
 	err = run(t.Context(), []string{"-dir", t.TempDir(), "-secret-file", empty}, &out, &errb)
 	assert.ErrorContains(t, err, "holds no secret")
+	err = run(t.Context(), []string{"-dir", t.TempDir(), "-log-format", "xml"}, &out, &errb)
+	assert.ErrorIs(t, err, errUsage, "an unknown -log-format")
 }
 
 // startServer runs the server with args on a free port and returns its
