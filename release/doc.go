@@ -82,7 +82,7 @@
 // upload request with the hook as a child span. Both are off when nil:
 //
 //	m, err := release.NewMetrics(reg) // reg is yours, never the global registry
-//	rc, err := release.NewReceiver(release.ReceiverConfig{Dir: dir, Secrets: secrets,
+//	rc, err := release.NewReceiver(release.ReceiverConfig{Dir: dir, Secrets: []release.Secret{secret},
 //		Metrics: m, TracerProvider: tp})
 //
 // release.env holds PRODUCT, VERSION, TAG, BUILD, REVISION, COMMIT, RPMS,
