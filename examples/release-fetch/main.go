@@ -4,7 +4,15 @@
 //
 // Usage:
 //
-//	release-fetch -url URL -sha256 HEX -o FILE
+//	release-fetch -url URL [-sha256 HEX] -o FILE [-resume]
+//	release-fetch -url URL -o FILE -exists
+//
+// Without -sha256 the download is verified against the server's
+// Repr-Digest (RFC 9530; release.Receiver's Files serves it). -resume keeps
+// an interrupted download as FILE.partial and continues it with an HTTP
+// Range request next time, verifying the whole file at the end. -exists
+// keeps FILE whenever it exists (for files that change often: existence
+// decides), downloading only a missing one.
 //
 // It prints "up to date FILE" or "downloaded FILE size=N" on stdout and
 // exits 1 on any failure, FILE then being exactly as it was.
@@ -30,17 +38,26 @@ func main() {
 var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("release-fetch", stderr, "Usage: release-fetch -url URL -sha256 HEX -o FILE\n\nDownloads URL to FILE unless FILE already has the checksum; never leaves a partial FILE.\n\nFlags:\n")
+	fs := cli.NewFlagSet("release-fetch", stderr, "Usage: release-fetch -url URL [-sha256 HEX] -o FILE [-resume | -exists]\n\nDownloads URL to FILE unless FILE already has the checksum; never leaves a partial FILE.\n\nFlags:\n")
 	url := fs.String("url", "", "download from `URL` (required)")
-	sum := fs.String("sha256", "", "the expected SHA-256 in `HEX` (required)")
+	sum := fs.String("sha256", "", "the expected SHA-256 in `HEX`; without it, the server's Repr-Digest is checked")
 	out := fs.String("o", "", "write to `FILE` (required)")
+	resume := fs.Bool("resume", false, "keep an interrupted download as FILE.partial and continue it next time (HTTP Range)")
+	exists := fs.Bool("exists", false, "keep FILE whenever it exists; download only a missing FILE")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 || *url == "" || *sum == "" || *out == "" {
-		return cli.Usagef(fs, "-url, -sha256 and -o are required")
+	switch {
+	case fs.NArg() > 0 || *url == "" || *out == "":
+		return cli.Usagef(fs, "-url and -o are required")
+	case *exists && *sum != "":
+		return cli.Usagef(fs, "-exists and -sha256 exclude each other: -exists keeps any existing FILE")
 	}
-	res, err := release.Fetch(ctx, *url, *out, *sum)
+	f := &release.Fetcher{Resume: *resume}
+	if *exists {
+		f.Mode = release.ExistsOrDownload
+	}
+	res, err := f.Fetch(ctx, *url, *out, *sum)
 	if err != nil {
 		return err
 	}

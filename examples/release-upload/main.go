@@ -4,7 +4,12 @@
 //
 // Usage:
 //
-//	release-upload -url URL -secret-file F -product P -version V [-tag T] [-build B] [-revision R] [-commit C] [-log-file F] [-rpms] FILE
+//	release-upload -url URL -secret-file F -product P -version V [-tag T] [-build B] [-revision R] [-commit C] [-log-file F] [-rpms] [-resume] FILE
+//
+// -resume sends FILE over the receiver's resumable endpoint (tus 1.0,
+// URL/uploads/): an interrupted transfer continues where it stopped when
+// the same command runs again, sending only the rest. Its state is kept in
+// FILE.upload between attempts and removed once the release is stored.
 //
 // Without -secret-file the secret comes from $RELEASE_SECRET. On a terminal
 // it shows a progress line on stderr. On success it prints
@@ -33,7 +38,7 @@ func main() {
 var errUsage = cli.ErrUsage // the run tests compare with errUsage
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("release-upload", stderr, "Usage: release-upload -url URL -secret-file F -product P -version V [-tag T] [-build B] [-revision R] [-commit C] [-log-file F] [-rpms] FILE\n\nStreams FILE to the release API and exits 0 only when the server confirmed its checksum.\n\nFlags:\n")
+	fs := cli.NewFlagSet("release-upload", stderr, "Usage: release-upload -url URL -secret-file F -product P -version V [-tag T] [-build B] [-revision R] [-commit C] [-log-file F] [-rpms] [-resume] FILE\n\nStreams FILE to the release API and exits 0 only when the server confirmed its checksum.\n\nFlags:\n")
 	url := fs.String("url", "", "the release API `URL`, e.g. http://updates:8080/release (required)")
 	secretFile := fs.String("secret-file", "", "read the secret from `FILE` (default: $RELEASE_SECRET)")
 	var md release.Metadata
@@ -46,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logFile := fs.String("log-file", "", "read the changelog from `FILE`")
 	fs.BoolVar(&md.RPMs, "rpms", false, "the release carries RPM packages")
 	progress := fs.String("progress", "auto", "progress line on stderr: auto (on a terminal), always or never")
+	resume := fs.Bool("resume", false, "resumable upload: an interrupted transfer continues on the next run (state in FILE.upload)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -83,7 +89,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		bar = &progressLine{w: stderr, name: file, start: time.Now()}
 		up.Progress = bar.update
 	}
-	rcpt, err := up.UploadFile(ctx, md, file)
+	var rcpt release.Receipt
+	if *resume {
+		rcpt, err = up.UploadFileResumable(ctx, md, file, file+".upload")
+	} else {
+		rcpt, err = up.UploadFile(ctx, md, file)
+	}
 	if bar != nil {
 		bar.finish()
 	}

@@ -70,3 +70,20 @@ func TestRunUploads(t *testing.T) {
 	err = run(t.Context(), []string{"-url", srv.UploadURL(), "-product", "app", "-version", "3", file}, &out, &errb)
 	assert.ErrorContains(t, err, "checksum mismatch")
 }
+
+// TestRunResume: -resume sends the file over the resumable (tus) endpoint,
+// keeping its state in FILE.upload between attempts; a finished upload
+// removes the state file and answers like the form upload.
+func TestRunResume(t *testing.T) {
+	srv := releasetest.NewServer(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "release.tgz")
+	require.NoError(t, os.WriteFile(file, []byte(strings.Repeat("r", 1<<20)), 0o644))
+	t.Setenv("RELEASE_SECRET", string(releasetest.DefaultSecret))
+	args := []string{"-url", srv.UploadURL(), "-product", "app", "-version", "2.0.0", "-progress", "never", "-resume", file}
+	var out, errb bytes.Buffer
+	require.NoError(t, run(t.Context(), args, &out, &errb), "stderr: %s", errb.String())
+	assert.Regexp(t, `^stored app 2\.0\.0 sha256=[0-9a-f]{64} size=1048576\n$`, out.String())
+	assert.NoFileExists(t, file+".upload", "state file of a finished upload")
+	require.Len(t, srv.Releases(), 1)
+}
