@@ -58,14 +58,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/opskit/opskit"
 	"github.com/prometheus/client_golang/prometheus"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/opskit/opskit"
+
 	"github.com/opskit/opskit/examples/internal/cli"
+	"github.com/opskit/opskit/examples/internal/natsconn"
 	"github.com/opskit/opskit/examples/internal/telemetry"
 	"github.com/opskit/opskit/freshdesk"
 	"github.com/opskit/opskit/gitlabx"
@@ -109,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	metricsAddr := fs.String("metrics-addr", "", "serve GET /metrics on this `address` (e.g. 127.0.0.1:9102), apart from -addr")
 	logFormat := telemetry.LogFormatFlag(fs)
 	intakeKind := fs.String("intake", "jetstream", "where accepted escalations wait: `jetstream` (queued, durable, shared by replicas) or sync (run while the browser waits)")
-	dataDir := fs.String("data-dir", defaultDataDir(), "`directory` of the embedded JetStream server's files (without -nats-url)")
+	dataDir := fs.String("data-dir", natsconn.DefaultDataDir("freshdesk-bridge"), "`directory` of the embedded JetStream server's files (without -nats-url)")
 	natsURL := fs.String("nats-url", "", "NATS cluster `URLs`, comma-separated; empty runs an embedded server")
 	natsCreds := fs.String("nats-creds", "", "NATS credentials `file` (.creds) for -nats-url")
 	natsTokenFile := fs.String("nats-token-file", "", "`file` holding a NATS token for -nats-url")
@@ -221,7 +222,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var hookIntake gitlabx.Intake
 	if *escalate == 0 && *intakeKind == "jetstream" {
-		nc, closeNATS, err := connectNATS(*natsURL, *natsCreds, *natsTokenFile, *dataDir, *syncAlways)
+		nc, closeNATS, err := natsconn.Connect(natsconn.Config{Name: "freshdesk-bridge", URL: *natsURL, CredsFile: *natsCreds, TokenFile: *natsTokenFile, DataDir: *dataDir, SyncAlways: *syncAlways})
 		if err != nil {
 			return err
 		}
@@ -304,49 +305,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	err = srv.Shutdown(shutdown)
-	err = errors.Join(err, b.Shutdown(shutdown))
+	// Finish the accepted work with the listener still up: GitLab counts a
+	// refused webhook delivery toward disabling the hook, and a button
+	// pressed now is still queued (JetStream: handled on the next start or
+	// by another replica). Then stop listening.
+	err = b.Shutdown(shutdown)
 	if hooks != nil {
 		err = errors.Join(err, hooks.Shutdown(shutdown))
 	}
-	return err
-}
-
-// defaultDataDir is systemd's $STATE_DIRECTORY when set, else
-// ./freshdesk-bridge-data.
-func defaultDataDir() string {
-	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
-		return strings.Split(d, ":")[0]
-	}
-	return "freshdesk-bridge-data"
-}
-
-// connectNATS connects to the cluster at url, or starts an embedded
-// JetStream server with its files in dataDir. close closes what it opened.
-func connectNATS(url, credsFile, tokenFile, dataDir string, syncAlways bool) (nc *nats.Conn, close func(), err error) {
-	if url == "" {
-		emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{DataDir: dataDir, SyncAlways: syncAlways})
-		if err != nil {
-			return nil, nil, err
-		}
-		return emb.Conn(), emb.Close, nil
-	}
-	opts := []nats.Option{nats.Name("freshdesk-bridge"), nats.MaxReconnects(-1)}
-	if credsFile != "" {
-		opts = append(opts, nats.UserCredentials(credsFile))
-	}
-	if tokenFile != "" {
-		tok, err := opskit.SecretFromFile(tokenFile)
-		if err != nil {
-			return nil, nil, err
-		}
-		opts = append(opts, nats.Token(tok.Reveal()))
-	}
-	nc, err = nats.Connect(url, opts...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to NATS: %w", err)
-	}
-	return nc, nc.Close, nil
+	return errors.Join(err, srv.Shutdown(shutdown))
 }
 
 // instrument returns the HTTP clients of the Freshdesk and GitLab API

@@ -51,7 +51,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 	"go.opentelemetry.io/otel"
@@ -59,6 +58,7 @@ import (
 
 	"github.com/opskit/opskit"
 	"github.com/opskit/opskit/examples/internal/cli"
+	"github.com/opskit/opskit/examples/internal/natsconn"
 	"github.com/opskit/opskit/examples/internal/telemetry"
 	"github.com/opskit/opskit/gitlabx"
 	"github.com/opskit/opskit/gitlabx/jetstream"
@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	backwards := fs.Bool("allow-backwards", false, "let events move issues to an earlier state")
 	workers := fs.Int("workers", 8, "deliveries handled at once (-intake memory)")
 	intakeKind := fs.String("intake", "jetstream", "where accepted deliveries wait: `jetstream` (durable) or memory")
-	dataDir := fs.String("data-dir", defaultDataDir(), "`directory` of the embedded JetStream server's files (without -nats-url)")
+	dataDir := fs.String("data-dir", natsconn.DefaultDataDir("gitlab-hooks"), "`directory` of the embedded JetStream server's files (without -nats-url)")
 	natsURL := fs.String("nats-url", "", "NATS cluster `URLs`, comma-separated; empty runs an embedded server")
 	natsCreds := fs.String("nats-creds", "", "NATS credentials `file` (.creds) for -nats-url")
 	natsTokenFile := fs.String("nats-token-file", "", "`file` holding a NATS token for -nats-url")
@@ -190,7 +190,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var intake gitlabx.Intake
 	if *intakeKind == "jetstream" {
-		nc, closeNATS, err := connectNATS(*natsURL, *natsCreds, *natsTokenFile, *dataDir, *syncAlways)
+		nc, closeNATS, err := natsconn.Connect(natsconn.Config{Name: "gitlab-hooks", URL: *natsURL, CredsFile: *natsCreds, TokenFile: *natsTokenFile, DataDir: *dataDir, SyncAlways: *syncAlways})
 		if err != nil {
 			return err
 		}
@@ -296,41 +296,4 @@ func withStats(hooks *gitlabx.Hooks) http.Handler {
 		}
 		hooks.ServeHTTP(w, r)
 	})
-}
-
-// defaultDataDir is systemd's $STATE_DIRECTORY when set, else
-// ./gitlab-hooks-data.
-func defaultDataDir() string {
-	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
-		return strings.Split(d, ":")[0]
-	}
-	return "gitlab-hooks-data"
-}
-
-// connectNATS connects to the cluster at url, or starts an embedded
-// JetStream server with its files in dataDir. close closes what it opened.
-func connectNATS(url, credsFile, tokenFile, dataDir string, syncAlways bool) (nc *nats.Conn, close func(), err error) {
-	if url == "" {
-		emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{DataDir: dataDir, SyncAlways: syncAlways})
-		if err != nil {
-			return nil, nil, err
-		}
-		return emb.Conn(), emb.Close, nil
-	}
-	opts := []nats.Option{nats.Name("gitlab-hooks"), nats.MaxReconnects(-1)}
-	if credsFile != "" {
-		opts = append(opts, nats.UserCredentials(credsFile))
-	}
-	if tokenFile != "" {
-		tok, err := readSecret(tokenFile, "", "nats token")
-		if err != nil {
-			return nil, nil, err
-		}
-		opts = append(opts, nats.Token(tok.Reveal()))
-	}
-	nc, err = nats.Connect(url, opts...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to NATS: %w", err)
-	}
-	return nc, nc.Close, nil
 }
