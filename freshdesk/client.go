@@ -377,14 +377,8 @@ var quoteEscaper = strings.NewReplacer("\\", "\\\\", `"`, "\\\"", "\r", "", "\n"
 // prefix) and returns the updated ticket. Fields not named are left alone.
 // An unknown field gives an *APIError with Code "invalid_field".
 func (c *Client) UpdateCustomFields(ctx context.Context, ticketID int64, fields map[string]any) (*Ticket, error) {
-	b, err := json.Marshal(map[string]any{"custom_fields": fields})
-	if err != nil {
-		return nil, fmt.Errorf("freshdesk: encode custom fields: %w", err)
-	}
-	u := c.endpoint(fmt.Sprintf("tickets/%d", ticketID), nil)
 	var t Ticket
-	body := func() (io.Reader, string, error) { return bytes.NewReader(b), "application/json", nil }
-	if _, err := c.do(ctx, http.MethodPut, u, body, &t); err != nil {
+	if err := c.doJSON(ctx, http.MethodPut, fmt.Sprintf("tickets/%d", ticketID), "custom fields", map[string]any{"custom_fields": fields}, &t); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -402,14 +396,8 @@ const (
 // custom status's value) and returns the updated ticket. A value the help
 // desk does not know gives an *APIError with Code "invalid_value".
 func (c *Client) UpdateStatus(ctx context.Context, ticketID int64, status int) (*Ticket, error) {
-	b, err := json.Marshal(map[string]any{"status": status})
-	if err != nil {
-		return nil, fmt.Errorf("freshdesk: encode status: %w", err)
-	}
-	u := c.endpoint(fmt.Sprintf("tickets/%d", ticketID), nil)
 	var t Ticket
-	body := func() (io.Reader, string, error) { return bytes.NewReader(b), "application/json", nil }
-	if _, err := c.do(ctx, http.MethodPut, u, body, &t); err != nil {
+	if err := c.doJSON(ctx, http.MethodPut, fmt.Sprintf("tickets/%d", ticketID), "status", map[string]any{"status": status}, &t); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -419,17 +407,23 @@ func (c *Client) UpdateStatus(ctx context.Context, ticketID int64, status int) (
 // help desk's support address, and returns it as a Conversation. An unknown
 // ticket gives an error matching ErrNotFound.
 func (c *Client) Reply(ctx context.Context, ticketID int64, body string) (*Conversation, error) {
-	b, err := json.Marshal(map[string]any{"body": body})
-	if err != nil {
-		return nil, fmt.Errorf("freshdesk: encode reply: %w", err)
-	}
-	u := c.endpoint(fmt.Sprintf("tickets/%d/reply", ticketID), nil)
 	var cv Conversation
-	fn := func() (io.Reader, string, error) { return bytes.NewReader(b), "application/json", nil }
-	if _, err := c.do(ctx, http.MethodPost, u, fn, &cv); err != nil {
+	if err := c.doJSON(ctx, http.MethodPost, fmt.Sprintf("tickets/%d/reply", ticketID), "reply", map[string]any{"body": body}, &cv); err != nil {
 		return nil, err
 	}
 	return &cv, nil
+}
+
+// doJSON sends in, encoded as JSON, with method to the API path and decodes
+// the answer into out; what names the body in an encoding error.
+func (c *Client) doJSON(ctx context.Context, method, path, what string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("freshdesk: encode %s: %w", what, err)
+	}
+	body := func() (io.Reader, string, error) { return bytes.NewReader(b), "application/json", nil }
+	_, err = c.do(ctx, method, c.endpoint(path, nil), body, out)
+	return err
 }
 
 func (c *Client) endpoint(path string, q url.Values) *url.URL {
