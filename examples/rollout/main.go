@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/opskit/opskit/examples/internal/cli"
+	"github.com/opskit/opskit/examples/internal/lbrollout"
 	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/workflow"
 	"github.com/opskit/opskit/workflow/workflowmetrics"
@@ -115,10 +116,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	printJournal := !o.demo || o.journal != ""
 	hc := &http.Client{Timeout: 10 * time.Second}
 	var (
-		cfg  Config
+		cfg  lbrollout.Config
 		exec workflow.Executor
-		push pusher
-		dm   *demo
+		push lbrollout.Pusher
+		dm   *lbrollout.Demo
 	)
 	if o.demo {
 		dir, err := os.MkdirTemp("", "rollout-demo-")
@@ -126,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		if dm, err = newDemo(dir, 8); err != nil {
+		if dm, err = lbrollout.NewDemo(dir, 8, 0); err != nil {
 			return err
 		}
 		defer dm.Close()
@@ -134,18 +135,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := os.WriteFile(src, []byte("app v2\n"), 0o755); err != nil {
 			return err
 		}
-		cfg = Config{Concurrency: 3, CanaryNum: 1, MaxFailures: 1, Src: src, LB: dm.lb.addr, Pattern: "app", Backends: dm.order, Dst: "/srv/app"}
+		cfg = dm.Config(src)
 		if o.demoCorrupt > 0 {
-			dm.corrupt = dm.order[o.demoCorrupt-1]
+			dm.Corrupt = dm.Order[o.demoCorrupt-1]
 		}
 		if o.journal == "" {
 			o.journal = filepath.Join(dir, "rollout.journal")
 		}
-		fmt.Fprintf(stdout, "demo: %d backends running app v1 behind the load balancer at %s\n", len(dm.order), dm.lb.addr)
+		fmt.Fprintf(stdout, "demo: %d backends running app v1 behind the load balancer at %s\n", len(dm.Order), dm.LB.Addr())
 		exec, push = dm, dm
 	} else {
 		var err error
-		if cfg, err = loadConfig(o.config); err != nil {
+		if cfg, err = lbrollout.LoadConfig(o.config); err != nil {
 			return err
 		}
 		auth := fleet.SSHConfig{User: o.user, Port: o.sshPort}
@@ -174,18 +175,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	p, err := newPlan(cfg, exec, push, hc)
+	p, err := lbrollout.NewPlan(cfg, exec, push, hc)
 	if err != nil {
 		return err
 	}
 	if dm != nil {
-		dm.stopCmd, dm.startCmd = p.stopCmd, p.startCd
-		p.hostOf = func(backend string) string { return backend }
+		dm.Use(p)
 	}
-	targets := make([]workflow.Target, len(cfg.Backends))
-	for i, b := range cfg.Backends {
-		targets[i] = p.target(b)
-	}
+	targets := p.Targets()
 
 	// A plain dry run writes nothing, not even a journal.
 	var j *workflow.Journal
@@ -218,20 +215,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Soak:           o.soak,
 		TargetTimeout:  o.timeout,
 		CancelInFlight: o.cancelInFlight,
-		Preconditions: []workflow.Check{{Name: "load balancer answers", Fn: func(ctx context.Context) error {
-			_, err := p.lb.pool(ctx)
-			return err
-		}}},
-		Postconditions: []workflow.Check{{Name: "service answers through the load balancer", Fn: func(ctx context.Context) error {
-			_, err := get(ctx, hc, "http://"+cfg.LB+"/")
-			return err
-		}}},
-		DryRun:     o.dryRun,
-		PlanOutput: stdout,
-		Journal:    j,
+		Preconditions:  p.Preconditions(),
+		Postconditions: p.Postconditions(),
+		DryRun:         o.dryRun,
+		PlanOutput:     stdout,
+		Journal:        j,
 		// The binary's checksum names the rollout, so that resuming
 		// with another binary is refused.
-		RolloutID:       filepath.Base(cfg.Src) + " sha256:" + p.sum[:12],
+		RolloutID:       filepath.Base(cfg.Src) + " sha256:" + p.Sum[:12],
 		AllowPlanChange: o.allowChange,
 		Control:         ctl,
 		OnEvent:         func(ev workflow.Event) { met.Observe(ev); prog.event(ev) },
@@ -254,7 +245,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, f := range rep.Failures {
 		fmt.Fprintf(stdout, "failed: %s in state %s: %v\n", f.Target, f.State, f.Err)
 	}
-	if pool, perr := p.lb.pool(ctx); perr == nil {
+	if pool, perr := p.Pool(ctx); perr == nil {
 		fmt.Fprintf(stdout, "pool: %d of %d backends in rotation\n", len(pool), len(cfg.Backends))
 		if dm != nil {
 			for _, b := range cfg.Backends {
@@ -264,7 +255,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 						in = "in pool"
 					}
 				}
-				fmt.Fprintf(stdout, "  %s  %-11s  %s\n", b, in, dm.version(b))
+				fmt.Fprintf(stdout, "  %s  %-11s  %s\n", b, in, dm.Version(b))
 			}
 		}
 	}
