@@ -149,26 +149,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if cfg, err = lbrollout.LoadConfig(o.config); err != nil {
 			return err
 		}
-		auth := fleet.SSHConfig{User: o.user, Port: o.sshPort}
-		if o.key != "" {
-			auth.KeyFiles = []string{o.key}
-		}
-		if o.knownHosts != "" {
-			auth.KnownHostsFiles = []string{o.knownHosts}
-		}
-		if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" && o.key == "" {
-			auth.AgentSocket = sock
-		}
-		if pass, ok := os.LookupEnv("ROLLOUT_KEY_PASSPHRASE"); ok {
-			auth.Passphrase = func(string) ([]byte, error) { return []byte(pass), nil }
-		}
+		auth := lbrollout.SSHAuth(o.user, o.key, o.knownHosts, o.sshPort)
 		if !o.dryRun { // a dry run connects nowhere
 			ssh, err := fleet.NewSSH(auth)
 			if err != nil {
 				return err
 			}
 			defer ssh.Close()
-			exec, push = fleet.ShellExecutor{Executor: ssh}, fleetPush{ssh}
+			exec, push = fleet.ShellExecutor{Executor: ssh}, lbrollout.FleetPush{SSH: ssh}
 		}
 		if o.journal == "" {
 			o.journal = "rollout.journal"
@@ -264,20 +252,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "journal: %s (-resume or -retry-failed continue from it)\n", o.journal)
 	}
 	return err
-}
-
-// fleetPush copies the binary with fleet.Push: streamed over SSH into a
-// temporary file beside dst, its SHA-256 checked on the backend, then
-// renamed over dst (skipped when dst already has that checksum).
-type fleetPush struct{ ssh *fleet.SSH }
-
-func (p fleetPush) Push(ctx context.Context, host, src, dst, sum string) error {
-	res, err := fleet.Push(ctx, p.ssh, host, src, dst, 0o755)
-	if err != nil {
-		return err
-	}
-	if res.SHA256 != sum {
-		return fmt.Errorf("%s changed during the rollout: sha256 %.12s, planned %.12s", src, res.SHA256, sum)
-	}
-	return nil
 }

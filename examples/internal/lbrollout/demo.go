@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/opskit/opskit/internal/atomicfile"
 )
@@ -37,6 +38,25 @@ type Demo struct {
 	// Corrupt names a backend whose copies arrive corrupted (set it
 	// before the rollout starts).
 	Corrupt string
+	// Step, if set, is how long every stop, start and copy takes, so
+	// that a demo can be watched, paused or killed in the middle of a
+	// state (set it before the rollout starts).
+	Step time.Duration
+}
+
+// wait sleeps d.Step, or returns ctx's error when ctx ends first.
+func (d *Demo) wait(ctx context.Context) error {
+	if d.Step <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d.Step)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // NewDemo starts n backends and a load balancer with all of them in its
@@ -100,7 +120,8 @@ func startBackend(dir, addr string) (*DemoBackend, error) {
 
 // Use makes p run its commands and copies on the demo's backends: the
 // demo learns p's stop and start commands, and p names each backend's
-// host by its address (they all live on 127.0.0.1).
+// host by its address (they all live on 127.0.0.1). Call it before p.Target
+// or p.Targets: a target names its host when it is built.
 func (d *Demo) Use(p *Plan) {
 	d.stopCmd, d.startCmd = p.StopCmd, p.StartCmd
 	p.HostOf = func(backend string) string { return backend }
@@ -109,8 +130,21 @@ func (d *Demo) Use(p *Plan) {
 // Config returns the talk's settings for the demo (concurrency 3, one
 // canary, one failure tolerated, pattern "app", Dst /srv/app) installing
 // src.
-func (d *Demo) Config(src string) Config {
-	return Config{Concurrency: 3, CanaryNum: 1, MaxFailures: 1, Src: src, LB: d.LB.Addr(), Pattern: "app", Backends: d.Order, Dst: "/srv/app"}
+func (d *Demo) Config(src string) Config { return demoConfig(src, d.LB.Addr(), d.Order) }
+
+// DemoConfig is Demo.Config for the demo NewDemo(dir, n, port) starts
+// with port not 0, without starting it: another process (one that starts
+// the rollout on Temporal) gets the same targets.
+func DemoConfig(src string, n, port int) Config {
+	backends := make([]string, n)
+	for i := range backends {
+		backends[i] = fmt.Sprintf("127.0.0.1:%d", port+i+1)
+	}
+	return demoConfig(src, fmt.Sprintf("127.0.0.1:%d", port), backends)
+}
+
+func demoConfig(src, lb string, backends []string) Config {
+	return Config{Concurrency: 3, CanaryNum: 1, MaxFailures: 1, Src: src, LB: lb, Pattern: "app", Backends: backends, Dst: "/srv/app"}
 }
 
 // Close stops everything.
@@ -132,11 +166,20 @@ func (d *Demo) Run(ctx context.Context, host, cmd string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("demo: no backend %s", host)
 	}
+	if err := d.wait(ctx); err != nil {
+		return nil, err
+	}
 	switch cmd {
 	case d.stopCmd:
 		b.stop()
 		return nil, nil
 	case d.startCmd:
+		// Starting a job that already runs the installed binary does
+		// nothing, as a service manager's start: a rollout resumed
+		// after its worker died may run its start state again.
+		if b.runsInstalled() {
+			return nil, nil
+		}
 		return nil, b.start(b.addr)
 	}
 	return nil, fmt.Errorf("demo: %s: unknown command %q", host, cmd)
@@ -148,6 +191,9 @@ func (d *Demo) Push(ctx context.Context, host, src, dst, sum string) error {
 	b, ok := d.backends[host]
 	if !ok {
 		return fmt.Errorf("demo: no backend %s", host)
+	}
+	if err := d.wait(ctx); err != nil {
+		return err
 	}
 	in, err := os.Open(src)
 	if err != nil {
@@ -247,6 +293,18 @@ func (b *DemoBackend) start(addr string) error {
 	})}
 	go b.srv.Serve(ln)
 	return nil
+}
+
+// runsInstalled says whether the job runs the binary now installed.
+func (b *DemoBackend) runsInstalled() bool {
+	content, err := os.ReadFile(b.binary())
+	if err != nil {
+		return false
+	}
+	version, _, _ := strings.Cut(string(content), "\n")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.srv != nil && b.version == version
 }
 
 func (b *DemoBackend) stop() {

@@ -250,3 +250,43 @@ func (l lbClient) pool(ctx context.Context) ([]string, error) {
 	}
 	return pool, nil
 }
+
+// FleetPush is the Pusher of a real rollout: it copies the binary with
+// fleet.Push, streamed over SSH into a temporary file beside dst, its
+// SHA-256 checked on the backend, then renamed over dst (skipped when dst
+// already has that checksum).
+type FleetPush struct{ SSH *fleet.SSH }
+
+// Push copies src to dst on host. It returns fleet.Push's error, or an
+// error when src's checksum is no longer sum (src changed since the plan).
+func (p FleetPush) Push(ctx context.Context, host, src, dst, sum string) error {
+	res, err := fleet.Push(ctx, p.SSH, host, src, dst, 0o755)
+	if err != nil {
+		return err
+	}
+	if res.SHA256 != sum {
+		return fmt.Errorf("%s changed during the rollout: sha256 %.12s, planned %.12s", src, res.SHA256, sum)
+	}
+	return nil
+}
+
+// SSHAuth is the SSH configuration of a real rollout: user on port, the
+// private key file key (its passphrase, if any, from
+// $ROLLOUT_KEY_PASSPHRASE) or, without key, ssh-agent via $SSH_AUTH_SOCK,
+// and the known_hosts file knownHosts ("" for ~/.ssh/known_hosts).
+func SSHAuth(user, key, knownHosts string, port int) fleet.SSHConfig {
+	auth := fleet.SSHConfig{User: user, Port: port}
+	if key != "" {
+		auth.KeyFiles = []string{key}
+	}
+	if knownHosts != "" {
+		auth.KnownHostsFiles = []string{knownHosts}
+	}
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" && key == "" {
+		auth.AgentSocket = sock
+	}
+	if pass, ok := os.LookupEnv("ROLLOUT_KEY_PASSPHRASE"); ok {
+		auth.Passphrase = func(string) ([]byte, error) { return []byte(pass), nil }
+	}
+	return auth
+}

@@ -87,3 +87,31 @@ func TestStopState(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoStartRunningJob: the demo's start command on a job that already
+// runs the installed binary does nothing (a worker that took over runs the
+// start state again), and on a job running another binary it fails.
+func TestDemoStartRunningJob(t *testing.T) {
+	dir := t.TempDir()
+	dm, err := NewDemo(dir, 1, 0)
+	require.NoError(t, err)
+	t.Cleanup(dm.Close)
+	src := filepath.Join(dir, "app-v2")
+	require.NoError(t, os.WriteFile(src, []byte("app v2\n"), 0o755))
+	p, err := NewPlan(dm.Config(src), dm, dm, http.DefaultClient)
+	require.NoError(t, err)
+	dm.Use(p)
+	b := dm.Order[0]
+	_, err = dm.Run(t.Context(), b, p.StartCmd)
+	assert.NoError(t, err, "start on the job running the installed app v1")
+	assert.Equal(t, "app v1", dm.Version(b))
+
+	require.NoError(t, dm.Push(t.Context(), b, src, "/srv/app", p.Sum))
+	_, err = dm.Run(t.Context(), b, p.StartCmd)
+	assert.ErrorContains(t, err, "already running", "start while the old binary runs")
+	_, err = dm.Run(t.Context(), b, p.StopCmd)
+	require.NoError(t, err)
+	_, err = dm.Run(t.Context(), b, p.StartCmd)
+	require.NoError(t, err)
+	assert.Equal(t, "app v2", dm.Version(b))
+}
