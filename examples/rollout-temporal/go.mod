@@ -6,6 +6,7 @@ require (
 	github.com/opskit/opskit v0.0.0
 	github.com/opskit/opskit/workflow/temporal v0.0.0
 	go.temporal.io/sdk v1.51.0
+	golang.org/x/crypto v0.58.0
 )
 
 require (
@@ -25,7 +26,6 @@ require (
 	github.com/stretchr/testify v1.12.1 // indirect
 	go.temporal.io/api v1.64.3 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +21,10 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/testsuite"
+	"golang.org/x/crypto/ssh"
 
+	"github.com/opskit/opskit/examples/internal/lbrollout"
+	"github.com/opskit/opskit/fleet/fleettest"
 	"github.com/opskit/opskit/internal/testenv"
 )
 
@@ -200,6 +206,85 @@ func TestFailover(t *testing.T) {
 	}
 	if pool := lbPool(t, port); len(pool) != 8 {
 		t.Errorf("load balancer pool after the failover = %q; want all 8 backends", pool)
+	}
+}
+
+// TestConfigRollout runs a -config rollout over SSH (fleet's in-process
+// server: the copy and checksum run for real through /bin/sh, stop and
+// start drive a demo backend) through a worker and a dev server: the
+// backend's binary is replaced and it serves the new version.
+func TestConfigRollout(t *testing.T) {
+	addr := devServer(t)
+	dir := t.TempDir()
+	b, err := lbrollout.NewDemoBackend(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	lb, err := lbrollout.NewDemoLB([]string{b.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lb.Close() })
+
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "id_ed25519")
+	writeFile(t, keyFile, string(pem.EncodeToMemory(blk)))
+	srv := fleettest.NewServer(t, fleettest.Config{AuthorizedKeys: []ssh.PublicKey{sshPub},
+		Handler: func(ctx context.Context, s *fleettest.Session) int {
+			switch {
+			case strings.HasPrefix(s.Command, "pkill -f -- "):
+				b.Stop()
+				return 0
+			case strings.HasPrefix(s.Command, "nohup "):
+				if err := b.Start(); err != nil {
+					return 1
+				}
+				return 0
+			}
+			return fleettest.RunReal(ctx, s)
+		}})
+	kh := filepath.Join(dir, "known_hosts")
+	writeFile(t, kh, srv.KnownHostsLine())
+	_, sshPort, _ := net.SplitHostPort(srv.Addr())
+	src := filepath.Join(dir, "app-v2")
+	writeFile(t, src, "app v2\n")
+	cfg := filepath.Join(dir, "rollout.json")
+	writeFile(t, cfg, `{"Concurrency":1,"CanaryNum":1,"MaxFailures":0,"Src":"`+src+`","LB":"`+lb.Addr()+
+		`","Pattern":"app","Backends":["`+b.Addr()+`"],"Dst":"`+b.Binary()+`"}`)
+
+	common := []string{"-temporal", addr, "-task-queue", "q-config", "-config", cfg}
+	startWorker(t, append([]string{"worker", "-user", "ops", "-key", keyFile, "-known-hosts", kh, "-ssh-port", sshPort}, common...))
+	var out bytes.Buffer
+	if err := run(t.Context(), append([]string{"start", "-id", "cfg", "-wait"}, common...), &out, &out); err != nil {
+		t.Fatalf("start -wait: %v\n%s", err, out.String())
+	}
+	if got := out.String(); !strings.Contains(got, "end state: ESSuccess") || !strings.Contains(got, "pool: 1 of 1 backends in rotation") {
+		t.Errorf("start -wait printed:\n%s\nwant ESSuccess and the backend in the pool", got)
+	}
+	if got, _ := os.ReadFile(b.Binary()); string(got) != "app v2\n" {
+		t.Errorf("backend binary = %q; want app v2 copied over SSH", got)
+	}
+	if v := serves(t, b.Addr()); v != "app v2" {
+		t.Errorf("backend serves %q; want app v2", v)
+	}
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
