@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/opskit/opskit/examples/internal/cli"
+	"github.com/opskit/opskit/examples/internal/lbrollout"
 	"github.com/opskit/opskit/fleet"
 	"github.com/opskit/opskit/workflow"
 	"github.com/opskit/opskit/workflow/workflowmetrics"
@@ -115,10 +116,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	printJournal := !o.demo || o.journal != ""
 	hc := &http.Client{Timeout: 10 * time.Second}
 	var (
-		cfg  Config
+		cfg  lbrollout.Config
 		exec workflow.Executor
-		push pusher
-		dm   *demo
+		push lbrollout.Pusher
+		dm   *lbrollout.Demo
 	)
 	if o.demo {
 		dir, err := os.MkdirTemp("", "rollout-demo-")
@@ -126,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		if dm, err = newDemo(dir, 8); err != nil {
+		if dm, err = lbrollout.NewDemo(dir, 8, 0); err != nil {
 			return err
 		}
 		defer dm.Close()
@@ -134,58 +135,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := os.WriteFile(src, []byte("app v2\n"), 0o755); err != nil {
 			return err
 		}
-		cfg = Config{Concurrency: 3, CanaryNum: 1, MaxFailures: 1, Src: src, LB: dm.lb.addr, Pattern: "app", Backends: dm.order, Dst: "/srv/app"}
+		cfg = dm.Config(src)
 		if o.demoCorrupt > 0 {
-			dm.corrupt = dm.order[o.demoCorrupt-1]
+			dm.Corrupt = dm.Order[o.demoCorrupt-1]
 		}
 		if o.journal == "" {
 			o.journal = filepath.Join(dir, "rollout.journal")
 		}
-		fmt.Fprintf(stdout, "demo: %d backends running app v1 behind the load balancer at %s\n", len(dm.order), dm.lb.addr)
+		fmt.Fprintf(stdout, "demo: %d backends running app v1 behind the load balancer at %s\n", len(dm.Order), dm.LB.Addr())
 		exec, push = dm, dm
 	} else {
 		var err error
-		if cfg, err = loadConfig(o.config); err != nil {
+		if cfg, err = lbrollout.LoadConfig(o.config); err != nil {
 			return err
 		}
-		auth := fleet.SSHConfig{User: o.user, Port: o.sshPort}
-		if o.key != "" {
-			auth.KeyFiles = []string{o.key}
-		}
-		if o.knownHosts != "" {
-			auth.KnownHostsFiles = []string{o.knownHosts}
-		}
-		if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" && o.key == "" {
-			auth.AgentSocket = sock
-		}
-		if pass, ok := os.LookupEnv("ROLLOUT_KEY_PASSPHRASE"); ok {
-			auth.Passphrase = func(string) ([]byte, error) { return []byte(pass), nil }
-		}
+		auth := lbrollout.SSHAuth(o.user, o.key, o.knownHosts, o.sshPort)
 		if !o.dryRun { // a dry run connects nowhere
 			ssh, err := fleet.NewSSH(auth)
 			if err != nil {
 				return err
 			}
 			defer ssh.Close()
-			exec, push = fleet.ShellExecutor{Executor: ssh}, fleetPush{ssh}
+			exec, push = fleet.ShellExecutor{Executor: ssh}, lbrollout.FleetPush{SSH: ssh}
 		}
 		if o.journal == "" {
 			o.journal = "rollout.journal"
 		}
 	}
 
-	p, err := newPlan(cfg, exec, push, hc)
+	p, err := lbrollout.NewPlan(cfg, exec, push, hc)
 	if err != nil {
 		return err
 	}
 	if dm != nil {
-		dm.stopCmd, dm.startCmd = p.stopCmd, p.startCd
-		p.hostOf = func(backend string) string { return backend }
+		dm.Use(p)
 	}
-	targets := make([]workflow.Target, len(cfg.Backends))
-	for i, b := range cfg.Backends {
-		targets[i] = p.target(b)
-	}
+	targets := p.Targets()
 
 	// A plain dry run writes nothing, not even a journal.
 	var j *workflow.Journal
@@ -218,20 +203,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Soak:           o.soak,
 		TargetTimeout:  o.timeout,
 		CancelInFlight: o.cancelInFlight,
-		Preconditions: []workflow.Check{{Name: "load balancer answers", Fn: func(ctx context.Context) error {
-			_, err := p.lb.pool(ctx)
-			return err
-		}}},
-		Postconditions: []workflow.Check{{Name: "service answers through the load balancer", Fn: func(ctx context.Context) error {
-			_, err := get(ctx, hc, "http://"+cfg.LB+"/")
-			return err
-		}}},
-		DryRun:     o.dryRun,
-		PlanOutput: stdout,
-		Journal:    j,
+		Preconditions:  p.Preconditions(),
+		Postconditions: p.Postconditions(),
+		DryRun:         o.dryRun,
+		PlanOutput:     stdout,
+		Journal:        j,
 		// The binary's checksum names the rollout, so that resuming
 		// with another binary is refused.
-		RolloutID:       filepath.Base(cfg.Src) + " sha256:" + p.sum[:12],
+		RolloutID:       filepath.Base(cfg.Src) + " sha256:" + p.Sum[:12],
 		AllowPlanChange: o.allowChange,
 		Control:         ctl,
 		OnEvent:         func(ev workflow.Event) { met.Observe(ev); prog.event(ev) },
@@ -254,7 +233,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, f := range rep.Failures {
 		fmt.Fprintf(stdout, "failed: %s in state %s: %v\n", f.Target, f.State, f.Err)
 	}
-	if pool, perr := p.lb.pool(ctx); perr == nil {
+	if pool, perr := p.Pool(ctx); perr == nil {
 		fmt.Fprintf(stdout, "pool: %d of %d backends in rotation\n", len(pool), len(cfg.Backends))
 		if dm != nil {
 			for _, b := range cfg.Backends {
@@ -264,7 +243,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 						in = "in pool"
 					}
 				}
-				fmt.Fprintf(stdout, "  %s  %-11s  %s\n", b, in, dm.version(b))
+				fmt.Fprintf(stdout, "  %s  %-11s  %s\n", b, in, dm.Version(b))
 			}
 		}
 	}
@@ -273,20 +252,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "journal: %s (-resume or -retry-failed continue from it)\n", o.journal)
 	}
 	return err
-}
-
-// fleetPush copies the binary with fleet.Push: streamed over SSH into a
-// temporary file beside dst, its SHA-256 checked on the backend, then
-// renamed over dst (skipped when dst already has that checksum).
-type fleetPush struct{ ssh *fleet.SSH }
-
-func (p fleetPush) Push(ctx context.Context, host, src, dst, sum string) error {
-	res, err := fleet.Push(ctx, p.ssh, host, src, dst, 0o755)
-	if err != nil {
-		return err
-	}
-	if res.SHA256 != sum {
-		return fmt.Errorf("%s changed during the rollout: sha256 %.12s, planned %.12s", src, res.SHA256, sum)
-	}
-	return nil
 }

@@ -18,10 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/opskit/opskit/fleet"
+	"github.com/opskit/opskit/examples/internal/lbrollout"
 	"github.com/opskit/opskit/fleet/fleettest"
 	"github.com/opskit/opskit/workflow"
-	"github.com/opskit/opskit/workflow/workflowtest"
 )
 
 func TestDemo(t *testing.T) {
@@ -99,54 +98,17 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-func TestConfigValidation(t *testing.T) {
-	src := filepath.Join(t.TempDir(), "app")
-	require.NoError(t, os.WriteFile(src, []byte("v2"), 0o755))
-	good := `"Concurrency":2,"CanaryNum":1,"MaxFailures":1,"Src":"` + src + `","LB":"lb:8081","Pattern":"app","Backends":["web1:8080","web2:8080"]`
-	c, err := parseConfig([]byte("{" + good + "}"))
-	require.NoError(t, err)
-	assert.Equal(t, "/usr/local/bin/app", c.Dst, "default Dst")
-
-	for _, tt := range []struct{ name, json, want string }{
-		{"not json", `{`, "unexpected EOF"},
-		{"unknown field", `{` + good + `,"Concurency":3}`, `unknown field "Concurency"`},
-		{"trailing data", `{` + good + `}{}`, "trailing data"},
-		{"zero concurrency", `{` + good + `,"Concurrency":0}`, "Concurrency must be at least 1"},
-		{"negative canaries", `{` + good + `,"CanaryNum":-1}`, "CanaryNum must not be negative"},
-		{"negative budget", `{` + good + `,"MaxFailures":-1}`, "MaxFailures must not be negative"},
-		{"no src", `{` + good + `,"Src":""}`, "Src (the new binary) is missing"},
-		{"missing src", `{` + good + `,"Src":"/nonexistent/app"}`, "no such file"},
-		{"src is a directory", `{` + good + `,"Src":"/tmp"}`, "not a regular file"},
-		{"no pattern", `{` + good + `,"Pattern":""}`, "Pattern"},
-		{"no backends", `{` + good + `,"Backends":[]}`, "Backends is empty"},
-		{"too many canaries", `{` + good + `,"CanaryNum":3}`, "CanaryNum 3 is more than the 2 backends"},
-		{"bad lb", `{` + good + `,"LB":"lb"}`, `LB "lb" is not host:port`},
-		{"bad backend", `{` + good + `,"Backends":["web1"]}`, `Backends[0] "web1" is not host:port`},
-		{"duplicate backend", `{` + good + `,"Backends":["web1:80","web1:80"]}`, "listed twice"},
-		{"relative dst", `{` + good + `,"Dst":"bin/app"}`, "not an absolute path"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseConfig([]byte(tt.json))
-			require.ErrorIs(t, err, errConfig)
-			assert.ErrorContains(t, err, tt.want)
-		})
-	}
-	_, err = loadConfig(filepath.Join(t.TempDir(), "missing.json"))
-	assert.ErrorIs(t, err, errConfig)
-}
-
 // TestSSHPath runs the non-demo path against fleet's in-process SSH server:
 // the copy and checksum run for real through /bin/sh, stop and start drive
 // a local backend, and the load balancer is the demo's.
 func TestSSHPath(t *testing.T) {
 	dir := t.TempDir()
-	b := &demoBackend{dir: dir}
-	require.NoError(t, os.WriteFile(b.binary(), []byte("app v1\n"), 0o755))
-	require.NoError(t, b.start("127.0.0.1:0"))
-	t.Cleanup(b.stop)
-	lb, err := newDemoLB([]string{b.addr})
+	b, err := lbrollout.NewDemoBackend(dir)
 	require.NoError(t, err)
-	t.Cleanup(func() { lb.srv.Close() })
+	t.Cleanup(b.Stop)
+	lb, err := lbrollout.NewDemoLB([]string{b.Addr()})
+	require.NoError(t, err)
+	t.Cleanup(func() { lb.Close() })
 
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
@@ -161,10 +123,10 @@ func TestSSHPath(t *testing.T) {
 		Handler: func(ctx context.Context, s *fleettest.Session) int {
 			switch {
 			case strings.HasPrefix(s.Command, "pkill -f -- "):
-				b.stop()
+				b.Stop()
 				return 0
 			case strings.HasPrefix(s.Command, "nohup "):
-				if err := b.start(b.addr); err != nil {
+				if err := b.Start(); err != nil {
 					return 1
 				}
 				return 0
@@ -177,8 +139,8 @@ func TestSSHPath(t *testing.T) {
 
 	src := filepath.Join(dir, "app-v2")
 	require.NoError(t, os.WriteFile(src, []byte("app v2\n"), 0o755))
-	cfg := `{"Concurrency":1,"CanaryNum":1,"MaxFailures":0,"Src":"` + src + `","LB":"` + lb.addr +
-		`","Pattern":"app","Backends":["` + b.addr + `"],"Dst":"` + b.binary() + `"}`
+	cfg := `{"Concurrency":1,"CanaryNum":1,"MaxFailures":0,"Src":"` + src + `","LB":"` + lb.Addr() +
+		`","Pattern":"app","Backends":["` + b.Addr() + `"],"Dst":"` + b.Binary() + `"}`
 	cfgFile := filepath.Join(dir, "rollout.json")
 	require.NoError(t, os.WriteFile(cfgFile, []byte(cfg), 0o600))
 
@@ -188,10 +150,10 @@ func TestSSHPath(t *testing.T) {
 	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
 	assert.Contains(t, out.String(), "end state: ESSuccess")
 	assert.Contains(t, out.String(), "pool: 1 of 1 backends in rotation")
-	got, err := os.ReadFile(b.binary())
+	got, err := os.ReadFile(b.Binary())
 	require.NoError(t, err)
 	assert.Equal(t, "app v2\n", string(got), "the binary was replaced over SSH")
-	v, err := get(t.Context(), http.DefaultClient, "http://"+b.addr+"/")
+	v, err := lbrollout.Get(t.Context(), http.DefaultClient, "http://"+b.Addr()+"/")
 	require.NoError(t, err)
 	assert.Equal(t, "app v2", v, "the backend runs the new binary")
 	var cmds []string
@@ -259,43 +221,5 @@ func TestProgressLine(t *testing.T) {
 		} else {
 			assert.Equal(t, 4, strings.Count(buf.String(), "\n"), "one line per change: %q", buf.String())
 		}
-	}
-}
-
-func TestStopState(t *testing.T) {
-	assert.Equal(t, "[a]pp", notSelf("app"))
-	assert.Equal(t, "[/]usr/local/bin/app", notSelf("/usr/local/bin/app"))
-	assert.Equal(t, "^app$", notSelf("^app$"))
-
-	src := filepath.Join(t.TempDir(), "app")
-	require.NoError(t, os.WriteFile(src, []byte("v2"), 0o755))
-	for _, tt := range []struct {
-		name    string
-		err     error
-		wantErr bool
-	}{
-		{"stopped", nil, false},
-		{"was not running (pkill exit 1)", &fleet.ExitError{Host: "web1", Code: 1}, false},
-		{"pkill failed (exit 2)", &fleet.ExitError{Host: "web1", Code: 2}, true},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			rec := workflowtest.NewRecorder()
-			p, err := newPlan(Config{Src: src, LB: "lb:1", Pattern: "app", Dst: "/srv/app"}, rec, nil, http.DefaultClient)
-			require.NoError(t, err)
-			assert.Equal(t, "pkill -f -- '[a]pp'", p.stopCmd)
-			rec.Fail("web1", p.stopCmd, tt.err)
-			var stop workflow.StateFn
-			for _, s := range p.target("web1:8080").States {
-				if s.Name == stStop {
-					stop = s.Fn
-				}
-			}
-			_, err = stop(t.Context())
-			if tt.wantErr {
-				assert.Error(t, err)
-			} else {
-				assert.NoError(t, err)
-			}
-		})
 	}
 }

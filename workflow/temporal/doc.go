@@ -47,16 +47,18 @@
 // different version of this package than the one that started a rollout
 // still in flight.
 //
-// Command cmd/rollout-temporal is a worker and a control CLI for a demo
-// rollout.
+// examples/rollout-temporal (a module of its own) runs the talk's
+// rollout, the targets of examples/rollout, on this backend: a worker, a
+// start command and the control subcommands.
 //
 // # Testing
 //
 // workflowtest.TestEngine, the conformance suite of workflow.Runner's
 // semantics, runs against this backend in Temporal's in-process test
-// environment (go.temporal.io/sdk/testsuite). The dev-server tests (a
-// worker SIGKILLed in a state, another finishing the rollout; control
-// through the CLI) need the temporal CLI at $OPSKIT_TEMPORAL or
-// ~/.cache/opskit/bin/temporal (.ci/run builds it); they skip without it,
-// and fail under OPSKIT_REQUIRE_INTEGRATION=1.
+// environment (go.temporal.io/sdk/testsuite). The dev-server test (a
+// worker SIGKILLed in a state, another finishing the rollout) needs the
+// temporal CLI at $OPSKIT_TEMPORAL or ~/.cache/opskit/bin/temporal (.ci/run
+// builds it); it skips without it, and fails under
+// OPSKIT_REQUIRE_INTEGRATION=1. examples/rollout-temporal's tests drive
+// pause, promote and abort through its CLI against a dev server.
 package temporal

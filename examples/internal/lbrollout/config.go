@@ -1,4 +1,4 @@
-package main
+package lbrollout
 
 import (
 	"bytes"
@@ -34,27 +34,27 @@ type Config struct {
 	Dst string `json:",omitempty"`
 }
 
-// errConfig marks a configuration the rollout refuses.
-var errConfig = errors.New("rollout: bad config")
+// ErrConfig marks a configuration the rollout refuses.
+var ErrConfig = errors.New("rollout: bad config")
 
-// loadConfig reads and validates the JSON configuration at file.
-func loadConfig(file string) (Config, error) {
+// LoadConfig reads and validates the JSON configuration at file.
+func LoadConfig(file string) (Config, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return Config{}, fmt.Errorf("%w: %v", errConfig, err)
+		return Config{}, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	return parseConfig(b)
+	return ParseConfig(b)
 }
 
-func parseConfig(b []byte) (Config, error) {
+func ParseConfig(b []byte) (Config, error) {
 	var c Config
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("%w: %v", errConfig, err)
+		return Config{}, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if dec.More() {
-		return Config{}, fmt.Errorf("%w: trailing data after the JSON object", errConfig)
+		return Config{}, fmt.Errorf("%w: trailing data after the JSON object", ErrConfig)
 	}
 	if c.Dst == "" && c.Src != "" {
 		c.Dst = "/usr/local/bin/" + path.Base(c.Src)
@@ -64,7 +64,7 @@ func parseConfig(b []byte) (Config, error) {
 
 func (c Config) validate() error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{errConfig}, args...)...)
+		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
 	}
 	switch {
 	case c.Concurrency < 1:
