@@ -228,26 +228,11 @@ func TestRunServesWebhook(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
-// scrape reads the metrics the bridge serves at url.
-func scrape(t *testing.T, url string) []*dto.MetricFamily {
-	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), "GET", url, nil)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	return promtest.Parse(t, resp.Body)
-}
-
-// sample is the value of the sample of name whose labels include want
-// (label, value pairs), or -1 when there is none.
-func sample(fams []*dto.MetricFamily, name string, want ...string) float64 {
-	v, ok := promtest.Find(fams, name, promtest.Labels(want...))
-	if !ok {
-		return -1
-	}
-	return v
-}
+// scrape and sample read the metrics served at a -metrics-addr.
+var (
+	scrape = promtest.Scrape
+	sample = promtest.Sample
+)
 
 // TestRunMetrics sends real traffic through the serving bridge (an
 // escalation, the same again, an unknown ticket, a wrong token, an issue

@@ -19,26 +19,23 @@ import (
 
 var listenURL = regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+`)
 
-// TestBusyReceiverNeverDisabled (issue 15): gitlab-hooks with the in-memory
-// intake and one worker, against a slow GitLab (20 ms a call), gets a flood
-// of the fake GitLab's own webhook deliveries (a developer opens 40 merge
-// requests; the bots' own notes and labels come back as events too), under
-// GitLab's auto-disable rules. It is stopped while it is still working
-// through them. Every delivery is answered 2xx, so the hook has no failure
-// and was never disabled, and the stop finishes what was accepted.
-func TestBusyReceiverNeverDisabled(t *testing.T) {
-	const n = 40
-	srv := gitlabtest.NewServer(t)
+// startFlooded runs gitlab-hooks with the in-memory intake and one worker
+// against a fake GitLab whose every call takes 20 ms and whose project 7
+// has n branches b0..b(n-1) with a new VERSION, hooked to the program.
+// open(i) opens the merge request of branch bi as a developer; done gets
+// run's result once cancel stops it.
+func startFlooded(t *testing.T, n int) (srv *gitlabtest.Server, open func(i int), done chan error, cancel context.CancelFunc) {
+	t.Helper()
+	srv = gitlabtest.NewServer(t)
 	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
 	srv.SetFile(7, "main", "VERSION", []byte("1.0.0\n"))
 	for i := range n {
 		srv.SetFile(7, fmt.Sprintf("b%d", i), "VERSION", []byte("1.1.0\n"))
 	}
-
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+	t.Cleanup(cancel)
 	pr, pw := io.Pipe()
-	done := make(chan error, 1)
+	done = make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-gitlab-url", srv.URL(),
 			"-token-file", writeFile(t, "token", srv.Token()), "-secret-file", writeFile(t, "secret", "hook-secret"),
@@ -54,13 +51,28 @@ func TestBusyReceiverNeverDisabled(t *testing.T) {
 	go io.Copy(io.Discard, pr)
 	srv.AddHook(7, gitlabtest.Hook{URL: url, Options: gitlabtest.WebhookOptions{Token: "hook-secret"}})
 	srv.SetLatency(20 * time.Millisecond)
-
 	dev := srv.ClientFor(gitlabtest.DeveloperToken)
-	for i := range n {
+	open = func(i int) {
 		_, _, err := dev.MergeRequests.CreateMergeRequest(7, &gitlab.CreateMergeRequestOptions{
 			Title: gitlab.Ptr(fmt.Sprintf("change %d", i)), SourceBranch: gitlab.Ptr(fmt.Sprintf("b%d", i)), TargetBranch: gitlab.Ptr("main"),
 		})
 		require.NoError(t, err)
+	}
+	return srv, open, done, cancel
+}
+
+// TestBusyReceiverNeverDisabled (issue 15): gitlab-hooks with the in-memory
+// intake and one worker, against a slow GitLab (20 ms a call), gets a flood
+// of the fake GitLab's own webhook deliveries (a developer opens 40 merge
+// requests; the bots' own notes and labels come back as events too), under
+// GitLab's auto-disable rules. It is stopped while it is still working
+// through them. Every delivery is answered 2xx, so the hook has no failure
+// and was never disabled, and the stop finishes what was accepted.
+func TestBusyReceiverNeverDisabled(t *testing.T) {
+	const n = 40
+	srv, open, done, cancel := startFlooded(t, n)
+	for i := range n {
+		open(i)
 	}
 	require.NoError(t, srv.WaitDeliveries(t.Context()), "the fake's deliveries")
 	// Stop it while the one worker is still busy with the flood (each MR
@@ -109,39 +121,7 @@ func TestBusyReceiverNeverDisabled(t *testing.T) {
 // the README says; with JetStream they are stored for the next start.
 func TestStopDuringFloodNeverDisabled(t *testing.T) {
 	const n = 40
-	srv := gitlabtest.NewServer(t)
-	srv.AddProject(gitlabtest.Project{ID: 7, Path: "ops/app"})
-	srv.SetFile(7, "main", "VERSION", []byte("1.0.0\n"))
-	for i := range n {
-		srv.SetFile(7, fmt.Sprintf("b%d", i), "VERSION", []byte("1.1.0\n"))
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-gitlab-url", srv.URL(),
-			"-token-file", writeFile(t, "token", srv.Token()), "-secret-file", writeFile(t, "secret", "hook-secret"),
-			"-intake", "memory", "-workers", "1"}, pw, io.Discard)
-		pw.Close()
-	}()
-	lines := bufio.NewScanner(pr)
-	var url string
-	for url == "" && lines.Scan() {
-		url = listenURL.FindString(lines.Text())
-	}
-	require.NotEmpty(t, url, "listening address")
-	go io.Copy(io.Discard, pr)
-	srv.AddHook(7, gitlabtest.Hook{URL: url, Options: gitlabtest.WebhookOptions{Token: "hook-secret"}})
-	srv.SetLatency(20 * time.Millisecond)
-
-	dev := srv.ClientFor(gitlabtest.DeveloperToken)
-	open := func(i int) {
-		_, _, err := dev.MergeRequests.CreateMergeRequest(7, &gitlab.CreateMergeRequestOptions{
-			Title: gitlab.Ptr(fmt.Sprintf("change %d", i)), SourceBranch: gitlab.Ptr(fmt.Sprintf("b%d", i)), TargetBranch: gitlab.Ptr("main"),
-		})
-		require.NoError(t, err)
-	}
+	srv, open, done, cancel := startFlooded(t, n)
 	for i := range n / 2 {
 		open(i)
 	}

@@ -101,25 +101,11 @@ func serve(t *testing.T, srv *gitlabtest.Server, args ...string) served {
 	return s
 }
 
-// scrape reads the metrics served at url.
-func scrape(t *testing.T, url string) []*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	return promtest.Parse(t, resp.Body)
-}
-
-// sample is the value of the sample of name whose labels include want
-// (label, value pairs; a histogram's count), or -1 when there is none.
-func sample(fams []*dto.MetricFamily, name string, want ...string) float64 {
-	v, ok := promtest.Find(fams, name, promtest.Labels(want...))
-	if !ok {
-		return -1
-	}
-	return v
-}
+// scrape and sample read the metrics served at a -metrics-addr.
+var (
+	scrape = promtest.Scrape
+	sample = promtest.Sample
+)
 
 // TestRunMetrics sends real deliveries through gitlab-hooks (a wrong
 // token, an MR opened, its redelivery) and scrapes -metrics-addr: the

@@ -9,7 +9,9 @@ package promtest
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"net/http"
 	"os"
 	"sort"
 	"testing"
@@ -70,6 +72,35 @@ func sampleValue(m *dto.Metric) float64 {
 		return float64(m.Summary.GetSampleCount())
 	}
 	return 0
+}
+
+// Sample is Find's value, or -1 when there is no such sample: for
+// assertions that print the value either way.
+func Sample(fams []*dto.MetricFamily, name string, want ...string) float64 {
+	v, ok := Find(fams, name, Labels(want...))
+	if !ok {
+		return -1
+	}
+	return v
+}
+
+// Scrape GETs a /metrics url and parses the answer, failing t unless it is
+// 200 in the text format.
+func Scrape(t testing.TB, url string) []*dto.MetricFamily {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: %s", url, resp.Status)
+	}
+	return Parse(t, resp.Body)
 }
 
 // Gather gathers g, failing t on an error.

@@ -1,12 +1,14 @@
 package promtest_test
 
 import (
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/opskit/opskit/internal/promtest"
 )
@@ -54,5 +56,21 @@ func TestReadTextfile(t *testing.T) {
 	}
 	if got := promtest.Parse(t, strings.NewReader(text)); len(got) != 1 {
 		t.Errorf("Parse gave %d families; want 1", len(got))
+	}
+}
+
+func TestScrapeAndSample(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "up_now", Help: "u"})
+	reg.MustRegister(g)
+	g.Set(7)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	fams := promtest.Scrape(t, srv.URL)
+	if v := promtest.Sample(fams, "up_now"); v != 7 {
+		t.Errorf("Sample(up_now) = %v; want 7", v)
+	}
+	if v := promtest.Sample(fams, "absent"); v != -1 {
+		t.Errorf("Sample(absent) = %v; want -1", v)
 	}
 }
