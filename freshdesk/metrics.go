@@ -3,7 +3,6 @@ package freshdesk
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/opskit/opskit/internal/promreg"
 	"github.com/opskit/opskit/observe"
 )
 
@@ -68,9 +68,6 @@ type Metrics struct {
 // observe.NewTransport on the clients' HTTP clients (see Endpoint).
 // Registering twice on one registry is an error, as is a nil reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	if reg == nil {
-		return nil, errors.New("freshdesk: NewMetrics needs a registry")
-	}
 	m := &Metrics{
 		escalations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "opskit_freshdesk_escalations_total",
@@ -102,10 +99,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "GitLab events handled to keep tickets up to date, by kind (close, reopen, note) and result: synced (the ticket was told), duplicate (told before), ignored (not the ticket's), error.",
 		}, []string{"kind", "result"}),
 	}
-	for _, c := range []prometheus.Collector{m.escalations, m.duration, m.inFlight, m.notes, m.attachments, m.tooLarge, m.sync} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("freshdesk: registering the bridge's metrics: %w", err)
-		}
+	if err := promreg.Register(reg, "freshdesk: the bridge's metrics", m.escalations, m.duration, m.inFlight, m.notes, m.attachments, m.tooLarge, m.sync); err != nil {
+		return nil, err
 	}
 	// Every series exists from the start, so rate() and alerts see the
 	// first increase.

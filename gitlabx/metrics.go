@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/opskit/opskit/internal/promreg"
 )
 
 // The answers of opskit_gitlabx_deliveries_total: what Hooks.ServeHTTP
@@ -63,9 +65,6 @@ type Metrics struct {
 // GitLab API calls are counted by observe.NewTransport on the client's HTTP
 // client. Registering twice on one registry is an error, as is a nil reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	if reg == nil {
-		return nil, errors.New("gitlabx: NewMetrics needs a registry")
-	}
 	m := &Metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "opskit_gitlabx_deliveries_total",
@@ -97,10 +96,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 				"Deliveries handed to this replica's handlers again, after a replica crashed or stopped while handling them (JetStream).", nil, nil),
 		},
 	}
-	for _, c := range []prometheus.Collector{m.deliveries, m.duplicates, m.dropped, m.duration, m.errors, m.intake} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("gitlabx: registering the webhook metrics: %w", err)
-		}
+	if err := promreg.Register(reg, "gitlabx: the webhook metrics", m.deliveries, m.duplicates, m.dropped, m.duration, m.errors, m.intake); err != nil {
+		return nil, err
 	}
 	// Series alerts watch exist from the start, so the first increase shows.
 	m.dropped.WithLabelValues("busy")

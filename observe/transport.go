@@ -1,7 +1,6 @@
 package observe
 
 import (
-	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/opskit/opskit/internal/promreg"
 )
 
 // ClientMetrics holds the metrics of the calls of one API client. Several
@@ -31,9 +32,6 @@ type ClientMetrics struct {
 // may share a registry; registering the same name twice is an error, as is a
 // nil reg.
 func NewClientMetrics(reg prometheus.Registerer, client string) (*ClientMetrics, error) {
-	if reg == nil {
-		return nil, fmt.Errorf("observe: NewClientMetrics needs a registry")
-	}
 	cl := prometheus.Labels{"client": client}
 	m := &ClientMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -62,10 +60,9 @@ func NewClientMetrics(reg prometheus.Registerer, client string) (*ClientMetrics,
 			Help: "Requests left in the API's rate-limit window, from the last RateLimit-Remaining (or X-RateLimit-Remaining) header.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.rateLimited, m.waited, m.remaining} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("observe: registering the metrics of client %s: %w", client, err)
-		}
+	if err := promreg.Register(reg, "observe: the metrics of client "+client,
+		m.requests, m.duration, m.inFlight, m.rateLimited, m.waited, m.remaining); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -3,7 +3,6 @@ package release
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/opskit/opskit/internal/promreg"
 )
 
 // The results of opskit_release_uploads_total and of the opskit.result
@@ -70,9 +71,6 @@ type Metrics struct {
 // POST. Hooks run again by RunPendingHooks are counted too. Registering
 // twice on one registry is an error, as is a nil reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	if reg == nil {
-		return nil, errors.New("release: NewMetrics needs a registry")
-	}
 	m := &Metrics{
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "opskit_release_uploads_total",
@@ -101,10 +99,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800},
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.uploads, m.bytes, m.duration, m.inFlight, m.hooks, m.hookDuration} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("release: registering the receiver's metrics: %w", err)
-		}
+	if err := promreg.Register(reg, "release: the receiver's metrics", m.uploads, m.bytes, m.duration, m.inFlight, m.hooks, m.hookDuration); err != nil {
+		return nil, err
 	}
 	// Every series exists from the start, so rate() and alerts see the
 	// first increase.
