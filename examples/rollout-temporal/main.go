@@ -35,7 +35,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -320,29 +319,10 @@ func say(w io.Writer, err error, msg string) error {
 	return err
 }
 
-// printStatus prints the phase and flags, then one line per backend:
-// outcome, state, attempts, error.
+// printStatus prints the status as examples/rollout's status does.
 func printStatus(w io.Writer, st temporal.Status) {
-	var flags []string
-	for _, f := range []struct {
-		on   bool
-		name string
-	}{{st.Paused, "paused"}, {st.Promoted, "promoted"}, {st.Aborted, "aborted"}} {
-		if f.on {
-			flags = append(flags, f.name)
-		}
-	}
-	switch {
-	case st.Ended && st.EndPhase == "":
-		fmt.Fprintf(w, "ended %s\n", st.End)
-	case st.Ended:
-		fmt.Fprintf(w, "ended %s in the %s phase: %s\n", st.End, st.EndPhase, st.Err)
-	default:
-		fmt.Fprintln(w, strings.Join(append([]string{"phase", string(st.Phase)}, flags...), " "))
-	}
-	for _, t := range st.Targets {
-		fmt.Fprintf(w, "  %-15s %-12s %-16s attempts=%d %s\n", t.Name, t.Outcome, t.State, t.Attempts, t.Err)
-	}
+	lbrollout.PrintStatus(w, workflow.Status{Phase: st.Phase, Paused: st.Paused, Promoted: st.Promoted, Aborted: st.Aborted,
+		Ended: st.Ended, End: st.End, EndPhase: st.EndPhase, Err: st.Err, Targets: st.Targets})
 }
 
 // eventPrinter prints a worker's events, one line each; OnEvent calls are

@@ -9,10 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/opskit/opskit/examples/internal/cli"
+	"github.com/opskit/opskit/examples/internal/lbrollout"
 	"github.com/opskit/opskit/workflow"
 )
 
@@ -129,31 +129,6 @@ func runControl(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	printStatus(stdout, st)
+	lbrollout.PrintStatus(stdout, st)
 	return nil
-}
-
-// printStatus prints the phase and flags, then one line per backend.
-func printStatus(w io.Writer, st workflow.Status) {
-	var flags []string
-	for _, f := range []struct {
-		on   bool
-		name string
-	}{{st.Paused, "paused"}, {st.Promoted, "promoted"}, {st.Aborted, "aborted"}} {
-		if f.on {
-			flags = append(flags, f.name)
-		}
-	}
-	switch {
-	case st.Ended && st.Err == "":
-		fmt.Fprintf(w, "ended %s\n", st.End)
-	case st.Ended:
-		fmt.Fprintf(w, "ended %s in the %s phase: %s\n", st.End, st.EndPhase, st.Err)
-	default:
-		fmt.Fprintln(w, strings.Join(append([]string{"phase", string(st.Phase)}, flags...), " "))
-	}
-	for _, t := range st.Targets {
-		line := fmt.Sprintf("  %-21s %-12s %-16s attempts=%d %s", t.Name, t.Outcome, t.State, t.Attempts, t.Err)
-		fmt.Fprintln(w, strings.TrimRight(line, " "))
-	}
 }

@@ -102,33 +102,25 @@ type TargetPlan struct {
 	Skip      bool   `json:",omitempty"`
 }
 
-// Outcome is what happened to a target so far.
-type Outcome string
+// Outcome is what happened to a target so far: workflow.Outcome, so that
+// both engines report the same values.
+type Outcome = workflow.Outcome
 
 // The outcomes of a target.
 const (
-	OutcomeNotStarted  Outcome = "not_started"
-	OutcomeRunning     Outcome = "running"
-	OutcomeSucceeded   Outcome = "succeeded"
-	OutcomeFailed      Outcome = "failed"
-	OutcomeInterrupted Outcome = "interrupted"
-	OutcomeSkipped     Outcome = "skipped"
+	OutcomeNotStarted  = workflow.OutcomeNotStarted
+	OutcomeRunning     = workflow.OutcomeRunning
+	OutcomeSucceeded   = workflow.OutcomeSucceeded
+	OutcomeFailed      = workflow.OutcomeFailed
+	OutcomeInterrupted = workflow.OutcomeInterrupted
+	OutcomeSkipped     = workflow.OutcomeSkipped
 )
 
-// TargetStatus is one target's progress.
-type TargetStatus struct {
-	Name    string
-	Outcome Outcome
-	// Phase is the phase the target ran in.
-	Phase workflow.Phase `json:",omitempty"`
-	// State is the state the target is in, or failed or was interrupted in.
-	State string `json:",omitempty"`
-	// Attempts is how many times State's activity has been started so far
-	// (more than 1 after a worker died while running it).
-	Attempts int `json:",omitempty"`
-	// Err is the failure's message.
-	Err string `json:",omitempty"`
-}
+// TargetStatus is one target's progress: workflow.TargetProgress, with
+// one difference in meaning: Attempts counts how many times State's
+// activity has been started so far (more than 1 after a worker died while
+// running it).
+type TargetStatus = workflow.TargetProgress
 
 // Status is what the status query returns, and the workflow's result.
 type Status struct {
